@@ -1,0 +1,158 @@
+"""Base classes for checks and actions, and the context the runner hands them."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from upkeeper.models import CommandResult, Host, Result, Status, utcnow
+
+if TYPE_CHECKING:
+    from upkeeper.history import HostHistory
+    from upkeeper.transport import Transport
+
+
+class Params(BaseModel):
+    """Base for check parameter models: unknown keys are rejected."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class NoParams(Params):
+    """For checks that take no parameters."""
+
+
+P = TypeVar("P", bound=BaseModel)
+
+
+@dataclass
+class CheckContext(Generic[P]):
+    """Everything a check may use while it runs on one host.
+
+    ``history`` is scoped to this host and check: past metric series for trends, and a
+    small persistent key/value state (e.g. when a security update was first seen).
+    """
+
+    host: Host
+    transport: Transport
+    params: P
+    history: HostHistory
+    check_mode: bool = False
+    run_id: str = ""
+    timeout: float = 300.0
+    now: datetime = field(default_factory=utcnow)
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("upkeeper.check"))
+    _deadline: float = field(default=0.0, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self._deadline:
+            self._deadline = time.monotonic() + self.timeout
+
+    @property
+    def is_windows(self) -> bool:
+        return self.host.os_family == "windows"
+
+    def remaining(self) -> float:
+        """Seconds left before the check's own timeout (never below one)."""
+        return max(1.0, self._deadline - time.monotonic())
+
+    def run(
+        self,
+        command: str | Sequence[str],
+        timeout: float | None = None,
+        sudo: bool = False,
+        stdin: str | bytes | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> CommandResult:
+        """``transport.run`` with the timeout capped by what is left of the check's."""
+        limit = self.remaining() if timeout is None else min(timeout, self.remaining())
+        return self.transport.run(command, timeout=limit, sudo=sudo, stdin=stdin, env=env)
+
+    def run_powershell(self, script: str, timeout: float | None = None) -> CommandResult:
+        limit = self.remaining() if timeout is None else min(timeout, self.remaining())
+        return self.transport.run_powershell(script, timeout=limit)
+
+
+class Check(Generic[P]):
+    """A read-only check. Subclass, set ``name`` and ``Params``, implement ``run``.
+
+    Example::
+
+        class Uptime(Check[UptimeParams]):
+            name = "system.uptime"
+            Params = UptimeParams
+
+            def run(self, ctx):
+                out = ctx.run(["cat", "/proc/uptime"]).check_ok()
+                days = float(out.stdout.split()[0]) / 86400
+                status = Status.WARN if days > ctx.params.max_days else Status.OK
+                return Result(status, f"up {days:.1f} days", metrics={"uptime_days": days})
+    """
+
+    #: Dotted name used in playbooks (``plugin.check``).
+    name: ClassVar[str] = ""
+    #: One line shown by ``upkeeper checks``.
+    description: ClassVar[str] = ""
+    #: Pydantic model validating the playbook's params for this check.
+    Params: ClassVar[type[BaseModel]] = NoParams
+    #: OS families (``linux``, ``windows``, ``darwin`` ...) the check supports; others
+    #: get SKIPPED. ``("*",)`` means any.
+    platforms: ClassVar[tuple[str, ...]] = ("linux",)
+    #: Default seconds before the runner gives up on the check (playbook may override).
+    timeout: ClassVar[float] = 300.0
+    #: Actions change hosts; checks never do.
+    is_action: ClassVar[bool] = False
+
+    def run(self, ctx: CheckContext[P]) -> Result | Iterable[Result]:
+        """Inspect the host and return one or more results."""
+        raise NotImplementedError
+
+    @classmethod
+    def supports(cls, host: Host) -> bool:
+        return "*" in cls.platforms or host.os_family in cls.platforms
+
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        """Name, description, kind, platforms and params JSON Schema (for ``upkeeper checks``)."""
+        return {
+            "name": cls.name,
+            "description": cls.description or (cls.__doc__ or "").strip().partition("\n")[0],
+            "kind": "action" if cls.is_action else "check",
+            "platforms": list(cls.platforms),
+            "params": cls.Params.model_json_schema(),
+        }
+
+
+class Action(Check[P]):
+    """A check that changes the host (e.g. applying patches).
+
+    Must honour ``ctx.check_mode`` (report what it would do, change nothing). The runner
+    only starts an action on a host inside one of its maintenance windows when the host
+    defines any (``maintenance_windows``); otherwise it is SKIPPED with the next window.
+    """
+
+    is_action = True
+    #: Set False for actions that are safe at any time.
+    needs_window: ClassVar[bool] = True
+
+
+def ok(summary: str, **kw: Any) -> Result:
+    return Result(Status.OK, summary, **kw)
+
+
+def warn(summary: str, **kw: Any) -> Result:
+    return Result(Status.WARN, summary, **kw)
+
+
+def crit(summary: str, **kw: Any) -> Result:
+    return Result(Status.CRIT, summary, **kw)
+
+
+def unknown(summary: str, **kw: Any) -> Result:
+    return Result(Status.UNKNOWN, summary, **kw)

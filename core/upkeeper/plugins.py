@@ -1,0 +1,298 @@
+"""Plugin loading and the registries of checks, transports, notifiers and templates.
+
+Plugins are found through the ``upkeeper`` entry-point group, loaded one at a time: a
+plugin that fails to import, targets another API major version, has a malformed hook,
+or whose register hook raises is recorded on its :class:`PluginInfo` and skipped.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.metadata as md
+import logging
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from upkeeper import hookspecs
+from upkeeper.checks import Check
+from upkeeper.transport import LocalTransport, Transport
+
+log = logging.getLogger("upkeeper.plugins")
+
+#: Major.minor of the plugin API. Plugins may declare ``UPKEEPER_API = "1"``; another
+#: major version is refused.
+API_VERSION = "1.0"
+ENTRY_POINT_GROUP = "upkeeper"
+DISABLE_ENV = "UPKEEPER_DISABLE_PLUGINS"
+TRACE_ENV = "UPKEEPER_TRACE_PLUGINS"
+
+
+class RegistryError(Exception):
+    """A name registered twice, or a malformed plugin object."""
+
+
+class UnknownNameError(LookupError):
+    """A playbook names a check/transport/notifier nobody registered."""
+
+    def __init__(self, kind: str, name: str, known: Iterable[str]) -> None:
+        self.kind, self.name, self.known = kind, name, sorted(known)
+        close = difflib.get_close_matches(name, self.known, n=3, cutoff=0.6)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        known_text = ", ".join(self.known) or "none"
+        super().__init__(f"unknown {kind} '{name}'{hint}; known {kind}s: {known_text}")
+
+
+@dataclass
+class PluginInfo:
+    """What ``upkeeper plugins`` shows for one plugin."""
+
+    name: str
+    module: str = ""
+    distribution: str = ""
+    version: str = ""
+    source: str = "third-party"
+    loaded: bool = False
+    disabled: bool = False
+    errors: list[str] = field(default_factory=list)
+    checks: list[str] = field(default_factory=list)
+    transports: list[str] = field(default_factory=list)
+    notifiers: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Registry:
+    """Named plugin objects, each remembering the plugin that registered it."""
+
+    checks: dict[str, type[Check[Any]]] = field(default_factory=dict)
+    transports: dict[str, type[Transport]] = field(default_factory=dict)
+    notifiers: dict[str, type[Any]] = field(default_factory=dict)
+    inventory_sources: list[Any] = field(default_factory=list)
+    template_dirs: list[str] = field(default_factory=list)
+    origin: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def _add(self, kind: str, table: dict[str, Any], name: str, obj: Any, plugin: str) -> None:
+        if not name or not isinstance(name, str):
+            raise RegistryError(f"{kind} {obj!r} from plugin '{plugin}' has no name")
+        if name in table:
+            first = self.origin[(kind, name)]
+            raise RegistryError(
+                f"{kind} '{name}' is registered twice: by plugin '{first}' and by plugin '{plugin}'"
+            )
+        table[name] = obj
+        self.origin[(kind, name)] = plugin
+
+    def add_check(self, cls: Any, plugin: str) -> None:
+        if not (isinstance(cls, type) and issubclass(cls, Check)):
+            raise RegistryError(f"plugin '{plugin}' registered {cls!r}, which is not a Check")
+        from pydantic import BaseModel
+
+        if not (isinstance(cls.Params, type) and issubclass(cls.Params, BaseModel)):
+            raise RegistryError(
+                f"check '{cls.name}' from plugin '{plugin}': Params must be a pydantic model"
+            )
+        self._add("check", self.checks, cls.name, cls, plugin)
+
+    def add_transport(self, cls: Any, plugin: str) -> None:
+        if not (isinstance(cls, type) and issubclass(cls, Transport)):
+            raise RegistryError(f"plugin '{plugin}' registered {cls!r}, which is not a Transport")
+        self._add("transport", self.transports, cls.name, cls, plugin)
+
+    def add_notifier(self, cls: Any, plugin: str) -> None:
+        self._add("notifier", self.notifiers, getattr(cls, "name", ""), cls, plugin)
+
+    def check(self, name: str) -> type[Check[Any]]:
+        try:
+            return self.checks[name]
+        except KeyError:
+            raise UnknownNameError("check", name, self.checks) from None
+
+    def transport(self, name: str) -> type[Transport]:
+        try:
+            return self.transports[name]
+        except KeyError:
+            raise UnknownNameError("transport", name, self.transports) from None
+
+    def notifier(self, name: str) -> type[Any]:
+        try:
+            return self.notifiers[name]
+        except KeyError:
+            raise UnknownNameError("notifier", name, self.notifiers) from None
+
+
+class CorePlugin:
+    """The core's own contributions: the local transport."""
+
+    @hookspecs.hookimpl
+    def upkeeper_register_transports(self) -> list[type[Transport]]:
+        return [LocalTransport]
+
+
+@dataclass
+class PluginSystem:
+    """A plugin manager with the registry built from it and a report of every plugin."""
+
+    pm: pluggy.PluginManager
+    registry: Registry
+    plugins: list[PluginInfo]
+
+    def call(self, hook: str, **kwargs: Any) -> list[Any]:
+        """Call ``hook`` on every plugin, isolating failures (logged, never raised)."""
+        return call_each(self.pm, hook, self._info_by_name(), **kwargs)
+
+    def _info_by_name(self) -> dict[str, PluginInfo]:
+        return {p.name: p for p in self.plugins}
+
+
+def _disabled_names(extra: Sequence[str] = ()) -> set[str]:
+    names = {n.strip() for n in os.environ.get(DISABLE_ENV, "").split(",") if n.strip()}
+    return names | set(extra)
+
+
+def _api_compatible(module: ModuleType) -> str | None:
+    declared = getattr(module, "UPKEEPER_API", None)
+    if declared is None:
+        return None
+    if str(declared).split(".")[0] != API_VERSION.split(".")[0]:
+        return (f"built for upkeeper plugin API {declared}, this upkeeper provides "
+                f"{API_VERSION}: skipped")
+    return None
+
+
+def get_plugin_manager(
+    extra_plugins: Sequence[tuple[str, object]] = (),
+    load_entrypoints: bool = True,
+    disabled: Sequence[str] = (),
+) -> PluginSystem:
+    """Build a fresh plugin manager and registry (no global state).
+
+    :param extra_plugins: ``(name, plugin object or module)`` pairs registered after the
+        entry points (used by tests and embedding applications).
+    :param load_entrypoints: load the ``upkeeper`` entry-point group.
+    :param disabled: plugin names to block, on top of ``UPKEEPER_DISABLE_PLUGINS``.
+    """
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    if os.environ.get(TRACE_ENV):
+        pm.trace.root.setwriter(lambda msg: sys.stderr.write(f"[plugins] {msg}"))
+        pm.enable_tracing()
+    infos: list[PluginInfo] = []
+    blocked = _disabled_names(disabled)
+    core = PluginInfo(name="core", module="upkeeper.plugins", distribution="upkeeper",
+                      source="built-in")
+    _register(pm, core, CorePlugin())
+    infos.append(core)
+    if load_entrypoints:
+        for ep in sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            infos.append(_load_entry_point(pm, ep, blocked))
+    for name, obj in extra_plugins:
+        info = PluginInfo(name=name, module=getattr(obj, "__name__", type(obj).__name__))
+        if name in blocked:
+            info.disabled = True
+        else:
+            _register(pm, info, obj)
+        infos.append(info)
+    registry = build_registry(pm, infos)
+    return PluginSystem(pm, registry, infos)
+
+
+def _load_entry_point(pm: pluggy.PluginManager, ep: md.EntryPoint, blocked: set[str]) -> PluginInfo:
+    dist = ep.dist
+    dist_name = dist.metadata["Name"] if dist is not None else ""
+    info = PluginInfo(
+        name=ep.name,
+        module=ep.value,
+        distribution=dist_name,
+        version=dist.version if dist is not None else "",
+        source="built-in" if dist_name == "upkeeper" else "third-party",
+    )
+    if ep.name in blocked:
+        info.disabled = True
+        return info
+    try:
+        obj = ep.load()
+    except Exception as exc:  # a broken plugin must never stop the others
+        info.errors.append(f"import failed: {type(exc).__name__}: {exc}")
+        log.warning("plugin %s failed to import: %s", ep.name, exc)
+        return info
+    if isinstance(obj, ModuleType):
+        problem = _api_compatible(obj)
+        if problem:
+            info.errors.append(problem)
+            log.warning("plugin %s %s", ep.name, problem)
+            return info
+    _register(pm, info, obj)
+    return info
+
+
+def _register(pm: pluggy.PluginManager, info: PluginInfo, obj: object) -> None:
+    try:
+        pm.register(obj, name=info.name)
+        pm.check_pending()
+    except Exception as exc:
+        if pm.is_registered(obj):
+            pm.unregister(obj)
+        info.errors.append(f"invalid hooks: {exc}")
+        log.warning("plugin %s skipped: %s", info.name, exc)
+        return
+    info.loaded = True
+
+
+def call_each(pm: pluggy.PluginManager, hook: str, infos: dict[str, PluginInfo],
+              **kwargs: Any) -> list[Any]:
+    """Call each implementation of ``hook`` on its own so one failure cannot stop the rest.
+
+    Returns ``(plugin name, value)`` pairs for the implementations that succeeded.
+    """
+    out: list[Any] = []
+    caller = getattr(pm.hook, hook)
+    for impl in reversed(caller.get_hookimpls()):
+        pname = pm.get_name(impl.plugin) or repr(impl.plugin)
+        args = {k: kwargs[k] for k in impl.argnames if k in kwargs}
+        try:
+            value = impl.function(**args)
+        except Exception as exc:  # hooks are third-party code; report and go on
+            msg = f"hook {hook} raised {type(exc).__name__}: {exc}"
+            log.error("plugin %s: %s", pname, msg)
+            if pname in infos:
+                infos[pname].errors.append(msg)
+            continue
+        out.append((pname, value))
+    return out
+
+
+def build_registry(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> Registry:
+    """Collect every plugin's registrations; bad entries are reported on the plugin."""
+    reg = Registry()
+    by_name = {i.name: i for i in infos}
+
+    def collect(hook: str, add: Any, listing: str | None) -> None:
+        for pname, values in call_each(pm, hook, by_name):
+            info = by_name.get(pname)
+            for obj in values or []:
+                try:
+                    add(obj, pname)
+                except RegistryError as exc:
+                    if info is not None:
+                        info.errors.append(str(exc))
+                    log.error("%s", exc)
+                    continue
+                if info is not None and listing:
+                    getattr(info, listing).append(getattr(obj, "name", str(obj)))
+
+    collect("upkeeper_register_checks", reg.add_check, "checks")
+    collect("upkeeper_register_transports", reg.add_transport, "transports")
+    collect("upkeeper_register_notifiers", reg.add_notifier, "notifiers")
+    collect("upkeeper_register_inventory_sources",
+            lambda obj, _p: reg.inventory_sources.append(obj), None)
+    collect("upkeeper_register_template_dirs",
+            lambda obj, _p: reg.template_dirs.append(str(obj)), None)
+    return reg

@@ -1,0 +1,186 @@
+"""Test helpers for plugin authors (a pytest plugin, loaded automatically).
+
+``FakeTransport`` answers commands from a mapping or a handler, ``make_host`` builds
+hosts, ``run_check`` runs one check the way the runner does. Fixtures:
+``fake_transport``, ``history`` (an in-memory :class:`~upkeeper.history.History`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from upkeeper.checks import Check, CheckContext
+from upkeeper.history import History
+from upkeeper.models import CommandResult, Host, Result, Status
+from upkeeper.transport import Transport, command_text
+
+Response = CommandResult | str | tuple[int, str] | tuple[int, str, str]
+Handler = Callable[..., Response | None]
+
+
+@dataclass
+class FakeCall:
+    """One command a check sent through a :class:`FakeTransport`."""
+
+    command: str
+    kind: str = "sh"
+    sudo: bool = False
+    stdin: str | bytes | None = None
+    env: Mapping[str, str] | None = None
+    timeout: float | None = None
+
+
+def _as_result(command: str, resp: Response) -> CommandResult:
+    if isinstance(resp, CommandResult):
+        return resp
+    if isinstance(resp, str):
+        return CommandResult(command, 0, resp)
+    if len(resp) == 2:
+        return CommandResult(command, resp[0], resp[1])
+    return CommandResult(command, resp[0], resp[1], resp[2])
+
+
+class FakeTransport(Transport):
+    """A transport that answers from canned outputs.
+
+    ``responses`` maps a command to its output. A key matches when it equals the command
+    text, when it is ``re:PATTERN`` and the pattern is found in the command, or when it
+    occurs in the command text. Values are a :class:`CommandResult`, a stdout string
+    (exit 0), or ``(exit_code, stdout[, stderr])``. ``handler(command, **kw)`` is asked
+    first and may return ``None`` to fall through. Unmatched commands exit 127. Every
+    call is kept in ``calls``.
+    """
+
+    name = "fake"
+    os_families = ("linux", "windows")
+
+    def __init__(self, host: Host | None = None,
+                 responses: Mapping[str, Response] | None = None,
+                 handler: Handler | None = None,
+                 facts: Mapping[str, Any] | None = None) -> None:
+        super().__init__(host or make_host())
+        self.responses: dict[str, Response] = dict(responses or {})
+        self.handler = handler
+        self.facts = dict(facts or {"os_family": "linux", "distro": "debian",
+                                     "pkg_mgr": "apt", "hostname": self.host.name})
+        self.calls: list[FakeCall] = []
+        self.opened = False
+        self.closed = False
+
+    def add(self, command: str, response: Response) -> None:
+        self.responses[command] = response
+
+    def open(self) -> None:
+        self.opened = True
+
+    def close(self) -> None:
+        self.closed = True
+
+    def _answer(self, text: str, **kw: Any) -> CommandResult:
+        if self.handler is not None:
+            resp = self.handler(text, **kw)
+            if resp is not None:
+                return _as_result(text, resp)
+        if text in self.responses:
+            return _as_result(text, self.responses[text])
+        for key, resp in self.responses.items():
+            if key.startswith("re:"):
+                if re.search(key[3:], text):
+                    return _as_result(text, resp)
+            elif key in text:
+                return _as_result(text, resp)
+        return CommandResult(text, 127, "", f"FakeTransport: no response for {text!r}")
+
+    def run(self, command: str | Sequence[str], timeout: float | None = None,
+            sudo: bool = False, stdin: str | bytes | None = None,
+            env: Mapping[str, str] | None = None) -> CommandResult:
+        text = command_text(command)
+        self.calls.append(FakeCall(text, "sh", sudo, stdin, env, timeout))
+        return self._answer(text, sudo=sudo, stdin=stdin, env=env, kind="sh")
+
+    def run_powershell(self, script: str, timeout: float | None = None) -> CommandResult:
+        self.calls.append(FakeCall(script, "powershell", timeout=timeout))
+        return self._answer(script, kind="powershell")
+
+    def gather_facts(self, timeout: float | None = 30) -> dict[str, Any]:
+        return dict(self.facts)
+
+    @property
+    def commands(self) -> list[str]:
+        return [c.command for c in self.calls]
+
+
+def make_host(name: str = "testhost", vars: Mapping[str, Any] | None = None,
+              facts: Mapping[str, Any] | None = None,
+              groups: Iterable[str] = ()) -> Host:
+    """A host for tests; facts default to a Debian Linux box."""
+    default_facts = {"os_family": "linux", "distro": "debian", "distro_version": "12",
+                     "pkg_mgr": "apt", "hostname": name, "kernel": "6.1.0", "is_root": True}
+    if facts:
+        default_facts.update(facts)
+    return Host(name=name, vars=dict(vars or {}), groups=list(groups), facts=default_facts)
+
+
+def normalize_results(value: Result | Iterable[Result] | None, host: str, check: str,
+                      name: str = "") -> list[Result]:
+    """Turn what ``Check.run`` returned into a list with host and check filled in."""
+    if value is None:
+        items: list[Result] = [Result(Status.UNKNOWN, "check returned no result")]
+    elif isinstance(value, Result):
+        items = [value]
+    else:
+        items = list(value)
+        if not items:
+            items = [Result(Status.UNKNOWN, "check returned no result")]
+    for r in items:
+        if not isinstance(r, Result):
+            raise TypeError(f"check {check} returned {type(r).__name__}, not Result")
+        r.host = r.host or host
+        r.check = r.check or check
+        r.name = r.name or name or check
+    return items
+
+
+def run_check(check: type[Check[Any]], params: Mapping[str, Any] | BaseModel | None = None,
+              *, host: Host | None = None, transport: Transport | None = None,
+              responses: Mapping[str, Response] | None = None,
+              history: History | None = None, check_mode: bool = False,
+              now: datetime | None = None, timeout: float = 300.0) -> list[Result]:
+    """Run one check like the runner would, letting exceptions through for the test."""
+    if transport is None:
+        transport = FakeTransport(host, responses)
+    host = host or transport.host
+    if isinstance(params, BaseModel):
+        model = params
+    else:
+        model = check.Params.model_validate(dict(params or {}))
+    hist = history or History(":memory:")
+    ctx: CheckContext[Any] = CheckContext(
+        host=host, transport=transport, params=model,
+        history=hist.for_host(host.name, check.name), check_mode=check_mode,
+        run_id="test", timeout=timeout,
+    )
+    if now is not None:
+        ctx.now = now
+    return normalize_results(check().run(ctx), host.name, check.name)
+
+
+@pytest.fixture
+def fake_transport() -> FakeTransport:
+    """A :class:`FakeTransport` on a Debian test host; add responses with ``.add``."""
+    return FakeTransport()
+
+
+@pytest.fixture
+def history() -> Iterator[History]:
+    """An in-memory history database."""
+    h = History(":memory:")
+    yield h
+    h.close()

@@ -1,0 +1,1 @@
+"""upkeeper built-in plugin: backup (work in progress)."""

@@ -1,0 +1,1 @@
+"""upkeeper built-in plugin: disk (work in progress)."""

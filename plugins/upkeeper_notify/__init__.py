@@ -1,0 +1,1 @@
+"""upkeeper built-in plugin: notify (work in progress)."""

@@ -1,0 +1,1 @@
+"""upkeeper built-in plugin: patching (work in progress)."""

@@ -1,0 +1,1 @@
+"""upkeeper built-in plugin: ssh (work in progress)."""

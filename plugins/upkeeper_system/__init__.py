@@ -1,0 +1,1 @@
+"""upkeeper built-in plugin: system (work in progress)."""

@@ -1,0 +1,1 @@
+"""upkeeper built-in plugin: winrm (work in progress)."""
