@@ -201,6 +201,11 @@ class RunRecord:
     check_mode: bool = False
     interrupted: bool = False
     meta: dict[str, Any] = field(default_factory=dict)
+    #: The hosts the run targeted (with vars and facts), for notifiers and reports.
+    hosts: dict[str, Host] = field(default_factory=dict, repr=False)
+    #: Live objects of the run, not serialised: ``history``, ``playbook``, ``inventory``,
+    #: ``plugins`` (the PluginSystem).
+    context: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def status(self) -> Status:

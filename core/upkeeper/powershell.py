@@ -1,0 +1,115 @@
+"""PowerShell helpers for checks on Windows hosts: quoting and JSON results.
+
+Windows PowerShell 5.1's ``ConvertTo-Json`` returns a bare object where a list has one
+element, ``"\\/Date(1700000000000)\\/"`` strings for dates and numbers for enums; these
+helpers smooth that so checks see plain lists, datetimes and numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+from upkeeper.models import CommandError, CommandResult
+
+_DATE_RE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
+
+
+class _RunsPowerShell(Protocol):
+    def run_powershell(self, script: str, timeout: float | None = None) -> CommandResult: ...
+
+
+class PowerShellError(CommandError):
+    """A PowerShell script failed or printed something that is not JSON."""
+
+
+def ps_quote(value: object) -> str:
+    """Quote ``value`` as a PowerShell single-quoted string literal (no expansion)."""
+    text = str(value)
+    # PowerShell also treats typographic single quotes as quote characters.
+    for q in ("'", "\u2018", "\u2019", "\u201a", "\u201b"):
+        text = text.replace(q, q + q)
+    return f"'{text}'"
+
+
+def parse_ps_date(value: str) -> datetime | None:
+    """``/Date(ms)/`` (PowerShell 5.1) or ISO 8601 (PowerShell 7) -> aware datetime."""
+    m = _DATE_RE.match(value.strip())
+    if m:
+        return datetime.fromtimestamp(int(m.group(1)) / 1000, tz=timezone.utc)
+    try:
+        dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def as_list(value: Any) -> list[Any]:
+    """A JSON value that should be a list: ``None`` -> [], a lone object -> [object]."""
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return value
+    # PowerShell 5.1 wraps some arrays as {"value": [...], "Count": n}.
+    if isinstance(value, dict) and set(value) == {"value", "Count"}:
+        return as_list(value["value"])
+    return [value]
+
+
+def normalize(value: Any) -> Any:
+    """Recursively turn ``/Date(ms)/`` strings into datetimes."""
+    if isinstance(value, str):
+        if value.startswith("/Date("):
+            return parse_ps_date(value) or value
+        return value
+    if isinstance(value, list):
+        return [normalize(v) for v in value]
+    if isinstance(value, dict):
+        return {k: normalize(v) for k, v in value.items()}
+    return value
+
+
+def parse_ps_json(text: str) -> Any:
+    """Parse ``ConvertTo-Json`` output (BOM, blank output and stray lines tolerated)."""
+    body = text.lstrip("\ufeff").strip()
+    if not body:
+        return None
+    try:
+        return normalize(json.loads(body))
+    except json.JSONDecodeError:
+        # Warnings or progress lines may precede the JSON document.
+        start = min((i for i in (body.find("{"), body.find("[")) if i >= 0), default=-1)
+        if start < 0:
+            raise
+        return normalize(json.loads(body[start:]))
+
+
+def json_script(script: str, depth: int = 4) -> str:
+    """Wrap ``script`` so its output objects are emitted as one compressed JSON document."""
+    return (
+        "$ErrorActionPreference = 'Stop'\n"
+        "$ProgressPreference = 'SilentlyContinue'\n"
+        "[Console]::OutputEncoding = [System.Text.Encoding]::UTF8\n"
+        f"$__out = @(& {{\n{script}\n}})\n"
+        f"ConvertTo-Json -InputObject $__out -Depth {int(depth)} -Compress\n"
+    )
+
+
+def run_powershell_json(runner: _RunsPowerShell, script: str, timeout: float | None = None,
+                        depth: int = 4) -> Any:
+    """Run ``script`` and return its output objects as a list of plain JSON values.
+
+    :param runner: a transport or a :class:`~upkeeper.CheckContext`.
+    :raises PowerShellError: the script failed or its output is not JSON.
+    """
+    res = runner.run_powershell(json_script(script, depth), timeout=timeout)
+    if not res.ok:
+        raise PowerShellError(res, "PowerShell script")
+    try:
+        return as_list(parse_ps_json(res.stdout))
+    except json.JSONDecodeError as exc:
+        bad = CommandResult(res.command, 1, res.stdout, f"output is not JSON: {exc}")
+        raise PowerShellError(bad, "PowerShell script") from exc
+
