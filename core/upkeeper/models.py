@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+import sys
+from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -158,7 +159,7 @@ class Host:
     name: str
     vars: dict[str, Any] = field(default_factory=dict)
     groups: list[str] = field(default_factory=list)
-    facts: dict[str, Any] = field(default_factory=dict)
+    facts: MutableMapping[str, Any] = field(default_factory=dict)
 
     @property
     def address(self) -> str:
@@ -176,11 +177,18 @@ class Host:
 
     @property
     def os_family(self) -> str:
-        """``linux``, ``windows``, ``darwin``, ... from facts, else guessed from the connection."""
-        fam = self.facts.get("os_family")
+        """``linux``, ``windows``, ``darwin`` ...: from facts when gathered, else the
+        ``os_family`` host var, else guessed from the connection (winrm -> windows)."""
+        peek = getattr(self.facts, "peek", None)
+        fam = peek("os_family") if peek else self.facts.get("os_family")
+        fam = fam or self.vars.get("os_family")
         if fam:
-            return str(fam)
-        return "windows" if self.connection in ("winrm", "psrp") else "linux"
+            return str(fam).lower()
+        if self.connection in ("winrm", "psrp"):
+            return "windows"
+        if self.connection == "local":
+            return sys.platform.replace("win32", "windows").rstrip("0123456789") or "linux"
+        return "linux"
 
     def get(self, key: str, default: Any = None) -> Any:
         """A host var, falling back to a fact, then ``default``."""

@@ -1,0 +1,103 @@
+"""Showing runs to people and machines: progress, result tables, plain lines and JSON."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from collections.abc import Iterable
+from types import TracebackType
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from upkeeper.models import Result, RunRecord, Status
+
+STATUS_STYLE = {
+    Status.OK: "green",
+    Status.WARN: "yellow",
+    Status.CRIT: "bold red",
+    Status.UNKNOWN: "magenta",
+    Status.SKIPPED: "dim",
+}
+
+
+def to_json(data: Any) -> str:
+    return json.dumps(data, indent=2, default=str, ensure_ascii=False)
+
+
+class RunDisplay:
+    """Progress while hosts run: a rich bar on a terminal, one plain line per result off it.
+
+    With ``quiet`` (``--format json``) nothing is shown while running.
+    """
+
+    def __init__(self, total_hosts: int, checks_per_host: int, *, quiet: bool = False,
+                 stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.quiet = quiet
+        self.tty = self.stream.isatty()
+        self.total = total_hosts * checks_per_host
+        self._lock = threading.Lock()
+        self._progress: Progress | None = None
+        self._task: Any = None
+
+    def __enter__(self) -> RunDisplay:
+        if not self.quiet and self.tty:
+            self._progress = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TimeElapsedColumn(), TextColumn("{task.fields[last]}"),
+                console=Console(file=self.stream), transient=True,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task("checks", total=self.total, last="")
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def result(self, r: Result) -> None:
+        if self.quiet:
+            return
+        with self._lock:
+            if self._progress is not None:
+                self._progress.update(self._task, advance=1,
+                                      last=f"{r.host}: {r.name} {r.status.value}")
+            else:
+                self.stream.write(f"{r.status.value:<8} {r.host} {r.name}: {r.summary}\n")
+                self.stream.flush()
+
+
+def results_table(results: Iterable[Result], title: str | None = None) -> Table:
+    table = Table(title=title, show_lines=False, expand=False)
+    table.add_column("Status", no_wrap=True)
+    table.add_column("Host", no_wrap=True)
+    table.add_column("Check", no_wrap=True)
+    table.add_column("Summary")
+    table.add_column("Time", justify="right", no_wrap=True)
+    for r in results:
+        table.add_row(Text(r.status.value, style=STATUS_STYLE[r.status]), r.host, r.name,
+                      Text(r.summary), f"{r.duration:.1f}s")
+    return table
+
+
+def print_run(run: RunRecord, fmt: str, console: Console) -> None:
+    """The final report of a run on stdout in the chosen format."""
+    if fmt == "json":
+        console.file.write(to_json(run.to_dict()) + "\n")
+        return
+    if console.is_terminal:
+        console.print(results_table(run.results, title=run.playbook))
+    else:
+        for r in run.results:
+            console.file.write(f"{r.status.value:<8} {r.host} {r.name}: {r.summary}\n")
+    counts = run.counts()
+    parts = [f"{n} {s}" for s, n in counts.items() if n]
+    tail = " (interrupted)" if run.interrupted else ""
+    console.print(f"{run.status.value}: {', '.join(parts) or 'no results'} "
+                  f"- run {run.run_id}{tail}", markup=False, highlight=False)

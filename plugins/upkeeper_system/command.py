@@ -1,0 +1,126 @@
+"""``system.command``: run a command or script and judge it like a monitoring plugin."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from upkeeper import Check, CheckContext, CommandResult, Params, Result, Status
+from upkeeper_system.perfdata import parse_perfdata, split_plugin_output
+
+_NUMBER_RE = re.compile(r"-?\d+(?:\.\d+)?")
+_MAX_DETAIL = 4000
+
+
+class CommandParams(Params):
+    command: str = Field(description="Command line (POSIX sh on Linux, PowerShell on Windows)")
+    shell: Literal["auto", "sh", "powershell"] = Field(
+        "auto", description="auto: PowerShell on Windows hosts, sh elsewhere")
+    sudo: bool = Field(False, description="Run through sudo (become)")
+    ignore_exit_code: bool = Field(
+        False, description="Judge only by regexes/thresholds, not by the exit code")
+    ok_regex: str | None = Field(None, description="CRIT unless the output matches")
+    warn_regex: str | None = Field(None, description="WARN when the output matches")
+    crit_regex: str | None = Field(None, description="CRIT when the output matches")
+    value_regex: str | None = Field(
+        None, description="Regex whose first group (or match) is the number compared "
+                          "with warn/crit; default: the first number in the output")
+    warn: float | None = Field(None, description="WARN threshold for the number")
+    crit: float | None = Field(None, description="CRIT threshold for the number")
+    below: bool = Field(False, description="Thresholds are lower limits (alert when below)")
+    metric: str = Field("value", description="Metric name for the extracted number")
+    timeout: float | None = Field(None, gt=0, description="Seconds for the command")
+
+    @field_validator("ok_regex", "warn_regex", "crit_regex", "value_regex")
+    @classmethod
+    def _compiles(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                re.compile(v)
+            except re.error as exc:
+                raise ValueError(f"invalid regex {v!r}: {exc}") from exc
+        return v
+
+
+def _threshold_status(value: float, p: CommandParams) -> Status:
+    def beyond(limit: float | None) -> bool:
+        return limit is not None and (value < limit if p.below else value > limit)
+
+    if beyond(p.crit):
+        return Status.CRIT
+    if beyond(p.warn):
+        return Status.WARN
+    return Status.OK
+
+
+def judge(res: CommandResult, p: CommandParams) -> Result:
+    """Status, summary and metrics for a finished command (pure: unit-tested)."""
+    output = res.stdout if res.stdout.strip() else res.stderr
+    summary, perf = split_plugin_output(output)
+    metrics = parse_perfdata(perf)
+    statuses: list[Status] = []
+    if res.timed_out:
+        return Result(Status.UNKNOWN, "command timed out", details=_details(res))
+    if not p.ignore_exit_code:
+        statuses.append(Status.from_exit_code(res.exit_code))
+    text = res.stdout + res.stderr
+    if p.crit_regex and re.search(p.crit_regex, text, re.MULTILINE):
+        statuses.append(Status.CRIT)
+    if p.warn_regex and re.search(p.warn_regex, text, re.MULTILINE):
+        statuses.append(Status.WARN)
+    if p.ok_regex and not re.search(p.ok_regex, text, re.MULTILINE):
+        statuses.append(Status.CRIT)
+        summary = f"output does not match {p.ok_regex!r}: {summary}"
+    if p.warn is not None or p.crit is not None:
+        if p.value_regex:
+            m = re.search(p.value_regex, text, re.MULTILINE)
+            raw = (m.group(1) if m and m.groups() else m.group(0)) if m else None
+        else:
+            m = _NUMBER_RE.search(res.stdout)
+            raw = m.group(0) if m else None
+        try:
+            value = float(raw) if raw is not None else None
+        except ValueError:
+            value = None
+        if value is None:
+            statuses.append(Status.UNKNOWN)
+            summary = f"no number found in output: {summary}"
+        else:
+            metrics[p.metric] = value
+            statuses.append(_threshold_status(value, p))
+    status = Status.worst(statuses) if statuses else Status.OK
+    if not summary:
+        summary = f"exit code {res.exit_code}"
+    elif res.exit_code not in (0, 1, 2) and not p.ignore_exit_code:
+        summary = f"exit code {res.exit_code}: {summary}"
+    return Result(status, summary[:300], metrics=metrics, details=_details(res))
+
+
+def _details(res: CommandResult) -> dict[str, object]:
+    return {
+        "exit_code": res.exit_code,
+        "stdout": res.stdout[-_MAX_DETAIL:],
+        "stderr": res.stderr[-_MAX_DETAIL:],
+        "truncated": res.truncated or len(res.stdout) > _MAX_DETAIL,
+    }
+
+
+class CommandCheck(Check[CommandParams]):
+    """Run a command or script; status by exit code (0 OK, 1 WARN, 2 CRIT, else UNKNOWN),
+    output regexes or numeric thresholds. Nagios plugins work as they are."""
+
+    name = "system.command"
+    description = "Run a command/Nagios plugin; status from exit code, regexes or thresholds"
+    Params = CommandParams
+    platforms = ("*",)
+
+    def run(self, ctx: CheckContext[CommandParams]) -> Result:
+        p = ctx.params
+        use_ps = p.shell == "powershell" or (p.shell == "auto" and ctx.is_windows)
+        if use_ps:
+            res = ctx.run_powershell(p.command, timeout=p.timeout)
+        else:
+            res = ctx.run(p.command, timeout=p.timeout, sudo=p.sudo)
+        return judge(res, p)
