@@ -138,10 +138,7 @@ class CommandError(RuntimeError):
     def __init__(self, result: CommandResult, what: str | None = None) -> None:
         self.result = result
         label = what or (result.command.splitlines()[0][:80] if result.command else "command")
-        if result.timed_out:
-            reason = "timed out"
-        else:
-            reason = f"exited {result.exit_code}"
+        reason = "timed out" if result.timed_out else f"exited {result.exit_code}"
         err = (result.stderr or result.stdout).strip().splitlines()
         tail = f": {err[-1][:200]}" if err else ""
         super().__init__(f"{label} {reason}{tail}")

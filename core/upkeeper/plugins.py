@@ -254,7 +254,7 @@ def call_each(pm: pluggy.PluginManager, hook: str, infos: dict[str, PluginInfo],
     """
     out: list[Any] = []
     caller = getattr(pm.hook, hook)
-    for impl in reversed(caller.get_hookimpls()):
+    for impl in caller.get_hookimpls():
         pname = pm.get_name(impl.plugin) or repr(impl.plugin)
         args = {k: kwargs[k] for k in impl.argnames if k in kwargs}
         try:

@@ -91,7 +91,10 @@ def _close_quietly(t: Transport) -> None:
         log.warning("closing %s transport to %s failed: %s", t.name, t.host.name, exc)
 
 
-def _call_with_timeout(fn: Callable[[], Any], timeout: float) -> tuple[bool, Any, BaseException | None]:
+Outcome = tuple[bool, Any, BaseException | None]
+
+
+def _call_with_timeout(fn: Callable[[], Any], timeout: float) -> Outcome:
     """Run ``fn`` in a daemon thread; (finished, value, exception)."""
     box: dict[str, Any] = {}
 
@@ -202,7 +205,8 @@ class Runner:
             slot.close()
 
     def run_check(self, index: int, spec: CheckSpec, host: Host, slot: _TransportSlot,
-                  remaining: float, redactor: Redactor) -> tuple[list[Result], TransportError | None]:
+                  remaining: float,
+                  redactor: Redactor) -> tuple[list[Result], TransportError | None]:
         """Results of one check, and the transport error that ends the host, if any."""
         try:
             cls = self.plugins.registry.check(spec.check)
@@ -214,20 +218,20 @@ class Runner:
             return [prep], None
         params = prep
         fn = self._bind(cls, host, slot, params, timeout)
-        finished, value, exc = _call_with_timeout(fn, timeout)
+        finished, value, error = _call_with_timeout(fn, timeout)
         if not finished:
             slot.discard()
             return [Result(Status.UNKNOWN, f"timed out after {timeout:g}s")], None
-        if exc is None:
+        if error is None:
             return _as_results(value), None
-        if isinstance(exc, TransportError):
-            return [Result(exc.status, f"{exc}")], exc
-        if isinstance(exc, CommandError):
-            return [Result(Status.UNKNOWN, str(exc))], None
-        if not isinstance(exc, Exception):
-            raise exc
-        log.debug("check %s on %s raised", spec.check, host.name, exc_info=exc)
-        return [Result(Status.UNKNOWN, f"check failed: {type(exc).__name__}: {exc}")], None
+        if isinstance(error, TransportError):
+            return [Result(error.status, f"{error}")], error
+        if isinstance(error, CommandError):
+            return [Result(Status.UNKNOWN, str(error))], None
+        if not isinstance(error, Exception):
+            raise error
+        log.debug("check %s on %s raised", spec.check, host.name, exc_info=error)
+        return [Result(Status.UNKNOWN, f"check failed: {type(error).__name__}: {error}")], None
 
     def prepare(self, index: int, spec: CheckSpec, cls: type[Check[Any]], host: Host,
                 redactor: Redactor) -> BaseModel | Result:
@@ -274,7 +278,9 @@ class Runner:
             return f"invalid maintenance window for {host.name}: {exc}"
         if state.inside:
             return None
-        nxt = f"; next window starts {state.next_start:%Y-%m-%d %H:%M %Z}" if state.next_start else ""
+        nxt = ""
+        if state.next_start:
+            nxt = f"; next window starts {state.next_start:%Y-%m-%d %H:%M %Z}"
         return f"outside maintenance window ({state.reason}){nxt}"
 
     def _bind(self, cls: type[Check[Any]], host: Host, slot: _TransportSlot,
@@ -396,13 +402,19 @@ def preflight(playbook: Playbook, hosts: Sequence[Host]) -> list[str]:
                      facts=_FactsPlaceholder())
         context = template_context(playbook, probe)
         for i, spec in enumerate(playbook.checks):
-            try:
-                if spec.when is not None:
-                    evaluate(spec.when, context)
-                render_value(spec.params, context)
-            except TemplateError as exc:
-                line = playbook.line_of(("checks", i))
-                hint = " (define it in host/group vars, or use '| default(...)')"
-                problems.append(f"{playbook.path}:{line}: {spec.check}: {exc} for host "
-                                f"{host.name}{hint}")
+            items: list[tuple[tuple[str | int, ...], Any]] = [
+                (("checks", i, "params", k), v) for k, v in spec.params.items()]
+            if spec.when is not None:
+                items.insert(0, (("checks", i, "when"), None))
+            for key_path, value in items:
+                try:
+                    if value is None and key_path[-1] == "when":
+                        evaluate(spec.when or "", context)
+                    else:
+                        render_value(value, context)
+                except TemplateError as exc:
+                    line = playbook.line_of(key_path)
+                    hint = " (define it in host/group vars, or use '| default(...)')"
+                    problems.append(f"{playbook.path}:{line}: {spec.check}: {exc} for host "
+                                    f"{host.name}{hint}")
     return problems

@@ -64,7 +64,10 @@ def is_templated(value: Any) -> bool:
 def render_string(text: str, context: Mapping[str, Any]) -> Any:
     """Render one template string; a lone ``{{ expr }}`` keeps the value's native type."""
     try:
-        return _ENV.from_string(text).render(dict(context))
+        value = _ENV.from_string(text).render(dict(context))
+        if isinstance(value, jinja2.Undefined):
+            str(value)  # native rendering hands back the Undefined: make it raise
+        return value
     except jinja2.UndefinedError as exc:
         m = _UNDEFINED_RE.search(str(exc))
         var = (m.group(1) or m.group(2)) if m else None
@@ -109,7 +112,10 @@ def render_host_vars(hostvars: Mapping[str, Any],
 def evaluate(expression: str, context: Mapping[str, Any]) -> Any:
     """Evaluate a bare Jinja2 expression (as in ``when:``)."""
     try:
-        return _ENV.compile_expression(expression, undefined_to_none=False)(**dict(context))
+        value = _ENV.compile_expression(expression, undefined_to_none=False)(**dict(context))
+        if isinstance(value, jinja2.Undefined):
+            str(value)
+        return value
     except jinja2.UndefinedError as exc:
         m = _UNDEFINED_RE.search(str(exc))
         var = (m.group(1) or m.group(2)) if m else None

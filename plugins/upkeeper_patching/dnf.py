@@ -1,0 +1,245 @@
+"""dnf and yum (RHEL, Rocky, Alma, Fedora, CentOS 7): pending and security updates.
+
+``check-update`` exits 100 when updates exist; its table wraps long names and versions
+onto following lines and may carry an "Obsoleting Packages" section, plugin noise and
+localised banners, so the parser follows package tokens rather than columns.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from upkeeper_patching.model import (
+    RPM_ARCHES,
+    PatchState,
+    Section,
+    Update,
+    parse_epoch,
+    parse_offset,
+    rpm_name,
+)
+
+_SEVERITY_RE = re.compile(r"^([A-Za-z]*)/?Sec\.?$")
+_HISTORY_DATE_RE = re.compile(r"(\d{4}-\d{2}-\d{2} \d{2}:\d{2}(?::\d{2})?)")
+_UPGRADE_ACTIONS = frozenset({"u", "update", "upgrade", "upgraded", "o", "obsoleting"})
+
+
+def status_script(pm: str) -> str:
+    """One shell round trip gathering everything ``patching.status`` needs (dnf or yum)."""
+    security = "updateinfo list --security" if pm == "dnf" else "updateinfo list security"
+    restart = (f"if command -v needs-restarting >/dev/null 2>&1; then needs-restarting -r; "
+               f"else {pm} needs-restarting -r; fi 2>&1")
+    return (
+        "LC_ALL=C; export LC_ALL\n"
+        "echo '@@upk:check-update'\n"
+        f"{pm} check-update 2>&1\n"
+        'echo "@@upk-rc $?"\n'
+        "echo '@@upk:updateinfo'\n"
+        f"{pm} -q {security} 2>/dev/null\n"
+        'echo "@@upk-rc $?"\n'
+        "echo '@@upk:installed'\n"
+        "rpm -qa --qf '%{NAME}.%{ARCH} %{EPOCHNUM}:%{VERSION}-%{RELEASE} %{INSTALLTIME}\\n'"
+        " 2>/dev/null\n"
+        "echo '@@upk:history'\n"
+        f"{pm} history list 2>/dev/null | head -n 60\n"
+        "echo '@@upk:reboot'\n"
+        f"{restart}\n"
+        'echo "@@upk-rc $?"\n'
+        "echo '@@upk:tz'\n"
+        "date +%z\n"
+    )
+
+
+@dataclass
+class _Row:
+    tokens: list[str]
+    indented: bool
+    section: str
+
+
+def _is_package_token(token: str) -> bool:
+    name, dot, arch = token.rpartition(".")
+    return bool(dot and name and arch in RPM_ARCHES)
+
+
+def parse_check_update(text: str) -> list[Update]:
+    """Parse ``yum|dnf check-update`` output, tolerating wrapped columns and noise.
+
+    Obsoleting packages are returned with ``kind="obsoletes"`` and ``replaces`` naming
+    the installed package they replace.
+    """
+    rows: list[_Row] = []
+    section = "updates"
+    current: _Row | None = None
+    for raw in text.replace("\r", "").splitlines():
+        if not raw.strip():
+            current = None
+            continue
+        if raw.strip() in ("Obsoleting Packages", "Obsoleting packages"):
+            section = "obsoletes"
+            current = None
+            continue
+        indented = raw[:1].isspace()
+        tokens = raw.split()
+        if current is not None and len(current.tokens) < 3 and indented:
+            current.tokens.extend(tokens)
+            continue
+        if _is_package_token(tokens[0]):
+            current = _Row(tokens, indented, section)
+            rows.append(current)
+        else:
+            current = None
+    updates: list[Update] = []
+    for row in rows:
+        if len(row.tokens) < 3:
+            continue
+        name, _, arch = row.tokens[0].rpartition(".")
+        if row.section == "obsoletes" and row.indented:
+            if updates and updates[-1].kind == "obsoletes":
+                updates[-1].replaces = name
+                updates[-1].current = updates[-1].current or row.tokens[1]
+            continue
+        updates.append(Update(
+            name=name, arch=arch, available=row.tokens[1], repo=row.tokens[2],
+            kind="obsoletes" if row.section == "obsoletes" else "package",
+        ))
+    return updates
+
+
+@dataclass
+class Advisory:
+    advisory: str
+    severity: str
+    nevra: str
+
+    @property
+    def name(self) -> str:
+        return rpm_name(self.nevra)
+
+
+def parse_updateinfo(text: str) -> list[Advisory]:
+    """Parse ``updateinfo list --security`` (dnf 4, yum 3, dnf 5 table) lines."""
+    out: list[Advisory] = []
+    for raw in text.splitlines():
+        tokens = raw.split()
+        if len(tokens) < 3 or tokens[0] in ("Name", "Last", "Loaded", "updateinfo"):
+            continue
+        kind = tokens[1]
+        m = _SEVERITY_RE.match(kind)
+        if m:
+            severity = m.group(1)
+        elif kind.lower() == "security" and len(tokens) >= 4:
+            # dnf 5: NAME TYPE SEVERITY PACKAGE ISSUED
+            severity = tokens[2] if not _looks_like_nevra(tokens[2]) else ""
+        else:
+            continue
+        nevra = next((t for t in tokens[2:] if _looks_like_nevra(t)), "")
+        if nevra:
+            out.append(Advisory(tokens[0], severity if severity != "None" else "", nevra))
+    return out
+
+
+def _looks_like_nevra(token: str) -> bool:
+    base, dot, arch = token.rpartition(".")
+    return bool(dot) and arch in RPM_ARCHES and base.count("-") >= 2
+
+
+def parse_rpm_installed(text: str) -> dict[str, tuple[str, int]]:
+    """``name.arch epoch:version-release installtime`` lines -> {name.arch: (evr, time)}."""
+    out: dict[str, tuple[str, int]] = {}
+    for raw in text.splitlines():
+        parts = raw.split()
+        if len(parts) != 3 or not parts[2].isdigit():
+            continue
+        evr = parts[1][2:] if parts[1].startswith("0:") else parts[1]
+        out[parts[0]] = (evr, int(parts[2]))
+    return out
+
+
+def parse_history_list(text: str, tz: timezone = timezone.utc) -> datetime | None:
+    """Newest transaction in ``dnf|yum history list`` that updated packages."""
+    newest: datetime | None = None
+    for raw in text.splitlines():
+        cells = [c.strip() for c in raw.split("|")]
+        if len(cells) < 5:
+            continue
+        m = _HISTORY_DATE_RE.search(cells[2])
+        actions = {a.lower() for a in re.split(r"[,\s]+", cells[3]) if a}
+        if not m or not actions & _UPGRADE_ACTIONS:
+            continue
+        fmt = "%Y-%m-%d %H:%M:%S" if m.group(1).count(":") == 2 else "%Y-%m-%d %H:%M"
+        stamp = datetime.strptime(m.group(1), fmt).replace(tzinfo=tz).astimezone(timezone.utc)
+        if newest is None or stamp > newest:
+            newest = stamp
+    return newest
+
+
+def parse_needs_restarting(text: str) -> tuple[bool | None, list[str]]:
+    """``needs-restarting -r`` -> (reboot needed or None when unknown, reasons)."""
+    reasons = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("* "):
+            reasons.append(line[2:].strip())
+        elif " -> " in line:
+            reasons.append(line.split(" -> ")[0].strip())
+    if "Reboot is required" in text:
+        return True, reasons
+    if "Reboot should not be necessary" in text:
+        return False, []
+    return None, []
+
+
+def state_from_sections(pm: str, sections: dict[str, Section]) -> PatchState:
+    """Build the patch state from the sections printed by :func:`status_script`."""
+    state = PatchState(manager=pm)
+    check = sections.get("check-update", Section(""))
+    if check.rc not in (0, 100):
+        lines = [ln for ln in check.text.strip().splitlines() if ln.strip()]
+        tail = lines[-1][:200] if lines else "no output"
+        state.error = f"{pm} check-update failed (exit {check.rc}): {tail}"
+        return state
+    installed = parse_rpm_installed(sections.get("installed", Section("")).text)
+    state.updates = parse_check_update(check.text)
+    for upd in state.updates:
+        key = f"{upd.replaces or upd.name}.{upd.arch}"
+        if not upd.current and key in installed:
+            upd.current = installed[key][0]
+    info = sections.get("updateinfo", Section(""))
+    advisories = parse_updateinfo(info.text)
+    by_name: dict[str, Advisory] = {}
+    for adv in advisories:
+        by_name.setdefault(adv.name, adv)
+    for upd in state.updates:
+        adv = by_name.get(upd.name)
+        if adv is not None:
+            upd.security = True
+            upd.severity = adv.severity
+            upd.advisory = adv.advisory
+    if info.rc not in (0, None):
+        state.notes.append(f"{pm} updateinfo failed (exit {info.rc}): security status unknown")
+    elif not advisories and state.updates:
+        state.notes.append("no security advisories in the repositories (updateinfo is empty: "
+                           "CentOS/EPEL-style repos carry none)")
+    reboot = sections.get("reboot", Section(""))
+    state.reboot_required, state.reboot_reasons = parse_needs_restarting(reboot.text)
+    if state.reboot_required is None:
+        state.notes.append("needs-restarting unavailable (install dnf-utils / yum-utils)")
+    tz = parse_offset(sections.get("tz", Section("")).text)
+    state.last_patched = parse_history_list(sections.get("history", Section("")).text, tz)
+    if state.last_patched is None and installed:
+        # history needs root on yum; the newest package install time is the next best.
+        state.last_patched = parse_epoch(str(max(t for _, t in installed.values())))
+    return state
+
+
+def apply_command(pm: str, scope: str, exclude: Sequence[str], check_mode: bool) -> list[str]:
+    """``dnf -y upgrade [--security] [--exclude=...]``; ``--assumeno`` simulates."""
+    cmd = [pm, "--assumeno" if check_mode else "-y", "upgrade" if pm == "dnf" else "update"]
+    if scope == "security":
+        cmd.append("--security")
+    cmd.extend(f"--exclude={glob}" for glob in exclude)
+    return cmd

@@ -1,0 +1,119 @@
+"""Private keys loaded once per process, and the authentication sequence for one hop.
+
+RSA keys are validated on load (over 100 ms for 3072 bits), so every key is read once
+and shared by all connections, keyed by path, mtime and size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Callable, Sequence
+
+import paramiko
+from paramiko.agent import Agent
+
+from upkeeper_ssh.config import DEFAULT_KEY_FILES
+
+_lock = threading.Lock()
+_keys: dict[tuple[str, int, int], paramiko.PKey] = {}
+_failures: dict[tuple[str, int, int, str], str] = {}
+
+
+class KeyLoadError(Exception):
+    """A key file is missing, unreadable, of an unknown type or its passphrase is wrong."""
+
+
+def load_key(path: str, passphrase: str | None = None) -> paramiko.PKey:
+    """Load an ed25519, ECDSA or RSA private key (OpenSSH or PEM format), cached."""
+    real = os.path.realpath(os.path.expanduser(path))
+    try:
+        st = os.stat(real)
+    except OSError as exc:
+        raise KeyLoadError(f"cannot read private key {path}: {exc.strerror}") from None
+    ident = (real, st.st_mtime_ns, st.st_size)
+    # Failures are remembered per passphrase digest, never the passphrase itself, so a
+    # wrong passphrase costs one bcrypt round per run, not one per host.
+    pw_digest = hashlib.sha256((passphrase or "").encode()).hexdigest()
+    with _lock:
+        key = _keys.get(ident)
+        if key is not None:
+            return key
+        failed = _failures.get((*ident, pw_digest))
+        if failed is not None:
+            raise KeyLoadError(failed)
+        try:
+            # Positional: the keyword is ``passphrase`` before paramiko 5, ``password`` after.
+            key = paramiko.PKey.from_path(real, passphrase)
+        except paramiko.PasswordRequiredException:
+            msg = (f"private key {path} is encrypted: set ansible_ssh_private_key_passphrase "
+                   f"(e.g. to '{{{{ env.SSH_KEY_PASSPHRASE }}}}')")
+        except paramiko.SSHException as exc:
+            msg = f"cannot load private key {path}: {_scrub(str(exc), passphrase)}"
+        except (OSError, ValueError) as exc:
+            msg = f"cannot load private key {path}: {type(exc).__name__}"
+        else:
+            _keys[ident] = key
+            return key
+        _failures[(*ident, pw_digest)] = msg
+        raise KeyLoadError(msg)
+
+
+def _scrub(text: str, secret: str | None) -> str:
+    if secret and secret in text:
+        return text.replace(secret, "***")
+    return text
+
+
+def default_keys(passphrase: str | None = None) -> list[tuple[str, paramiko.PKey]]:
+    """The user's default identities that exist and load (ssh's look-for-keys)."""
+    found: list[tuple[str, paramiko.PKey]] = []
+    for path in DEFAULT_KEY_FILES:
+        full = os.path.expanduser(path)
+        if os.path.exists(full):
+            try:
+                found.append((path, load_key(full, passphrase)))
+            except KeyLoadError:
+                continue
+    return found
+
+
+def authenticate(transport: paramiko.Transport, user: str, *,
+                 keys: Sequence[tuple[str, paramiko.PKey]] = (),
+                 use_agent: bool = False, password: str | None = None) -> None:
+    """Try keys, then the agent's keys, then the password. Raises AuthenticationFailed."""
+    tried: list[str] = []
+    for label, key in keys:
+        tried.append(f"key {label}")
+        if _try(lambda k=key: transport.auth_publickey(user, k), transport):
+            return
+    if use_agent:
+        agent = Agent()
+        try:
+            agent_keys = agent.get_keys()
+            for key in agent_keys:
+                if _try(lambda k=key: transport.auth_publickey(user, k), transport):
+                    return
+            tried.append(f"ssh-agent ({len(agent_keys)} keys)")
+        finally:
+            agent.close()
+    if password is not None:
+        tried.append("password")
+        if _try(lambda: transport.auth_password(user, password), transport):
+            return
+    methods = ", ".join(tried) or "no credentials (set ansible_ssh_private_key_file, "\
+        "ansible_password or ssh_use_agent)"
+    raise AuthenticationFailed(f"authentication as {user} failed (tried {methods})")
+
+
+class AuthenticationFailed(Exception):
+    """The server rejected every credential; never retried."""
+
+
+def _try(attempt: Callable[[], object], transport: paramiko.Transport) -> bool:
+    try:
+        attempt()
+    except paramiko.AuthenticationException:
+        return False
+    return bool(transport.is_authenticated())

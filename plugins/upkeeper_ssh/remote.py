@@ -1,0 +1,107 @@
+"""The remote side of a command: a tiny POSIX sh wrapper and what is sent on its stdin.
+
+The command line that sshd sees (and ``ps`` shows) carries only the wrapper, markers,
+the timeout and the user's command. Secrets travel on the channel's stdin: the sudo
+password when sudo prompts for it, then the ``env=`` values as quoted shell
+assignments up to an end marker, then the caller's own stdin.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import secrets
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+# $1 env end marker ('' = no env block), $2 ready marker ('' = none), $3 seconds before
+# the command's process group is killed (0 = never), $4 the command.
+# The env block is read line by line (sh's read consumes no more than one line from a
+# pipe, so the command still gets the rest of stdin) and evaluated once as a whole;
+# every value in it is shlex-quoted and every name checked, so eval only assigns.
+# `timeout` runs the command in its own process group and kills the whole group, so a
+# timed-out command cannot linger after the client gave up on it.
+WRAPPER = r"""
+if [ -n "$2" ]; then printf '%s\n' "$2" >&2; fi
+if [ -n "$1" ]; then
+  __upk_env=
+  while IFS= read -r __upk_line; do
+    [ "$__upk_line" = "$1" ] && break
+    __upk_env="$__upk_env$__upk_line
+"
+  done
+  eval "$__upk_env"
+  unset __upk_env __upk_line
+fi
+if [ "$3" != 0 ] && command -v timeout >/dev/null 2>&1; then
+  exec timeout -k 2 "$3" /bin/sh -c "$4"
+fi
+exec /bin/sh -c "$4"
+""".strip()
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass
+class RemoteCommand:
+    """What to exec on the server and the markers to watch for."""
+
+    line: str
+    env_block: bytes
+    ready_marker: str
+    prompt: str
+
+
+def new_token() -> str:
+    return secrets.token_hex(8)
+
+
+def env_block(env: Mapping[str, str] | None, end_marker: str) -> bytes:
+    """``export NAME='value'`` lines ending with ``end_marker`` (empty for no env)."""
+    if not env:
+        return b""
+    lines = []
+    for name, value in env.items():
+        if not _ENV_NAME.match(name):
+            raise ValueError(f"invalid environment variable name {name!r}")
+        text = str(value)
+        if "\0" in text:
+            raise ValueError(f"environment variable {name} contains a NUL byte")
+        lines.append(f"{name}={shlex.quote(text)}; export {name}")
+    body = "\n".join(lines)
+    if any(line == end_marker for line in body.split("\n")):
+        raise ValueError("environment value collides with the end marker")
+    return (body + "\n" + end_marker + "\n").encode()
+
+
+def remote_timeout(timeout: float | None) -> int:
+    """Whole seconds the remote side allows: a little past the client's own deadline so
+    the client always decides first and sees ``timed_out``; 0 means no limit."""
+    if timeout is None or timeout <= 0:
+        return 0
+    return math.ceil(timeout) + 1
+
+
+def build(command: str, *, timeout: float | None, env: Mapping[str, str] | None,
+          sudo_user: str | None, sudo_password: bool, prompt_token: str) -> RemoteCommand:
+    """The exec line for ``command``.
+
+    With ``sudo_user`` the wrapper runs under ``sudo -u``; with ``sudo_password`` sudo
+    may prompt (a unique ``prompt`` marker on stderr) and the wrapper announces itself
+    with ``ready_marker`` so the client knows when sudo is done with stdin.
+    """
+    token = new_token()
+    end_marker = f"@@upkeeper-env-{token}" if env else ""
+    block = env_block(env, end_marker) if env else b""
+    ready = f"@@upkeeper-ready-{token}" if sudo_user and sudo_password else ""
+    prompt = f"[upkeeper-sudo-{prompt_token}]" if sudo_user and sudo_password else ""
+    argv = ["/bin/sh", "-c", WRAPPER, "upkeeper", end_marker, ready,
+            str(remote_timeout(timeout)), command]
+    if sudo_user:
+        if sudo_password:
+            argv = ["sudo", "-S", "-p", prompt, "-u", sudo_user, "--", *argv]
+        else:
+            argv = ["sudo", "-n", "-u", sudo_user, "--", *argv]
+    return RemoteCommand(line="exec " + shlex.join(argv), env_block=block,
+                         ready_marker=ready, prompt=prompt)

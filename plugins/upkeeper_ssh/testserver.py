@@ -1,0 +1,161 @@
+"""A private OpenSSH server on 127.0.0.1 for tests and benchmarks (needs ``sshd``).
+
+Everything lives in one directory: host keys, a client key, authorized_keys, the config,
+the log and a clean HOME, so no rc file of the real user slows or changes commands.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+SSHD_CANDIDATES = ("/usr/sbin/sshd", "/usr/local/sbin/sshd", "/usr/bin/sshd")
+
+
+def find_sshd() -> str | None:
+    """Path of the sshd binary, or None when OpenSSH server is not installed."""
+    for path in SSHD_CANDIDATES:
+        if os.access(path, os.X_OK):
+            return path
+    return shutil.which("sshd")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def keygen(path: Path, kind: str = "ed25519", passphrase: str = "") -> Path:
+    """Write a new key pair with ssh-keygen (``path`` and ``path.pub``)."""
+    args = ["ssh-keygen", "-q", "-t", kind, "-N", passphrase, "-C", "upkeeper-test", "-f",
+            str(path)]
+    if kind == "rsa":
+        args[4:4] = ["-b", "2048"]
+    subprocess.run(args, check=True, stdin=subprocess.DEVNULL, capture_output=True)
+    return path
+
+
+class SSHServer:
+    """``sshd -D -f CONFIG -E LOG`` on a free port; ``start()``, ``stop()``, ``kill_all()``."""
+
+    def __init__(self, directory: Path, *, port: int | None = None,
+                 host_key_types: tuple[str, ...] = ("ed25519",),
+                 extra_config: str = "") -> None:
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.home = self.dir / "home"
+        self.home.mkdir(exist_ok=True)
+        self.auth_dir = self.dir / "authorized_keys"
+        self.auth_dir.mkdir(exist_ok=True)
+        self.config = self.dir / "sshd_config"
+        self.log = self.dir / "sshd.log"
+        self.pidfile = self.dir / "sshd.pid"
+        self.host_keys = [keygen(self.dir / f"ssh_host_{t}_key", t) for t in host_key_types]
+        self.client_key = keygen(self.dir / "id_ed25519")
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.extra_config = extra_config
+
+    def authorize(self, user: str, pubkey_file: Path | None = None) -> None:
+        """Let ``user`` in with the client key (or ``pubkey_file``)."""
+        pub = (pubkey_file or self.client_key.with_suffix(".pub")).read_text()
+        with open(self.auth_dir / user, "a", encoding="ascii") as fh:
+            fh.write(pub)
+
+    def known_hosts_lines(self, name: str = "127.0.0.1") -> str:
+        """known_hosts entries for this server's host keys under ``name``."""
+        lines = []
+        for key in self.host_keys:
+            kind, blob = key.with_suffix(".pub").read_text().split()[:2]
+            lines.append(f"[{name}]:{self.port} {kind} {blob}\n")
+        return "".join(lines)
+
+    def write_config(self) -> None:
+        keys = "".join(f"HostKey {k}\n" for k in self.host_keys)
+        self.config.write_text(
+            f"Port {self.port}\nListenAddress 127.0.0.1\n{keys}"
+            f"PidFile {self.pidfile}\nAuthorizedKeysFile {self.auth_dir}/%u\n"
+            "UsePAM no\nStrictModes no\nPermitRootLogin yes\n"
+            "PasswordAuthentication yes\nKbdInteractiveAuthentication no\n"
+            "PubkeyAuthentication yes\nAllowTcpForwarding yes\n"
+            "MaxStartups 512\nMaxSessions 256\nMaxAuthTries 20\n"
+            "Subsystem sftp internal-sftp\nLogLevel VERBOSE\n"
+            f"SetEnv HOME={self.home}\n{self.extra_config}\n")
+
+    def start(self, wait: float = 10.0) -> SSHServer:
+        sshd = find_sshd()
+        if sshd is None:
+            raise RuntimeError("sshd is not installed (apt-get install openssh-server)")
+        # sshd refuses to start without its privilege-separation directory.
+        if os.geteuid() == 0:
+            Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+        self.write_config()
+        self.proc = subprocess.Popen([sshd, "-D", "-f", str(self.config), "-E", str(self.log)],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"sshd exited with {self.proc.returncode}: "
+                                   f"{self.log_text()[-2000:]}")
+            if self._banner():
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"sshd did not answer on port {self.port} within {wait}s")
+
+    def _banner(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                return s.recv(8).startswith(b"SSH-")
+        except OSError:
+            return False
+
+    def log_text(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def session_pids(self) -> list[int]:
+        """PIDs of this server's per-connection processes (children of the listener)."""
+        if self.proc is None:
+            return []
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            with contextlib.suppress(OSError):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[1]) == self.proc.pid:
+                    found.append(int(entry.name))
+        return found
+
+    def kill_all(self) -> None:
+        """SIGKILL the listener and every session process: a crashed server."""
+        children = self.session_pids()
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(5)
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None

@@ -1,0 +1,55 @@
+"""The local transport: real processes, timeouts that kill the whole group, capped output."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from upkeeper.models import Host
+from upkeeper.transport import LocalTransport
+
+
+def transport() -> LocalTransport:
+    return LocalTransport(Host("localhost", vars={"ansible_connection": "local"}))
+
+
+def test_run_string_and_list():
+    t = transport()
+    r = t.run("echo out; echo err >&2; exit 3")
+    assert (r.exit_code, r.stdout, r.stderr) == (3, "out\n", "err\n")
+    r = t.run(["printf", "%s", "a b; $(touch /tmp/upk-should-not-exist) `id` 'q\"\n"])
+    assert r.stdout == "a b; $(touch /tmp/upk-should-not-exist) `id` 'q\"\n"
+    assert not os.path.exists("/tmp/upk-should-not-exist")
+
+
+def test_stdin_and_env_not_on_command_line():
+    t = transport()
+    r = t.run("cat; printf %s \"$UPK_SECRET\"", stdin="in\n", env={"UPK_SECRET": "pw"})
+    assert r.stdout == "in\npw"
+    assert "pw" not in r.command
+
+
+def test_timeout_kills_the_process_group(tmp_path):
+    marker = tmp_path / "child-survived"
+    t = transport()
+    t0 = time.monotonic()
+    r = t.run(f"(sleep 2; touch {marker}) & sleep 30", timeout=0.5)
+    assert r.timed_out and not r.ok
+    assert time.monotonic() - t0 < 5
+    time.sleep(2.5)
+    assert not marker.exists(), "a child of the timed-out command kept running"
+
+
+def test_output_is_capped():
+    t = transport()
+    t.output_limit = 1000
+    r = t.run("head -c 100000 /dev/zero | tr '\\0' x")
+    assert len(r.stdout) == 1000 and r.truncated and r.exit_code == 0
+
+
+def test_facts_of_this_machine():
+    facts = transport().gather_facts()
+    assert facts["os_family"] == "linux"
+    assert facts["kernel"] == os.uname().release
+    assert facts["hostname"]
+    assert facts["pkg_mgr"] in ("apt", "dnf", "yum", "zypper", "apk", "pacman", None)
