@@ -26,8 +26,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("upkeeper.alerts")
 
 #: Keys of a channel entry that belong to the policy, not to the notifier's params.
-CHANNEL_KEYS = {"notifier", "name", "min_status", "recovery", "digest"}
-POLICY_KEYS = {"min_status", "renotify", "digest", "mute_in_window", "recovery", "channels"}
+CHANNEL_KEYS = {"notifier", "name", "min_status", "recovery", "digest", "retries", "backoff"}
+POLICY_KEYS = {"min_status", "renotify", "digest", "mute_in_window", "recovery", "channels",
+               "template_dir"}
 STATE_PREFIX = "notify:"
 AlertKind = Literal["new", "changed", "reminder", "recovery"]
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)", re.IGNORECASE)
@@ -45,6 +46,8 @@ def parse_duration(value: Any) -> timedelta | None:
     text = str(value).strip().lower()
     if text in ("", "0", "never", "off", "no"):
         return None
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return timedelta(seconds=float(text))
     pos, total = 0, 0.0
     for m in _DURATION_RE.finditer(text):
         if text[pos:m.start()].strip():
@@ -76,6 +79,8 @@ class ChannelConfig(BaseModel):
     min_status: Status | None = None
     recovery: bool | None = None
     digest: bool | None = None
+    retries: int = Field(3, ge=0, le=10, description="Extra attempts after a failure")
+    backoff: float = Field(2.0, ge=0, le=600, description="First retry delay, doubled each time")
     params: dict[str, Any] = Field(default_factory=dict)
     #: Where this channel's params sit in the playbook, for file:line messages.
     source_path: tuple[str | int, ...] = Field(default=(), exclude=True)
@@ -106,8 +111,11 @@ class NotifyConfig(BaseModel):
     renotify: timedelta | None = Field(timedelta(hours=24),
                                        description="Remind while still failing (0: never)")
     digest: bool = Field(False, description="One message per run per client")
-    mute_in_window: bool = Field(False, description="No alerts for hosts in maintenance")
+    mute_in_window: bool | None = Field(
+        None, description="No alerts for hosts inside a maintenance window (default: the "
+                          "host var mute_in_window)")
     recovery: bool = Field(True, description="Tell when a problem is back to OK")
+    template_dir: str | None = Field(None, description="Overrides for notification templates")
     channels: list[ChannelConfig] = Field(min_length=1)
 
     @field_validator("min_status", mode="before")
@@ -277,25 +285,22 @@ def group_alerts(alerts: Sequence[Alert], digest: bool) -> list[list[Alert]]:
     return list(groups.values())
 
 
-def in_maintenance(host: Host | None, now: datetime) -> bool:
-    """True when the host is inside a maintenance window (False if windows are unknown)."""
+def in_maintenance(host: Host | None, now: datetime, mute_in_window: bool | None = True) -> bool:
+    """True when alerts for ``host`` are muted: it is inside a maintenance window and
+    ``mute_in_window`` (the playbook's; None defers to the host var) says so."""
     if host is None or not host.vars.get("maintenance_windows"):
         return False
+    wanted = host.vars.get("mute_in_window") if mute_in_window is None else mute_in_window
+    if not wanted:
+        return False
     try:
-        from upkeeper import maintenance
+        from upkeeper.maintenance import muted
     except ImportError:
         log.warning("host %s has maintenance_windows but this upkeeper cannot read them; "
                     "alerts are not muted", host.name)
         return False
-    try:
-        muted = getattr(maintenance, "muted", None)
-        if muted is not None:
-            return bool(muted(host.vars, now))
-        return bool(maintenance.window_state(host.vars, now).inside)
-    except ValueError as exc:
-        log.warning("host %s: invalid maintenance window (%s); alerts are not muted",
-                    host.name, exc)
-        return False
+    # muted() reads the flag from host vars; the playbook's setting wins here.
+    return bool(muted({**host.vars, "mute_in_window": True}, now))
 
 
 def validate_notify(pb: Playbook, registry: Registry | None = None) -> list[str]:

@@ -82,6 +82,14 @@ def split_host_and_port(text: str) -> tuple[str, int | None]:
         return text, None
 
 
+#: A typo like ``web[1:100000000]`` is refused instead of eating all memory.
+MAX_RANGE_HOSTS = 100_000
+
+
+class _RangeOrderError(ValueError):
+    pass
+
+
 def expand_hostname_range(line: str) -> list[str]:
     """Expand ``web[01:03]``, ``db-[a:c]``, ``n[1:9:2]`` (several ranges allowed).
 
@@ -105,19 +113,24 @@ def expand_hostname_range(line: str) -> list[str]:
         width = len(beg)
         if width != len(end):
             raise ValueError("host range must specify equal-length begin and end formats")
+    seq: Sequence[str | int]
     try:
-        step = int(step_text)
-        seq: Sequence[str | int]
-        if beg in string.ascii_letters and end in string.ascii_letters and len(beg) == 1 \
-                and len(end) == 1:
-            i_beg, i_end = string.ascii_letters.index(beg), string.ascii_letters.index(end)
+        # str.index finds substrings too: Ansible's quirk, kept so ranges expand alike.
+        try:
+            i_beg = string.ascii_letters.index(beg)
+            i_end = string.ascii_letters.index(end)
             if i_beg > i_end:
-                raise ValueError("host range must have begin <= end")
-            seq = list(string.ascii_letters[i_beg:i_end + 1:step])
-        else:
-            seq = range(int(beg), int(end) + 1, step)
+                raise _RangeOrderError("host range must have begin <= end")
+            seq = list(string.ascii_letters[i_beg:i_end + 1:int(step_text)])
+        except _RangeOrderError:
+            raise
+        except ValueError:
+            seq = range(int(beg), int(end) + 1, int(step_text))
     except ValueError as exc:
         raise ValueError(f"bad host range [{nrange}]: {exc}") from None
+    if len(seq) > MAX_RANGE_HOSTS:
+        raise ValueError(f"host range [{nrange}] expands to {len(seq)} hosts, more than "
+                         f"{MAX_RANGE_HOSTS}")
     hosts: list[str] = []
     for item in seq:
         text = str(item).zfill(width) if width else str(item)

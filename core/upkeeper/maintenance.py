@@ -93,8 +93,6 @@ def resolve_local(local: datetime, tz: tzinfo) -> datetime:
     # old one (later instant); the jump lies between, so bisect on whole seconds.
     lo = naive.replace(tzinfo=tz, fold=1).astimezone(UTC)
     hi = first
-    after = hi.utcoffset() if hi.tzinfo is UTC else None
-    del after
     new_offset = hi.astimezone(tz).utcoffset()
     while (hi - lo) > timedelta(seconds=1):
         mid = lo + (hi - lo) / 2
@@ -102,7 +100,7 @@ def resolve_local(local: datetime, tz: tzinfo) -> datetime:
             hi = mid
         else:
             lo = mid
-    return hi.replace(microsecond=0) if hi.microsecond else hi
+    return hi
 
 
 def get_zone(name: Any) -> ZoneInfo:
@@ -188,8 +186,9 @@ def parse_window(text: str) -> Window:
                              " day (for several days write e.g. 'Mon-Fri 22:00-06:00')")
         (start_day,) = weekdays
         offset = (_day(m["endday"], text) - start_day) % 7
-        if offset == 0 and end <= start:
-            offset = 7
+        if offset == 0 and end <= start and not end_is_midnight:
+            raise ValueError(f"maintenance window {text!r}: ends on the day it starts but"
+                             " not after its start time")
         if end_is_midnight:
             offset += 1
     else:
@@ -197,8 +196,6 @@ def parse_window(text: str) -> Window:
         if end == start and not end_is_midnight:
             raise ValueError(f"maintenance window {text!r}: start and end are equal (for a"
                              " whole day write 00:00-24:00)")
-    if offset > 7 or (offset == 7 and end > start):
-        raise ValueError(f"maintenance window {text!r}: longer than a week")
     return Window(text=norm, weekdays=weekdays, start=start, end=end, end_offset=offset,
                   ordinal=ordinal)
 

@@ -158,6 +158,8 @@ def check_against_registry(pb: Playbook, registry: Registry) -> None:
         try:
             cls = registry.check(spec.check)
         except UnknownNameError as exc:
+            if registry.missing_check_reason(spec.check):
+                continue  # its plugin is broken: the runner reports it per host
             raise pb.error(("checks", i, "check"), str(exc)) from None
         templated = {k for k, v in spec.params.items() if is_templated(v)}
         try:

@@ -78,6 +78,19 @@ class Registry:
     inventory_sources: list[Any] = field(default_factory=list)
     template_dirs: list[str] = field(default_factory=list)
     origin: dict[tuple[str, str], str] = field(default_factory=dict)
+    #: Plugins that failed to load: name -> first error. Checks they would have provided
+    #: become UNKNOWN results instead of invalidating whole playbooks.
+    failed_plugins: dict[str, str] = field(default_factory=dict)
+
+    def missing_check_reason(self, name: str) -> str | None:
+        """Why ``name`` may be missing because a plugin broke (None if no plugin did)."""
+        if not self.failed_plugins:
+            return None
+        namespace = name.split(".", 1)[0]
+        if any(n.split(".", 1)[0] == namespace for n in self.checks):
+            return None
+        broken = "; ".join(f"plugin {p}: {e}" for p, e in sorted(self.failed_plugins.items()))
+        return f"check '{name}' is not available ({broken})"
 
     def _add(self, kind: str, table: dict[str, Any], name: str, obj: Any, plugin: str) -> None:
         if not name or not isinstance(name, str):
@@ -201,6 +214,7 @@ def get_plugin_manager(
             _register(pm, info, obj)
         infos.append(info)
     registry = build_registry(pm, infos)
+    registry.failed_plugins = {i.name: i.errors[0] for i in infos if i.errors and not i.loaded}
     return PluginSystem(pm, registry, infos)
 
 

@@ -211,7 +211,8 @@ class Runner:
         try:
             cls = self.plugins.registry.check(spec.check)
         except UnknownNameError as exc:
-            return [Result(Status.UNKNOWN, str(exc))], None
+            reason = self.plugins.registry.missing_check_reason(spec.check)
+            return [Result(Status.UNKNOWN, reason or str(exc))], None
         timeout = min(spec.timeout or self.pb.timeout or cls.timeout, remaining)
         prep = self.prepare(index, spec, cls, host, redactor)
         if isinstance(prep, Result):

@@ -45,13 +45,14 @@ def load_key(path: str, passphrase: str | None = None) -> paramiko.PKey:
             raise KeyLoadError(failed)
         try:
             # Positional: the keyword is ``passphrase`` before paramiko 5, ``password`` after.
-            key = paramiko.PKey.from_path(real, passphrase)
+            key = paramiko.PKey.from_path(
+                real, passphrase.encode() if passphrase is not None else None)
         except paramiko.PasswordRequiredException:
             msg = (f"private key {path} is encrypted: set ansible_ssh_private_key_passphrase "
                    f"(e.g. to '{{{{ env.SSH_KEY_PASSPHRASE }}}}')")
         except paramiko.SSHException as exc:
             msg = f"cannot load private key {path}: {_scrub(str(exc), passphrase)}"
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, TypeError) as exc:
             msg = f"cannot load private key {path}: {type(exc).__name__}"
         else:
             _keys[ident] = key

@@ -174,3 +174,47 @@ def record(path: str | Path, host: str, port: int, key: paramiko.PKey) -> bool:
     with open(target, "a", encoding="ascii") as fh:
         fh.write(line)
     return True
+
+
+#: One handshake per family: a server offers one host key per negotiation.
+SCAN_FAMILIES: tuple[tuple[str, ...], ...] = (
+    ("ssh-ed25519",),
+    ("ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521"),
+    ("rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"),
+)
+
+
+def scan(host: str, port: int = 22, timeout: float = 10.0) -> list[paramiko.PKey]:
+    """The host keys ``host`` offers (one key exchange per key family, no login)."""
+    import socket
+
+    found: list[paramiko.PKey] = []
+    for family in SCAN_FAMILIES:
+        sock = socket.create_connection((host, port), timeout=timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        ssh = paramiko.Transport(sock)
+        try:
+            opts = ssh.get_security_options()
+            supported = tuple(t for t in family if t in opts.key_types)
+            if not supported:
+                continue
+            opts.key_types = supported
+            ssh.banner_timeout = ssh.handshake_timeout = timeout
+            ssh.start_client(timeout=timeout)
+            found.append(ssh.get_remote_server_key())
+        except paramiko.SSHException as exc:
+            if "incompatible" in str(exc).lower() or "negotiat" in str(exc).lower():
+                continue
+            raise
+        finally:
+            ssh.close()
+    return found
+
+
+def status_of(host: str, port: int, key: paramiko.PKey, files: Sequence[str]) -> str:
+    """``known``, ``new`` or ``changed`` for one scanned key."""
+    known = lookup(host, port, files)
+    for ktype, known_key in known.keys.items():
+        if _same_family(ktype, key.get_name()):
+            return "known" if known_key.asbytes() == key.asbytes() else "changed"
+    return "new"

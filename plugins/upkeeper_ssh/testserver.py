@@ -47,7 +47,7 @@ class SSHServer:
 
     def __init__(self, directory: Path, *, port: int | None = None,
                  host_key_types: tuple[str, ...] = ("ed25519",),
-                 extra_config: str = "") -> None:
+                 extra_config: str = "", log_level: str = "VERBOSE") -> None:
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
@@ -62,6 +62,7 @@ class SSHServer:
         self.client_key = keygen(self.dir / "id_ed25519")
         self.proc: subprocess.Popen[bytes] | None = None
         self.extra_config = extra_config
+        self.log_level = log_level
 
     def authorize(self, user: str, pubkey_file: Path | None = None) -> None:
         """Let ``user`` in with the client key (or ``pubkey_file``)."""
@@ -81,12 +82,12 @@ class SSHServer:
         keys = "".join(f"HostKey {k}\n" for k in self.host_keys)
         self.config.write_text(
             f"Port {self.port}\nListenAddress 127.0.0.1\n{keys}"
-            f"PidFile {self.pidfile}\nAuthorizedKeysFile {self.auth_dir}/%u\n"
+            f"PidFile {self.pidfile}\nAuthorizedKeysFile {self.auth_dir}/%u .ssh/authorized_keys\n"
             "UsePAM no\nStrictModes no\nPermitRootLogin yes\n"
             "PasswordAuthentication yes\nKbdInteractiveAuthentication no\n"
             "PubkeyAuthentication yes\nAllowTcpForwarding yes\n"
             "MaxStartups 512\nMaxSessions 256\nMaxAuthTries 20\n"
-            "Subsystem sftp internal-sftp\nLogLevel VERBOSE\n"
+            f"Subsystem sftp internal-sftp\nLogLevel {self.log_level}\n"
             f"SetEnv HOME={self.home}\n{self.extra_config}\n")
 
     def start(self, wait: float = 10.0) -> SSHServer:

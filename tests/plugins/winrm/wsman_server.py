@@ -66,6 +66,21 @@ class Execution:
             return self.stdin.decode("utf-8", errors="replace")
 
     @property
+    def script(self) -> str:
+        """The user's script without the transport's wrapper.
+
+        upkeeper sends long scripts on stdin and short ones as the single-quoted literal
+        assigned to ``$__upk_src``; anything else is returned whole.
+        """
+        encoded = self.encoded_script
+        if encoded is None:
+            return self.command
+        if self.stdin:
+            return self.stdin_text
+        m = re.search(r"\$__upk_src = '((?:[^']|'')*)'", encoded)
+        return m.group(1).replace("''", "'") if m else encoded
+
+    @property
     def text(self) -> str:
         """Everything the host would run: the decoded command line script plus stdin."""
         parts = [self.encoded_script or self.command, self.stdin_text]
