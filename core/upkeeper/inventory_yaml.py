@@ -146,6 +146,9 @@ def load_yaml(path: Path, text: str | None = None) -> YamlDoc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
         col = f" (column {mark.column + 1})" if mark else ""
+        ctx = exc.context_mark
+        if exc.context and ctx is not None and mark is not None and ctx.line != mark.line:
+            col = f" (column {mark.column + 1}; {exc.context} at line {ctx.line + 1})"
         raise InventoryError(f"invalid YAML: {problem}{col}", name,
                              mark.line + 1 if mark else None) from None
     except yaml.YAMLError as exc:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+from collections.abc import Mapping
+from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 from upkeeper.models import CommandError, CommandResult
 
 _DATE_RE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 class _RunsPowerShell(Protocol):
@@ -38,7 +40,12 @@ def parse_ps_date(value: str) -> datetime | None:
     """``/Date(ms)/`` (PowerShell 5.1) or ISO 8601 (PowerShell 7) -> aware datetime."""
     m = _DATE_RE.match(value.strip())
     if m:
-        return datetime.fromtimestamp(int(m.group(1)) / 1000, tz=timezone.utc)
+        # Integer arithmetic: a float division loses milliseconds near DateTime.MaxValue.
+        # The optional +hhmm suffix only says which zone the writer was in; ms are UTC.
+        try:
+            return _EPOCH + timedelta(milliseconds=int(m.group(1)))
+        except OverflowError:
+            return None
     try:
         dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
@@ -72,18 +79,52 @@ def normalize(value: Any) -> Any:
 
 
 def parse_ps_json(text: str) -> Any:
-    """Parse ``ConvertTo-Json`` output (BOM, blank output and stray lines tolerated)."""
+    """Parse ``ConvertTo-Json`` output (BOM, blank output and stray lines tolerated).
+
+    Warning or progress lines before the document and text after it are skipped.
+    :raises json.JSONDecodeError: no JSON document was found.
+    """
     body = text.lstrip("\ufeff").strip()
     if not body:
         return None
     try:
         return normalize(json.loads(body))
-    except json.JSONDecodeError:
-        # Warnings or progress lines may precede the JSON document.
-        start = min((i for i in (body.find("{"), body.find("[")) if i >= 0), default=-1)
-        if start < 0:
-            raise
-        return normalize(json.loads(body[start:]))
+    except json.JSONDecodeError as first_error:
+        decoder = json.JSONDecoder()
+        # Try every line that could start the document, first to last.
+        for m in re.finditer(r"^[ \t]*[\[{]", body, re.M):
+            start = m.end() - 1
+            try:
+                value, _ = decoder.raw_decode(body, start)
+            except json.JSONDecodeError:
+                continue
+            return normalize(value)
+        raise first_error
+
+
+def enum_name(value: Any, names: Mapping[int, str]) -> str | None:
+    """An enum as its name whether PowerShell wrote a number (5.1) or a name (7).
+
+    ``enum_name(4, SERVICE_STATUS) == enum_name("Running", SERVICE_STATUS) == "Running"``;
+    unknown numbers come back as their text, ``None`` stays ``None``.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return names.get(value, str(value))
+    text = str(value).strip()
+    if text.lstrip("-").isdigit():
+        return names.get(int(text), text)
+    return text
+
+
+#: System.ServiceProcess.ServiceControllerStatus
+SERVICE_STATUS = {1: "Stopped", 2: "StartPending", 3: "StopPending", 4: "Running",
+                  5: "ContinuePending", 6: "PausePending", 7: "Paused"}
+#: System.ServiceProcess.ServiceStartMode
+SERVICE_START_TYPE = {0: "Boot", 1: "System", 2: "Automatic", 3: "Manual", 4: "Disabled"}
 
 
 def json_script(script: str, depth: int = 4) -> str:

@@ -136,6 +136,8 @@ class Runner:
         self.stop = stop_event or threading.Event()
         self._lock = threading.Lock()
         self._closed = False
+        self._slots: set[_TransportSlot] = set()
+        self._checks_done: dict[str, int] = {}
         self.run: RunRecord | None = None
 
     def emit(self, result: Result, redactor: Redactor) -> None:
@@ -177,6 +179,8 @@ class Runner:
         slot = _TransportSlot(tcls, host)
         host.facts = LazyFacts(lambda: slot.get().gather_facts(timeout=FACTS_TIMEOUT))
         deadline = time.monotonic() + pb.host_timeout
+        with self._lock:
+            self._slots.add(slot)
         try:
             for index, spec in enumerate(pb.checks):
                 if self.stop.is_set():
@@ -197,11 +201,14 @@ class Runner:
                     r.started = started
                     r.duration = r.duration or (time.monotonic() - t0)
                     self.emit(r, redactor)
+                self._checks_done[host.name] = index + 1
                 if fatal is not None:
                     self.host_failed(host, pb.checks[index + 1:], fatal.status,
                                      f"not run: {fatal}", redactor)
                     return
         finally:
+            with self._lock:
+                self._slots.discard(slot)
             slot.close()
 
     def run_check(self, index: int, spec: CheckSpec, host: Host, slot: _TransportSlot,
@@ -318,6 +325,10 @@ class Runner:
             self.stop.set()
             run.interrupted = True
             log.warning("interrupted: recording what finished")
+            with self._lock:
+                slots = list(self._slots)
+            for slot in slots:
+                slot.discard()  # kills commands still running on the hosts
         if self.stop.is_set():
             run.interrupted = True
         self._finish(hosts, done, run)
@@ -338,10 +349,9 @@ class Runner:
             done[host.name] = True
 
     def _finish(self, hosts: Sequence[Host], done: dict[str, bool], run: RunRecord) -> None:
-        seen = {(r.host, r.name) for r in run.results}
         for h in hosts:
             if not done.get(h.name):
-                missing = [s for s in self.pb.checks if (h.name, s.label) not in seen]
+                missing = self.pb.checks[self._checks_done.get(h.name, 0):]
                 self.host_failed(h, missing, Status.UNKNOWN, "run interrupted", Redactor())
         order = {h.name: i for i, h in enumerate(hosts)}
         labels = {s.label: i for i, s in enumerate(self.pb.checks)}

@@ -310,3 +310,15 @@ def parse_schedule_value(
 def parse_schedules(playbook: Playbook) -> list[ScheduleSpec]:
     """Validate ``playbook.schedule``; raises PlaybookError with file:line:column."""
     return parse_schedule_value(playbook.schedule, playbook.error)
+
+
+def validate_schedule(playbook: Playbook) -> list[str]:
+    """Problems in ``playbook.schedule`` as ``file:line:column: message`` strings
+    (``upkeeper validate`` calls this)."""
+    from upkeeper.yamlsource import SourceError
+
+    try:
+        parse_schedules(playbook)
+    except SourceError as exc:
+        return [str(exc)]
+    return []

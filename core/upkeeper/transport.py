@@ -140,6 +140,18 @@ class LocalTransport(Transport):
 
     name = "local"
 
+    def __init__(self, host: Host) -> None:
+        super().__init__(host)
+        self._running: set[subprocess.Popen[bytes]] = set()
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """Kill commands still running (a timed-out check or an interrupted run)."""
+        with self._lock:
+            running = list(self._running)
+        for proc in running:
+            _kill_group(proc)
+
     def run(
         self,
         command: str | Sequence[str],
@@ -169,6 +181,8 @@ class LocalTransport(Transport):
         except OSError as exc:
             raise TransportError(f"cannot start /bin/sh: {exc}", host=self.host.name) from exc
         assert proc.stdout is not None and proc.stderr is not None
+        with self._lock:
+            self._running.add(proc)
         readers = [_CappedReader(proc.stdout, self.output_limit),
                    _CappedReader(proc.stderr, self.output_limit)]
         for r in readers:
@@ -185,6 +199,9 @@ class LocalTransport(Transport):
         except BaseException:
             _kill_group(proc)
             raise
+        finally:
+            with self._lock:
+                self._running.discard(proc)
         for r in readers:
             r.join(timeout=5)
         return CommandResult(

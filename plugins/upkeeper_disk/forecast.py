@@ -48,11 +48,11 @@ def fit_line(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float, fl
     sxx = sum((x - mx) ** 2 for x in xs)
     if sxx == 0:
         return my, 0.0, math.inf
-    b = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
+    b = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
     a = my - b * mx
     if n <= 2:
         return a, b, math.inf
-    ssr = sum((y - (a + b * x)) ** 2 for x, y in zip(xs, ys))
+    ssr = sum((y - (a + b * x)) ** 2 for x, y in zip(xs, ys, strict=True))
     return a, b, math.sqrt(ssr / (n - 2) / sxx)
 
 

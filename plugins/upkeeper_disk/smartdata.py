@@ -247,6 +247,11 @@ OPERATIONAL_STATUS = {
 }
 
 
+BUS_TYPES = {1: "SCSI", 3: "ATA", 6: "Fibre Channel", 7: "USB", 8: "RAID", 9: "iSCSI",
+             10: "SAS", 11: "SATA", 12: "SD", 13: "MMC", 14: "Virtual",
+             15: "File Backed Virtual", 16: "Storage Spaces", 17: "NVMe"}
+
+
 @dataclass
 class WindowsDisk:
     """One ``Get-PhysicalDisk`` entry with its ``Get-StorageReliabilityCounter`` values."""
@@ -263,6 +268,10 @@ class WindowsDisk:
     read_errors_uncorrected: int | None = None
     write_errors_uncorrected: int | None = None
     power_on_hours: int | None = None
+
+    @property
+    def virtual(self) -> bool:
+        return "virtual" in self.bus.lower() or "virtual disk" in self.name.lower()
 
 
 def _enum(value: Any, names: dict[int, str]) -> str:
@@ -291,7 +300,7 @@ def parse_windows_disks(rows: Any) -> list[WindowsDisk]:
         out.append(WindowsDisk(
             name=name, serial=str(row.get("SerialNumber") or "").strip(),
             media=_enum(row.get("MediaType"), {0: "Unspecified", 3: "HDD", 4: "SSD", 5: "SCM"}),
-            bus=str(row.get("BusType") or ""),
+            bus=_enum(row.get("BusType"), BUS_TYPES),
             health=_enum(row.get("HealthStatus"), PHYSICAL_HEALTH),
             operational=flat, wear=_int(row.get("Wear")),
             temperature=_int(row.get("Temperature")),

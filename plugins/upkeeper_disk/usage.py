@@ -154,7 +154,10 @@ def select(filesystems: list[Filesystem], p: UsageParams,
         if p.include_mounts:
             ok = ok and _matches(fs.mount, p.include_mounts, windows)
         ok = ok and not _matches(fs.mount, p.exclude_mounts, windows)
-        (keep.append(fs) if ok else dropped.append(fs.mount))
+        if ok:
+            keep.append(fs)
+        else:
+            dropped.append(fs.mount)
     return keep, dropped
 
 
@@ -163,7 +166,9 @@ def thresholds_for(mount: str, p: UsageParams, windows: bool = False) -> Thresho
     base = Thresholds(**{k: getattr(p, k) for k in Thresholds.model_fields})
     for glob, override in p.mounts.items():
         if _matches(mount, [glob], windows):
-            return base.model_copy(update=override.model_dump(exclude_unset=True))
+            merged: Thresholds = base.model_copy(
+                update=override.model_dump(exclude_unset=True))
+            return merged
     return base
 
 
@@ -192,15 +197,17 @@ def judge(fs: Filesystem, t: Thresholds, forecast: Forecast | None,
             statuses.append(status)
             limits = [f"{pct_limit:g}%" if pct_limit is not None else "",
                       f"{free_limit:g} GB free" if free_limit is not None else ""]
+            limit = " and ".join(x for x in limits if x)
             rep.reasons.append(f"space {status.value}: {pct}% used, "
-                               f"{free_gb:.1f} GB free (limit {' and '.join(x for x in limits if x)})")
+                               f"{free_gb:.1f} GB free (limit {limit})")
             break
     ipct = fs.inodes_used_pct
     if ipct is not None:
-        for status, limit in ((Status.CRIT, t.crit_inodes_pct), (Status.WARN, t.warn_inodes_pct)):
-            if limit is not None and ipct >= limit:
+        for status, ilimit in ((Status.CRIT, t.crit_inodes_pct),
+                               (Status.WARN, t.warn_inodes_pct)):
+            if ilimit is not None and ipct >= ilimit:
                 statuses.append(status)
-                rep.reasons.append(f"inodes {status.value}: {ipct}% used (limit {limit:g}%)")
+                rep.reasons.append(f"inodes {status.value}: {ipct}% used (limit {ilimit:g}%)")
                 break
     if forecast is not None:
         for status, days in ((Status.CRIT, t.forecast_crit_days),

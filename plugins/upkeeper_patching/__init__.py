@@ -1,1 +1,14 @@
-"""upkeeper built-in plugin: patching (work in progress)."""
+"""Built-in plugin: patching (``patching.status`` and the ``patching.apply`` action)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from upkeeper import hookimpl
+from upkeeper_patching.apply import PatchApply
+from upkeeper_patching.checks import PatchStatus
+
+
+@hookimpl
+def upkeeper_register_checks() -> list[type[Any]]:
+    return [PatchStatus, PatchApply]

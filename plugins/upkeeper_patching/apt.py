@@ -13,12 +13,15 @@ from upkeeper_patching.model import PatchState, Section, Update, parse_epoch, pa
 
 STATUS_SCRIPT = r"""LC_ALL=C; export LC_ALL
 echo '@@upk:apt-list'
-if command -v apt >/dev/null 2>&1; then apt list --upgradable 2>/dev/null; else echo '@@upk:apt-get'; apt-get -s -o Debug::NoLocking=1 upgrade 2>&1; fi
+if command -v apt >/dev/null 2>&1; then apt list --upgradable 2>/dev/null
+else echo '@@upk:apt-get'; apt-get -s -o Debug::NoLocking=1 upgrade 2>&1; fi
 echo "@@upk-rc $?"
 echo '@@upk:reboot'
-if [ -f /var/run/reboot-required ]; then stat -c %Y /var/run/reboot-required; cat /var/run/reboot-required.pkgs 2>/dev/null; fi
+if [ -f /var/run/reboot-required ]; then stat -c %Y /var/run/reboot-required
+  cat /var/run/reboot-required.pkgs 2>/dev/null; fi
 echo '@@upk:history'
-for f in /var/log/apt/history.log /var/log/apt/history.log.1.gz; do [ -r "$f" ] && zcat -f "$f"; done 2>/dev/null | grep -E '^(Start-Date|Upgrade):' | cut -c1-40
+for f in /var/log/apt/history.log /var/log/apt/history.log.1.gz; do
+  [ -r "$f" ] && zcat -f "$f"; done 2>/dev/null | grep -E '^(Start-Date|Upgrade):' | cut -c1-40
 echo '@@upk:dpkg-log'
 grep -h ' upgrade ' /var/log/dpkg.log 2>/dev/null | tail -n 1
 echo '@@upk:lists'

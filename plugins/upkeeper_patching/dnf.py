@@ -214,11 +214,11 @@ def state_from_sections(pm: str, sections: dict[str, Section]) -> PatchState:
     for adv in advisories:
         by_name.setdefault(adv.name, adv)
     for upd in state.updates:
-        adv = by_name.get(upd.name)
-        if adv is not None:
+        match = by_name.get(upd.name)
+        if match is not None:
             upd.security = True
-            upd.severity = adv.severity
-            upd.advisory = adv.advisory
+            upd.severity = match.severity
+            upd.advisory = match.advisory
     if info.rc not in (0, None):
         state.notes.append(f"{pm} updateinfo failed (exit {info.rc}): security status unknown")
     elif not advisories and state.updates:

@@ -41,7 +41,8 @@ $r = [ordered]@{ Service = $null; WsusServer = $null; Updates = @(); Error = $nu
   LastHotfix = $null; LastInstalled = $null }
 try { $r.Service = [string](Get-CimInstance Win32_Service -Filter "Name='wuauserv'").StartMode }
 catch { $r.Service = 'Unknown' }
-$pol = Get-ItemProperty 'HKLM:\SOFTWARE\Policies\Microsoft\Windows\WindowsUpdate' -ErrorAction SilentlyContinue
+$pol = Get-ItemProperty 'HKLM:\SOFTWARE\Policies\Microsoft\Windows\WindowsUpdate' `
+  -ErrorAction SilentlyContinue
 if ($pol -and $pol.WUServer) { $r.WsusServer = [string]$pol.WUServer }
 if ($r.Service -ne 'Disabled') {
   try {
@@ -64,14 +65,19 @@ if ($r.Service -ne 'Disabled') {
     $r.HResult = $_.Exception.HResult
   }
 }
-$r.RebootCbs = Test-Path 'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\Component Based Servicing\RebootPending'
-$r.RebootWu = Test-Path 'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\WindowsUpdate\Auto Update\RebootRequired'
-$sm = Get-ItemProperty 'HKLM:\SYSTEM\CurrentControlSet\Control\Session Manager' -Name PendingFileRenameOperations -ErrorAction SilentlyContinue
+$cv = 'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion'
+$r.RebootCbs = Test-Path "$cv\Component Based Servicing\RebootPending"
+$r.RebootWu = Test-Path "$cv\WindowsUpdate\Auto Update\RebootRequired"
+$sm = Get-ItemProperty 'HKLM:\SYSTEM\CurrentControlSet\Control\Session Manager' `
+  -Name PendingFileRenameOperations -ErrorAction SilentlyContinue
 $r.PendingRename = [bool]($sm -and $sm.PendingFileRenameOperations)
 try {
   $hf = Get-HotFix -ErrorAction Stop | Where-Object { $_.InstalledOn } |
     Sort-Object InstalledOn -Descending | Select-Object -First 1
-  if ($hf) { $r.LastHotfix = $hf.HotFixID; $r.LastInstalled = $hf.InstalledOn.ToUniversalTime().ToString('o') }
+  if ($hf) {
+    $r.LastHotfix = $hf.HotFixID
+    $r.LastInstalled = $hf.InstalledOn.ToUniversalTime().ToString('o')
+  }
 } catch { $r.LastHotfix = $null }
 [pscustomobject]$r
 """.replace("__SEARCH__", _SEARCH)
@@ -217,7 +223,8 @@ $out = Join-Path $dir "patch-$id.json"
 $code = @'
 param($securityOnly, $exclude, $checkMode, $out)
 $ErrorActionPreference = 'Stop'
-$res = [ordered]@{ Selected = @(); Installed = @(); ResultCode = $null; RebootRequired = $false; Error = $null }
+$res = [ordered]@{ Selected = @(); Installed = @(); ResultCode = $null
+  RebootRequired = $false; Error = $null }
 try {
   $session = New-Object -ComObject Microsoft.Update.Session
   $found = $session.CreateUpdateSearcher().Search('__SEARCH__')
@@ -225,12 +232,14 @@ try {
   foreach ($u in $found.Updates) {
     $kbs = @($u.KBArticleIDs | ForEach-Object { 'KB' + $_ })
     $cats = @($u.Categories | ForEach-Object { $_.Name })
-    if ($securityOnly -and -not ($u.MsrcSeverity -or ($cats -contains 'Security Updates'))) { continue }
+    $isSecurity = $u.MsrcSeverity -or ($cats -contains 'Security Updates')
+    if ($securityOnly -and -not $isSecurity) { continue }
     if (@($kbs | Where-Object { $exclude -contains $_ }).Count -gt 0) { continue }
     if ($u.InstallationBehavior.CanRequestUserInput) { continue }
     if (-not $u.EulaAccepted) { $u.AcceptEula() }
     $coll.Add($u) | Out-Null
-    $res.Selected += [pscustomobject]@{ KB = $kbs; Title = $u.Title; MsrcSeverity = $u.MsrcSeverity; Categories = $cats }
+    $res.Selected += [pscustomobject]@{ KB = $kbs; Title = $u.Title
+      MsrcSeverity = $u.MsrcSeverity; Categories = $cats }
   }
   if (-not $checkMode -and $coll.Count -gt 0) {
     $dl = $session.CreateUpdateDownloader(); $dl.Updates = $coll; $dl.Download() | Out-Null
@@ -240,7 +249,9 @@ try {
     $res.RebootRequired = [bool]$r.RebootRequired
     for ($i = 0; $i -lt $coll.Count; $i++) {
       $u = $coll.Item($i)
-      $res.Installed += [pscustomobject]@{ KB = @($u.KBArticleIDs | ForEach-Object { 'KB' + $_ }); Title = $u.Title; ResultCode = [int]$r.GetUpdateResult($i).ResultCode; HResult = $r.GetUpdateResult($i).HResult }
+      $one = $r.GetUpdateResult($i)
+      $res.Installed += [pscustomobject]@{ KB = @($u.KBArticleIDs | ForEach-Object { 'KB' + $_ })
+        Title = $u.Title; ResultCode = [int]$one.ResultCode; HResult = $one.HResult }
     }
   }
 } catch { $res.Error = $_.Exception.Message }
@@ -251,10 +262,12 @@ if ($checkMode) {
   & $worker $securityOnly $exclude $true $out
 } else {
   $excl = ($exclude | ForEach-Object { "'" + ($_ -replace "'", "''") + "'" }) -join ','
-  $arg = "-NoProfile -ExecutionPolicy Bypass -Command `"& '$worker' `$$securityOnly @($excl) `$false '$out'`""
+  $call = "& '$worker' `$$securityOnly @($excl) `$false '$out'"
+  $arg = "-NoProfile -ExecutionPolicy Bypass -Command `"$call`""
   $task = "upkeeper-patch-$id"
   $action = New-ScheduledTaskAction -Execute 'powershell.exe' -Argument $arg
-  $principal = New-ScheduledTaskPrincipal -UserId 'SYSTEM' -LogonType ServiceAccount -RunLevel Highest
+  $principal = New-ScheduledTaskPrincipal -UserId 'SYSTEM' -LogonType ServiceAccount `
+    -RunLevel Highest
   Register-ScheduledTask -TaskName $task -Action $action -Principal $principal -Force | Out-Null
   Start-ScheduledTask -TaskName $task
   $deadline = (Get-Date).AddSeconds($timeout)
@@ -262,7 +275,8 @@ if ($checkMode) {
   Start-Sleep -Seconds 1
   Unregister-ScheduledTask -TaskName $task -Confirm:$false -ErrorAction SilentlyContinue
 }
-if (Test-Path $out) { Get-Content -Raw -Path $out | ConvertFrom-Json } else { [pscustomobject]@{ Error = "no result within $timeout s" } }
+if (Test-Path $out) { Get-Content -Raw -Path $out | ConvertFrom-Json }
+else { [pscustomobject]@{ Error = "no result within $timeout s" } }
 Remove-Item -Force -ErrorAction SilentlyContinue $worker, $out
 """.replace("__SEARCH__", _SEARCH)
 

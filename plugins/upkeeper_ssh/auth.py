@@ -47,18 +47,24 @@ def load_key(path: str, passphrase: str | None = None) -> paramiko.PKey:
             # Positional: the keyword is ``passphrase`` before paramiko 5, ``password`` after.
             key = paramiko.PKey.from_path(
                 real, passphrase.encode() if passphrase is not None else None)
-        except paramiko.PasswordRequiredException:
-            msg = (f"private key {path} is encrypted: set ansible_ssh_private_key_passphrase "
-                   f"(e.g. to '{{{{ env.SSH_KEY_PASSPHRASE }}}}')")
-        except paramiko.SSHException as exc:
-            msg = f"cannot load private key {path}: {_scrub(str(exc), passphrase)}"
-        except (OSError, ValueError, TypeError) as exc:
-            msg = f"cannot load private key {path}: {type(exc).__name__}"
+        except (paramiko.SSHException, OSError, ValueError, TypeError) as exc:
+            msg = _load_error(path, exc, passphrase)
         else:
             _keys[ident] = key
             return key
         _failures[(*ident, pw_digest)] = msg
         raise KeyLoadError(msg)
+
+
+def _load_error(path: str, exc: Exception, passphrase: str | None) -> str:
+    """A message for a key that did not load; paramiko's wording varies by version."""
+    if passphrase is None and (isinstance(exc, (paramiko.PasswordRequiredException, TypeError))
+                               or "password" in str(exc).lower()):
+        return (f"private key {path} is encrypted: set ansible_ssh_private_key_passphrase "
+                f"(e.g. to '{{{{ env.SSH_KEY_PASSPHRASE }}}}')")
+    if passphrase is not None and not isinstance(exc, OSError):
+        return f"cannot load private key {path}: wrong passphrase or unsupported key format"
+    return f"cannot load private key {path}: {_scrub(str(exc), passphrase) or type(exc).__name__}"
 
 
 def _scrub(text: str, secret: str | None) -> str:

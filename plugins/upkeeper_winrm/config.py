@@ -162,6 +162,11 @@ def config_from_vars(host: str, vars_: Mapping[str, Any]) -> WinRMConfig:
     if encryption not in ("auto", "always", "never"):
         raise TransportError("ansible_winrm_message_encryption must be auto, always or never, "
                              f"got {encryption!r}", host=host)
+    if encryption == "always" and auth in ("basic", "certificate"):
+        raise TransportError(
+            f"ansible_winrm_message_encryption: always needs ntlm, kerberos or credssp; {auth} "
+            "authentication is only encrypted by HTTPS (use ansible_winrm_scheme: https)",
+            host=host)
 
     op_timeout = _int_var(host, vars_, "ansible_winrm_operation_timeout_sec",
                           DEFAULT_OPERATION_TIMEOUT)

@@ -72,6 +72,24 @@ def _root_reason(exc: BaseException) -> str:
     return text[:200]
 
 
+def _tls_error(exc: requests.exceptions.SSLError, cfg: WinRMConfig) -> TransportError:
+    text = str(exc)
+    m = re.search(r"certificate verify failed: ([^(')\"]+)", text)
+    if m or "CERTIFICATE_VERIFY_FAILED" in text or "match" in text:
+        reason = m.group(1).strip() if m else _root_reason(exc)
+        return TransportError(
+            f"TLS certificate of {cfg.target} ({cfg.host}) could not be verified: {reason}. "
+            "Trust the CA that signed it with ansible_winrm_ca_trust_path: /path/to/ca.pem "
+            "(a PEM bundle), or, not recommended, set "
+            "ansible_winrm_server_cert_validation: ignore", host=cfg.host)
+    m = re.search(r"\[SSL: (\w+)\]", text)
+    reason = m.group(1) if m else _root_reason(exc)
+    return TransportError(
+        f"TLS handshake with {cfg.target} ({cfg.host}) failed ({reason}); is the listener on "
+        f"port {cfg.port} really HTTPS? (5985 is normally HTTP: ansible_winrm_scheme: http)",
+        host=cfg.host)
+
+
 def translate(exc: BaseException, cfg: WinRMConfig, action: str) -> TransportError:
     """A :class:`TransportError` for ``exc`` raised while doing ``action`` (e.g. "open shell").
 
@@ -104,11 +122,7 @@ def _translate(exc: BaseException, cfg: WinRMConfig, action: str) -> TransportEr
         return TransportError(f"WinRM operation timed out on {where} while trying to {action}",
                               host=cfg.host)
     if isinstance(exc, requests.exceptions.SSLError):
-        return TransportError(
-            f"TLS certificate of {cfg.target} ({cfg.host}) could not be verified: "
-            f"{_root_reason(exc)}. Trust the CA that signed it with "
-            f"ansible_winrm_ca_trust_path: /path/to/ca.pem (a PEM bundle), or, not recommended, "
-            f"set ansible_winrm_server_cert_validation: ignore", host=cfg.host)
+        return _tls_error(exc, cfg)
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return TransportError(f"cannot connect to {cfg.target} ({cfg.host}): connection timed "
                               f"out after {cfg.read_timeout}s", host=cfg.host)

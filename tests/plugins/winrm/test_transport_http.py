@@ -299,7 +299,7 @@ def test_bad_settings_fail_on_first_use_with_the_variable_named(
 
 def test_encryption_always_with_basic_is_refused_clearly(make_transport: MakeTransport) -> None:
     t = make_transport(ansible_winrm_message_encryption="always")
-    with pytest.raises(TransportError, match="basic auth.*message encryption"):
+    with pytest.raises(TransportError, match="message_encryption: always needs ntlm.*basic"):
         t.run("hostname")
 
 

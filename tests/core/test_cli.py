@@ -1,0 +1,135 @@
+"""The upkeeper command as a user runs it: real processes, real history on disk."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DAILY = str(ROOT / "playbooks" / "daily-health.yml")
+
+
+def upk(*args: str, env: dict[str, str] | None = None,
+        cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "upkeeper", *args], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, **(env or {})},
+                          cwd=cwd or ROOT)
+
+
+def test_run_json_document(state_dir):
+    res = upk("run", DAILY, "--format", "json")
+    doc = json.loads(res.stdout)
+    assert set(doc) >= {"run_id", "playbook", "started", "finished", "status", "results"}
+    assert doc["playbook"] == "Daily health"
+    assert doc["results"], res.stderr
+    for r in doc["results"]:
+        assert set(r) >= {"host", "check", "status", "summary", "metrics", "details",
+                          "changed", "duration_s"}
+        assert r["host"] == "localhost"
+        assert r["status"] in ("OK", "WARN", "CRIT", "UNKNOWN", "SKIPPED")
+    codes = {"OK": 0, "WARN": 1, "CRIT": 2, "UNKNOWN": 3}
+    assert res.returncode == codes[doc["status"]]
+    assert (state_dir / "history.sqlite3").exists()
+
+    hist = upk("history", "--format", "json")
+    assert {r["check"] for r in json.loads(hist.stdout)} >= {"system.uptime"}
+    series = upk("history", "--host", "localhost", "--metric", "uptime_days", "--format", "json")
+    assert len(json.loads(series.stdout)) == 1
+
+
+def test_run_plain_lines_off_a_terminal(tmp_path):
+    book = tmp_path / "pb.yml"
+    book.write_text("name: plain\nchecks:\n  - system.command: {command: 'echo fine'}\n"
+                    "  - system.command: {command: 'echo bad; exit 2'}\n")
+    res = upk("run", str(book))
+    assert res.returncode == 2
+    assert "OK       localhost system.command: fine" in res.stderr
+    assert "CRIT     localhost system.command: bad" in res.stdout
+    assert res.stdout.strip().splitlines()[-1].startswith("CRIT: 1 OK, 1 CRIT")
+
+
+@pytest.mark.parametrize(("body", "needle"), [
+    ("name: x\nchecks:\n  - system.uptme: {}\n", ":3:5: unknown check 'system.uptme' (did you"),
+    ("name: x\nchecks:\n  - system.uptime: {max_days: soon}\n", ":3:"),
+    ("name: x\nchecks:\n  - system.command: {command: '{{ nope }}'}\n",
+     "undefined variable 'nope' for host localhost"),
+    ("name: x\nchecks: [\n", "invalid YAML"),
+])
+def test_invalid_input_exits_3_with_one_line(tmp_path, body, needle):
+    book = tmp_path / "bad.yml"
+    book.write_text(body)
+    res = upk("run", str(book), "--format", "json")
+    assert res.returncode == 3
+    assert res.stdout == ""
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, res.stderr
+    assert lines[0].startswith(f"upkeeper: error: {book}")
+    assert needle in lines[0]
+
+
+def test_missing_files_exit_3(tmp_path):
+    assert upk("run", str(tmp_path / "nope.yml")).returncode == 3
+    res = upk("run", DAILY, "-i", str(tmp_path / "nope.ini"))
+    assert res.returncode == 3 and "nope.ini" in res.stderr
+
+
+def test_validate_schema_checks_plugins():
+    assert upk("validate", DAILY).returncode == 0
+    schema = json.loads(upk("schema", "playbook").stdout)
+    assert schema["title"] == "upkeeper playbook"
+    checks = {c["name"]: c for c in json.loads(upk("checks", "--format", "json").stdout)}
+    assert "max_days" in checks["system.uptime"]["params"]["properties"]
+    assert checks["system.uptime"]["plugin"] == "system"
+    plugins = {p["name"]: p for p in json.loads(upk("plugins", "--format", "json").stdout)}
+    assert plugins["system"]["source"] == "built-in"
+
+
+def test_disable_plugin_flag():
+    res = upk("-p", "no:system", "run", DAILY)
+    assert res.returncode == 3 and "unknown check 'system.uptime'" in res.stderr
+    res = upk("run", DAILY, env={"UPKEEPER_DISABLE_PLUGINS": "system"})
+    assert res.returncode == 3
+
+
+def test_check_mode_and_limit(tmp_path):
+    inv = tmp_path / "inv.ini"
+    inv.write_text("[here]\nlocalhost ansible_connection=local\n"
+                   "[there]\nother ansible_connection=local\n")
+    res = upk("run", DAILY, "-i", str(inv), "--limit", "here", "--check", "--format", "json")
+    doc = json.loads(res.stdout)
+    assert {r["host"] for r in doc["results"]} == {"localhost"}
+    assert doc["check_mode"] is True
+    res = upk("run", DAILY, "-i", str(inv), "--limit", "nomatch")
+    assert res.returncode == 3 and "no hosts match" in res.stderr
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_cleanly_and_keeps_what_finished(tmp_path, state_dir):
+    import signal
+    import time
+
+    marker = tmp_path / "still-running"
+    book = tmp_path / "pb.yml"
+    book.write_text("name: interrupt\nchecks:\n  - system.command: {command: 'echo first'}\n"
+                    f"  - system.command: {{command: 'sleep 3; touch {marker}; sleep 30'}}\n")
+    proc = subprocess.Popen([sys.executable, "-m", "upkeeper", "run", str(book)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=ROOT)
+    assert proc.stderr is not None
+    line = proc.stderr.readline()
+    assert "first" in line, line
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 3, out + err
+    assert "interrupted" in out
+    time.sleep(3)
+    assert not marker.exists(), "the interrupted command kept running"
+    hist = json.loads(upk("history", "--format", "json").stdout)
+    summaries = sorted(r["summary"] for r in hist)
+    assert summaries[0] == "first" and "interrupted" in summaries[1]
