@@ -9,13 +9,13 @@ import json
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from upkeeper.models import Host, Result, RunRecord, Status
+from upkeeper.models import Host, Result, Status
 from upkeeper.templating import is_templated
 
 if TYPE_CHECKING:
@@ -245,7 +245,7 @@ def decide(results: Iterable[Result], history: History, channel_id: str, *,
         if kind is None:
             continue
         out.append(Alert(result, kind, client, previous=last,
-                         since=first if kind in ("changed", "reminder") else told_at,
+                         since=None if kind == "new" else first,
                          quiet=kind == "recovery" and not (recovery and was_problem)))
     return out
 
@@ -370,24 +370,3 @@ def _describe(err: Any) -> str:
 def _at(pb: Playbook, key_path: Sequence[str | int], message: str) -> str:
     line = pb.line_of(tuple(key_path))
     return f"{pb.path}:{line}: {message}" if line else f"{pb.path}: {message}"
-
-
-@dataclass
-class Delivery:
-    """What happened to one message: recorded on the run and logged."""
-
-    channel: str
-    notifier: str
-    subject: str
-    ok: bool
-    attempts: int
-    error: str = ""
-    alerts: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-def run_clients(run: RunRecord) -> dict[str, str]:
-    """Host -> client name (``client`` host var) for the run's hosts."""
-    return {name: str(h.vars.get("client") or "") for name, h in run.hosts.items()}

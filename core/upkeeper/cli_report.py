@@ -29,6 +29,7 @@ def _state_dir(ctx: click.Context, given: str | None) -> Path:
 @click.command()
 @click.option("--run", "run_id", metavar="ID", help="The run to report on.")
 @click.option("--last", is_flag=True, help="The most recent run (the default).")
+@click.option("--playbook", metavar="NAME", help="With --last: the last run of this playbook.")
 @click.option("--client", metavar="NAME", help="Only hosts of this client (host var 'client').")
 @click.option("-t", "--template", default="client", show_default=True,
               help="Template name: client, summary, or one in --template-dir.")
@@ -42,7 +43,8 @@ def _state_dir(ctx: click.Context, given: str | None) -> Path:
 @click.option("--trend-days", default=30, show_default=True, type=click.IntRange(1, 3660),
               help="Days of history in sparklines.")
 @click.pass_context
-def report(ctx: click.Context, run_id: str | None, last: bool, client: str | None,
+def report(ctx: click.Context, run_id: str | None, last: bool, playbook: str | None,
+           client: str | None,
            template: str, fmt: str, output: str, template_dir: str | None,
            state_dir: str | None, trend_days: int) -> None:
     """Write a report of a run: per-client maintenance (patches, backups, disks, trends)
@@ -55,11 +57,13 @@ def report(ctx: click.Context, run_id: str | None, last: bool, client: str | Non
                                    "--state-dir)")
     history = History(db)
     try:
-        rid = run_id or history.last_run_id()
+        rid = run_id or history.last_run_id(playbook)
         run = history.get_run(rid) if rid else None
         if run is None:
-            raise click.ClickException(f"run {run_id} not found" if run_id
-                                       else "no runs in history yet")
+            raise click.ClickException(
+                f"run {run_id} not found" if run_id else
+                f"no runs of playbook '{playbook}' in history" if playbook else
+                "no runs in history yet")
         try:
             text = render_report(run, history, template=template, fmt=fmt, client=client,
                                  template_dir=template_dir,

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -32,11 +34,18 @@ class PlaybookDir:
     """Loads every scheduled playbook under a directory plus the inventories; on reload,
     a broken inventory keeps the previous one (broken playbooks: see Daemon._apply)."""
 
-    def __init__(self, directory: Path, inventories: tuple[str, ...], plugins: Any,
-                 history: History | None = None) -> None:
-        self.directory, self.sources, self.plugins = directory, inventories, plugins
+    def __init__(self, directory: Path, inventories: tuple[str, ...],
+                 plugins: Callable[[], Any], history: History | None = None) -> None:
+        self.directory, self.sources, self._plugins_factory = directory, inventories, plugins
         self.history = history
         self.inventory: Any = None
+        self._plugins: Any = None
+
+    @property
+    def plugins(self) -> Any:
+        if self._plugins is None:
+            self._plugins = self._plugins_factory()
+        return self._plugins
 
     def load_inventory(self) -> Any:
         from upkeeper.hostpattern import InventoryError
@@ -45,9 +54,11 @@ class PlaybookDir:
 
         if not self.sources:
             return local_inventory()
+        # Plugins are only needed for sources that are not files (slow to load them all).
+        files = all(Path(src).exists() for src in self.sources)
         try:
-            return load_inventory(list(self.sources),
-                                  extra_sources=self.plugins.registry.inventory_sources)
+            return load_inventory(list(self.sources), extra_sources=(
+                () if files else self.plugins.registry.inventory_sources))
         except (InventoryError, SourceError, OSError) as exc:
             raise ValueError(f"inventory: {exc}") from None
 
@@ -88,6 +99,28 @@ class PlaybookDir:
                             stop_event=stop, run_id=slot.run_id,
                             meta={"trigger": "schedule", "job": job.key,
                                   "schedule": slot.index, "slot_due": slot.due.isoformat()})
+
+
+def kill_children() -> int:
+    """SIGKILL the process groups of this process's children (commands of abandoned runs;
+    the local transport starts each in its own group). Linux only; elsewhere 0."""
+    me = os.getpid()
+    killed = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) != me:
+            continue
+        pid = int(stat.parent.name)
+        try:
+            os.killpg(pid, signal.SIGKILL) if os.getpgid(pid) == pid else os.kill(
+                pid, signal.SIGKILL)
+            killed += 1
+        except (ProcessLookupError, PermissionError):
+            continue
+    return killed
 
 
 class JsonFormatter(logging.Formatter):
@@ -174,7 +207,7 @@ def serve(ctx: click.Context, playbooks_dir: str, inventories: tuple[str, ...],
     if not directory.is_dir():
         raise click.UsageError(f"--playbooks {playbooks_dir}: no such directory")
     history = History(state_dir / "history.sqlite3")
-    source = PlaybookDir(directory, inventories, _plugins(ctx), history)
+    source = PlaybookDir(directory, inventories, lambda: _plugins(ctx), history)
     try:
         source.inventory = source.load_inventory()
     except ValueError as exc:
@@ -194,7 +227,12 @@ def serve(ctx: click.Context, playbooks_dir: str, inventories: tuple[str, ...],
     if hasattr(signal, "SIGHUP"):
         signal.signal(signal.SIGHUP, lambda *_: daemon.request_reload())
     try:
-        daemon.serve(_duration(max_runtime, "--max-runtime") if max_runtime else None)
+        abandoned = daemon.serve(_duration(max_runtime, "--max-runtime") if max_runtime
+                                 else None)
+        if abandoned:
+            killed = kill_children()
+            log.warning("%d run(s) abandoned; killed %d command(s) they left running",
+                        abandoned, killed)
     except RuntimeError as exc:
         click.echo(f"upkeeper: error: {exc}", err=True)
         sys.exit(3)
@@ -339,7 +377,7 @@ def windows(ctx: click.Context, inventories: tuple[str, ...], limit: str | None,
     """Each host's maintenance window state and next windows (in the host's timezone)."""
     from upkeeper.maintenance import HostWindows
 
-    source = PlaybookDir(Path("."), inventories, _plugins(ctx))
+    source = PlaybookDir(Path("."), inventories, lambda: _plugins(ctx))
     try:
         inv = source.load_inventory()
     except ValueError as exc:

@@ -4,6 +4,7 @@ host_vars/, Ansible's variable precedence, host patterns and ``ansible-inventory
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -20,9 +21,10 @@ from upkeeper.hostpattern import (
 )
 from upkeeper.inventory_ini import parse_ini
 from upkeeper.inventory_yaml import (
+    YAML_EXTS,
     UnsafeText,
+    VarsFiles,
     VaultedValue,
-    load_vars_file,
     load_yaml,
     parse_yaml_inventory,
     read_text,
@@ -38,7 +40,6 @@ __all__ = [
     "local_inventory",
 ]
 
-_YAML_EXTS = (".yml", ".yaml", ".json")
 # What Ansible skips when a directory is the source (INVENTORY_IGNORE_EXTS and friends).
 _IGNORED = re.compile(r"^\.|^host_vars$|^group_vars$|^vars_plugins$|"
                       r"(\.pyc|\.pyo|\.swp|\.bak|~|\.rpm|\.md|\.txt|\.rst|\.orig|\.cfg|"
@@ -81,6 +82,7 @@ class InventoryData:
         #: host name -> vars set on the host itself (inline / hosts: entries).
         self.host_vars: dict[str, dict[str, Any]] = {}
         self.warnings: list[str] = []
+        self._members: dict[str, set[str]] = {}
 
     def has_group(self, name: str) -> bool:
         return name in self.groups
@@ -98,9 +100,10 @@ class InventoryData:
             # Like Ansible, a port counts only where the host is first declared.
             self.host_vars[name] = {"ansible_port": port} if port else {}
         if group is not None:
-            members = self.groups[group].hosts
+            members = self._members.setdefault(group, set())
             if name not in members:
-                members.append(name)
+                members.add(name)
+                self.groups[group].hosts.append(name)
 
     def add_child(self, parent: str, child: str) -> None:
         if child in self.groups:
@@ -153,9 +156,13 @@ class InventoryData:
         for host, groups in direct.items():
             if "ungrouped" in groups and groups - {"all", "ungrouped"}:
                 ungrouped.remove(host)
-            elif not groups - {"all"} and host not in ungrouped:
-                ungrouped.append(host)
+                self._members["ungrouped"].discard(host)
+            elif not groups - {"all"} and "ungrouped" not in groups:
+                self.add_host(host, "ungrouped")
         self._set_depths()
+        for name in sorted(self.groups.keys() & self.host_vars.keys()):
+            self.warnings.append(f"{name!r} is both a group and a host: the pattern "
+                                 f"{name!r} selects only the host")
 
     def _set_depths(self) -> None:
         order: list[str] = []
@@ -184,19 +191,24 @@ class Inventory:
 
     def __init__(self, data: InventoryData, vars_dirs: Sequence[Path] = ()) -> None:
         self._data = data
-        self._vars = _VarsFiles(vars_dirs)
+        self._vars = VarsFiles(vars_dirs)
         self.groups: dict[str, Group] = data.groups
         self.warnings: list[str] = data.warnings
+        self._ancestors = {g: data.ancestors(g) for g in data.groups}
+        self._direct: dict[str, list[str]] = {}
+        for group in data.groups.values():
+            for host in group.hosts:
+                self._direct.setdefault(host, []).append(group.name)
         self.hosts: dict[str, Host] = {
             name: self._make_host(name, own) for name, own in data.host_vars.items()}
         self._warn_unused_vars_files()
         self._members = {name: self._group_hosts(name) for name in self.groups}
 
     def _host_groups(self, name: str) -> list[Group]:
-        direct = [g for g in self.groups.values() if name in g.hosts]
-        names = {g.name for g in direct}
-        for g in direct:
-            names.update(self._data.ancestors(g.name))
+        names: set[str] = set()
+        for g in self._direct.get(name, ()):
+            names.add(g)
+            names.update(self._ancestors[g])
         return sort_groups(self.groups[n] for n in names)
 
     def _make_host(self, name: str, own: Mapping[str, Any]) -> Host:
@@ -239,7 +251,7 @@ class Inventory:
                     continue
                 for entry in sorted(base.iterdir()):
                     stem = entry.name
-                    if entry.suffix in _YAML_EXTS:
+                    if entry.suffix in YAML_EXTS:
                         stem = stem[: -len(entry.suffix)]
                     if not stem.startswith(".") and stem not in known:
                         self.warnings.append(f"{entry}: no {kind.split('_')[0]} named "
@@ -255,8 +267,11 @@ class Inventory:
         local host when the inventory has none, as in Ansible.
         """
         names = self.matcher().select(pattern or "all", read_file=_read_limit_file)
-        return [self.hosts[n] if n in self.hosts else self.implicit_localhost(n)
-                for n in names]
+        hosts: dict[str, Host] = {}
+        for n in names:
+            host = self.hosts[n] if n in self.hosts else self.implicit_localhost(n)
+            hosts.setdefault(host.name, host)
+        return list(hosts.values())
 
     def unmatched(self, pattern: str) -> list[str]:
         """The parts of ``pattern`` that match no host or group (Ansible warns on them)."""
@@ -265,8 +280,13 @@ class Inventory:
         return matcher.unmatched
 
     def implicit_localhost(self, name: str = "localhost") -> Host:
+        """The host ``localhost``/``127.0.0.1``/``::1`` stand for: the first such host in the
+        inventory, else one made up with the local connection (as Ansible does)."""
         if name not in LOCALHOST:
             raise KeyError(name)
+        for known in self.hosts.values():
+            if known.name in LOCALHOST:
+                return known
         return self._make_host(name, {"ansible_connection": "local"})
 
     def to_ansible_list(self, limit: str | None = None) -> dict[str, Any]:
@@ -304,6 +324,15 @@ class Inventory:
         out["_meta"] = {"hostvars": hostvars, "profile": "inventory_legacy"}
         return out
 
+    def to_ansible_json(self, limit: str | None = None) -> str:
+        """:meth:`to_ansible_list` as the exact text ``ansible-inventory --list`` prints."""
+        return ansible_json(self.to_ansible_list(limit))
+
+
+def ansible_json(document: Any) -> str:
+    """JSON laid out byte for byte as ``ansible-inventory --list`` prints it."""
+    return json.dumps(document, sort_keys=True, indent=4, ensure_ascii=False, default=str)
+
 
 def sort_groups(groups: Iterable[Group]) -> list[Group]:
     """Lowest precedence first: by depth, then ``ansible_group_priority``, then name."""
@@ -335,55 +364,6 @@ def _read_limit_file(path: str) -> list[str]:
             from None
 
 
-class _VarsFiles:
-    """group_vars/ and host_vars/ beside each source, each file read once."""
-
-    def __init__(self, dirs: Sequence[Path]) -> None:
-        self.dirs = list(dict.fromkeys(dirs))
-        self._cache: dict[Path, dict[str, Any]] = {}
-
-    def group(self, name: str, only: Path | None = None) -> dict[str, Any]:
-        return self._collect("group_vars", name, [only] if only else self.dirs)
-
-    def host(self, name: str) -> dict[str, Any]:
-        return self._collect("host_vars", name, self.dirs)
-
-    def _collect(self, kind: str, name: str, dirs: Sequence[Path]) -> dict[str, Any]:
-        merged: dict[str, Any] = {}
-        if name.startswith(os.sep):
-            return merged
-        for d in dirs:
-            for path in find_vars_files(d / kind, name):
-                if path not in self._cache:
-                    self._cache[path] = load_vars_file(path)
-                merged.update(self._cache[path])
-        return merged
-
-
-def find_vars_files(base: Path, name: str) -> list[Path]:
-    """Ansible's lookup: ``NAME`` (file, or directory read recursively in sorted order),
-    else ``NAME.yml``, ``NAME.yaml``, ``NAME.json``; the first that exists wins."""
-    for ext in ("", *_YAML_EXTS):
-        candidate = base / (name + ext)
-        if candidate.is_dir():
-            return _dir_vars_files(candidate)
-        if candidate.exists():
-            return [candidate]
-    return []
-
-
-def _dir_vars_files(path: Path) -> list[Path]:
-    found: list[Path] = []
-    for entry in sorted(path.iterdir(), key=lambda p: p.name):
-        if entry.name.startswith(".") or entry.name.endswith("~"):
-            continue
-        if entry.is_dir() and not entry.suffix:
-            found.extend(_dir_vars_files(entry))
-        elif entry.is_file() and (not entry.suffix or entry.suffix in _YAML_EXTS):
-            found.append(entry)
-    return found
-
-
 def _looks_like_yaml(text: str) -> bool:
     for line in text.splitlines():
         s = line.strip()
@@ -397,8 +377,13 @@ def _parse_file(path: Path, inv: InventoryData) -> None:
     ext = path.suffix.lower()
     if ext == ".toml":
         raise InventoryError("TOML inventories are not supported; use INI or YAML", name)
-    if ext in _YAML_EXTS:
-        parse_yaml_inventory(load_yaml(path), inv)
+    if ext in YAML_EXTS:
+        doc = load_yaml(path)
+        if isinstance(doc.data, Mapping) and isinstance(doc.data.get("_meta"), Mapping):
+            # Saved `ansible-inventory --list` output (or an RMM export in that shape).
+            _parse_document(name, doc.data, inv)
+        else:
+            parse_yaml_inventory(doc, inv)
         return
     text = read_text(path)
     if not ext:
@@ -440,8 +425,12 @@ def _parse_document(source: str, doc: Any, inv: InventoryData) -> None:
             if not isinstance(body, Mapping):
                 raise ValueError(f"group {name!r} must be a mapping, got "
                                  f"{type(body).__name__}")
-            for host in body.get("hosts") or []:
+            hosts = body.get("hosts") or []
+            for host in hosts:
                 inv.add_host(str(host), str(name))
+                if isinstance(hosts, Mapping):
+                    for key, value in (hosts[host] or {}).items():
+                        inv.set_host_var(str(host), key, value)
             for child in body.get("children") or []:
                 inv.add_child(str(name), str(child))
             for key, value in (body.get("vars") or {}).items():
@@ -459,18 +448,20 @@ def _parse_source(source: str | Path, inv: InventoryData, extra: Sequence[Any],
                   vars_dirs: list[Path]) -> None:
     text = str(source)
     for plugin in extra:
-        if plugin.matches(text):
-            try:
-                doc = plugin.load(text)
-            except InventoryError:
-                raise
-            except Exception as exc:
-                name = getattr(plugin, "name", type(plugin).__name__)
-                raise InventoryError(f"inventory source {name} failed: {exc}", text) from exc
-            _parse_document(text, doc, inv)
-            if Path(text).exists():
-                vars_dirs.append(Path(text) if Path(text).is_dir() else Path(text).parent)
-            return
+        name = getattr(plugin, "name", type(plugin).__name__)
+        try:
+            if not plugin.matches(text):
+                continue
+            doc = plugin.load(text)
+        except InventoryError:
+            raise
+        except Exception as exc:
+            # A broken plugin must name itself, not surface as a traceback.
+            raise InventoryError(f"inventory source {name} failed: {exc}", text) from exc
+        _parse_document(text, doc, inv)
+        if Path(text).exists():
+            vars_dirs.append(Path(text) if Path(text).is_dir() else Path(text).parent)
+        return
     path = Path(source)
     if not path.exists():
         if isinstance(source, str) and "," in source:

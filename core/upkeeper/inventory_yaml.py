@@ -4,7 +4,8 @@ plugin reads them, remembering each key's line for error messages."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 
 KeyPath = tuple[str, ...]
 _SECTIONS = ("vars", "children", "hosts")
+YAML_EXTS = (".yml", ".yaml", ".json")
 
 
 class UnsafeText(str):
@@ -113,7 +115,8 @@ def _compose(text: str) -> tuple[Any, dict[KeyPath, int]]:
 
 def read_text(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        # utf-8-sig: inventories saved by Windows editors start with a byte-order mark.
+        return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InventoryError(f"not UTF-8 text ({exc.reason} at byte {exc.start})",
                              path) from None
@@ -130,6 +133,10 @@ def load_yaml(path: Path, text: str | None = None) -> YamlDoc:
     if text is None:
         text = read_text(path)
     name = str(path)
+    if text.startswith("$ANSIBLE_VAULT;"):
+        raise InventoryError("the file is encrypted with ansible-vault, which upkeeper cannot "
+                             "decrypt; keep the secrets upkeeper needs in the environment "
+                             "(\"{{ env.NAME }}\")", name, 1)
     try:
         data = json.loads(text)
     except ValueError:
@@ -263,3 +270,66 @@ def _add_hosts(doc: YamlDoc, inv: InventoryData, group: str, pattern: Any, host_
                 inv.set_host_var(hostname, var, value)
         except ValueError as exc:
             raise doc.error(str(exc), *keys) from None
+
+
+class VarsFiles:
+    """group_vars/ and host_vars/ beside each source, each file read once."""
+
+    def __init__(self, dirs: Sequence[Path]) -> None:
+        self.dirs = list(dict.fromkeys(dirs))
+        self._cache: dict[Path, dict[str, Any]] = {}
+        self._found: dict[tuple[Path, str, str], list[Path]] = {}
+        # Listing each group_vars/ host_vars/ once spares a stat per name and extension.
+        self._listing: dict[Path, set[str]] = {}
+
+    def group(self, name: str, only: Path | None = None) -> dict[str, Any]:
+        return self._collect("group_vars", name, [only] if only else self.dirs)
+
+    def host(self, name: str) -> dict[str, Any]:
+        return self._collect("host_vars", name, self.dirs)
+
+    def _collect(self, kind: str, name: str, dirs: Sequence[Path]) -> dict[str, Any]:
+        merged: dict[str, Any] = {}
+        if name.startswith(os.sep):
+            return merged
+        for d in dirs:
+            key = (d, kind, name)
+            if key not in self._found:
+                self._found[key] = self._find(d / kind, name)
+            for path in self._found[key]:
+                if path not in self._cache:
+                    self._cache[path] = load_vars_file(path)
+                merged.update(self._cache[path])
+        return merged
+
+
+    def _find(self, base: Path, name: str) -> list[Path]:
+        if base not in self._listing:
+            self._listing[base] = set(os.listdir(base)) if base.is_dir() else set()
+        if not any(name + ext in self._listing[base] for ext in ("", *YAML_EXTS)):
+            return []
+        return find_vars_files(base, name)
+
+
+def find_vars_files(base: Path, name: str) -> list[Path]:
+    """Ansible's lookup: ``NAME`` (file, or directory read recursively in sorted order),
+    else ``NAME.yml``, ``NAME.yaml``, ``NAME.json``; the first that exists wins."""
+    for ext in ("", *YAML_EXTS):
+        candidate = base / (name + ext)
+        if candidate.is_dir():
+            return _dir_vars_files(candidate)
+        if candidate.exists():
+            return [candidate]
+    return []
+
+
+def _dir_vars_files(path: Path) -> list[Path]:
+    found: list[Path] = []
+    for entry in sorted(path.iterdir(), key=lambda p: p.name):
+        if entry.name.startswith(".") or entry.name.endswith("~"):
+            continue
+        if entry.is_dir() and not entry.suffix:
+            found.extend(_dir_vars_files(entry))
+        elif entry.is_file() and (not entry.suffix or entry.suffix in YAML_EXTS):
+            found.append(entry)
+    return found

@@ -135,18 +135,18 @@ def _time(h: str, m: str, text: str, *, end: bool) -> time:
 
 
 def _days(spec: str, text: str) -> tuple[frozenset[int], int | None]:
-    words = spec.lower().split()
-    if len(words) == 2 and words[0] in ORDINALS:
-        return frozenset({_day(words[1], text)}), ORDINALS[words[0]]
+    words = spec.split()
+    if len(words) == 2 and words[0].lower() in ORDINALS:
+        return frozenset({_day(words[1], text)}), ORDINALS[words[0].lower()]
     if len(words) != 1:
         raise ValueError(f"maintenance window {text!r}: cannot read days {spec!r}"
                          f" (examples: {_EXAMPLES})")
     word = words[0]
-    if word in ("daily", "everyday", "day"):
+    if word.lower() in ("daily", "everyday", "day"):
         return frozenset(range(7)), None
-    if word == "weekdays":
+    if word.lower() == "weekdays":
         return frozenset(range(5)), None
-    if word == "weekends":
+    if word.lower() == "weekends":
         return frozenset({5, 6}), None
     days: set[int] = set()
     for part in word.split(","):

@@ -4,6 +4,7 @@ inline SVG sparklines, with templates looked up in the user's, plugins' and buil
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -237,12 +238,20 @@ def environment(fmt: str, template_dir: str | Path | None = None,
     """A Jinja2 environment for ``fmt`` (html autoescapes; md and txt do not).
 
     Built-ins stay reachable as ``builtin/NAME`` so an override can extend the original.
+    Environments are shared per search path, so compiled templates are reused (Jinja2
+    still reloads a template whose file changed).
     """
+    dirs = tuple(str(p) for p in search_path(template_dir, plugin_dirs))
+    return _environment(fmt == "html", dirs)
+
+
+@functools.lru_cache(maxsize=32)
+def _environment(autoescape: bool, dirs: tuple[str, ...]) -> jinja2.Environment:
     loader = jinja2.ChoiceLoader([
-        jinja2.FileSystemLoader([str(p) for p in search_path(template_dir, plugin_dirs)]),
+        jinja2.FileSystemLoader(list(dirs)),
         jinja2.PrefixLoader({"builtin": jinja2.FileSystemLoader(str(BUILTIN_DIR))}),
     ])
-    env = jinja2.Environment(loader=loader, autoescape=fmt == "html",
+    env = jinja2.Environment(loader=loader, autoescape=autoescape,
                              undefined=jinja2.StrictUndefined, trim_blocks=True,
                              lstrip_blocks=True, keep_trailing_newline=True)
     env.filters["md"] = md_escape
@@ -268,7 +277,8 @@ def client_of(host: Host | None, fallback: str | None = None) -> str:
 
 def clients_for_run(run: RunRecord, history: History | None) -> dict[str, str]:
     """Host -> client, from the run's hosts, else ``meta["clients"]``, else history state."""
-    meta = run.meta.get("clients") if isinstance(run.meta.get("clients"), dict) else {}
+    stored = run.meta.get("clients")
+    meta: dict[str, Any] = stored if isinstance(stored, dict) else {}
     out: dict[str, str] = {}
     for host in dict.fromkeys(r.host for r in run.results):
         remembered = meta.get(host)
@@ -286,15 +296,18 @@ def remember_clients(run: RunRecord, history: History) -> None:
             history.set_state(name, CLIENT_STATE[0], CLIENT_STATE[1], str(client))
 
 
-def build_row(result: Result, history: History | None, since: datetime) -> Row:
+def build_row(result: Result, history: History | None, trend_days: int) -> Row:
+    """A result with its key metrics and their trend up to the result itself, so a report
+    of an old run shows the history as it was then."""
     sec = section_of(result.check)
     row = Row(result, sec.key)
+    since = result.started - timedelta(days=trend_days)
     for name in pick_metrics(sec, result.metrics):
         value = float(result.metrics[name])
         trend: list[float] = []
         if history is not None:
             trend = [v for _, v in history.series(result.host, name, check=result.check,
-                                                  since=since)][-60:]
+                                                  since=since, until=result.started)][-60:]
         label = f"{name}: min {min(trend or [value]):g}, max {max(trend or [value]):g}"
         row.metrics.append(MetricView(name, value, format_metric(name, value), trend,
                                       sparkline_svg(trend, label=label), sparkline_text(trend)))
@@ -302,9 +315,8 @@ def build_row(result: Result, history: History | None, since: datetime) -> Row:
 
 
 def build_clients(run: RunRecord, history: History | None, *, client: str | None = None,
-                  now: datetime | None = None, trend_days: int = TREND_DAYS) -> list[ClientView]:
+                  trend_days: int = TREND_DAYS) -> list[ClientView]:
     """The run's results grouped client -> host -> rows, and client -> section -> rows."""
-    since = (now or datetime.now(timezone.utc)) - timedelta(days=trend_days)
     clients = clients_for_run(run, history)
     hosts: dict[str, HostView] = {}
     for result in run.results:
@@ -312,7 +324,7 @@ def build_clients(run: RunRecord, history: History | None, *, client: str | None
         if client is not None and cname != client:
             continue
         view = hosts.setdefault(result.host, HostView(result.host, cname, []))
-        view.rows.append(build_row(result, history, since))
+        view.rows.append(build_row(result, history, trend_days))
     out: list[ClientView] = []
     for cname in sorted({h.client for h in hosts.values()}, key=lambda c: (c == NO_CLIENT, c)):
         members = [h for h in hosts.values() if h.client == cname]
@@ -337,7 +349,7 @@ def render_report(run: RunRecord, history: History | None, *, template: str = "c
         dirs = ", ".join(str(p) for p in search_path(template_dir, plugin_dirs))
         raise ReportError(f"template '{name}' not found in {dirs}") from None
     now = now or datetime.now(timezone.utc)
-    clients = build_clients(run, history, client=client, now=now, trend_days=trend_days)
+    clients = build_clients(run, history, client=client, trend_days=trend_days)
     if client is not None and not clients:
         raise ReportError(f"no results for client '{client}' in run {run.run_id}")
     try:
@@ -372,7 +384,7 @@ def write_reports(run: RunRecord, history: History | None, config: ReportConfig,
     if tdir is not None and not tdir.is_absolute() and base is not None:
         tdir = base / tdir
     if "{client}" in config.path and config.client is None:
-        targets: list[str | None] = sorted(set(clients_for_run(run, history).values()))
+        targets: list[str | None] = [*sorted(set(clients_for_run(run, history).values()))]
     else:
         targets = [config.client]
     written: list[Path] = []

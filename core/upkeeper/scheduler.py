@@ -379,7 +379,8 @@ class Daemon:
         latest, planned = ready[-1]
         uncounted = total - len(dues)
         down = planned < self.started_at
-        allowed = self.catch_up if down else max(self.catch_up, self.misfire_grace)
+        catch_up = self.catch_up if spec.catch_up is None else spec.catch_up
+        allowed = catch_up if down else max(catch_up, self.misfire_grace)
         late = (now - planned).total_seconds()
         older = [d for d, _p in ready[:-1]]
         if older or uncounted:
@@ -390,9 +391,11 @@ class Daemon:
         if late > allowed and late > 0:
             self._record_missed(job, [latest], 0,
                                 f"{'daemon was not running' if down else 'daemon fell behind'}:"
-                                f" {int(late)}s late, beyond catch_up {int(self.catch_up)}s")
+                                f" {int(late)}s late, beyond catch_up {int(catch_up)}s")
         else:
-            self._dispatch(job, latest, planned, late)
+            note = (f"caught up {late:.0f}s late (due while the daemon was down)" if down
+                    else f"started {late:.0f}s late" if late > self.misfire_grace else None)
+            self._dispatch(job, latest, planned, note)
         job.cursor = latest
         self._save_cursor(key, spec, latest)
 
@@ -419,7 +422,8 @@ class Daemon:
         self.stats["missed"] += n
         log.warning("%s#%d: %d slot(s) missed (%s)", job.jobdef.key, job.spec.index, n, reason)
 
-    def _dispatch(self, job: SlotJob, due: datetime, planned: datetime, late: float) -> None:
+    def _dispatch(self, job: SlotJob, due: datetime, planned: datetime,
+                  note: str | None) -> None:
         key, now = job.jobdef.key, self.clock()
         with self._cond:
             busy = self._active.get(key)
@@ -440,7 +444,7 @@ class Daemon:
         with self.history.transaction() as db:
             cur = db.execute(self._INSERT, self._row(
                 job, due, "queued", now, run_id=slot.run_id, planned=_ts(planned),
-                reason=f"caught up {int(late)}s late" if late > self.misfire_grace else None))
+                reason=note))
             claimed = cur.rowcount == 1
         if not claimed:
             log.info("%s#%d slot %s was already recorded: not running it again", key,
@@ -493,8 +497,9 @@ class Daemon:
 
     def _finish(self, slot: Slot, state: str, status: str | None, reason: str | None) -> None:
         with self.history.transaction() as db:
-            db.execute("UPDATE schedule_slots SET state=?, status=?, reason=?, finished=?"
-                       " WHERE run_id=?", (state, status, reason, _ts(self.clock()),
+            db.execute("UPDATE schedule_slots SET state=?, status=?, finished=?, reason="
+                       " CASE WHEN reason IS NULL THEN ? ELSE reason || '; ' || ? END"
+                       " WHERE run_id=?", (state, status, _ts(self.clock()), reason, reason,
                                            slot.run_id))
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
@@ -546,8 +551,11 @@ class Daemon:
                 "queued": self._queue.qsize(), "stats": dict(self.stats),
                 "last_error": self.last_error}
 
-    def serve(self, max_runtime: float | None = None) -> None:
-        """Start, loop until stopped (signal or ``max_runtime`` seconds), shut down."""
+    def serve(self, max_runtime: float | None = None) -> int:
+        """Start, loop until stopped (signal or ``max_runtime`` seconds), shut down.
+
+        :returns: runs abandoned after the grace period (see :meth:`shutdown`).
+        """
         self.start()
         deadline = time.monotonic() + max_runtime if max_runtime else None
         try:
@@ -565,10 +573,14 @@ class Daemon:
                 self._wake.wait(min(1.0, max(0.05, idle if idle is not None else 1.0)))
                 self._wake.clear()
         finally:
-            self.shutdown()
+            abandoned = self.shutdown()
+        return abandoned
 
-    def shutdown(self) -> None:
-        """Stop taking jobs; give running ones ``grace`` seconds; interrupt the rest."""
+    def shutdown(self) -> int:
+        """Stop taking jobs; give running ones ``grace`` seconds; interrupt the rest.
+
+        :returns: how many runs were still going when it gave up on them.
+        """
         self._stop.set()
         log.info("stopping (%s): %d run(s) in progress, grace %ss", self._stop_reason,
                  len(self.running()), int(self.grace))
@@ -579,14 +591,16 @@ class Daemon:
                 break
             if item is not None:
                 self._interrupt(item[1], "daemon stopped before the run started")
-        finished = self.wait_idle(self.grace)
-        if not finished:
+        left: list[Slot] = []
+        if not self.wait_idle(self.grace):
             left = self.running()
             for slot in left:
                 slot.stop.set()
                 self._interrupt(slot, f"still running after the {int(self.grace)}s grace"
                                       " period when the daemon stopped")
             log.warning("interrupted %d run(s) still going after the grace period", len(left))
+            # A run that honours its stop event returns quickly and records what finished.
+            self.wait_idle(min(2.0, self.grace))
         for _ in self._threads:
             self._queue.put(None)
         now = self.clock()
@@ -601,6 +615,7 @@ class Daemon:
             self._lock_file.close()
             self._lock_file = None
         log.info("stopped")
+        return len(self.running()) if left else 0
 
     def _interrupt(self, slot: Slot, reason: str) -> None:
         now = _ts(self.clock())

@@ -214,6 +214,8 @@ def _parse_every(value: Any) -> tuple[str, int, int | None]:
     word = m.group(2)
     if count < 1:
         raise ScheduleError("every", f"every {value!r}: the interval must be at least 1")
+    if word.endswith("s") and word[:-1] in DAY_NAMES and count != 1:
+        word = word[:-1]
     if word in DAY_NAMES:
         if count != 1:
             raise ScheduleError("every", f"every {value!r}: weekdays cannot take a count")

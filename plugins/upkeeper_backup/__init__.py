@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from upkeeper import hookimpl
+from upkeeper_backup.borg import BorgCheck
+from upkeeper_backup.files import FilesCheck
 from upkeeper_backup.restic import ResticCheck
+from upkeeper_backup.wbadmin import WindowsServerBackupCheck
 
 
 @hookimpl
 def upkeeper_register_checks() -> list[type[Any]]:
-    return [ResticCheck]
+    return [ResticCheck, BorgCheck, FilesCheck, WindowsServerBackupCheck]

@@ -82,10 +82,10 @@ class Finding:
     text: str
 
 
-def judge_age(latest: Snapshot, now: datetime, p: FreshnessParams, what: str = "backup",
-              ) -> Finding:
-    age = now - latest.time
-    text = f"latest {what} {latest.short_id} is {format_duration(age)} old"
+def judge_age(label: str, when: datetime, now: datetime, p: FreshnessParams) -> Finding:
+    """Freshness against the RPO; ``label`` names the backup ("latest snapshot 1a2b3c4d")."""
+    age = now - when
+    text = f"{label} is {format_duration(age)} old"
     if p.crit_age is not None and age > p.crit_age:
         return Finding(Status.CRIT, f"{text} (over crit_age {format_duration(p.crit_age)})")
     if age > p.max_age:
@@ -135,7 +135,7 @@ def due(ctx: CheckContext[Any], key: str, every: timedelta | None) -> bool:
         when = datetime.fromisoformat(str(last["at"]))
     except (KeyError, ValueError):
         return True
-    return ctx.now - when >= every
+    return bool(ctx.now - when >= every)
 
 
 def mark_done(ctx: CheckContext[Any], key: str, ok: bool) -> None:
@@ -236,7 +236,7 @@ def compare_restore(sample: Sequence[FileNode], restored: Sequence[FileState | N
     """Judge restored files: present with the snapshot's size, and identical to the live
     file wherever that is unchanged since the backup (same size and mtime)."""
     rep = RestoreReport()
-    for node, got, now in zip(sample, restored, live):
+    for node, got, now in zip(sample, restored, live, strict=True):
         entry: dict[str, Any] = {"path": node.path, "size": node.size}
         if node.size < 0:
             rep.failures.append(f"{node.path}: not in the backup")

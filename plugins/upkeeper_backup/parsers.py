@@ -115,7 +115,8 @@ def parse_restic_snapshots(text: str) -> list[Snapshot]:
     for s in items:
         if "time" not in s or "id" not in s:
             raise ParseError("restic snapshot without time or id")
-        summary = s.get("summary") if isinstance(s.get("summary"), dict) else {}
+        raw_summary = s.get("summary")
+        summary: dict[str, Any] = raw_summary if isinstance(raw_summary, dict) else {}
         snaps.append(Snapshot(
             id=str(s["id"]), time=parse_time(str(s["time"])),
             hostname=str(s.get("hostname") or ""), paths=list(s.get("paths") or []),
@@ -174,6 +175,9 @@ def parse_restic_check(output: str, exit_code: int) -> IntegrityReport:
     for raw in output.splitlines():
         line = raw.strip()
         if not line or _RESTIC_CHECK_INFO.match(line):
+            continue
+        if raw[:1].isspace() and errors and errors[-1].endswith(":"):
+            errors[-1] = f"{errors[-1]} {line}"
             continue
         if "returned error, retrying" in line:
             retries += 1
@@ -237,7 +241,7 @@ def _last_line(text: str) -> str:
 
 
 def parse_borg_archives(text: str) -> list[Snapshot]:
-    """``borg list --json`` or ``borg info --json`` archives, oldest first (times UTC via TZ=UTC)."""
+    """``borg list --json`` / ``borg info --json`` archives, oldest first (UTC via TZ=UTC)."""
     data = load_json(text)
     if not isinstance(data, dict) or not isinstance(data.get("archives"), list):
         raise ParseError("borg --json: no archives list")
@@ -331,10 +335,10 @@ def parse_borg_check(stderr: str, exit_code: int) -> IntegrityReport:
     for r in borg_log(stderr):
         level = r.get("levelname")
         msg = str(r.get("message", "")).strip()
-        if level in ("ERROR", "CRITICAL") or (level == "TEXT" and re.search(
-                r"error|mismatch|missing|corrupt", msg, re.IGNORECASE)):
-            if "Traceback" not in msg and not msg.startswith("ID: "):
-                errors.append(msg.splitlines()[0] if msg else msg)
+        serious = level in ("ERROR", "CRITICAL") or (level == "TEXT" and re.search(
+            r"error|mismatch|missing|corrupt", msg, re.IGNORECASE) is not None)
+        if serious and "Traceback" not in msg and not msg.startswith("ID: "):
+            errors.append(msg.splitlines()[0] if msg else msg)
     if exit_code == 0:
         return IntegrityReport(ok=True)
     errors = errors or [f"borg check exited {exit_code}"]

@@ -142,8 +142,8 @@ class _Run:
                             hostname=latest.hostname, paths=latest.paths)
         age = self.ctx.now - latest.time
         metrics["age_hours"] = round(age.total_seconds() / 3600, 3)
-        findings = [judge_age(latest, self.ctx.now, p, "snapshot")]
-        findings[0].text += f" ({len(snaps)} snapshots)"
+        findings = [judge_age(f"latest snapshot {latest.short_id}", latest.time, self.ctx.now, p)]
+        findings[0].text += f" ({len(snaps)} snapshot{'s' if len(snaps) != 1 else ''})"
         self.fill_sizes(latest, previous)
         if latest.size is not None:
             metrics["total_size"] = latest.size
@@ -231,7 +231,8 @@ class _Run:
                              p.restore_max_file_size, f"{latest.id}:{ctx.run_id}:{ctx.now}")
         if not sample:
             return Finding(Status.OK, "no files small enough to test-restore")
-        includes = [a for n in sample if n.size >= 0 for a in ("--include", _escape_pattern(n.path))]
+        includes = [arg for n in sample if n.size >= 0
+                    for arg in ("--include", _escape_pattern(n.path))]
         if not includes:
             report = compare_restore(sample, [None] * len(sample), [None] * len(sample))
             metrics["restore_ok"] = 0

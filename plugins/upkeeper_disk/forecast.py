@@ -66,8 +66,8 @@ def forecast_full(samples: Sequence[tuple[datetime, float]], free_bytes: float, 
     measurement. Only the last ``window_days`` count, and only from the latest drop of
     ``drop_bytes`` or more, so a cleanup starts a new trend. There is no forecast with
     fewer than ``min_points`` over less than ``min_span_hours``, when growth is flat or
-    negative, when the slope is indistinguishable from noise (under two standard errors),
-    or when the disk would last longer than ``max_days``.
+    negative, when the slope is indistinguishable from noise (under three standard
+    errors), or when the disk would last longer than ``max_days``.
     """
     start = now - timedelta(days=window_days)
     recent = sorted((s for s in samples if start <= s[0] <= now), key=lambda s: s[0])
@@ -80,7 +80,7 @@ def forecast_full(samples: Sequence[tuple[datetime, float]], free_bytes: float, 
     if span_hours < min_span_hours:
         return None
     _, slope, stderr = fit_line(xs, [v for _, v in recent])
-    if slope <= 0 or slope < 2 * stderr:
+    if slope <= 0 or slope < 3 * stderr:
         return None
     days = max(0.0, free_bytes) / slope
     if days > max_days:

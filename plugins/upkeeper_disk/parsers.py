@@ -24,7 +24,7 @@ _UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 _SI_UNITS = {"KB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4}
 _BLOCKS_RE = re.compile(r"^(\d+)?([KMGT]i?B?)?-blocks$", re.IGNORECASE)
 _OCTAL_RE = re.compile(r"\\([0-7]{3})")
-_NUM = r"\d+|-"
+_NUM = r"-?\d+|-"
 
 
 class DfParseError(ValueError):
@@ -199,8 +199,10 @@ def parse_df(text: str) -> list[Filesystem]:
     for r in _parse_table(text, want_inodes=False):
         if r.total is None or r.used is None or r.avail is None:
             continue
+        # An overfull filesystem (root used its reserve) can show negative availability.
         out[r.mount] = Filesystem(mount=r.mount, device=r.device, fstype=r.fstype,
-                                  size_bytes=r.total, used_bytes=r.used, avail_bytes=r.avail)
+                                  size_bytes=r.total, used_bytes=r.used,
+                                  avail_bytes=max(0, r.avail))
     return list(out.values())
 
 

@@ -7,9 +7,9 @@ Nothing here may fail a run: every problem is logged and recorded in ``run.meta`
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,6 @@ from upkeeper import Notification, Notifier, Status
 from upkeeper.alerts import (
     Alert,
     ChannelConfig,
-    Delivery,
     NotifyConfig,
     decide,
     group_alerts,
@@ -49,6 +48,22 @@ log = logging.getLogger("upkeeper.notify")
 Sleep = Callable[[float], None]
 #: Params rendered per message, not when the channel is set up.
 LATE_PARAMS = {"body_template"}
+
+
+@dataclass
+class Delivery:
+    """What happened to one message: recorded on the run and logged."""
+
+    channel: str
+    notifier: str
+    subject: str
+    ok: bool
+    attempts: int
+    error: str = ""
+    alerts: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
 
 
 def _base_dir(run: RunRecord) -> Path:
@@ -98,7 +113,7 @@ def make_notifier(chan: ChannelConfig, registry: Any, variables: Mapping[str, An
     """Render ``{{ env.X }}`` in the channel's params and build its notifier."""
     cls = registry.notifier(chan.notifier)
     early = {k: v for k, v in chan.params.items() if k not in LATE_PARAMS}
-    rendered = render_value(early, {**variables, "env": os.environ})
+    rendered = render_value(early, variables)  # `env.NAME` is built into the templating
     params: BaseModel = cls.Params.model_validate(
         {**rendered, **{k: v for k, v in chan.params.items() if k in LATE_PARAMS}})
     redactor.add(secrets_in_model(params))
@@ -140,13 +155,19 @@ def notify(run: RunRecord, cfg: NotifyConfig, history: History, registry: Any, *
             out.append(Delivery(cid, chan.notifier, "", False, 0, msg))
             continue
         min_status, recovery, digest = cfg.effective(chan)
-        alerts = decide(results, history, cid, min_status=min_status, renotify=cfg.renotify,
-                        recovery=recovery, now=now, muted=muted, clients=clients)
-        mark_told(history, cid, [a for a in alerts if a.quiet], now)
-        loud = [a for a in alerts if not a.quiet]
-        for group in group_alerts(loud, digest):
-            out.append(_deliver(run, chan, notifier, group, digest, history, redactor, now,
-                                sleep, tdir))
+        try:
+            alerts = decide(results, history, cid, min_status=min_status,
+                            renotify=cfg.renotify, recovery=recovery, now=now, muted=muted,
+                            clients=clients)
+            mark_told(history, cid, [a for a in alerts if a.quiet], now)
+            loud = [a for a in alerts if not a.quiet]
+            for group in group_alerts(loud, digest):
+                out.append(_deliver(run, chan, notifier, group, digest, history, redactor,
+                                    now, sleep, tdir))
+        except Exception as exc:  # e.g. a locked history DB: record it, go on with the rest
+            msg = redactor.text(f"channel {cid}: {type(exc).__name__}: {exc}")
+            log.error("%s", msg)
+            out.append(Delivery(cid, chan.notifier, "", False, 0, msg))
     return out
 
 

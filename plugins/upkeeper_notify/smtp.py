@@ -53,7 +53,7 @@ class EmailNotifier(Notifier):
     name = "email"
     Params = EmailParams
 
-    def __init__(self, params: EmailParams) -> None:  # type: ignore[override]
+    def __init__(self, params: EmailParams) -> None:
         super().__init__(params)
         self.p = params
 

@@ -119,7 +119,7 @@ class WebhookNotifier(Notifier):
     name = "webhook"
     Params = WebhookParams
 
-    def __init__(self, params: WebhookParams) -> None:  # type: ignore[override]
+    def __init__(self, params: WebhookParams) -> None:
         super().__init__(params)
         self.p = params
 

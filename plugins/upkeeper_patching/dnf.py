@@ -93,19 +93,27 @@ def parse_check_update(text: str) -> list[Update]:
         else:
             current = None
     updates: list[Update] = []
+    seen: set[tuple[str, str]] = set()
+    previous: Update | None = None
     for row in rows:
         if len(row.tokens) < 3:
             continue
         name, _, arch = row.tokens[0].rpartition(".")
         if row.section == "obsoletes" and row.indented:
-            if updates and updates[-1].kind == "obsoletes":
-                updates[-1].replaces = name
-                updates[-1].current = updates[-1].current or row.tokens[1]
+            if previous is not None and previous.kind == "obsoletes":
+                previous.replaces = name
+                previous.current = previous.current or row.tokens[1]
             continue
-        updates.append(Update(
+        if (name, arch) in seen:
+            # A package both updated and obsoleting something is listed twice.
+            previous = None
+            continue
+        seen.add((name, arch))
+        previous = Update(
             name=name, arch=arch, available=row.tokens[1], repo=row.tokens[2],
             kind="obsoletes" if row.section == "obsoletes" else "package",
-        ))
+        )
+        updates.append(previous)
     return updates
 
 

@@ -27,6 +27,7 @@ class Update:
     kind: str = "package"
     title: str = ""
     replaces: str = ""
+    classification: str = ""
 
     @property
     def key(self) -> str:
@@ -40,7 +41,7 @@ class Update:
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name}
         for key in ("current", "available", "arch", "repo", "severity", "advisory", "title",
-                    "replaces"):
+                    "replaces", "classification"):
             value = getattr(self, key)
             if value:
                 out[key] = value

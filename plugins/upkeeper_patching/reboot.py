@@ -86,10 +86,13 @@ def reboot_and_wait(ctx: CheckContext[Any], timeout: float,
 def window_minutes_left(host_vars: Mapping[str, Any], now: datetime) -> float | None:
     """Minutes left in the current maintenance window; None without windows, or when
     outside every window (the runner only starts the action there under ``--force``,
-    which overrides windows)."""
+    which overrides windows); 0 when the windows cannot be read."""
     if not host_vars.get("maintenance_windows"):
         return None
-    state = window_state(host_vars, now)
+    try:
+        state = window_state(host_vars, now)
+    except ValueError:
+        return 0.0  # unreadable windows: never reboot on a guess
     if not state.inside or state.current_end is None:
         return None
     left: timedelta = state.current_end - now

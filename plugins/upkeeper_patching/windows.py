@@ -114,7 +114,7 @@ def parse_windows_update(item: dict[str, Any]) -> Update:
     return Update(
         name=kbs[0] if kbs else title or str(item.get("UpdateID", "")),
         advisory=",".join(kbs), title=title, severity=severity, security=security,
-        kind="windows", repo=kind,
+        kind="windows", classification=kind,
     )
 
 

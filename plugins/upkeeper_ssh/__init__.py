@@ -1,4 +1,4 @@
-"""upkeeper built-in plugin: the SSH transport (paramiko), selected by ``ansible_connection: ssh``."""
+"""upkeeper built-in plugin: the SSH transport (paramiko), ``ansible_connection: ssh``."""
 
 from __future__ import annotations
 

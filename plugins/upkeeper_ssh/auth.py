@@ -10,6 +10,7 @@ import hashlib
 import os
 import threading
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import paramiko
 from paramiko.agent import Agent
@@ -40,19 +41,19 @@ def load_key(path: str, passphrase: str | None = None) -> paramiko.PKey:
         key = _keys.get(ident)
         if key is not None:
             return key
-        failed = _failures.get((*ident, pw_digest))
+        failed = _failures.get((real, st.st_mtime_ns, st.st_size, pw_digest))
         if failed is not None:
             raise KeyLoadError(failed)
         try:
             # Positional: the keyword is ``passphrase`` before paramiko 5, ``password`` after.
-            key = paramiko.PKey.from_path(
-                real, passphrase.encode() if passphrase is not None else None)
+            secret: Any = passphrase.encode() if passphrase is not None else None
+            key = paramiko.PKey.from_path(real, secret)
         except (paramiko.SSHException, OSError, ValueError, TypeError) as exc:
             msg = _load_error(path, exc, passphrase)
         else:
             _keys[ident] = key
             return key
-        _failures[(*ident, pw_digest)] = msg
+        _failures[(real, st.st_mtime_ns, st.st_size, pw_digest)] = msg
         raise KeyLoadError(msg)
 
 
@@ -93,14 +94,14 @@ def authenticate(transport: paramiko.Transport, user: str, *,
     tried: list[str] = []
     for label, key in keys:
         tried.append(f"key {label}")
-        if _try(lambda k=key: transport.auth_publickey(user, k), transport):
+        if _try_key(transport, user, key):
             return
     if use_agent:
         agent = Agent()
         try:
             agent_keys = agent.get_keys()
             for key in agent_keys:
-                if _try(lambda k=key: transport.auth_publickey(user, k), transport):
+                if _try_key(transport, user, key):
                     return
             tried.append(f"ssh-agent ({len(agent_keys)} keys)")
         finally:
@@ -116,6 +117,10 @@ def authenticate(transport: paramiko.Transport, user: str, *,
 
 class AuthenticationFailed(Exception):
     """The server rejected every credential; never retried."""
+
+
+def _try_key(transport: paramiko.Transport, user: str, key: paramiko.PKey) -> bool:
+    return _try(lambda: transport.auth_publickey(user, key), transport)
 
 
 def _try(attempt: Callable[[], object], transport: paramiko.Transport) -> bool:

@@ -100,7 +100,7 @@ def lookup(host: str, port: int, files: Sequence[str]) -> KnownKeys:
         entry = hk.lookup(name)
         if entry is None:
             continue
-        for ktype in entry.keys():
+        for ktype in entry:
             keys.setdefault(ktype, entry[ktype])
     return KnownKeys(name, keys)
 

@@ -1,9 +1,15 @@
-"""The remote side of a command: a tiny POSIX sh wrapper and what is sent on its stdin.
+"""The remote side of a command: what sshd's login shell is asked to run.
 
-The command line that sshd sees (and ``ps`` shows) carries only the wrapper, markers,
-the timeout and the user's command. Secrets travel on the channel's stdin: the sudo
-password when sudo prompts for it, then the ``env=`` values as quoted shell
-assignments up to an end marker, then the caller's own stdin.
+The command line that sshd sees (and ``ps`` shows) carries only markers, the timeout and
+the user's command. Secrets travel on the channel's stdin: the sudo password when sudo
+prompts for it, then the ``env=`` values as quoted shell assignments up to an end
+marker, then the caller's own stdin.
+
+Plain commands cost no extra process: the login shell prints its PID (the session's
+process group, since sshd starts every session with setsid), reads the env block with
+builtins and execs ``/bin/sh -c COMMAND``. On a timeout the client kills that process
+group through a second channel. Under sudo the user cannot signal root's processes, so
+the root-side wrapper runs the command under ``timeout`` instead.
 """
 
 from __future__ import annotations
@@ -15,13 +21,21 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-# $1 env end marker ('' = no env block), $2 ready marker ('' = none), $3 seconds before
-# the command's process group is killed (0 = never), $4 the command.
-# The env block is read line by line (sh's read consumes no more than one line from a
-# pipe, so the command still gets the rest of stdin) and evaluated once as a whole;
-# every value in it is shlex-quoted and every name checked, so eval only assigns.
-# `timeout` runs the command in its own process group and kills the whole group, so a
-# timed-out command cannot linger after the client gave up on it.
+#: First line of stderr of every plain command: ``@@upk PID``.
+PID_PREFIX = "@@upk "
+
+# Reads the env block: sh's read consumes no more than one line from a pipe, so the
+# command still gets the rest of stdin; the block is evaluated once as a whole, and every
+# value in it is shlex-quoted and every name checked, so eval only assigns.
+_READ_ENV = (
+    '__upk_e=; while IFS= read -r __upk_l; do [ "$__upk_l" = {marker} ] && break; '
+    '__upk_e="$__upk_e$__upk_l\n"; done; eval "$__upk_e"; unset __upk_e __upk_l; '
+)
+
+# The root-side wrapper for sudo: $1 env end marker ('' = no env block), $2 ready
+# marker ('' = none), $3 seconds before the command's process group is killed (0 =
+# never), $4 the command. `timeout` runs the command in its own process group and kills
+# the whole group, so a timed-out command cannot outlive the client's deadline.
 WRAPPER = r"""
 if [ -n "$2" ]; then printf '%s\n' "$2" >&2; fi
 if [ -n "$1" ]; then
@@ -51,6 +65,8 @@ class RemoteCommand:
     env_block: bytes
     ready_marker: str
     prompt: str
+    #: True when stderr starts with the ``@@upk PID`` line (plain commands).
+    reports_pid: bool = False
 
 
 def new_token() -> str:
@@ -94,14 +110,24 @@ def build(command: str, *, timeout: float | None, env: Mapping[str, str] | None,
     token = new_token()
     end_marker = f"@@upkeeper-env-{token}" if env else ""
     block = env_block(env, end_marker) if env else b""
-    ready = f"@@upkeeper-ready-{token}" if sudo_user and sudo_password else ""
-    prompt = f"[upkeeper-sudo-{prompt_token}]" if sudo_user and sudo_password else ""
+    if not sudo_user:
+        read_env = _READ_ENV.replace("{marker}", end_marker) if env else ""
+        line = (f"printf '{PID_PREFIX}%s\\n' \"$$\" >&2; {read_env}"
+                f"exec /bin/sh -c {shlex.quote(command)}")
+        return RemoteCommand(line=line, env_block=block, ready_marker="", prompt="",
+                             reports_pid=True)
+    ready = f"@@upkeeper-ready-{token}" if sudo_password else ""
+    prompt = f"[upkeeper-sudo-{prompt_token}]" if sudo_password else ""
     argv = ["/bin/sh", "-c", WRAPPER, "upkeeper", end_marker, ready,
             str(remote_timeout(timeout)), command]
-    if sudo_user:
-        if sudo_password:
-            argv = ["sudo", "-S", "-p", prompt, "-u", sudo_user, "--", *argv]
-        else:
-            argv = ["sudo", "-n", "-u", sudo_user, "--", *argv]
+    if sudo_password:
+        argv = ["sudo", "-S", "-p", prompt, "-u", sudo_user, "--", *argv]
+    else:
+        argv = ["sudo", "-n", "-u", sudo_user, "--", *argv]
     return RemoteCommand(line="exec " + shlex.join(argv), env_block=block,
                          ready_marker=ready, prompt=prompt)
+
+
+def kill_line(pid: int) -> str:
+    """Kill a plain command's whole process group (sent on a fresh channel)."""
+    return f"kill -KILL -- -{pid} 2>/dev/null || kill -KILL {pid} 2>/dev/null; true"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import socket
@@ -14,11 +15,16 @@ import paramiko
 from upkeeper import CommandResult, Host, Transport, TransportError
 from upkeeper.transport import command_text
 from upkeeper_ssh import hostkeys
-from upkeeper_ssh.auth import AuthenticationFailed, KeyLoadError, authenticate, default_keys, \
-    load_key
+from upkeeper_ssh.auth import (
+    AuthenticationFailed,
+    KeyLoadError,
+    authenticate,
+    default_keys,
+    load_key,
+)
 from upkeeper_ssh.config import ConfigError, Endpoint, SSHSettings, settings_from_host
 from upkeeper_ssh.logs import quiet_paramiko
-from upkeeper_ssh.remote import RemoteCommand, build, new_token
+from upkeeper_ssh.remote import PID_PREFIX, RemoteCommand, build, kill_line, new_token
 
 log = logging.getLogger("upkeeper.ssh")
 
@@ -68,6 +74,8 @@ class SSHTransport(Transport):
         self._settings: SSHSettings | None = None
         self._prompt_token = new_token()
         self._sudo_rejected: str | None = None
+        #: PIDs of plain commands in flight, killed by close() before it disconnects.
+        self._running: set[int] = set()
 
     @property
     def settings(self) -> SSHSettings:
@@ -204,6 +212,8 @@ class SSHTransport(Transport):
         return sock
 
     def close(self) -> None:
+        for pid in list(self._running):
+            self.kill_remote(pid)
         with self._lock:
             self._close_hops()
 
@@ -236,10 +246,13 @@ class SSHTransport(Transport):
         self.open()
         started = time.monotonic()
         chan = self._open_channel(remote)
+        exchange = _Exchange(self, chan, remote, text, stdin, timeout, started)
         try:
-            return _Exchange(self, chan, remote, text, stdin, timeout, started).run()
+            return exchange.run()
         finally:
             chan.close()
+            if exchange.pid is not None:
+                self._running.discard(exchange.pid)
 
     def _open_channel(self, remote: RemoteCommand) -> paramiko.Channel:
         ssh = self._hops[-1]
@@ -250,6 +263,25 @@ class SSHTransport(Transport):
             raise TransportError(f"connection to {self.host.name} lost: "
                                  f"{exc or type(exc).__name__}", host=self.host.name) from None
         return chan
+
+    def kill_remote(self, pid: int | None) -> None:
+        """Kill a timed-out command's process group through a fresh channel.
+
+        sshd does not signal a command when its channel closes, so without this a
+        stuck command would outlive the check. Best effort: a dead link cannot kill.
+        """
+        if pid is None or pid <= 1 or not self.connected:
+            return
+        try:
+            chan = self._hops[-1].open_session(timeout=5)
+            try:
+                chan.exec_command(kill_line(pid))
+                chan.shutdown_write()
+                chan.status_event.wait(5)
+            finally:
+                chan.close()
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            log.debug("%s: could not kill timed-out command %s: %s", self.host.name, pid, exc)
 
     def reject_sudo(self, reason: str) -> TransportError:
         """Remember a rejected become password: retrying would only lock the account."""
@@ -278,6 +310,8 @@ class _Exchange:
         self.pending = bytearray()
         self.password_sent = False
         self.ready = not remote.ready_marker
+        self.pid: int | None = None
+        self.head: bytearray | None = bytearray() if remote.reports_pid else None
 
     def run(self) -> CommandResult:
         if self.ready:
@@ -290,6 +324,7 @@ class _Exchange:
                 break
             if self.deadline is not None and time.monotonic() >= self.deadline:
                 timed_out = True
+                self.t.kill_remote(self.pid)
                 break
             if self.chan.recv_ready() or self.chan.recv_stderr_ready():
                 continue
@@ -297,6 +332,8 @@ class _Exchange:
             # Closed buffers keep the data event set, so after EOF wait for the exit status.
             waiter = self.chan.status_event if self.chan.eof_received else self.event
             waiter.wait(min(wait, 1.0))
+        if self.head:
+            self.err.feed(bytes(self.head))
         if not timed_out and not self.ready:
             self._sudo_failed_before_ready()
         exit_code = -1 if timed_out else self.chan.exit_status
@@ -314,10 +351,27 @@ class _Exchange:
             self.out.feed(chan.recv(65536))
         while chan.recv_stderr_ready():
             chunk = chan.recv_stderr(65536)
+            if self.head is not None:
+                chunk = self._pid_line(chunk)
             if self.ready:
                 self.err.feed(chunk)
             else:
                 self._handshake(chunk)
+
+    def _pid_line(self, chunk: bytes) -> bytes:
+        """Take the ``@@upk PID`` line off the front of stderr; return what follows."""
+        assert self.head is not None
+        self.head += chunk
+        line, sep, rest = bytes(self.head).partition(b"\n")
+        if not sep:
+            return b""
+        self.head = None
+        if line.startswith(PID_PREFIX.encode()):
+            with contextlib.suppress(ValueError):
+                self.pid = int(line[len(PID_PREFIX):])
+                self.t._running.add(self.pid)
+            return rest
+        return line + sep + rest
 
     def _send_input(self) -> None:
         data = self.remote.env_block + self.stdin

@@ -6,7 +6,8 @@ import re
 import xml.etree.ElementTree as ET
 
 CLIXML_MARKER = "#< CLIXML"
-_OBJS_RE = re.compile(r"<Objs\b.*?</Objs>", re.S)
+# A document cut short (output cap, killed process) runs to the end of the text.
+_OBJS_RE = re.compile(r"<Objs\b.*?(?:</Objs>|\Z)", re.S)
 _ESCAPE_RE = re.compile(r"(?:_x[0-9A-Fa-f]{4}_)+")
 _NS_RE = re.compile(r"""\sxmlns(?::\w+)?=("[^"]*"|'[^']*')""")
 _S_RE = re.compile(r"""<S\s+S=["'](\w+)["']\s*>(.*?)</S>""", re.S)

@@ -6,7 +6,6 @@ import re
 import xml.etree.ElementTree as ET
 
 import requests
-from upkeeper import TransportError
 from winrm.exceptions import (
     InvalidCredentialsError,
     WinRMError,
@@ -14,6 +13,8 @@ from winrm.exceptions import (
     WinRMTransportError,
     WSManFaultError,
 )
+
+from upkeeper import TransportError
 
 from .config import WinRMConfig
 

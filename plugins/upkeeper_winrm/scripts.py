@@ -95,10 +95,12 @@ _CMD_META = re.compile(r'([()%!^"<>&|])')
 
 
 def quote_windows_arg(arg: str) -> str:
-    """Quote one argument the way the Microsoft C runtime (CommandLineToArgvW) parses it."""
-    if arg and not re.search(r'[\s"]', arg):
-        return arg
-    out: list[str] = ['"']
+    """Quote one argument the way the Microsoft C runtime (CommandLineToArgvW) parses it.
+
+    Same result as :func:`subprocess.list2cmdline` for a single argument.
+    """
+    wrap = not arg or bool(re.search(r"[ \t]", arg))
+    out: list[str] = ['"'] if wrap else []
     backslashes = 0
     for ch in arg:
         if ch == "\\":
@@ -109,7 +111,7 @@ def quote_windows_arg(arg: str) -> str:
         else:
             out.append("\\" * backslashes + ch)
         backslashes = 0
-    out.append("\\" * (backslashes * 2) + '"')
+    out.append("\\" * (backslashes * 2) + '"' if wrap else "\\" * backslashes)
     return "".join(out)
 
 

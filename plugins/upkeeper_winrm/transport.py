@@ -11,8 +11,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import requests
-from upkeeper import CommandResult, Host, Transport, TransportError
-from upkeeper.powershell import PowerShellError, run_powershell_json
 from winrm.exceptions import (
     WinRMError,
     WinRMOperationTimeoutError,
@@ -20,6 +18,9 @@ from winrm.exceptions import (
     WSManFaultError,
 )
 from winrm.protocol import Protocol
+
+from upkeeper import CommandResult, Host, Transport, TransportError
+from upkeeper.powershell import PowerShellError, run_powershell_json
 
 from .clixml import decode_clixml
 from .config import WinRMConfig, config_from_vars
@@ -62,6 +63,7 @@ class WinRMTransport(Transport):
         self._protocol: Protocol | None = None
         self._shell_id: str | None = None
         self._lock = threading.RLock()
+        self._closing = threading.Event()
         self._warned_sudo = False
 
     @property
@@ -83,7 +85,9 @@ class WinRMTransport(Transport):
                 username=cfg.user or None,
                 password=cfg.password or None if cfg.auth in _NO_PASSWORD else cfg.password,
                 service=cfg.service,
-                ca_trust_path=cfg.ca_trust_path or "legacy_requests",
+                # Unset: like Ansible, fall back to REQUESTS_CA_BUNDLE / the system bundle.
+                ca_trust_path=cfg.ca_trust_path or (
+                    "legacy_requests" if cfg.scheme == "https" else None),  # type: ignore[arg-type]
                 cert_pem=cfg.cert_pem,
                 cert_key_pem=cfg.cert_key_pem,
                 server_cert_validation=cfg.cert_validation,  # type: ignore[arg-type]
@@ -122,12 +126,15 @@ class WinRMTransport(Transport):
 
     def close(self) -> None:
         cfg = self._config
-        # A command stuck past its own deadline must not keep the shell alive forever.
+        # Tell a command still polling for output (the runner closes a hung host from
+        # another thread) to give up; it notices within one Receive round trip.
+        self._closing.set()
         wait = (cfg.read_timeout + 5) if cfg else 5
         locked = self._lock.acquire(timeout=wait)
         try:
             shell, proto = self._shell_id, self._protocol
-            self._shell_id = None
+            # pywinrm closes its HTTP session with the shell; a later open starts afresh.
+            self._shell_id, self._protocol = None, None
             if shell is None or proto is None:
                 return
             try:
@@ -137,6 +144,7 @@ class WinRMTransport(Transport):
             else:
                 log.debug("%s: deleted WinRM shell %s", self.host.name, shell)
         finally:
+            self._closing.clear()
             if locked:
                 self._lock.release()
 
@@ -260,6 +268,9 @@ class WinRMTransport(Transport):
         truncated = False
         try:
             while True:
+                if self._closing.is_set():
+                    raise TransportError(f"{cfg.host}: the connection was closed while a "
+                                         "command was still running", host=cfg.host)
                 if deadline is not None:
                     left = deadline - time.monotonic()
                     if left <= 0:

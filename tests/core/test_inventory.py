@@ -97,7 +97,8 @@ def test_yaml_features() -> None:
     assert isinstance(canary["raw"], UnsafeText)
     assert canary["nested"] == {"a": {"b": [1, 2]}, "c": None}
     assert inv.hosts["mgmt.example.net"].address == "192.0.2.10"
-    assert inv.groups["ungrouped"].hosts == ["jump01", "lonely.example.net", "mgmt.example.net"]
+    # declared under ungrouped first, then hosts of `all` that joined no group
+    assert inv.groups["ungrouped"].hosts == ["lonely.example.net", "mgmt.example.net", "jump01"]
 
 
 def test_precedence_all_parent_child_host_and_files() -> None:
@@ -278,8 +279,75 @@ def test_huge_range_is_refused(tmp_path: Path) -> None:
         load_inventory([tmp_path / "inv.ini"])
 
 
-@pytest.mark.parametrize("path", ["inventories/local.yml", "inventories/msp-example"])
+@pytest.mark.parametrize("path", ["inventories/local.yml", "inventories/msp-example",
+                                  "inventories/msp-example/hosts.ini"])
 def test_shipped_example_inventories_load(path: str) -> None:
     root = DATA.parent.parent.parent
     inv = load_inventory([root / path])
     assert inv.hosts and not inv.warnings
+
+
+def test_msp_example_precedence_and_patterns() -> None:
+    root = DATA.parent.parent.parent
+    inv = load_inventory([root / "inventories" / "msp-example"])
+    dc = inv.hosts["acme-dc01"]
+    assert dc.connection == "winrm" and dc.os_family == "windows"
+    assert dc.vars["ansible_password"] == "{{ env.ACME_WINRM_PASS }}"
+    assert dc.vars["ansible_port"] == 5986 and dc.vars["ansible_user"] == "ACME\\svc-upkeeper"
+    assert "ansible_password" not in inv.hosts["acme-web01"].vars  # Linux: SSH keys
+    assert dc.vars["maintenance_windows"] == ["Sat 22:00-Sun 04:00"]
+    assert inv.hosts["globex-db01"].vars["maintenance_windows"] == ["Sun 02:00-04:00"]
+    assert inv.hosts["globex-db01"].vars["ansible_port"] == 2222
+    assert [h.name for h in inv.select("client_acme:&linux:!acme-web02")] == [
+        "acme-fs01", "acme-web01"]
+    assert [h.name for h in inv.select("windows")] == ["acme-dc01", "globex-ts01"]
+
+
+def test_saved_ansible_inventory_list_round_trips(tmp_path: Path) -> None:
+    original = load("features.ini")
+    saved = tmp_path / "saved.json"
+    saved.write_text(original.to_ansible_json())
+    again = load_inventory([saved])
+    assert again.to_ansible_list() == original.to_ansible_list()
+    assert again.hosts["db-z.example.net"].vars == original.hosts["db-z.example.net"].vars
+
+
+def test_extra_source_hosts_as_mapping() -> None:
+    class Rmm:
+        def matches(self, source: str) -> bool:
+            return source == "rmm:"
+
+        def load(self, source: str) -> dict[str, Any]:
+            return {"servers": {"hosts": {"s1": {"ansible_host": "192.0.2.9"}, "s2": None}}}
+
+    inv = load_inventory(["rmm:"], extra_sources=[Rmm()])
+    assert inv.hosts["s1"].address == "192.0.2.9" and inv.groups["servers"].hosts == ["s1", "s2"]
+
+
+def test_vault_encrypted_vars_file_is_refused_clearly(tmp_path: Path) -> None:
+    (tmp_path / "inv.ini").write_text("[web]\nw1\n")
+    (tmp_path / "group_vars").mkdir()
+    (tmp_path / "group_vars" / "web.yml").write_text("$ANSIBLE_VAULT;1.1;AES256\n6162\n")
+    with pytest.raises(InventoryError, match=r"web\.yml:1: the file is encrypted"):
+        load_inventory([tmp_path / "inv.ini"])
+
+
+def test_windows_editor_files_with_bom_and_crlf(tmp_path: Path) -> None:
+    (tmp_path / "inv.ini").write_bytes(b"\xef\xbb\xbf[web]\r\nw1 x=1\r\n")
+    (tmp_path / "inv.yml").write_bytes(b"\xef\xbb\xbfdb:\r\n  hosts:\r\n    d1:\r\n")
+    inv = load_inventory([tmp_path / "inv.ini", tmp_path / "inv.yml"])
+    assert inv.groups["web"].hosts == ["w1"] and inv.groups["db"].hosts == ["d1"]
+
+
+@pytest.mark.slow  # loads every plugin (paramiko, pywinrm) in-process
+def test_cli_inventory_list_prints_the_ansible_document() -> None:
+    from click.testing import CliRunner
+
+    from upkeeper.cli import main
+
+    result = CliRunner().invoke(main, [
+        "inventory", "list", "-i", str(DATA / "features.ini"), "--limit", "app:&db*:!db-b*",
+        "--format", "ansible-json"])
+    assert result.exit_code == 0, result.output
+    want = json.loads((DATA / "expected" / "features.ini.limit.json").read_text())
+    assert json.loads(result.stdout) == want

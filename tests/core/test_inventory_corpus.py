@@ -99,3 +99,12 @@ def test_corpus_directory_loads_as_one_source() -> None:
     inv = load_inventory([INVENTORIES / "public_windows_snippets" / "hyperv_kerberos_hosts.ini",
                           INVENTORIES / "kubespray_local_hosts.ini"])
     assert "node1" in inv.hosts and len(inv.hosts) > 1
+
+
+def test_ansible_json_text_is_byte_identical() -> None:
+    _require_corpus()
+    for stem, source in CASES:
+        if _rel(source) in REFUSED:
+            continue
+        want = (EXPECTED / f"{stem}.list.json").read_text(encoding="utf-8")
+        assert load_inventory([source]).to_ansible_json() == want.rstrip("\n"), stem

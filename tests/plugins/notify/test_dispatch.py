@@ -60,9 +60,9 @@ def plugin_system(clock: Clock | None = None) -> PluginSystem:
 
 def email_channel(smtp: SMTPServer, **over: Any) -> dict[str, Any]:
     return {"email": {"host": smtp.host, "port": smtp.port, "username": SMTP_USER,
-                      "password": "{{ env.%s }}" % PW_ENV, "from": "upkeeper@msp.example",
-                      "to": ["noc@msp.example"], "ca_file": smtp.ca_file, "timeout": 10,
-                      **over}}
+                      "password": "{{ env.UPK_TEST_SMTP_PASSWORD }}",
+                      "from": "upkeeper@msp.example", "to": ["noc@msp.example"],
+                      "ca_file": smtp.ca_file, "timeout": 10, **over}}
 
 
 def webhook_channel(url: str, **over: Any) -> dict[str, Any]:
@@ -165,7 +165,7 @@ def test_custom_psa_body_with_token_from_env(tmp_path: Path, webhook: WebhookSer
                                              caplog: pytest.LogCaptureFixture) -> None:
     body = '{"summary": {{ subject | tojson }}, "client": {{ client | tojson }}}'
     chan = webhook_channel(webhook.url + "/api/tickets", body_template=body,
-                           headers={"Authorization": "Bearer {{ env.%s }}" % TOKEN_ENV})
+                           headers={"Authorization": "Bearer {{ env.UPK_TEST_PSA_TOKEN }}"})
     run = Fleet(tmp_path, notify=[chan]).run(acme("CRIT"))
     (hit,) = webhook.hits
     assert hit.headers["Authorization"] == "Bearer psa-token-0042"
@@ -202,7 +202,7 @@ def test_failing_notifier_is_recorded_and_retried_next_run(
 def test_broken_channel_setup_is_recorded(tmp_path: Path, webhook: WebhookServer,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(TOKEN_ENV)
-    notify = [webhook_channel(webhook.url, headers={"X-Token": "{{ env.%s }}" % TOKEN_ENV}),
+    notify = [webhook_channel(webhook.url, headers={"X-Token": "{{ env.UPK_TEST_PSA_TOKEN }}"}),
               webhook_channel(webhook.url, name="second")]
     run = Fleet(tmp_path, notify=notify).run(acme("CRIT"))
     first, second = run.meta["notifications"]
@@ -244,3 +244,19 @@ def test_bad_report_section_is_recorded_not_fatal(tmp_path: Path) -> None:
     run = Fleet(tmp_path, report=report).run(acme("OK"))
     assert run.exit_code == 0
     assert "template 'nope.html.j2' not found" in run.meta["notify_errors"][0]
+
+
+def test_interrupted_run_does_not_alert_on_unknown(tmp_path: Path,
+                                                   webhook: WebhookServer) -> None:
+    from upkeeper.models import Host, Result, Status
+
+    fleet = Fleet(tmp_path, notify=[webhook_channel(webhook.url)])
+    pb = load_playbook(fleet.pb_path, fleet.plugins.registry)
+    run = RunRecord("r-int", "nightly", interrupted=True)
+    run.hosts = {h: Host(h, {"client": "Acme"}) for h in ("web1", "web2")}
+    run.results = [Result(Status.UNKNOWN, "run interrupted", host="web1", check="test.scripted"),
+                   Result(Status.CRIT, "really broken", host="web2", check="test.scripted")]
+    run.context = {"playbook": pb, "history": fleet.history, "plugins": fleet.plugins}
+    fleet.history.start_run(run)
+    run_finished(run, sleep=lambda s: None)
+    assert [h.json()["alerts"][0]["host"] for h in webhook.hits] == ["web2"]

@@ -8,8 +8,13 @@ import subprocess
 import pytest
 
 from upkeeper import Host
-from upkeeper_ssh.config import ConfigError, Endpoint, parse_endpoint, parse_jump_hosts, \
-    settings_from_host
+from upkeeper_ssh.config import (
+    ConfigError,
+    Endpoint,
+    parse_endpoint,
+    parse_jump_hosts,
+    settings_from_host,
+)
 from upkeeper_ssh.remote import build, env_block, remote_timeout
 
 
@@ -89,8 +94,25 @@ def test_command_line_holds_no_env_values() -> None:
                    sudo_password=False, prompt_token="t")
     assert "secret-token" not in remote.line
     assert b"secret-token" in remote.env_block
+    assert remote.reports_pid
+    assert remote.line.endswith("exec /bin/sh -c 'echo hi'")
+
+
+def test_plain_command_line_runs_in_sh() -> None:
+    remote = build("printf '%s|' \"$A\" \"$0\"; cat", timeout=5, env={"A": "x y"},
+                   sudo_user=None, sudo_password=False, prompt_token="t")
+    proc = subprocess.run(["sh", "-c", remote.line], input=remote.env_block + b"in",
+                          capture_output=True, check=True)
+    assert proc.stdout == b"x y|/bin/sh|in"
+    first, _, rest = proc.stderr.partition(b"\n")
+    assert first.startswith(b"@@upk ") and int(first[6:]) > 1 and rest == b""
+
+
+def test_sudo_wrapper_has_remote_timeout() -> None:
+    remote = build("echo hi", timeout=5, env=None, sudo_user="root", sudo_password=False,
+                   prompt_token="t")
     argv = shlex.split(remote.line)
-    assert argv[:3] == ["exec", "/bin/sh", "-c"] and argv[-1] == "echo hi" and argv[-2] == "6"
+    assert argv[-1] == "echo hi" and argv[-2] == "6"
 
 
 def test_sudo_line_uses_prompt_marker() -> None:

@@ -15,19 +15,16 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
 from upkeeper import Host
 from upkeeper_winrm import WinRMTransport
 
 from .wsman_server import Execution, Reply, WSManServer
 
-FACTS_JSON = (
-    '[{"Caption":"Microsoft Windows Server 2022 Standard","Version":"10.0.20348",'
-    '"BuildNumber":"20348","OSArchitecture":"64-bit","ProductType":3,'
-    '"LastBootUpTime":"\\/Date(1764000000000)\\/","CSName":"SRV-FILE01",'
-    '"DNSHostName":"srv-file01","Domain":"corp.example.com","PartOfDomain":true,'
-    '"User":"CORP\\\\upk-admin","IsAdmin":true,"PSVersion":"5.1.20348.2849"}]'
-)
+DATA = Path(__file__).resolve().parents[2] / "data" / "winrm"
+#: What the facts query prints on a domain-joined Server 2022 (PowerShell 5.1 JSON).
+FACTS_JSON = (DATA / "facts_server2022_ps51.json").read_text(encoding="utf-8")
 
 
 class FakeWindows:
@@ -51,7 +48,8 @@ class FakeWindows:
             hit = (re.search(pattern[3:], text) if pattern.startswith("re:")
                    else pattern in text)
             if hit:
-                return reply(ex) if callable(reply) else reply
+                answer: Reply | str | None = reply(ex) if callable(reply) else reply
+                return answer
         return None
 
 
@@ -150,7 +148,7 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TLSFiles:
         .add_extension(x509.SubjectAlternativeName([
             x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
             critical=False)
-        .add_extension(x509.ExtendedKeyUsage([x509.ExtendedKeyUsageOID.SERVER_AUTH]),
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
                        critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
                        critical=False)

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 
 import pytest
+
 from upkeeper import TransportError
 from upkeeper_winrm import WinRMTransport
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 import time
 from collections.abc import Callable
 
 import pytest
+
 from upkeeper import TransportError
 from upkeeper.powershell import ps_quote
 from upkeeper_winrm import WinRMTransport
@@ -193,6 +195,23 @@ def test_operation_timeout_becomes_timed_out_and_terminates(endpoint: WSManServe
     assert t.run_powershell("Get-Date", timeout=5).stdout == "today"
 
 
+def test_close_from_another_thread_stops_a_hung_command(endpoint: WSManServer,
+                                                        windows: FakeWindows,
+                                                        make_transport: MakeTransport) -> None:
+    windows.add("hang", Reply(delay=60))
+    t = make_transport(ansible_winrm_operation_timeout_sec=1, ansible_winrm_read_timeout_sec=5)
+    t.open()
+    closer = threading.Timer(0.5, t.close)
+    closer.start()
+    started = time.monotonic()
+    with pytest.raises(TransportError, match="closed while a command was still running"):
+        t.run_powershell("# hang")
+    closer.join(timeout=10)
+    assert time.monotonic() - started < 4
+    assert endpoint.open_shells == 0
+    assert endpoint.executions[-1].command_id in endpoint.signals
+
+
 def test_receive_long_poll_is_retried_until_done(windows: FakeWindows,
                                                  make_transport: MakeTransport,
                                                  endpoint: WSManServer) -> None:
@@ -299,7 +318,7 @@ def test_bad_settings_fail_on_first_use_with_the_variable_named(
 
 def test_encryption_always_with_basic_is_refused_clearly(make_transport: MakeTransport) -> None:
     t = make_transport(ansible_winrm_message_encryption="always")
-    with pytest.raises(TransportError, match="message_encryption: always needs ntlm.*basic"):
+    with pytest.raises(TransportError, match=r"message_encryption: always needs ntlm.*basic"):
         t.run("hostname")
 
 
@@ -316,3 +335,28 @@ def test_password_never_logged(endpoint: WSManServer, windows: FakeWindows,
     assert "basic authentication over plain HTTP" in caplog.text
     assert endpoint.password not in caplog.text and "Other-Secret-1" not in caplog.text
     assert endpoint.password not in repr(t.config)
+
+
+def test_transport_can_be_reopened_after_close(endpoint: WSManServer, windows: FakeWindows,
+                                               make_transport: MakeTransport) -> None:
+    windows.add("Get-Date", "today")
+    t = make_transport()
+    assert t.run_powershell("Get-Date").ok
+    t.close()
+    assert t.run_powershell("Get-Date").stdout == "today"
+    t.close()
+    assert (endpoint.shells_created, endpoint.open_shells) == (2, 0)
+
+
+@pytest.mark.parametrize(("auth", "flag"), [("kerberos", "HAVE_KERBEROS"),
+                                            ("credssp", "HAVE_CREDSSP")])
+def test_missing_auth_library_is_named(make_transport: MakeTransport, endpoint: WSManServer,
+                                       auth: str, flag: str) -> None:
+    import winrm.transport
+
+    if getattr(winrm.transport, flag):
+        pytest.skip(f"{auth} support is installed here")
+    t = make_transport(ansible_winrm_transport=auth)
+    with pytest.raises(TransportError, match=f"win01.*{auth}.*not installed"):
+        t.run("hostname")
+    assert endpoint.shells_created == 0

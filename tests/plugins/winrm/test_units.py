@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from upkeeper import TransportError
 from upkeeper.powershell import parse_ps_json
 from upkeeper_winrm.clixml import decode_clixml, unescape

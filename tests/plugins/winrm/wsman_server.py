@@ -1,9 +1,14 @@
-"""A small WS-Management (WinRM) endpoint for tests: real HTTP(S), SOAP 1.2, basic auth.
+"""A small WS-Management (WinRM) endpoint for tests: real HTTP(S), SOAP 1.2, basic or NTLM.
 
 It answers the calls pywinrm makes (Create, Command, Send, Receive, Signal, Delete) the
 way a Windows host does, including SOAP faults and 401s. Nothing is executed: a Python
 handler sees each command (with the PowerShell decoded from ``-EncodedCommand`` and the
 bytes received on stdin) and decides stdout, stderr and exit code.
+
+NTLM is the real protocol: pyspnego's acceptor checks the client's NTLMv2 response
+against the password in ``NTLM_USER_FILE`` (per TCP connection, as on Windows), and
+messages sealed with the session key (WinRM "HTTP-SPNEGO-session-encrypted") are
+unsealed and answered sealed.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import base64
 import re
 import ssl
+import struct
 import threading
 import time
 import uuid
@@ -20,6 +26,9 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from xml.sax.saxutils import escape
+
+import spnego
+from spnego.exceptions import SpnegoError
 
 NS = {
     "s": "http://www.w3.org/2003/05/soap-envelope",
@@ -160,12 +169,15 @@ class WSManServer:
 
     def __init__(self, handler: Handler | None = None, *, username: str = "upk-admin",
                  password: str = "Winrm-Pass-42", ssl_context: ssl.SSLContext | None = None,
-                 path: str = "/wsman") -> None:
+                 path: str = "/wsman", auth: tuple[str, ...] = ("basic",)) -> None:
         self.handler = handler or (lambda ex: None)
         self.username = username
         self.password = password
         self.ssl_context = ssl_context
         self.path = path
+        self.auth = auth
+        self.encrypted_requests = 0
+        self.plain_requests = 0
         self.shells: dict[str, _Shell] = {}
         self.shells_created = 0
         self.shells_deleted = 0
@@ -418,23 +430,84 @@ def _envelope(action: str, relates_to: str, body: str) -> str:
 class _RequestHandler(BaseHTTPRequestHandler):
     endpoint: WSManServer
     protocol_version = "HTTP/1.1"
+    # Headers and body are separate writes; without TCP_NODELAY each answer waits for
+    # the client's delayed ACK (~40 ms).
+    disable_nagle_algorithm = True
+    # NTLM authenticates the TCP connection; one handler instance serves one connection.
+    _ntlm: spnego.ContextProxy | None = None
+    _ntlm_done = False
 
     def log_message(self, format: str, *args: Any) -> None:
         """Keep test output quiet."""
 
-    def _reply(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+    def _reply(self, status: int, body: bytes,
+               content_type: str = "application/soap+xml;charset=UTF-8") -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/soap+xml;charset=UTF-8")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
         self.end_headers()
         self.wfile.write(body)
 
-    def _authorized(self) -> bool:
+    def _basic_ok(self) -> bool:
         ep = self.endpoint
         expected = base64.b64encode(f"{ep.username}:{ep.password}".encode()).decode()
-        return self.headers.get("Authorization", "") == f"Basic {expected}"
+        return "basic" in ep.auth and self.headers.get("Authorization", "") == f"Basic {expected}"
+
+    def _challenge(self, token: str | None = None, scheme: str = "Negotiate") -> None:
+        headers = []
+        if token is not None:
+            headers.append(("WWW-Authenticate", f"{scheme} {token}"))
+        else:
+            with self.endpoint._cond:
+                self.endpoint.auth_failures += 1
+            if "ntlm" in self.endpoint.auth:
+                headers.append(("WWW-Authenticate", "Negotiate"))
+            if "basic" in self.endpoint.auth:
+                headers.append(("WWW-Authenticate", 'Basic realm="WSMAN"'))
+        self.send_response(401)
+        for key, value in headers:
+            self.send_header(key, value)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def _ntlm_step(self) -> bool | None:
+        """One NTLM leg on this connection: True when authenticated, None after a 401."""
+        scheme, _, token = self.headers.get("Authorization", "").partition(" ")
+        ctx = self._ntlm
+        if ctx is None or self._ntlm_done:
+            ctx = self._ntlm = spnego.server(protocol="ntlm")
+            self._ntlm_done = False
+        try:
+            out = ctx.step(base64.b64decode(token))
+        except (SpnegoError, ValueError):
+            self._ntlm = None
+            self._challenge()
+            return None
+        if not ctx.complete:
+            self._challenge(base64.b64encode(out or b"").decode(), scheme)
+            return None
+        self._ntlm_done = True
+        return True
+
+    def _unseal(self, body: bytes) -> bytes:
+        parts = [p for p in body.split(_BOUNDARY + b"\r\n") if p]
+        payload = parts[1].replace(b"\tContent-Type: application/octet-stream\r\n", b"", 1)
+        if payload.endswith(_BOUNDARY + b"--\r\n"):
+            payload = payload[:-len(_BOUNDARY + b"--\r\n")]
+        sig_len = struct.unpack("<i", payload[:4])[0]
+        assert self._ntlm is not None, "sealed message before NTLM authentication"
+        data: bytes = self._ntlm.unwrap(payload[4:]).data
+        assert sig_len == 16 and len(data) == int(parts[0].split(b"Length=")[1].strip())
+        return data
+
+    def _seal(self, text: bytes) -> bytes:
+        assert self._ntlm is not None
+        wrapped: bytes = self._ntlm.wrap(text, encrypt=True).data
+        return (_BOUNDARY + b"\r\n\tContent-Type: " + _SPNEGO_ENC + b"\r\n"
+                b"\tOriginalContent: type=application/soap+xml;charset=UTF-8;Length="
+                + str(len(text)).encode() + b"\r\n" + _BOUNDARY + b"\r\n"
+                b"\tContent-Type: application/octet-stream\r\n"
+                + struct.pack("<i", 16) + wrapped + _BOUNDARY + b"--\r\n")
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length", "0"))
@@ -442,10 +515,33 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if self.path.split("?")[0] != self.endpoint.path:
             self._reply(404, b"")
             return
-        if not self._authorized():
-            with self.endpoint._cond:
-                self.endpoint.auth_failures += 1
-            self._reply(401, b"", {"WWW-Authenticate": 'Basic realm="WSMAN"'})
+        header = self.headers.get("Authorization", "")
+        if "ntlm" in self.endpoint.auth and header.split(" ")[0] in ("Negotiate", "NTLM"):
+            if self._ntlm_step() is None:
+                return
+        elif not (self._basic_ok() or self._ntlm_done):
+            self._challenge()
+            return
+        sealed = "multipart/encrypted" in self.headers.get("Content-Type", "")
+        if sealed:
+            body = self._unseal(body)
+        with self.endpoint._cond:
+            if sealed:
+                self.endpoint.encrypted_requests += 1
+            elif body:
+                self.endpoint.plain_requests += 1
+        if not body:
+            # pywinrm's empty POST that sets up the NTLM context before sealing starts.
+            self._reply(200, b"")
             return
         status, text = self.endpoint.handle(body)
-        self._reply(status, text.encode("utf-8"))
+        if sealed:
+            self._reply(status, self._seal(text.encode("utf-8")), content_type=(
+                'multipart/encrypted;protocol="application/HTTP-SPNEGO-session-encrypted";'
+                'boundary="Encrypted Boundary"'))
+        else:
+            self._reply(status, text.encode("utf-8"))
+
+
+_BOUNDARY = b"--Encrypted Boundary"
+_SPNEGO_ENC = b"application/HTTP-SPNEGO-session-encrypted"
