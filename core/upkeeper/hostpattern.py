@@ -9,6 +9,8 @@ import string
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+#: Characters that make a group name unusable as a Jinja variable (Ansible warns).
+INVALID_GROUP_NAME = re.compile(r"^[\d\W]|[^\w]")
 #: Names Ansible treats as this machine (an implicit ``localhost`` host matches them).
 LOCALHOST = ("127.0.0.1", "localhost", "::1")
 

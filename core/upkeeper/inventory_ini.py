@@ -9,7 +9,12 @@ import shlex
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from upkeeper.hostpattern import InventoryError, expand_hostname_range, split_host_and_port
+from upkeeper.hostpattern import (
+    INVALID_GROUP_NAME,
+    InventoryError,
+    expand_hostname_range,
+    split_host_and_port,
+)
 
 if TYPE_CHECKING:
     from upkeeper.inventory import InventoryData
@@ -17,8 +22,6 @@ if TYPE_CHECKING:
 _COMMENT = ("#", ";")
 _SECTION = re.compile(r"^\[([^:\]\s]+)(?::(\w+))?\]\s*(?:\#.*)?$")
 _GROUP_NAME = re.compile(r"^([^:\]\s]+)\s*(?:\#.*)?$")
-#: Characters that make a group name unusable as a Jinja variable (Ansible warns).
-_INVALID_NAME = re.compile(r"^[\d\W]|[^\w]")
 
 
 def parse_value(text: str) -> Any:
@@ -82,7 +85,7 @@ def parse_ini(text: str, path: str, inv: InventoryData) -> None:
                 if state not in ("hosts", "children", "vars"):
                     raise ValueError(f"section [{group}:{state}] has unknown type {state!r} "
                                      f"(expected :vars or :children)")
-                if _INVALID_NAME.search(group) and group not in inv.groups:
+                if INVALID_GROUP_NAME.search(group) and group not in inv.groups:
                     inv.warnings.append(
                         f"{path}:{lineno}: group name {group!r} has characters that are "
                         f"not valid in variable names")

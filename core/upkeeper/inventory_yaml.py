@@ -12,7 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from upkeeper.hostpattern import InventoryError, expand_hostname_range, split_host_and_port
+from upkeeper.hostpattern import (
+    INVALID_GROUP_NAME,
+    InventoryError,
+    expand_hostname_range,
+    split_host_and_port,
+)
 
 if TYPE_CHECKING:
     from upkeeper.inventory import InventoryData
@@ -212,6 +217,9 @@ def _parse_group(doc: YamlDoc, inv: InventoryData, name: Any, group_data: Any,
         raise doc.error(
             f"not a YAML inventory: {name!r} is not a group (expected a mapping with "
             f"hosts/children/vars, got {_kind(group_data)}); is this a vars file?", *keys)
+    if INVALID_GROUP_NAME.search(name) and not inv.has_group(name):
+        inv.warnings.append(f"{doc.path}:{doc.line_of(*keys)}: group name {name!r} has "
+                            f"characters that are not valid in variable names")
     try:
         inv.add_group(name)
     except ValueError as exc:
@@ -301,7 +309,6 @@ class VarsFiles:
                     self._cache[path] = load_vars_file(path)
                 merged.update(self._cache[path])
         return merged
-
 
     def _find(self, base: Path, name: str) -> list[Path]:
         if base not in self._listing:

@@ -64,12 +64,13 @@ SECTIONS: tuple[Section, ...] = (
     Section("patching", "Patch compliance", ("patching.",),
             ("pending_total", "pending_security", "reboot_required", "days_since_patch")),
     Section("backup", "Backups", ("backup.",),
-            ("age_hours", "snapshot_count", "total_size", "restore_ok", "*age_hours")),
+            ("age_hours", "snapshot_count", "total_size", "integrity_ok", "restore_ok")),
     Section("disk", "Disks", ("disk.",),
-            ("*:used_pct", "*days_to_full", "*temperature", "*reallocated")),
+            ("*:used_pct", "*:days_to_full", "*:temperature_c", "*:percentage_used",
+             "*:ata_5", "*:nvme_media_errors", "*:scsi_grown_defects")),
     Section("other", "Other checks", ("",), ()),
 )
-_MAX_METRICS = 6
+_MAX_METRICS = 8
 
 
 @dataclass
@@ -144,16 +145,16 @@ def section_of(check: str) -> Section:
 
 
 def pick_metrics(section: Section, metrics: Mapping[str, float]) -> list[str]:
-    """The metrics a section shows for a result, in the section's preferred order."""
+    """The metrics a section shows for a result, in the section's preferred order;
+    per-device names (``/var:used_pct``) are grouped by device."""
     if not section.metrics:
         return sorted(metrics)[:_MAX_METRICS]
-    out: list[str] = []
-    for want in section.metrics:
-        if want.startswith("*"):
-            out += sorted(m for m in metrics if m.endswith(want[1:]) and m not in out)
-        elif want in metrics and want not in out:
-            out.append(want)
-    return out[:_MAX_METRICS]
+    exact = [m for m in section.metrics if not m.startswith("*") and m in metrics]
+    suffixes = [m[1:] for m in section.metrics if m.startswith("*")]
+    ranked = sorted(((name[:-len(suf)], i, name) for name in metrics
+                     for i, suf in enumerate(suffixes) if name.endswith(suf)))
+    per_device = list(dict.fromkeys(name for _, _, name in ranked))
+    return [*exact, *per_device][:_MAX_METRICS]
 
 
 def format_metric(name: str, value: float) -> str:
@@ -166,9 +167,11 @@ def format_metric(name: str, value: float) -> str:
             size /= 1024
     if name.endswith("pct"):
         return f"{value:.0f}%"
+    if name.endswith("temperature_c"):
+        return f"{value:.0f} °C"
     if name.endswith("hours"):
         return f"{value:.1f} h"
-    if name.endswith("days") or name.endswith("days_to_full"):
+    if name.endswith(("days", "days_to_full")) or name.startswith("days_since"):
         return f"{value:.1f} d"
     if name in ("reboot_required", "restore_ok") or name.endswith("_ok"):
         return "yes" if value else "no"

@@ -424,6 +424,8 @@ def preflight(playbook: Playbook, hosts: Sequence[Host]) -> list[str]:
                     else:
                         render_value(value, context)
                 except TemplateError as exc:
+                    if exc.variable is None:
+                        continue  # depends on facts or values only known at run time
                     line = playbook.line_of(key_path)
                     hint = " (define it in host/group vars, or use '| default(...)')"
                     problems.append(f"{playbook.path}:{line}: {spec.check}: {exc} for host "

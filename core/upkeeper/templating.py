@@ -74,6 +74,8 @@ def render_string(text: str, context: Mapping[str, Any]) -> Any:
         raise TemplateError(f"undefined variable '{var or exc}'", var) from exc
     except jinja2.TemplateError as exc:
         raise TemplateError(f"template error in {text!r}: {exc}") from exc
+    except Exception as exc:  # e.g. a TypeError comparing values inside the template
+        raise TemplateError(f"cannot render {text!r}: {type(exc).__name__}: {exc}") from exc
 
 
 def render_value(value: Any, context: Mapping[str, Any]) -> Any:
@@ -122,3 +124,6 @@ def evaluate(expression: str, context: Mapping[str, Any]) -> Any:
         raise TemplateError(f"undefined variable '{var or exc}'", var) from exc
     except jinja2.TemplateError as exc:
         raise TemplateError(f"bad expression {expression!r}: {exc}") from exc
+    except Exception as exc:  # e.g. comparing a string fact with a number
+        raise TemplateError(
+            f"cannot evaluate {expression!r}: {type(exc).__name__}: {exc}") from exc

@@ -24,14 +24,12 @@ from upkeeper_disk.smarthealth import (
     judge_windows_disk,
 )
 
-__all__ = ["END_MARK", "DiskSmart", "SmartParams", "device_script", "split_device_output"]
-
 END_MARK = "@@upkeeper-smart-end"
 #: smartctl lives in sbin, which is not on a normal user's PATH on Debian.
 _PATH = "PATH=\"$PATH:/usr/sbin:/sbin:/usr/local/sbin\"; export PATH; LC_ALL=C; export LC_ALL; "
 _NOT_FOUND = "upkeeper: smartctl not found"
-SCAN_SCRIPT = (_PATH + "command -v smartctl >/dev/null 2>&1 || "
-               f"{{ echo '{_NOT_FOUND}' >&2; exit 127; }}; smartctl --scan-open --json")
+_GUARD = f"command -v smartctl >/dev/null 2>&1 || {{ echo '{_NOT_FOUND}' >&2; exit 127; }}; "
+SCAN_SCRIPT = _PATH + _GUARD + "smartctl --scan-open --json"
 
 WINDOWS_SCRIPT = """
 Get-PhysicalDisk | ForEach-Object {
@@ -56,7 +54,7 @@ _INSTALL = {"apt": "apt-get install smartmontools", "dnf": "dnf install smartmon
 
 def device_script(devices: list[DeviceSpec], wake_standby: bool = False) -> str:
     """One round trip reading every disk, each JSON document followed by an end marker."""
-    parts = [_PATH]
+    parts = [_PATH, _GUARD]
     for dev in devices:
         argv = ["smartctl", "-a", "--json=c"]
         if not wake_standby:
@@ -171,6 +169,9 @@ class DiskSmart(Check[SmartParams]):
             res = ctx.run(device_script(devices, p.wake_standby), sudo=sudo)
             if res.timed_out:
                 return Result(Status.UNKNOWN, "smartctl timed out"), {}
+            problem = self._command_problem(ctx, res.exit_code, res.stdout, res.stderr)
+            if problem is not None:
+                return problem, {}
             chunks = split_device_output(res.stdout)
             chunks += [""] * (len(devices) - len(chunks))
             for spec, chunk in zip(devices, chunks[:len(devices)], strict=True):
@@ -201,6 +202,6 @@ class DiskSmart(Check[SmartParams]):
             if "UNRECOGNIZED OPTION" in stdout or "unrecognized option" in stderr:
                 return Result(Status.UNKNOWN, "smartctl is older than 7.0 (no --json); "
                                               "upgrade smartmontools")
-            return Result(Status.UNKNOWN, f"smartctl --scan-open failed (exit {code}): "
+            return Result(Status.UNKNOWN, f"smartctl failed (exit {code}): "
                                           f"{first[0] if first else 'no output'}")
         return None

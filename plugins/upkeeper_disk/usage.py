@@ -90,12 +90,13 @@ class MountReport:
     status: Status = Status.OK
     reasons: list[str] = field(default_factory=list)
     forecast: Forecast | None = None
+    inodes_alarm: bool = False
 
     def summary(self) -> str:
         fs = self.fs
         text = f"{fs.mount} {fs.used_pct}% used, {human_bytes(fs.avail_bytes)} free"
         ipct = fs.inodes_used_pct
-        if any("inodes" in r for r in self.reasons) and ipct is not None:
+        if self.inodes_alarm and ipct is not None:
             text += f", inodes {ipct}% used"
         if self.forecast is not None:
             text += f", full in {human_days(self.forecast.days_to_full)}"
@@ -207,6 +208,7 @@ def judge(fs: Filesystem, t: Thresholds, forecast: Forecast | None,
                                (Status.WARN, t.warn_inodes_pct)):
             if ilimit is not None and ipct >= ilimit:
                 statuses.append(status)
+                rep.inodes_alarm = True
                 rep.reasons.append(f"inodes {status.value}: {ipct}% used (limit {ilimit:g}%)")
                 break
     if forecast is not None:

@@ -115,14 +115,15 @@ class PatchApply(Action[ApplyParams]):
         if pm == "zypper" and p.exclude:
             return Result(Status.UNKNOWN, "exclude is not supported with zypper (lock the "
                                           "packages with `zypper addlock` instead)")
+        details: dict[str, Any] = {"scope": p.scope, "reboot_policy": p.reboot}
         if p.refresh and not ctx.check_mode and pm != "windows":
-            self._refresh(ctx, pm)
+            self._refresh(ctx, pm, details)
         before = gather_state(ctx, sudo=not ctx.check_mode)
         if before.error:
-            return Result(Status.UNKNOWN, f"cannot list updates: {before.error}")
+            return Result(Status.UNKNOWN, f"cannot list updates: {before.error}",
+                          details=details)
+        details["manager"] = before.manager
         chosen = select_updates(before, p.scope, p.exclude)
-        details: dict[str, Any] = {"manager": before.manager, "scope": p.scope,
-                                   "reboot_policy": p.reboot}
         if ctx.check_mode:
             return self._simulate(ctx, pm, chosen, before, details)
         if not chosen and p.reboot != "always" and not (
@@ -159,16 +160,23 @@ class PatchApply(Action[ApplyParams]):
         if post_failed:
             status = Status.CRIT
             summary_parts.append(f"post command failed: {post_failed}")
-        metrics: dict[str, float] = {"installed": len(installed), "rebooted": 1 if rebooted else 0,
-                   "pending_after": len(after.updates)}
+        metrics: dict[str, float] = {"installed": len(installed),
+                                     "rebooted": 1 if rebooted else 0,
+                                     "pending_after": len(after.updates)}
         return Result(status, "; ".join(summary_parts), metrics=metrics, details=details,
                       changed=bool(installed) or rebooted)
 
-    def _refresh(self, ctx: CheckContext[ApplyParams], pm: str) -> None:
+    def _refresh(self, ctx: CheckContext[ApplyParams], pm: str,
+                 details: dict[str, Any]) -> None:
+        """Refresh metadata; a failure (one unreachable mirror) is noted, not fatal."""
         if pm == "apt":
-            ctx.run([*apt.APT_ENV, "apt-get", "update", "-q"], sudo=True, timeout=600)
+            res = ctx.run([*apt.APT_ENV, "apt-get", "update", "-q"], sudo=True, timeout=600)
         elif pm == "zypper":
-            ctx.run([*zypper.ZYPPER, "refresh"], sudo=True, timeout=600)
+            res = ctx.run([*zypper.ZYPPER, "refresh"], sudo=True, timeout=600)
+        else:
+            return
+        if not res.ok:
+            details["refresh_failed"] = _tail(res, 3)
 
     def _commands(self, ctx: CheckContext[ApplyParams], commands: list[str], stage: str,
                   details: dict[str, Any]) -> str | None:

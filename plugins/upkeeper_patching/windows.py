@@ -61,8 +61,11 @@ if ($r.Service -ne 'Disabled') {
       }
     })
   } catch {
-    $r.Error = $_.Exception.Message
-    $r.HResult = $_.Exception.HResult
+    # COM errors arrive wrapped in a MethodInvocationException: report the inner HRESULT.
+    $e = $_.Exception
+    if ($e.InnerException) { $e = $e.InnerException }
+    $r.Error = $e.Message
+    $r.HResult = $e.HResult
   }
 }
 $cv = 'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion'
@@ -152,16 +155,16 @@ def newest_hotfix(value: Any) -> tuple[str, datetime] | None:
 def wu_error_reason(message: str | None, hresult: Any, wsus: str | None) -> str:
     """A readable reason for a failed search, naming WSUS when one is configured."""
     code: int | None = None
-    if isinstance(hresult, (int, float)):
+    m = re.search(r"0x([0-9A-Fa-f]{8})", message or "")
+    if m:
+        code = int(m.group(1), 16)
+    elif isinstance(hresult, (int, float)):
         code = int(hresult) & 0xFFFFFFFF
     elif isinstance(hresult, str) and hresult.strip():
         try:
             code = int(hresult.strip(), 0) & 0xFFFFFFFF
         except ValueError:
             code = None
-    if code is None and message:
-        m = re.search(r"0x([0-9A-Fa-f]{8})", message)
-        code = int(m.group(1), 16) if m else None
     reason = WU_ERRORS.get(code or 0) or (message or "unknown error").strip().splitlines()[0]
     hexcode = f" (0x{code:08X})" if code is not None else ""
     where = f" [WSUS {wsus}]" if wsus else ""
@@ -255,12 +258,14 @@ try {
     }
   }
 } catch { $res.Error = $_.Exception.Message }
-[pscustomobject]$res | ConvertTo-Json -Depth 5 | Set-Content -Encoding UTF8 -Path $out
+[pscustomobject]$res | ConvertTo-Json -Depth 5 | Set-Content -Encoding UTF8 -Path "$out.tmp"
+Move-Item -Force -Path "$out.tmp" -Destination $out
 '@
-Set-Content -Encoding UTF8 -Path $worker -Value $code
 if ($checkMode) {
-  & $worker $securityOnly $exclude $true $out
+  # In-process: no script file to run, so no execution policy to meet.
+  & ([scriptblock]::Create($code)) $securityOnly $exclude $true $out
 } else {
+  Set-Content -Encoding UTF8 -Path $worker -Value $code
   $excl = ($exclude | ForEach-Object { "'" + ($_ -replace "'", "''") + "'" }) -join ','
   $call = "& '$worker' `$$securityOnly @($excl) `$false '$out'"
   $arg = "-NoProfile -ExecutionPolicy Bypass -Command `"$call`""
@@ -275,8 +280,9 @@ if ($checkMode) {
   Start-Sleep -Seconds 1
   Unregister-ScheduledTask -TaskName $task -Confirm:$false -ErrorAction SilentlyContinue
 }
-if (Test-Path $out) { Get-Content -Raw -Path $out | ConvertFrom-Json }
-else { [pscustomobject]@{ Error = "no result within $timeout s" } }
+if (Test-Path $out) { Get-Content -Raw -Path $out | ConvertFrom-Json } else {
+  [pscustomobject]@{ Error = "no result within $timeout s" }
+}
 Remove-Item -Force -ErrorAction SilentlyContinue $worker, $out
 """.replace("__SEARCH__", _SEARCH)
 

@@ -24,8 +24,10 @@ from upkeeper.report import (
     ReportConfig,
     format_metric,
     md_escape,
+    pick_metrics,
     remember_clients,
     render_report,
+    section_of,
     sparkline_svg,
     sparkline_text,
     validate_report,
@@ -185,9 +187,23 @@ def test_md_escape() -> None:
     ("/:used_bytes", 5 * 2**30, "5.0 GiB"), ("total_size", 512, "512 B"),
     ("/var:used_pct", 93.2, "93%"), ("age_hours", 26.04, "26.0 h"),
     ("/var:days_to_full", 6.2, "6.2 d"), ("reboot_required", 1, "yes"),
-    ("restore_ok", 0, "no"), ("pending_total", 12, "12")])
+    ("restore_ok", 0, "no"), ("pending_total", 12, "12"), ("sda:temperature_c", 41, "41 °C"),
+    ("days_since_patch", 12.25, "12.2 d"), ("integrity_ok", 1, "yes")])
 def test_format_metric(name: str, value: float, text: str) -> None:
     assert format_metric(name, value) == text
+
+
+def test_pick_metrics_groups_devices() -> None:
+    disk = {"/var:used_pct": 1, "/:used_pct": 2, "/:days_to_full": 3, "/var:used_bytes": 4,
+            "/var:days_to_full": 5, "sda:temperature_c": 40, "sda:ata_5": 0}
+    assert pick_metrics(section_of("disk.usage"), disk) == [
+        "/:used_pct", "/:days_to_full", "/var:used_pct", "/var:days_to_full",
+        "sda:temperature_c", "sda:ata_5"]
+    backup = {"restore_ok": 1, "age_hours": 3, "repository_size": 9, "integrity_ok": 1}
+    assert pick_metrics(section_of("backup.borg"), backup) == [
+        "age_hours", "integrity_ok", "restore_ok"]
+    other = {f"m{i}": i for i in range(12)}
+    assert len(pick_metrics(section_of("system.command"), other)) == 8
 
 
 def test_summary_html(history: History) -> None:

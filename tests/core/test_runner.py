@@ -215,3 +215,17 @@ def test_hooks_observe_results_and_runs(tmp_path):
     assert run.status is Status.OK
     broken = next(p for p in plugins.plugins if p.name == "broken")
     assert "observer bug" in broken.errors[0]
+
+
+def test_when_comparing_facts_of_the_wrong_type_is_a_result_not_a_crash(tmp_path, plugins):
+    pb = load_playbook(write_pb(tmp_path, """
+name: typed when
+checks:
+  - name: build check
+    check: test.echo
+    when: facts.kernel >= 17763
+"""), plugins.registry)
+    assert preflight(pb, [local()]) == []
+    run = run_playbook(pb, ListInventory([local()]), plugins, History(":memory:"))
+    (r,) = run.results
+    assert r.status is Status.UNKNOWN and "TypeError" in r.summary

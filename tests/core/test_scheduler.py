@@ -463,7 +463,7 @@ class Serve:
         finally:
             h.close()
 
-    def until(self, pred: Callable[[list[dict[str, Any]]], bool], timeout: float = 20) -> None:
+    def until(self, pred: Callable[[list[dict[str, Any]]], bool], timeout: float = 60) -> None:
         import time
 
         deadline = time.monotonic() + timeout
@@ -574,7 +574,7 @@ def test_sigterm_interrupts_after_the_grace_period(tmp_path: Path,
     t0 = time.monotonic()
     s.signal(signal.SIGTERM)
     assert s.wait() == 0, s.text()
-    assert time.monotonic() - t0 < 10
+    assert time.monotonic() - t0 < 20  # vs. a 30 s command: it was not waited for
     (row,) = [r for r in s.slots() if r["state"] not in ("skipped", "missed")]
     assert row["state"] == "interrupted" and "grace period" in row["reason"]
     h = History(s.state / "history.sqlite3")
@@ -625,8 +625,11 @@ def test_sigkill_mid_run_then_restart_runs_nothing_twice_and_loses_nothing(
     restarted = daemons[1]["started"]
     while_down = [r for r in rows if down_at < r["due"] < restarted]
     assert while_down, rows
-    assert while_down[-1]["state"] == "done"
-    assert while_down[-1]["reason"].startswith("caught up"), while_down[-1]
+    newest = while_down[-1]
+    # Caught up, unless (slow start) a slot due after the restart superseded it.
+    assert (newest["state"] == "done" and newest["reason"].startswith("caught up")) or (
+        newest["state"] == "missed" and "superseded by the slot due" in newest["reason"]
+    ), newest
     assert all(r["state"] == "missed" for r in while_down[:-1])
 
 

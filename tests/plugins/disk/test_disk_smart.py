@@ -13,19 +13,18 @@ from upkeeper import Result, Status
 from upkeeper.history import History
 from upkeeper.testing import FakeTransport, make_host, run_check
 from upkeeper.transport import LocalTransport
-from upkeeper_disk.smart import (
-    END_MARK,
-    DiskSmart,
-    SmartParams,
-    build_smart_result,
-    judge_device,
-    judge_windows_disk,
-)
+from upkeeper_disk.smart import END_MARK, DiskSmart
 from upkeeper_disk.smartdata import (
     decode_exit_status,
     parse_smartctl_json,
     parse_smartctl_scan,
     parse_windows_disks,
+)
+from upkeeper_disk.smarthealth import (
+    SmartParams,
+    build_smart_result,
+    judge_device,
+    judge_windows_disk,
 )
 
 from .helpers import CORPUS, DATA, data
@@ -216,6 +215,12 @@ def test_scan_problems_are_unknown_with_a_reason(response: tuple[int, str, str],
                                                  words: list[str]) -> None:
     tr = FakeTransport(make_host("nas01"), {"--scan-open": response})
     [res] = run_check(DiskSmart, {}, transport=tr)
+    assert res.status is Status.UNKNOWN
+    for word in words:
+        assert word in res.summary
+    # The same diagnosis when disks are named and no scan runs.
+    tr = FakeTransport(make_host("nas01"), {"smartctl -a": response})
+    [res] = run_check(DiskSmart, {"devices": ["/dev/sda"]}, transport=tr)
     assert res.status is Status.UNKNOWN
     for word in words:
         assert word in res.summary

@@ -311,3 +311,16 @@ def test_windows_excludes_are_filtered_to_kb_numbers_and_quoted():
 def test_apply_is_an_action_needing_a_window():
     assert PatchApply.is_action and PatchApply.needs_window
     assert PatchApply.name == "patching.apply"
+
+
+def test_failed_refresh_is_noted_and_patching_goes_on():
+    class Offline(AptHost):
+        def __call__(self, command: str, **kw: Any) -> Any:
+            if "apt-get update" in command:
+                return (100, "", "E: Failed to fetch http://mirror/dists/jammy/InRelease")
+            return super().__call__(command, **kw)
+
+    t = FakeTransport(make_host("web1"), handler=Offline(reboot_flag=False))
+    res = apply(t)
+    assert res.status is Status.OK and res.metrics["installed"] == len(SECURITY)
+    assert "Failed to fetch" in res.details["refresh_failed"]

@@ -283,3 +283,15 @@ def test_split_sections_tolerates_crlf_and_missing_rc():
     assert (got["a"].text, got["a"].rc, got["b"].text, got["b"].rc) == ("x", 100, "y\nz", None)
     assert parse_offset("garbage") == timezone.utc
     assert parse_offset("-0530").utcoffset(None) == -timedelta(hours=5, minutes=30)
+
+
+def test_apt_without_the_apt_binary_falls_back_to_apt_get_simulation():
+    out = ("@@upk:apt-list\n@@upk:apt-get\n"
+           + data("apt-get_-s_upgrade__ubuntu2204_kept_back_esm.txt") + "@@upk-rc 0\n")
+    state = apt.state_from_sections(split_sections(out))
+    assert state.error is None
+    assert len(state.updates) == 9 and len(state.security) == 4
+    failed = apt.state_from_sections(split_sections(
+        "@@upk:apt-list\n@@upk:apt-get\nE: Could not open lock file\n@@upk-rc 100\n"))
+    assert failed.error == ("listing upgradable packages failed (exit 100): "
+                            "E: Could not open lock file")

@@ -210,3 +210,9 @@ def test_real_run_on_this_machine(history):
     assert "reboot_required" in res.metrics
     if res.metrics["pending_security"]:
         assert res.status in (Status.WARN, Status.CRIT)
+
+
+def test_sudo_param_gathers_as_root(history):
+    t = apt_transport(apt_output())
+    status(t, history, sudo=True)
+    assert [c.sudo for c in t.calls] == [True]
