@@ -214,16 +214,21 @@ def main() -> None:
         try:
             for n in sizes:
                 fleet = Fleet(root, srv, n, args.forks)
-                for tool in tools:
-                    argv, verify = getattr(fleet, tool.replace("paramiko-", ""))()
-                    outcome = Outcome(tool, n)
-                    reps = args.ansible_reps if tool == "ansible" else args.reps
-                    for _ in range(reps):
+                runs = {tool: getattr(fleet, tool.replace("paramiko-", ""))() for tool in tools}
+                by_tool = {tool: Outcome(tool, n) for tool in tools}
+                # Rounds interleave the tools so a change in machine load hits all alike.
+                for rep in range(max(args.reps, args.ansible_reps)):
+                    for tool in tools:
+                        reps = args.ansible_reps if tool == "ansible" else args.reps
+                        if rep >= reps:
+                            continue
+                        argv, verify = runs[tool]
                         sample = measure(argv, fleet.env, fleet.dir, verify)
-                        outcome.samples.append(sample)
-                        print(f"N={n} {tool}: {sample.wall:.2f}s {sample.rss_mb:.0f}MB cpu {sample.cpu:.2f}s "
-                              f"{sample.note}", file=sys.stderr, flush=True)
-                    outcomes.append(outcome)
+                        by_tool[tool].samples.append(sample)
+                        print(f"N={n} {tool}: {sample.wall:.2f}s {sample.rss_mb:.0f}MB "
+                              f"cpu {sample.cpu:.2f}s {sample.note}", file=sys.stderr,
+                              flush=True)
+                outcomes.extend(by_tool.values())
         finally:
             srv.stop()
     table = report(outcomes)

@@ -123,20 +123,14 @@ def load_checked_playbook(path: str, plugins: PluginSystem) -> Playbook:
         fail(str(exc))
 
 
-def _validate_extras(pb: Playbook) -> list[str]:
-    """Problems in the reserved sections, from the modules that own them (when present)."""
-    problems: list[str] = []
-    for module, func in (("upkeeper.schedules", "validate_schedule"),
-                         ("upkeeper.alerts", "validate_notify"),
-                         ("upkeeper.report", "validate_report")):
-        try:
-            mod = importlib.import_module(module)
-        except ImportError:
-            continue
-        check = getattr(mod, func, None)
-        if check is not None:
-            problems.extend(check(pb))
-    return problems
+def _validate_extras(pb: Playbook, plugins: PluginSystem) -> list[str]:
+    """Problems in the ``schedule``, ``notify`` and ``report`` sections."""
+    from upkeeper.alerts import validate_notify
+    from upkeeper.report import validate_report
+    from upkeeper.schedules import validate_schedule
+
+    return [*validate_schedule(pb), *validate_notify(pb, registry=plugins.registry),
+            *validate_report(pb)]
 
 
 @main.command()
@@ -147,16 +141,18 @@ def _validate_extras(pb: Playbook) -> list[str]:
 @click.option("-C", "--check", "check_mode", is_flag=True,
               help="Check mode: actions report what they would change and change nothing.")
 @click.option("-f", "--forks", type=click.IntRange(1, 1000), help="Hosts in parallel.")
+@click.option("--force", is_flag=True,
+              help="Run actions outside maintenance windows (logged and noted in results).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @click.pass_obj
 def run(app: AppState, playbook: str, inventories: tuple[str, ...], limit: str | None,
-        check_mode: bool, forks: int | None, fmt: str) -> None:
+        check_mode: bool, forks: int | None, force: bool, fmt: str) -> None:
     """Run PLAYBOOK; exit 0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN (worst result wins)."""
     from upkeeper.runner import preflight, run_playbook, select_hosts
 
     plugins = app.plugins
     pb = load_checked_playbook(playbook, plugins)
-    problems = _validate_extras(pb)
+    problems = _validate_extras(pb, plugins)
     if problems:
         fail(problems[0])
     inv = load_inventory_sources(inventories, plugins)
@@ -171,7 +167,7 @@ def run(app: AppState, playbook: str, inventories: tuple[str, ...], limit: str |
     console = Console()
     with RunDisplay(len(hosts), len(pb.checks), quiet=fmt == "json") as display:
         record = run_playbook(pb, inv, plugins, history, limit=limit, check_mode=check_mode,
-                              forks=forks, on_result=display.result)
+                              forks=forks, on_result=display.result, force=force)
     print_run(record, fmt, console)
     history.close()
     sys.exit(record.exit_code)
@@ -188,7 +184,7 @@ def validate(app: AppState, playbook: str, inventories: tuple[str, ...],
     from upkeeper.runner import preflight, select_hosts
 
     pb = load_checked_playbook(playbook, app.plugins)
-    problems = _validate_extras(pb)
+    problems = _validate_extras(pb, app.plugins)
     inv = load_inventory_sources(inventories, app.plugins)
     hosts = select_hosts(inv, pb.hosts, limit)
     problems += preflight(pb, hosts)

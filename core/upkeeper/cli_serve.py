@@ -213,6 +213,7 @@ def serve(ctx: click.Context, playbooks_dir: str, inventories: tuple[str, ...],
     except ValueError as exc:
         click.echo(f"upkeeper: error: {exc}", err=True)
         sys.exit(3)
+    source.plugins  # noqa: B018 - load plugins now, not while the daemon counts as up
     daemon = Daemon(history, source, source.run, workers=workers,
                     catch_up=_duration(catch_up, "--catch-up"),
                     grace=_duration(grace, "--grace"),

@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS metrics (
     ts REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS metrics_series ON metrics(host, metric, ts);
+CREATE INDEX IF NOT EXISTS metrics_result ON metrics(result_id);
 CREATE TABLE IF NOT EXISTS state (
     host TEXT NOT NULL,
     check_name TEXT NOT NULL,

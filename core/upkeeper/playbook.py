@@ -52,6 +52,12 @@ class Playbook(BaseModel):
     forks: int = Field(25, ge=1, le=1000, description="Hosts run in parallel")
     timeout: float | None = Field(None, gt=0, description="Default per-check timeout, seconds")
     host_timeout: float = Field(3600, gt=0, description="Seconds for all checks of one host")
+    serial: int | str | None = Field(
+        None, description="Hosts per batch (count or percent like '25%'); a batch finishes "
+                          "before the next starts")
+    max_fail_percentage: float | None = Field(
+        None, ge=0, le=100, description="Stop after a batch in which more than this percent "
+                                        "of hosts had a CRIT or UNKNOWN result")
     schedule: Any = Field(None, description="When `upkeeper serve` runs it (see scheduling docs)")
     notify: Any = Field(None, description="Notifiers to alert (see notifications docs)")
     report: Any = Field(None, description="Report written after each run (see reports docs)")
@@ -65,6 +71,28 @@ class Playbook(BaseModel):
         if not v.strip():
             raise ValueError("hosts pattern is empty")
         return v
+
+    @field_validator("serial")
+    @classmethod
+    def _serial_shape(cls, v: int | str | None) -> int | str | None:
+        if isinstance(v, int) and v < 1:
+            raise ValueError("serial must be at least 1")
+        if isinstance(v, str):
+            text = v.strip()
+            if not (text.endswith("%") and text[:-1].strip().isdigit()
+                    and 0 < int(text[:-1]) <= 100):
+                raise ValueError("serial is a host count or a percentage such as '25%'")
+        return v
+
+    def batches(self, hosts: list[Any]) -> list[list[Any]]:
+        """Hosts split by ``serial`` (one batch when unset)."""
+        if self.serial is None or not hosts:
+            return [hosts]
+        if isinstance(self.serial, int):
+            size = self.serial
+        else:
+            size = max(1, -(-len(hosts) * int(self.serial.strip()[:-1]) // 100))
+        return [hosts[i:i + size] for i in range(0, len(hosts), size)]
 
     @property
     def path(self) -> str:

@@ -129,9 +129,10 @@ class Runner:
 
     def __init__(self, pb: Playbook, plugins: PluginSystem, history: History, *,
                  check_mode: bool = False, on_result: ResultCallback | None = None,
-                 stop_event: threading.Event | None = None) -> None:
+                 stop_event: threading.Event | None = None, force: bool = False) -> None:
         self.pb, self.plugins, self.history = pb, plugins, history
         self.check_mode = check_mode
+        self.force = force
         self.on_result = on_result
         self.stop = stop_event or threading.Event()
         self._lock = threading.Lock()
@@ -171,6 +172,8 @@ class Runner:
             return
         redactor.add(secrets_in_vars(hostvars))
         host = Host(name=raw.name, vars=hostvars, groups=list(raw.groups))
+        if self.run is not None:
+            self.run.hosts[host.name] = host
         try:
             tcls = self.plugins.registry.transport(host.connection)
         except UnknownNameError as exc:
@@ -224,14 +227,17 @@ class Runner:
         prep = self.prepare(index, spec, cls, host, redactor)
         if isinstance(prep, Result):
             return [prep], None
-        params = prep
+        params, note = prep
         fn = self._bind(cls, host, slot, params, timeout)
         finished, value, error = _call_with_timeout(fn, timeout)
         if not finished:
             slot.discard()
             return [Result(Status.UNKNOWN, f"timed out after {timeout:g}s")], None
         if error is None:
-            return _as_results(value), None
+            results = _as_results(value)
+            for r in results:
+                r.summary += note
+            return results, None
         if isinstance(error, TransportError):
             return [Result(error.status, f"{error}")], error
         if isinstance(error, CommandError):
@@ -242,8 +248,9 @@ class Runner:
         return [Result(Status.UNKNOWN, f"check failed: {type(error).__name__}: {error}")], None
 
     def prepare(self, index: int, spec: CheckSpec, cls: type[Check[Any]], host: Host,
-                redactor: Redactor) -> BaseModel | Result:
-        """Params validated for this host, or the result that replaces running the check."""
+                redactor: Redactor) -> tuple[BaseModel, str] | Result:
+        """(params validated for this host, note for the summary), or the result that
+        replaces running the check."""
         pb = self.pb
         if not cls.supports(host):
             return Result(Status.SKIPPED, f"not supported on {host.os_family} "
@@ -267,11 +274,15 @@ class Runner:
             return Result(Status.UNKNOWN, f"{pb.path}:{line}: {spec.check}: param '{where}': "
                                           f"{err['msg']} (host {host.name})")
         redactor.add(secrets_in_model(params))
+        note = ""
         if cls.is_action and getattr(cls, "needs_window", True):
             blocked = self._outside_window(host)
-            if blocked:
+            if blocked and not self.force:
                 return Result(Status.SKIPPED, blocked)
-        return params
+            if blocked:
+                log.warning("%s on %s: --force: running %s", spec.check, host.name, blocked)
+                note = " [forced: outside maintenance window]"
+        return params, note
 
     def _outside_window(self, host: Host) -> str | None:
         if not host.vars.get("maintenance_windows"):
@@ -307,20 +318,25 @@ class Runner:
     def execute(self, hosts: Sequence[Host], forks: int, run: RunRecord) -> RunRecord:
         self.run = run
         run.hosts = {h.name: h for h in hosts}
+        run.meta["clients"] = {h.name: str(h.vars["client"]) for h in hosts
+                               if h.vars.get("client") is not None}
         self.history.start_run(run)
-        work: queue.Queue[Host] = queue.Queue()
-        for h in hosts:
-            work.put(h)
         done: dict[str, bool] = {}
-        threads = [threading.Thread(target=self._worker, args=(work, done), daemon=True,
-                                    name=f"upkeeper-host-{i}")
-                   for i in range(max(1, min(forks, len(hosts))))]
-        for t in threads:
-            t.start()
+        batches = self.pb.batches(list(hosts))
         try:
-            for t in threads:
-                while t.is_alive():
-                    t.join(0.2)
+            for number, batch in enumerate(batches, 1):
+                self._run_batch(batch, forks, done)
+                if self.stop.is_set():
+                    break
+                stop_reason = self._batch_failed(batch, number)
+                if stop_reason:
+                    rest = [h for b in batches[number:] for h in b]
+                    for h in rest:
+                        self.host_failed(h, self.pb.checks, Status.SKIPPED, stop_reason,
+                                         Redactor())
+                        done[h.name] = True
+                    run.meta["aborted"] = stop_reason
+                    break
         except KeyboardInterrupt:
             self.stop.set()
             run.interrupted = True
@@ -333,6 +349,34 @@ class Runner:
             run.interrupted = True
         self._finish(hosts, done, run)
         return run
+
+    def _run_batch(self, batch: Sequence[Host], forks: int, done: dict[str, bool]) -> None:
+        work: queue.Queue[Host] = queue.Queue()
+        for h in batch:
+            work.put(h)
+        threads = [threading.Thread(target=self._worker, args=(work, done), daemon=True,
+                                    name=f"upkeeper-host-{i}")
+                   for i in range(max(1, min(forks, len(batch))))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            while t.is_alive():
+                t.join(0.2)
+
+    def _batch_failed(self, batch: Sequence[Host], number: int) -> str | None:
+        """Why the run stops after this batch (``max_fail_percentage``), if it does."""
+        limit = self.pb.max_fail_percentage
+        if limit is None or self.run is None or not batch:
+            return None
+        names = {h.name for h in batch}
+        with self._lock:
+            failed = {r.host for r in self.run.results
+                      if r.host in names and r.status in (Status.CRIT, Status.UNKNOWN)}
+        pct = 100 * len(failed) / len(batch)
+        if pct <= limit:
+            return None
+        return (f"not run: {len(failed)} of {len(batch)} hosts failed in batch {number} "
+                f"({pct:.0f}% > max_fail_percentage {limit:g}%)")
 
     def _worker(self, work: queue.Queue[Host], done: dict[str, bool]) -> None:
         while not self.stop.is_set():
@@ -368,11 +412,12 @@ def run_playbook(playbook: Playbook, inventory: Any, plugins: PluginSystem, hist
                  *, limit: str | None = None, check_mode: bool = False,
                  forks: int | None = None, on_result: ResultCallback | None = None,
                  stop_event: threading.Event | None = None, run_id: str | None = None,
-                 meta: dict[str, Any] | None = None) -> RunRecord:
+                 meta: dict[str, Any] | None = None, force: bool = False) -> RunRecord:
     """Run ``playbook`` on the inventory's matching hosts and return the run record.
 
     Results are stored in ``history`` as they land and passed to ``on_result``; the
-    ``upkeeper_result`` and ``upkeeper_run_finished`` hooks are called.
+    ``upkeeper_result`` and ``upkeeper_run_finished`` hooks are called. With ``force``,
+    actions run outside maintenance windows (logged, and noted in their summaries).
     """
     hosts = select_hosts(inventory, playbook.hosts, limit)
     run = RunRecord(run_id=run_id or new_run_id(), playbook=playbook.name,
@@ -382,7 +427,7 @@ def run_playbook(playbook: Playbook, inventory: Any, plugins: PluginSystem, hist
     run.context = {"history": history, "playbook": playbook, "inventory": inventory,
                    "plugins": plugins}
     runner = Runner(playbook, plugins, history, check_mode=check_mode,
-                    on_result=on_result, stop_event=stop_event)
+                    on_result=on_result, stop_event=stop_event, force=force)
     return runner.execute(hosts, forks or playbook.forks, run)
 
 

@@ -382,12 +382,16 @@ class Daemon:
         catch_up = self.catch_up if spec.catch_up is None else spec.catch_up
         allowed = catch_up if down else max(catch_up, self.misfire_grace)
         late = (now - planned).total_seconds()
-        older = [d for d, _p in ready[:-1]]
-        if older or uncounted:
-            why = ("daemon was not running" if older and older[-1] < self.started_at
-                   else "daemon fell behind")
-            self._record_missed(job, older, uncounted, f"{why}; superseded by the slot due"
-                                                      f" {latest.isoformat()}")
+        while_down = [d for d, p in ready[:-1] if p < self.started_at]
+        behind = [d for d, p in ready[:-1] if p >= self.started_at]
+        superseded = f"superseded by the slot due {latest.isoformat()}"
+        # Slots past the row limit are the oldest: counted with the first group of rows.
+        if while_down:
+            self._record_missed(job, while_down, uncounted,
+                                f"daemon was not running; {superseded}")
+            uncounted = 0
+        if behind:
+            self._record_missed(job, behind, uncounted, f"daemon fell behind; {superseded}")
         if late > allowed and late > 0:
             self._record_missed(job, [latest], 0,
                                 f"{'daemon was not running' if down else 'daemon fell behind'}:"

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import Field, SecretStr, model_validator
 
 from upkeeper import Check, CheckContext, CommandResult, Result, Status
+from upkeeper.models import CommandError
 from upkeeper_backup.common import (
     Finding,
     RepoParams,
@@ -22,6 +23,7 @@ from upkeeper_backup.common import (
     pick_sample,
     remove_tempdir,
     restore_finding,
+    scrub,
     stat_and_hash,
 )
 from upkeeper_backup.durations import Duration, format_size
@@ -78,7 +80,9 @@ class BorgCheck(Check[BorgParams]):
     timeout = 3600.0
 
     def run(self, ctx: CheckContext[BorgParams]) -> Result:
-        return _Run(ctx).run()
+        secret = ctx.params.passphrase
+        secrets = [secret.get_secret_value()] if secret is not None else []
+        return scrub(_Run(ctx).run(), ctx.params, secrets)
 
 
 class _Run:
@@ -199,6 +203,12 @@ class _Run:
         return Finding(Status.CRIT, f"borg check found errors: {report.errors[0]}{more}")
 
     def restore(self, latest: Snapshot, metrics: dict[str, float]) -> Finding:
+        try:
+            return self._restore(latest, metrics)
+        except (CommandError, RuntimeError) as exc:
+            return Finding(Status.UNKNOWN, f"test restore could not run: {exc}")
+
+    def _restore(self, latest: Snapshot, metrics: dict[str, float]) -> Finding:
         p, ctx = self.p, self.ctx
         listing = self.borg("list", "--json-lines", f"::{latest.name}")
         if not listing.ok:

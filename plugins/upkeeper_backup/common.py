@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import re
 import shlex
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -72,6 +72,31 @@ class RepoParams(FreshnessParams):
 def display_location(repo: str) -> str:
     """The repository without any ``user:password@`` part of a URL."""
     return re.sub(r"(//[^/@:]*):[^/@]*@", r"\1:***@", repo)
+
+
+def scrub(result: Result, p: RepoParams, secrets: Iterable[str]) -> Result:
+    """Mask the repository's URL credentials and every secret in text taken from tool
+    output (restic/borg error messages may quote the repository URL)."""
+    pairs = [(p.repository, display_location(p.repository))]
+    pairs += [(s, "********") for s in secrets if len(s) >= 4]
+    pairs += [(v.get_secret_value(), "********") for v in p.env.values()
+              if len(v.get_secret_value()) >= 4]
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            for raw, shown in pairs:
+                if raw and raw != shown:
+                    value = value.replace(raw, shown)
+            return value
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        return value
+
+    result.summary = clean(result.summary)
+    result.details = clean(result.details)
+    return result
 
 
 @dataclass

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from upkeeper import Check, CheckContext, CommandResult, Result, Status
+from upkeeper.models import CommandError
 from upkeeper_backup.common import (
     Finding,
     RepoParams,
@@ -21,6 +22,7 @@ from upkeeper_backup.common import (
     pick_sample,
     remove_tempdir,
     restore_finding,
+    scrub,
     stat_and_hash,
     validate_subset,
 )
@@ -84,7 +86,9 @@ class ResticCheck(Check[ResticParams]):
     timeout = 3600.0
 
     def run(self, ctx: CheckContext[ResticParams]) -> Result:
-        return _Run(ctx).run()
+        secret = ctx.params.password
+        secrets = [secret.get_secret_value()] if secret is not None else []
+        return scrub(_Run(ctx).run(), ctx.params, secrets)
 
 
 class _Run:
@@ -221,6 +225,12 @@ class _Run:
         return Finding(Status.CRIT, f"restic check found errors: {report.errors[0]}{more}")
 
     def restore(self, latest: Snapshot, metrics: dict[str, float]) -> Finding:
+        try:
+            return self._restore(latest, metrics)
+        except (CommandError, RuntimeError) as exc:
+            return Finding(Status.UNKNOWN, f"test restore could not run: {exc}")
+
+    def _restore(self, latest: Snapshot, metrics: dict[str, float]) -> Finding:
         p, ctx = self.p, self.ctx
         listing = self.restic("ls", "--json", "--no-lock", latest.id)
         if not listing.ok:

@@ -33,6 +33,15 @@ log = logging.getLogger("upkeeper.ssh")
 _INLINE_STDIN = 256 * 1024
 
 
+#: AES-GCM first: with an AEAD cipher paramiko skips its HMAC, whose pure-Python MAC
+#: comparison otherwise costs about 15% of the client's CPU in a fleet run.
+_AEAD_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
+
+
+def _prefer(offered: Sequence[str], first: Sequence[str]) -> list[str]:
+    return [c for c in first if c in offered] + [c for c in offered if c not in first]
+
+
 class _Transient(Exception):
     """A connection failure worth another try (refused, reset, throttled banner)."""
 
@@ -144,8 +153,9 @@ class SSHTransport(Transport):
             ssh.banner_timeout = s.connect_timeout
             ssh.handshake_timeout = s.connect_timeout
             ssh.auth_timeout = s.connect_timeout
+            opts = ssh.get_security_options()
+            opts.ciphers = _prefer(opts.ciphers, _AEAD_CIPHERS)
             if s.host_key_checking:
-                opts = ssh.get_security_options()
                 opts.key_types = hostkeys.preferred_key_types(hop.host, hop.port, files,
                                                               list(opts.key_types))
             try:

@@ -229,3 +229,54 @@ checks:
     run = run_playbook(pb, ListInventory([local()]), plugins, History(":memory:"))
     (r,) = run.results
     assert r.status is Status.UNKNOWN and "TypeError" in r.summary
+
+
+def test_serial_batches_stop_at_max_fail_percentage(tmp_path, plugins):
+    pb = load_playbook(write_pb(tmp_path, """
+name: waves
+serial: 2
+max_fail_percentage: 40
+checks: [test.echo]
+"""), plugins.registry)
+    down = {"ansible_connection": "down"}
+    hosts = [local("a"), Host("b", vars=down), local("c"), local("d"), local("e")]
+    run = run_playbook(pb, ListInventory(hosts), plugins, History(":memory:"))
+    by = {r.host: r for r in run.results}
+    assert by["a"].status is Status.OK and by["b"].status is Status.UNKNOWN
+    for h in ("c", "d", "e"):
+        assert by[h].status is Status.SKIPPED
+        assert "1 of 2 hosts failed in batch 1 (50% > max_fail_percentage 40%)" in by[h].summary
+    assert run.meta["aborted"]
+
+
+def test_serial_percentage_runs_every_batch_when_healthy(tmp_path, plugins):
+    pb = load_playbook(write_pb(tmp_path, """
+name: waves
+serial: "34%"
+max_fail_percentage: 0
+checks: [test.echo]
+"""), plugins.registry)
+    assert [len(b) for b in pb.batches(list(range(5)))] == [2, 2, 1]
+    hosts = [local(n) for n in "abcde"]
+    run = run_playbook(pb, ListInventory(hosts), plugins, History(":memory:"))
+    assert [r.status for r in run.results] == [Status.OK] * 5
+
+
+def test_actions_wait_for_maintenance_windows_unless_forced(tmp_path, plugins):
+    from datetime import datetime, timedelta, timezone
+
+    start = datetime.now(timezone.utc) + timedelta(hours=3)
+    end = start + timedelta(hours=1)
+    window = f"daily {start:%H:%M}-{end:%H:%M}"
+    pb = load_playbook(write_pb(tmp_path, "name: a\nchecks: [test.change]\n"), plugins.registry)
+    inv = ListInventory([local(maintenance_windows=[window], timezone="UTC")])
+    (r,) = run_playbook(pb, inv, plugins, History(":memory:")).results
+    assert r.status is Status.SKIPPED and "outside maintenance window" in r.summary
+    assert "next window starts" in r.summary and not r.changed
+    (r,) = run_playbook(pb, inv, plugins, History(":memory:"), force=True).results
+    assert r.changed and r.summary == "changed [forced: outside maintenance window]"
+    now = datetime.now(timezone.utc)
+    inside = f"daily {now - timedelta(hours=1):%H:%M}-{now + timedelta(hours=1):%H:%M}"
+    inv = ListInventory([local(maintenance_windows=[inside], timezone="UTC")])
+    (r,) = run_playbook(pb, inv, plugins, History(":memory:")).results
+    assert r.changed and r.summary == "changed"

@@ -247,6 +247,20 @@ def test_per_schedule_catch_up_overrides_the_daemon_default(make: Callable[..., 
     assert "beyond catch_up 60s" in slots(db)[0]["reason"]
 
 
+def test_a_stalled_daemon_runs_the_newest_slot_and_records_the_rest(
+        make: Callable[..., Daemon], db: Path) -> None:
+    clock, run = FakeClock(), Recorder()
+    d = make(Loader(job(every="1 minutes")), run, clock)
+    clock.advance(minutes=5, seconds=10)  # e.g. the machine was suspended
+    d.tick()
+    assert d.wait_idle()
+    assert [c[2].strftime("%H:%M") for c in run.calls] == ["12:05"]
+    rows = slots(db)
+    assert [r["state"] for r in rows] == ["missed"] * 4 + ["done"]
+    assert all(r["reason"].startswith("daemon fell behind; superseded by the slot due")
+               for r in rows[:4])
+
+
 def test_long_outage_of_a_fast_schedule_is_counted(make: Callable[..., Daemon],
                                                    db: Path) -> None:
     clock, run = FakeClock(), Recorder()

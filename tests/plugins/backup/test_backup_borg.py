@@ -51,6 +51,7 @@ def test_no_matching_archives_is_crit(borg_repo, transport):
     assert r.status is Status.CRIT and "no archives matching db02-*" in r.summary
 
 
+@pytest.mark.slow
 def test_stale_archive_made_with_timestamp(borg_repo, transport):
     old = (datetime.now(timezone.utc) - timedelta(hours=60)).strftime("%Y-%m-%dT%H:%M:%S")
     # borg reads --timestamp as local time: pin TZ so the archive is exactly 60h old.
@@ -123,6 +124,7 @@ def test_partial_repository_check_with_max_duration(borg_repo, transport):
     assert any("--max-duration 600" in c for c in transport.commands)
 
 
+@pytest.mark.slow
 def test_restore_changed_and_identical_files(own_borg_repo, transport):
     repo = own_borg_repo
     hosts = repo.src / "etc" / "hosts"
@@ -139,6 +141,7 @@ def test_restore_changed_and_identical_files(own_borg_repo, transport):
     assert bad.status is Status.CRIT and "differs from the unchanged live file" in bad.summary
 
 
+@pytest.mark.slow
 def test_shrunken_archive_warns(own_borg_repo, transport):
     repo = own_borg_repo
     (repo.src / "etc" / "big.bin").unlink()

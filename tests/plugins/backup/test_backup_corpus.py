@@ -1,4 +1,4 @@
-"""Parsers against the shared corpus of real outputs (../shared/corpus/backup; skipped when absent)."""
+"""Parsers against the shared corpus of real outputs (../shared/corpus/backup, if present)."""
 
 from __future__ import annotations
 

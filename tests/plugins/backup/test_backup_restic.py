@@ -186,6 +186,7 @@ def test_restore_of_a_path_not_in_the_snapshot_is_crit(restic_repo, transport):
     assert r.status is Status.CRIT and "not in the backup" in r.summary
 
 
+@pytest.mark.slow
 def test_shrunken_snapshot_warns(own_restic_repo, transport):
     (own_restic_repo.src / "etc" / "big.bin").unlink()
     own_restic_repo.tool("restic", "backup", "--host", "web01", "--tag", "daily",
@@ -210,6 +211,7 @@ def test_read_data_subset_rotates_across_runs(restic_repo, transport):
     assert seen == ["1/3", "2/3", "3/3", "1/3"]
 
 
+@pytest.mark.slow
 def test_integrity_every_skips_recent_successful_checks(restic_repo, transport):
     hist = History(":memory:")
     first = check(restic_repo, transport, integrity=True, integrity_every="1d", history=hist)

@@ -295,3 +295,11 @@ def test_apt_without_the_apt_binary_falls_back_to_apt_get_simulation():
         "@@upk:apt-list\n@@upk:apt-get\nE: Could not open lock file\n@@upk-rc 100\n"))
     assert failed.error == ("listing upgradable packages failed (exit 100): "
                             "E: Could not open lock file")
+
+
+def test_windows_hresult_in_the_message_wins_over_a_wrapper_hresult():
+    reason = windows.wu_error_reason(
+        'Exception calling "Search" with "1" argument(s): "Exception from HRESULT: '
+        '0x80072EE2"', -2146233087, "http://wsus:8530")
+    assert reason == ("Windows Update search failed: the update server timed out "
+                      "(ERROR_WINHTTP_TIMEOUT) (0x80072EE2) [WSUS http://wsus:8530]")
