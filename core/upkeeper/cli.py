@@ -101,17 +101,28 @@ def load_inventory_sources(sources: tuple[str, ...], plugins: PluginSystem) -> A
 
     if not sources:
         return local_inventory()
-    for s in sources:
-        if not Path(s).exists() and not any(
-                getattr(src, "matches", lambda _x: False)(s)
-                for src in plugins.registry.inventory_sources):
-            fail(f"inventory {s}: no such file or directory")
     try:
-        return load_inventory(list(sources), extra_sources=plugins.registry.inventory_sources)
+        inv = load_inventory(list(sources), extra_sources=plugins.registry.inventory_sources)
+    except (InventoryError, SourceError) as exc:
+        fail(str(exc))
+    for warning in inv.warnings:
+        log.warning("inventory: %s", warning)
+    return inv
+
+
+def select_or_fail(inv: Any, pattern: str, limit: str | None) -> list[Any]:
+    """Hosts for a playbook pattern and ``--limit``; a bad pattern is invalid input."""
+    from upkeeper.inventory import InventoryError
+    from upkeeper.runner import select_hosts
+
+    try:
+        hosts = select_hosts(inv, pattern, limit)
+        for pat in (pattern, limit):
+            for name in inv.unmatched(pat) if pat else []:
+                log.warning("pattern %r: nothing matches %r", pat, name)
     except InventoryError as exc:
         fail(str(exc))
-    except SourceError as exc:
-        fail(str(exc))
+    return hosts
 
 
 def load_checked_playbook(path: str, plugins: PluginSystem) -> Playbook:
@@ -148,7 +159,7 @@ def _validate_extras(pb: Playbook, plugins: PluginSystem) -> list[str]:
 def run(app: AppState, playbook: str, inventories: tuple[str, ...], limit: str | None,
         check_mode: bool, forks: int | None, force: bool, fmt: str) -> None:
     """Run PLAYBOOK; exit 0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN (worst result wins)."""
-    from upkeeper.runner import preflight, run_playbook, select_hosts
+    from upkeeper.runner import preflight, run_playbook
 
     plugins = app.plugins
     pb = load_checked_playbook(playbook, plugins)
@@ -156,7 +167,7 @@ def run(app: AppState, playbook: str, inventories: tuple[str, ...], limit: str |
     if problems:
         fail(problems[0])
     inv = load_inventory_sources(inventories, plugins)
-    hosts = select_hosts(inv, pb.hosts, limit)
+    hosts = select_or_fail(inv, pb.hosts, limit)
     if not hosts:
         fail(f"no hosts match '{pb.hosts}'" + (f" limited to '{limit}'" if limit else ""))
     problems = preflight(pb, hosts)
@@ -181,12 +192,12 @@ def run(app: AppState, playbook: str, inventories: tuple[str, ...], limit: str |
 def validate(app: AppState, playbook: str, inventories: tuple[str, ...],
              limit: str | None) -> None:
     """Check PLAYBOOK (and with -i, its variables on every host) without running it."""
-    from upkeeper.runner import preflight, select_hosts
+    from upkeeper.runner import preflight
 
     pb = load_checked_playbook(playbook, app.plugins)
     problems = _validate_extras(pb, app.plugins)
     inv = load_inventory_sources(inventories, app.plugins)
-    hosts = select_hosts(inv, pb.hosts, limit)
+    hosts = select_or_fail(inv, pb.hosts, limit)
     problems += preflight(pb, hosts)
     if problems:
         for p in problems[1:]:
@@ -209,11 +220,16 @@ def inventory() -> None:
 def inventory_list(app: AppState, inventories: tuple[str, ...], limit: str | None,
                    fmt: str) -> None:
     """List hosts; --format ansible-json prints what `ansible-inventory --list` prints."""
+    from upkeeper.inventory import InventoryError
+
     inv = load_inventory_sources(inventories, app.plugins)
-    if fmt in ("ansible-json", "json"):
-        click.echo(to_json(inv.to_ansible_list(limit=limit)))
-        return
-    hosts = inv.select(limit or "all")
+    try:
+        if fmt in ("ansible-json", "json"):
+            click.echo(inv.to_ansible_json(limit))
+            return
+        hosts = inv.select(limit or "all")
+    except InventoryError as exc:
+        fail(str(exc))
     table = Table("Host", "Address", "Connection", "Groups")
     for h in hosts:
         groups = ", ".join(g for g in h.groups if g not in ("all", "ungrouped"))

@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -65,7 +65,7 @@ class PlaybookDir:
     def __call__(self) -> LoadResult:
         from upkeeper.playbook import load_playbook
         from upkeeper.schedules import parse_schedules
-        from upkeeper.yamlsource import SourceError
+        from upkeeper.yamlsource import SourceError, load_yaml
 
         errors: dict[str, str] = {}
         try:
@@ -80,15 +80,16 @@ class PlaybookDir:
         for path in files:
             key = path.relative_to(self.directory).as_posix()
             try:
+                raw = load_yaml(path).data
+                if not isinstance(raw, Mapping) or raw.get("schedule") is None:
+                    log.debug("%s has no schedule: not served", key)
+                    continue
                 pb = load_playbook(path, self.plugins.registry)
                 specs = parse_schedules(pb)
             except SourceError as exc:
                 errors[key] = str(exc)
                 continue
-            if specs:
-                jobs[key] = JobDef(key=key, name=pb.name, specs=specs, payload=pb)
-            else:
-                log.debug("%s has no schedule: not served", key)
+            jobs[key] = JobDef(key=key, name=pb.name, specs=specs, payload=pb)
         return LoadResult(jobs=jobs, errors=errors)
 
     def run(self, job: JobDef, slot: Slot, stop: threading.Event) -> RunRecord:

@@ -31,6 +31,7 @@ class UnsafeText(str):
     """A value tagged ``!unsafe``: Ansible never templates it, and neither should we."""
 
     __slots__ = ()
+    __UNSAFE__ = True
 
 
 class VaultedValue:

@@ -50,10 +50,15 @@ def _environment() -> NativeEnvironment:
 _ENV = _environment()
 
 
+def _is_unsafe(value: str) -> bool:
+    """Values tagged ``!unsafe`` in inventories are never templated (as in Ansible)."""
+    return bool(getattr(value, "__UNSAFE__", False))
+
+
 def is_templated(value: Any) -> bool:
     """True when ``value`` (or anything nested in it) contains a Jinja2 template."""
     if isinstance(value, str):
-        return bool(_TEMPLATE_RE.search(value))
+        return not _is_unsafe(value) and bool(_TEMPLATE_RE.search(value))
     if isinstance(value, Mapping):
         return any(is_templated(v) for v in value.values())
     if isinstance(value, (list, tuple)):
@@ -81,7 +86,7 @@ def render_string(text: str, context: Mapping[str, Any]) -> Any:
 def render_value(value: Any, context: Mapping[str, Any]) -> Any:
     """Render every template string inside ``value`` (dicts and lists recursively)."""
     if isinstance(value, str):
-        if not _TEMPLATE_RE.search(value):
+        if _is_unsafe(value) or not _TEMPLATE_RE.search(value):
             return value
         return render_string(value, context)
     if isinstance(value, Mapping):

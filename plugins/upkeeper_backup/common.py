@@ -23,9 +23,9 @@ _SUBSET_RE = re.compile(r"^(\d+/\d+|\d+(\.\d+)?%|\d+(\.\d+)?[KMGT]?)$", re.IGNOR
 class FreshnessParams(Params):
     """RPO and shrinkage params shared by every backup check."""
 
-    max_age: Duration = Field(timedelta(hours=26),
+    max_age: Duration = Field("26h", validate_default=True,
                               description="WARN when the newest backup is older (the RPO)")
-    crit_age: Duration | None = Field(timedelta(hours=50),
+    crit_age: Duration | None = Field("50h", validate_default=True,
                                       description="CRIT when the newest backup is older")
     max_shrink_pct: float | None = Field(
         50, ge=0, le=100,
@@ -56,7 +56,7 @@ class RepoParams(FreshnessParams):
         3, description="test restore: how many files to sample from the newest backup, "
                        "or a list of paths to restore; 0 disables")
     restore_max_file_size: Size = Field(
-        16 * 1024 * 1024, description="only sample files up to this size")
+        "16MiB", validate_default=True, description="only sample files up to this size")
     restore_every: Duration | None = Field(
         None, description="run the test restore at most this often")
     tool_timeout: float = Field(1800, gt=0, description="seconds for each tool command")

@@ -124,6 +124,10 @@ def test_job_runs_when_due_and_slot_is_recorded(make: Callable[..., Daemon], db:
     d.tick()
     assert d.wait_idle()
     assert len(run.calls) == 2
+    # Jobs live on the daemon's own schedule.Scheduler, never the module-level default.
+    import schedule
+
+    assert isinstance(d.sched, schedule.Scheduler) and schedule.get_jobs() == []
 
 
 def test_jittered_job_starts_within_its_jitter(make: Callable[..., Daemon]) -> None:
@@ -341,6 +345,35 @@ def test_exception_is_recorded_and_daemon_goes_on(make: Callable[..., Daemon],
     assert "plugin exploded" in (d.last_error or "")
 
 
+def test_database_error_while_scheduling_is_retried(db: Path) -> None:
+    import sqlite3
+    from contextlib import AbstractContextManager
+
+    class FlakyHistory(History):
+        failures = 0
+
+        def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+            if self.failures:
+                self.failures -= 1
+                raise sqlite3.OperationalError("database is locked")
+            return super().transaction()
+
+    clock, run = FakeClock(), Recorder()
+    history = FlakyHistory(db)
+    d = Daemon(history, Loader(job(every="1 minutes")), run, clock=clock)
+    d.start()
+    clock.advance(minutes=1)
+    history.failures = 1
+    d.tick()
+    assert run.calls == [] and "database is locked" in (d.last_error or "")
+    clock.advance(seconds=5)
+    d.tick()
+    assert d.wait_idle()
+    assert [c[2] for c in run.calls] == [T0 + timedelta(minutes=1)]
+    assert states(db) == [("12:01:00", "done")]
+    d.shutdown()
+
+
 def test_reload_keeps_the_old_version_of_a_broken_file(make: Callable[..., Daemon]) -> None:
     clock, run = FakeClock(), Recorder()
     loader = Loader(job("a.yml", every="1 minutes"))
@@ -544,7 +577,7 @@ def test_serve_end_to_end_runs_land_in_history(tmp_path: Path,
     pbs = tmp_path / "pb"
     write_playbook(pbs, "fast")
     (pbs / "adhoc.yml").write_text("name: adhoc\nchecks: [system.uptime]\n")
-    s = serving(pbs, "--max-runtime", "4s")
+    s = serving(pbs, "--max-runtime", "6s")
     assert s.wait() == 0, s.text()
     done = [r for r in s.slots() if r["state"] == "done"]
     assert len(done) >= 2, s.text()
@@ -757,3 +790,31 @@ def test_json_log_lines() -> None:
     out = json.loads(JsonFormatter().format(rec))
     assert out["level"] == "warning" and out["msg"] == "slot x missed"
     assert out["logger"] == "upkeeper.serve" and out["ts"].endswith("+00:00")
+
+
+def test_playbook_dir_serves_only_scheduled_playbooks(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from upkeeper.checks import Check, Params
+    from upkeeper.cli_serve import PlaybookDir
+
+    class CommandParams(Params):
+        command: str = ""
+
+    class AnyCheck(Check[CommandParams]):
+        Params = CommandParams
+
+    registry = SimpleNamespace(check=lambda name: AnyCheck, inventory_sources=[])
+    pbs = tmp_path / "pb"
+    write_playbook(pbs, "served", every="1 hours")
+    (pbs / "adhoc.yml").write_text("name: adhoc\nchecks: [system.uptime]\n")
+    (pbs / "group_vars").mkdir()
+    (pbs / "group_vars" / "all.yml").write_text("timezone: Europe/London\n")
+    (pbs / "nested").mkdir()
+    write_playbook(pbs / "nested", "deep", every="day")
+    (pbs / "broken.yml").write_text("name: b\nschedule: {every: day, at: noon}\nchecks: [x]\n")
+    loaded = PlaybookDir(pbs, (), lambda: SimpleNamespace(registry=registry))()
+    assert sorted(loaded.jobs) == ["nested/deep.yml", "served.yml"]
+    assert list(loaded.errors) == ["broken.yml"]
+    assert loaded.errors["broken.yml"].startswith(f"{pbs / 'broken.yml'}:2:")
+    assert loaded.jobs["served.yml"].specs[0].unit == "hours"

@@ -35,14 +35,21 @@ class RecordingTransport(LocalTransport):
         super().__init__(host)
         self.commands: list[str] = []
         self.envs: list[dict[str, str]] = []
+        self.results: list[CommandResult] = []
 
     def run(self, command: str | Sequence[str], timeout: float | None = None,
             sudo: bool = False, stdin: str | bytes | None = None,
             env: Mapping[str, str] | None = None) -> CommandResult:
         res = super().run(command, timeout=timeout, sudo=sudo, stdin=stdin, env=env)
         self.commands.append(res.command)
+        self.results.append(res)
         self.envs.append(dict(env or {}))
         return res
+
+
+def restore_dirs(transport: RecordingTransport) -> list[Path]:
+    """The temporary directories the check made for test restores."""
+    return [Path(r.stdout.strip()) for r in transport.results if r.command.startswith("mktemp")]
 
 
 @pytest.fixture

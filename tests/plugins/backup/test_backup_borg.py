@@ -15,7 +15,14 @@ from upkeeper import Status
 from upkeeper.testing import run_check
 from upkeeper_backup.borg import BorgCheck
 
-from .conftest import BORG_PASSPHRASE, RecordingTransport, Repo, assert_secret_hidden, needs_borg
+from .conftest import (
+    BORG_PASSPHRASE,
+    RecordingTransport,
+    Repo,
+    assert_secret_hidden,
+    needs_borg,
+    restore_dirs,
+)
 
 pytestmark = [needs_borg]
 
@@ -43,7 +50,8 @@ def test_fresh_repository_everything_ok(borg_repo, transport):
     assert r.metrics["snapshot_count"] == 1 and r.metrics["age_hours"] < 1
     assert r.metrics["total_size"] > 300_000 and r.metrics["restore_ok"] == 1
     assert_secret_hidden(BORG_PASSPHRASE, [r], transport)
-    assert not list(Path("/tmp").glob("upkeeper-restore.*")), "temp dir left behind"
+    [tmp] = restore_dirs(transport)
+    assert tmp.name.startswith("upkeeper-restore.") and not tmp.exists(), "temp dir left"
 
 
 def test_no_matching_archives_is_crit(borg_repo, transport):

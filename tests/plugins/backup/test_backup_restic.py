@@ -16,7 +16,14 @@ from upkeeper.history import History
 from upkeeper.testing import run_check
 from upkeeper_backup.restic import ResticCheck
 
-from .conftest import RESTIC_PASSWORD, RecordingTransport, Repo, assert_secret_hidden, needs_restic
+from .conftest import (
+    RESTIC_PASSWORD,
+    RecordingTransport,
+    Repo,
+    assert_secret_hidden,
+    needs_restic,
+    restore_dirs,
+)
 
 pytestmark = [needs_restic]
 
@@ -55,7 +62,8 @@ def test_fresh_repository_everything_ok(restic_repo, transport):
     assert r.metrics["restore_ok"] == 1 and r.metrics["integrity_ok"] == 1
     assert all(f["result"] == "identical" for f in r.details["restore"])
     assert_secret_hidden(RESTIC_PASSWORD, [r], transport)
-    assert not list(Path("/tmp").glob("upkeeper-restore.*")), "temp dir left behind"
+    [tmp] = restore_dirs(transport)
+    assert tmp.name.startswith("upkeeper-restore.") and not tmp.exists(), "temp dir left"
 
 
 def test_filters_that_match_nothing_are_crit(restic_repo, transport):
