@@ -323,7 +323,8 @@ def schema(what: str) -> None:
 
 def _mount_optional_commands() -> None:
     """Commands that live in their own modules or plugins, added when importable."""
-    for module, attr in (("upkeeper.cli_serve", "serve"), ("upkeeper.cli_report", "report"),
+    for module, attr in (("upkeeper.cli_serve", "serve"), ("upkeeper.cli_serve", "status"),
+                         ("upkeeper.cli_serve", "windows"), ("upkeeper.cli_report", "report"),
                          ("upkeeper.cli_plugin", "plugin"),
                          ("upkeeper_ssh.cli", "hostkeys")):
         try:

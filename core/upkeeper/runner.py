@@ -341,10 +341,7 @@ class Runner:
             self.stop.set()
             run.interrupted = True
             log.warning("interrupted: recording what finished")
-            with self._lock:
-                slots = list(self._slots)
-            for slot in slots:
-                slot.discard()  # kills commands still running on the hosts
+            self._abort_in_flight()
         if self.stop.is_set():
             run.interrupted = True
         self._finish(hosts, done, run)
@@ -362,6 +359,16 @@ class Runner:
         for t in threads:
             while t.is_alive():
                 t.join(0.2)
+                if self.stop.is_set():
+                    self._abort_in_flight()
+
+    def _abort_in_flight(self) -> None:
+        """Close every open transport so commands still running are killed."""
+        with self._lock:
+            slots = list(self._slots)
+            self._slots.clear()
+        for slot in slots:
+            slot.discard()
 
     def _batch_failed(self, batch: Sequence[Host], number: int) -> str | None:
         """Why the run stops after this batch (``max_fail_percentage``), if it does."""
@@ -415,7 +422,9 @@ def run_playbook(playbook: Playbook, inventory: Any, plugins: PluginSystem, hist
                  meta: dict[str, Any] | None = None, force: bool = False) -> RunRecord:
     """Run ``playbook`` on the inventory's matching hosts and return the run record.
 
-    Results are stored in ``history`` as they land and passed to ``on_result``; the
+    Setting ``stop_event`` stops the run: no new checks start and commands still running
+    are killed; what finished is kept. Results are stored in ``history`` as they land and
+    passed to ``on_result``; the
     ``upkeeper_result`` and ``upkeeper_run_finished`` hooks are called. With ``force``,
     actions run outside maintenance windows (logged, and noted in their summaries).
     """

@@ -62,3 +62,7 @@ def scan_command(hosts: tuple[str, ...], port: int, accept: bool, known_hosts: P
             worst = max(worst, 3)
     if worst:
         sys.exit(worst)
+
+
+#: The name the upkeeper CLI mounts (``upkeeper hostkeys``).
+hostkeys = hostkeys_group

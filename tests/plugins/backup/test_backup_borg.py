@@ -126,6 +126,7 @@ def test_corrupted_segment_fails_check_and_extract(borg_repo, transport):
     assert r.metrics["integrity_ok"] == 0 and r.metrics["restore_ok"] == 0
 
 
+@pytest.mark.slow
 def test_partial_repository_check_with_max_duration(borg_repo, transport):
     r = check(borg_repo, transport, integrity=True, max_duration="10m")
     assert "borg check partial repository OK" in r.summary

@@ -57,3 +57,18 @@ def test_unreachable_host(sshd: SSHServer) -> None:
 
     code, out = scan("127.0.0.1", "--port", str(free_port()), "--timeout", "2")
     assert code == 3 and "cannot scan" in out
+
+
+def test_mounted_in_upkeeper_cli(sshd: SSHServer, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    kh = tmp_path / "accepted"
+    proc = subprocess.run(
+        [sys.executable, "-m", "upkeeper", "hostkeys", "scan", "127.0.0.1", "--port",
+         str(sshd.port), "--accept", "--known-hosts", str(kh)],
+        capture_output=True, text=True, timeout=60, env=dict(os.environ))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("accepted into") == 3
+    assert kh.read_text().count(f"[127.0.0.1]:{sshd.port} ") == 3
