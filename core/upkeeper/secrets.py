@@ -28,14 +28,22 @@ def secrets_in_model(model: BaseModel) -> set[str]:
     """Values of ``SecretStr``/``SecretBytes`` fields (nested models included)."""
     out: set[str] = set()
     for name in type(model).model_fields:
-        value = getattr(model, name, None)
-        if isinstance(value, SecretStr):
-            out.add(value.get_secret_value())
-        elif isinstance(value, SecretBytes):
-            out.add(value.get_secret_value().decode("utf-8", "replace"))
-        elif isinstance(value, BaseModel):
-            out |= secrets_in_model(value)
+        out |= _secrets_in(getattr(model, name, None))
     return out
+
+
+def _secrets_in(value: Any) -> set[str]:
+    if isinstance(value, SecretStr):
+        return {value.get_secret_value()}
+    if isinstance(value, SecretBytes):
+        return {value.get_secret_value().decode("utf-8", "replace")}
+    if isinstance(value, BaseModel):
+        return secrets_in_model(value)
+    if isinstance(value, Mapping):
+        return set().union(*(_secrets_in(v) for v in value.values()))
+    if isinstance(value, (list, tuple, set)):
+        return set().union(*(_secrets_in(v) for v in value))
+    return set()
 
 
 class Redactor:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shlex
 import signal
 import subprocess
@@ -107,6 +108,12 @@ class Transport(ABC):
         self.close()
 
 
+_SUDO_ENV_WRAPPER = (
+    'm=$1; s=; while IFS= read -r l; do [ "$l" = "$m" ] && break; s="$s$l\n"; done; '
+    'eval "$s"; exec /bin/sh -c "$2"'
+)
+
+
 class _CappedReader(threading.Thread):
     """Drains a pipe into memory, keeping at most ``limit`` bytes."""
 
@@ -162,10 +169,18 @@ class LocalTransport(Transport):
     ) -> CommandResult:
         text = command_text(command)
         argv = ["/bin/sh", "-c", text]
+        proc_env = dict(os.environ)
         if sudo and os.geteuid() != 0:
             user = str(self.host.vars.get("ansible_become_user") or "root")
+            if env:
+                # sudo resets the environment: hand the values over on stdin instead.
+                marker = f"@@upkeeper-env-{secrets.token_hex(8)}"
+                argv = ["/bin/sh", "-c", _SUDO_ENV_WRAPPER, "upkeeper", marker, text]
+                block = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())
+                data = stdin.encode() if isinstance(stdin, str) else (stdin or b"")
+                stdin = (block + marker + "\n").encode() + data
+                env = None
             argv = ["sudo", "-n", "-u", user, "--", *argv]
-        proc_env = dict(os.environ)
         if env:
             proc_env.update(env)
         started = time.monotonic()

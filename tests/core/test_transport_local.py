@@ -53,3 +53,18 @@ def test_facts_of_this_machine():
     assert facts["kernel"] == os.uname().release
     assert facts["hostname"]
     assert facts["pkg_mgr"] in ("apt", "dnf", "yum", "zypper", "apk", "pacman", None)
+
+
+def test_sudo_env_wrapper_passes_values_on_stdin_only():
+    import shlex
+    import subprocess
+
+    from upkeeper.transport import _SUDO_ENV_WRAPPER
+
+    env = {"UPK_A": "p@ss w'rd $(id)", "UPK_B": "two\nlines"}
+    block = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())
+    cmd = 'printf "%s|%s|" "$UPK_A" "$UPK_B"; cat'
+    out = subprocess.run(["/bin/sh", "-c", _SUDO_ENV_WRAPPER, "upkeeper", "@@end", cmd],
+                         input=(block + "@@end\nrest of stdin\n").encode(),
+                         capture_output=True, timeout=10)
+    assert out.stdout.decode() == "p@ss w'rd $(id)|two\nlines|rest of stdin\n"
