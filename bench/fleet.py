@@ -92,6 +92,11 @@ class Fleet:
         # would be measured otherwise (some CI images set this variable).
         self.env.pop("PYTHONDONTWRITEBYTECODE", None)
 
+    def env_for(self, tool: str) -> dict[str, str]:
+        if tool == "upkeeper-lean":
+            return dict(self.env, UPKEEPER_DISABLE_PLUGINS="winrm,disk,patching,backup,notify")
+        return self.env
+
     def upkeeper(self) -> tuple[list[str], Callable[[int, str], tuple[bool, str]]]:
         inv = {"all": {"children": {"fleet": {
             "hosts": {name: {} for name in self.names},
@@ -118,6 +123,11 @@ class Fleet:
             return good == 3 * self.n, f"{good}/{3 * self.n} OK"
 
         return argv, verify
+
+    def upkeeper_lean(self) -> tuple[list[str], Callable[[int, str], tuple[bool, str]]]:
+        """upkeeper with the plugins this playbook does not use disabled (diagnostic:
+        shows what loading every plugin costs a run)."""
+        return self.upkeeper()
 
     def floor(self) -> tuple[list[str], Callable[[int, str], tuple[bool, str]]]:
         host_key = self.srv.host_keys[0].with_suffix(".pub").read_text().split()[1]
@@ -217,13 +227,14 @@ def main() -> None:
         try:
             for n in sizes:
                 fleet = Fleet(root, srv, n, args.forks)
-                runs = {tool: getattr(fleet, tool.replace("paramiko-", ""))() for tool in tools}
+                runs = {tool: getattr(fleet, tool.replace("paramiko-", "").replace("-", "_"))()
+                        for tool in tools}
                 by_tool = {tool: Outcome(tool, n) for tool in tools}
                 for tool, (argv, verify) in runs.items():
                     # Warm-up, not measured: bytecode, page cache, sshd. ansible is slow
                     # enough not to need one per size.
                     if tool != "ansible" or n == sizes[0]:
-                        measure(argv, fleet.env, fleet.dir, verify)
+                        measure(argv, fleet.env_for(tool), fleet.dir, verify)
                 # Rounds interleave the tools so a change in machine load hits all alike.
                 for rep in range(max(args.reps, args.ansible_reps)):
                     for tool in tools:
@@ -231,7 +242,7 @@ def main() -> None:
                         if rep >= reps:
                             continue
                         argv, verify = runs[tool]
-                        sample = measure(argv, fleet.env, fleet.dir, verify)
+                        sample = measure(argv, fleet.env_for(tool), fleet.dir, verify)
                         by_tool[tool].samples.append(sample)
                         print(f"N={n} {tool}: {sample.wall:.2f}s {sample.rss_mb:.0f}MB "
                               f"cpu {sample.cpu:.2f}s {sample.note}", file=sys.stderr,

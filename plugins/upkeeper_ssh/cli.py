@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 import paramiko
 
-from upkeeper_ssh import hostkeys
+from upkeeper_ssh import hostkeys as hk
 from upkeeper_ssh.logs import quiet_paramiko
 
 
@@ -33,27 +33,27 @@ def scan_command(hosts: tuple[str, ...], port: int, accept: bool, known_hosts: P
     """Show the host keys of HOST... with their SHA256 fingerprints and whether they are
     known; --accept trusts new ones. A changed key is never overwritten: exit 2."""
     quiet_paramiko()
-    target = known_hosts or hostkeys.upkeeper_known_hosts()
-    files = hostkeys.default_files([str(target)])
+    target = known_hosts or hk.upkeeper_known_hosts()
+    files = hk.default_files([str(target)])
     worst = 0
     for host in hosts:
         try:
-            keys = hostkeys.scan(host, port, timeout)
+            keys = hk.scan(host, port, timeout)
         except (OSError, paramiko.SSHException, EOFError) as exc:
             click.echo(f"{host}:{port}: cannot scan: {exc or type(exc).__name__}", err=True)
             worst = max(worst, 3)
             continue
-        name = hostkeys.host_key_name(host, port)
+        name = hk.host_key_name(host, port)
         for key in keys:
-            state = hostkeys.status_of(host, port, key, files)
-            line = f"{name} {hostkeys.describe(key)}"
+            state = hk.status_of(host, port, key, files)
+            line = f"{name} {hk.describe(key)}"
             if state == "changed":
                 worst = 2
                 click.secho(f"{line}  CHANGED: differs from the recorded key; NOT accepted. "
                             f"Remove the old entry if the change is expected.",
                             fg="red", bold=True, err=True)
             elif state == "new" and accept:
-                hostkeys.record(target, host, port, key)
+                hk.record(target, host, port, key)
                 click.echo(f"{line}  accepted into {target}")
             else:
                 click.echo(f"{line}  {state}")

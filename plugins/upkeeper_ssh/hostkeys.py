@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import socket
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -186,8 +187,6 @@ SCAN_FAMILIES: tuple[tuple[str, ...], ...] = (
 
 def scan(host: str, port: int = 22, timeout: float = 10.0) -> list[paramiko.PKey]:
     """The host keys ``host`` offers (one key exchange per key family, no login)."""
-    import socket
-
     found: list[paramiko.PKey] = []
     for family in SCAN_FAMILIES:
         sock = socket.create_connection((host, port), timeout=timeout)

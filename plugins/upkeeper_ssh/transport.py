@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import random
 import socket
@@ -11,6 +10,7 @@ import time
 from collections.abc import Mapping, Sequence
 
 import paramiko
+from paramiko.ssh_exception import IncompatiblePeer
 
 from upkeeper import CommandResult, Host, Transport, TransportError
 from upkeeper.transport import command_text
@@ -23,15 +23,11 @@ from upkeeper_ssh.auth import (
     load_key,
 )
 from upkeeper_ssh.config import ConfigError, Endpoint, SSHSettings, settings_from_host
+from upkeeper_ssh.exchange import Exchange
 from upkeeper_ssh.logs import quiet_paramiko
-from upkeeper_ssh.remote import PID_PREFIX, RemoteCommand, build, kill_line, new_token
+from upkeeper_ssh.remote import RemoteCommand, build, kill_line, new_token
 
 log = logging.getLogger("upkeeper.ssh")
-
-#: stdin larger than this is written from a helper thread so a command that writes
-#: before it reads cannot deadlock against us.
-_INLINE_STDIN = 256 * 1024
-
 
 #: AES-GCM first: with an AEAD cipher paramiko skips its HMAC, whose pure-Python MAC
 #: comparison otherwise costs about 15% of the client's CPU in a fleet run.
@@ -44,25 +40,6 @@ def _prefer(offered: Sequence[str], first: Sequence[str]) -> list[str]:
 
 class _Transient(Exception):
     """A connection failure worth another try (refused, reset, throttled banner)."""
-
-
-class _Capped:
-    """Collects one output stream, keeping at most ``limit`` bytes."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.data = bytearray()
-        self.truncated = False
-
-    def feed(self, chunk: bytes) -> None:
-        room = self.limit - len(self.data)
-        if room > 0:
-            self.data += chunk[:room]
-        if len(chunk) > room:
-            self.truncated = True
-
-    def text(self) -> str:
-        return self.data.decode("utf-8", errors="replace")
 
 
 class SSHTransport(Transport):
@@ -160,12 +137,14 @@ class SSHTransport(Transport):
                                                               list(opts.key_types))
             try:
                 ssh.start_client(timeout=s.connect_timeout)
-            except (paramiko.SSHException, EOFError, OSError) as exc:
-                text = str(exc) or type(exc).__name__
-                if isinstance(exc, (EOFError, ConnectionError)) or "banner" in text.lower():
-                    raise _Transient(text) from None
-                raise TransportError(f"SSH handshake with {label} failed: {text}",
+            except IncompatiblePeer as exc:
+                raise TransportError(f"SSH handshake with {label} failed: {exc}",
                                      host=self.host.name) from None
+            except (paramiko.SSHException, EOFError, OSError) as exc:
+                # Before authentication nothing is lost by trying again, and a throttled
+                # or overloaded sshd (MaxStartups, a full accept queue) fails in many
+                # ways: reset, EOF, banner timeout, a truncated packet.
+                raise _Transient(f"SSH handshake failed: {exc or type(exc).__name__}") from None
             server_key = ssh.get_remote_server_key()
             if s.host_key_checking:
                 hostkeys.verify(label, hop.host, hop.port, server_key, files)
@@ -256,7 +235,7 @@ class SSHTransport(Transport):
         self.open()
         started = time.monotonic()
         chan = self._open_channel(remote)
-        exchange = _Exchange(self, chan, remote, text, stdin, timeout, started)
+        exchange = Exchange(self, chan, remote, text, stdin, timeout, started)
         try:
             return exchange.run()
         finally:
@@ -297,157 +276,3 @@ class SSHTransport(Transport):
         """Remember a rejected become password: retrying would only lock the account."""
         self._sudo_rejected = reason
         return TransportError(reason, host=self.host.name)
-
-
-class _Exchange:
-    """Feeds one channel and collects its output until exit, timeout or a lost link."""
-
-    def __init__(self, transport: SSHTransport, chan: paramiko.Channel, remote: RemoteCommand,
-                 text: str, stdin: str | bytes | None, timeout: float | None,
-                 started: float) -> None:
-        self.t = transport
-        self.chan = chan
-        self.remote = remote
-        self.text = text
-        self.stdin = stdin.encode() if isinstance(stdin, str) else (stdin or b"")
-        self.deadline = started + timeout if timeout else None
-        self.started = started
-        self.out = _Capped(transport.output_limit)
-        self.err = _Capped(transport.output_limit)
-        self.event = threading.Event()
-        chan.in_buffer.set_event(self.event)
-        chan.in_stderr_buffer.set_event(self.event)
-        self.pending = bytearray()
-        self.password_sent = False
-        self.ready = not remote.ready_marker
-        self.pid: int | None = None
-        self.head: bytearray | None = bytearray() if remote.reports_pid else None
-
-    def run(self) -> CommandResult:
-        if self.ready:
-            self._send_input()
-        timed_out = False
-        while True:
-            self._drain()
-            if self.chan.closed or (self.chan.eof_received and self.chan.exit_status_ready()):
-                self._drain()
-                break
-            if self.deadline is not None and time.monotonic() >= self.deadline:
-                timed_out = True
-                self.t.kill_remote(self.pid)
-                break
-            if self.chan.recv_ready() or self.chan.recv_stderr_ready():
-                continue
-            wait = 1.0 if self.deadline is None else max(0.0, self.deadline - time.monotonic())
-            # Closed buffers keep the data event set, so after EOF wait for the exit status.
-            waiter = self.chan.status_event if self.chan.eof_received else self.event
-            waiter.wait(min(wait, 1.0))
-        if self.head:
-            self.err.feed(bytes(self.head))
-        if not timed_out and not self.ready:
-            self._sudo_failed_before_ready()
-        exit_code = -1 if timed_out else self.chan.exit_status
-        if not timed_out and exit_code == -1 and not self.t.connected:
-            raise TransportError(f"connection to {self.t.host.name} lost during command "
-                                 f"{_short(self.text)}", host=self.t.host.name)
-        return CommandResult(
-            command=self.text, exit_code=exit_code, stdout=self.out.text(),
-            stderr=self.err.text(), duration=time.monotonic() - self.started,
-            timed_out=timed_out, truncated=self.out.truncated or self.err.truncated)
-
-    def _drain(self) -> None:
-        chan = self.chan
-        while chan.recv_ready():
-            self.out.feed(chan.recv(65536))
-        while chan.recv_stderr_ready():
-            chunk = chan.recv_stderr(65536)
-            if self.head is not None:
-                chunk = self._pid_line(chunk)
-            if self.ready:
-                self.err.feed(chunk)
-            else:
-                self._handshake(chunk)
-
-    def _pid_line(self, chunk: bytes) -> bytes:
-        """Take the ``@@upk PID`` line off the front of stderr; return what follows."""
-        assert self.head is not None
-        self.head += chunk
-        line, sep, rest = bytes(self.head).partition(b"\n")
-        if not sep:
-            return b""
-        self.head = None
-        if line.startswith(PID_PREFIX.encode()):
-            with contextlib.suppress(ValueError):
-                self.pid = int(line[len(PID_PREFIX):])
-                self.t._running.add(self.pid)
-            return rest
-        return line + sep + rest
-
-    def _send_input(self) -> None:
-        data = self.remote.env_block + self.stdin
-        try:
-            if len(data) <= _INLINE_STDIN:
-                if data:
-                    self.chan.sendall(data)
-                self.chan.shutdown_write()
-            else:
-                threading.Thread(target=_feed, args=(self.chan, data), daemon=True).start()
-        except (OSError, EOFError, paramiko.SSHException):
-            # The command exited (or the link dropped) before reading its input; the
-            # read loop reports which.
-            return
-
-    def _handshake(self, chunk: bytes) -> None:
-        """Before the wrapper's ready marker: answer sudo's prompt, spot a rejection."""
-        self.pending += chunk
-        prompt = self.remote.prompt.encode()
-        marker = self.remote.ready_marker.encode() + b"\n"
-        at = self.pending.find(marker)
-        before = bytes(self.pending if at < 0 else self.pending[:at])
-        prompts = before.count(prompt)
-        if prompts >= 2 or (prompts and at < 0 and b"incorrect password" in before):
-            self.chan.close()
-            raise self.t.reject_sudo(
-                f"sudo on {self.t.host.name} rejected the become password for "
-                f"{self.t.settings.become_user} (check ansible_become_password); "
-                f"not retried this run")
-        if prompts and not self.password_sent:
-            password = self.t.settings.become_password or ""
-            self.chan.sendall(password.encode() + b"\n")
-            self.password_sent = True
-        if at >= 0:
-            self.ready = True
-            self.err.feed(_strip_prompts(before, prompt))
-            rest = bytes(self.pending[at + len(marker):])
-            self.pending.clear()
-            if rest:
-                self.err.feed(rest)
-            self._send_input()
-
-    def _sudo_failed_before_ready(self) -> None:
-        """sudo exited before running the wrapper (not in sudoers, wrong password...)."""
-        text = _strip_prompts(bytes(self.pending), self.remote.prompt.encode())
-        self.pending.clear()
-        if self.password_sent and b"incorrect password" in text:
-            raise self.t.reject_sudo(
-                f"sudo on {self.t.host.name} rejected the become password for "
-                f"{self.t.settings.become_user} (check ansible_become_password)")
-        self.err.feed(text)
-
-
-def _strip_prompts(data: bytes, prompt: bytes) -> bytes:
-    return data.replace(prompt, b"") if prompt else data
-
-
-def _feed(chan: paramiko.Channel, data: bytes) -> None:
-    try:
-        chan.sendall(data)
-        chan.shutdown_write()
-    except (OSError, EOFError, paramiko.SSHException):
-        return
-
-
-def _short(text: str) -> str:
-    first = text.strip().splitlines()[0] if text.strip() else ""
-    return repr(first[:60] + ("..." if len(first) > 60 or "\n" in text.strip() else ""))
-

@@ -17,6 +17,8 @@ from upkeeper import Host, Status, TransportError
 from upkeeper_ssh import SSHTransport, auth, hostkeys
 from upkeeper_ssh.testserver import SSHServer, keygen
 
+pytestmark = pytest.mark.sshd
+
 Vars = Callable[..., dict[str, Any]]
 
 

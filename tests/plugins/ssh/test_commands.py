@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import pwd
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from upkeeper.plugins import get_plugin_manager
 from upkeeper_ssh import SSHTransport
+from upkeeper_ssh.testserver import SSHServer
+
+pytestmark = pytest.mark.sshd
 
 INJECTIONS = [
     "; rm -rf {sentinel}",
@@ -111,3 +117,21 @@ def test_gather_facts(transport: SSHTransport) -> None:
 def test_list_command_is_quoted_with_shlex(transport: SSHTransport) -> None:
     res = transport.run(["sh", "-c", 'echo "$1"', "sh", "a b  c"])
     assert res.stdout == "a b  c\n"
+
+
+def test_noisy_rc_file_does_not_break_timeouts(transport: SSHTransport, sshd: SSHServer) -> None:
+    if not pwd.getpwuid(os.geteuid()).pw_shell.endswith("bash"):
+        pytest.skip("the login shell does not read ~/.bashrc")
+    rc = sshd.home / ".bashrc"
+    rc.write_text("echo rc-noise >&2\n")
+    try:
+        marker = f"upk-rc-{os.getpid()}"
+        res = transport.run(f"echo err >&2; sleep 30; echo {marker}", timeout=1)
+        assert res.timed_out
+        left = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout
+        assert left == ""  # the PID was found behind the noise and the command killed
+        assert res.stderr == "rc-noise\nerr\n"
+        assert transport.run("echo ok").stderr == "rc-noise\n"
+    finally:
+        rc.unlink()
+    assert not transport._running

@@ -12,6 +12,8 @@ import yaml
 
 from upkeeper_ssh.testserver import SSHServer
 
+pytestmark = pytest.mark.sshd
+
 PLAYBOOK = {
     "name": "ssh fleet",
     "hosts": "fleet",

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from upkeeper import Host
 from upkeeper_ssh import SSHTransport, hostkeys
 from upkeeper_ssh.cli import hostkeys_group
 from upkeeper_ssh.testserver import SSHServer, keygen
+
+pytestmark = pytest.mark.sshd
 
 
 def scan(*args: str) -> tuple[int, str]:

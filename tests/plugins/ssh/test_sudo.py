@@ -12,6 +12,8 @@ from tests.plugins.ssh.conftest import SUDO_PASSWORD, login_user
 from upkeeper import Host, TransportError
 from upkeeper_ssh import SSHTransport
 
+pytestmark = pytest.mark.sshd
+
 Factory = Callable[..., SSHTransport]
 
 
