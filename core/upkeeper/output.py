@@ -91,13 +91,15 @@ def print_run(run: RunRecord, fmt: str, console: Console) -> None:
     if fmt == "json":
         console.file.write(to_json(run.to_dict()) + "\n")
         return
-    if console.is_terminal:
-        console.print(results_table(run.results, title=run.playbook))
-    else:
-        for r in run.results:
-            console.file.write(f"{r.status.value:<8} {r.host} {r.name}: {r.summary}\n")
     counts = run.counts()
     parts = [f"{n} {s}" for s, n in counts.items() if n]
     tail = " (interrupted)" if run.interrupted else ""
-    console.print(f"{run.status.value}: {', '.join(parts) or 'no results'} "
-                  f"- run {run.run_id}{tail}", markup=False, highlight=False)
+    line = f"{run.status.value}: {', '.join(parts) or 'no results'} - run {run.run_id}{tail}"
+    if console.is_terminal:
+        console.print(results_table(run.results, title=run.playbook))
+        console.print(line, markup=False, highlight=False)
+        return
+    # Monitoring-plugin style: the first line is the verdict, the rest the long output.
+    console.file.write(line + "\n")
+    for r in run.results:
+        console.file.write(f"{r.status.value:<8} {r.host} {r.name}: {r.summary}\n")

@@ -50,7 +50,8 @@ def test_run_plain_lines_off_a_terminal(tmp_path):
     assert res.returncode == 2
     assert "OK       localhost system.command: fine" in res.stderr
     assert "CRIT     localhost system.command: bad" in res.stdout
-    assert res.stdout.strip().splitlines()[-1].startswith("CRIT: 1 OK, 1 CRIT")
+    # the first line is the verdict, as monitoring systems read it
+    assert res.stdout.splitlines()[0].startswith("CRIT: 1 OK, 1 CRIT - run ")
 
 
 @pytest.mark.parametrize(("body", "needle"), [
