@@ -90,6 +90,10 @@ class Exchange:
         if not timed_out and not self.ready:
             self._sudo_failed_before_ready()
         exit_code = -1 if timed_out else self.chan.exit_status
+        if not timed_out and exit_code == -1 and self.t.closing:
+            raise TransportError(f"connection to {self.t.host.name} closed by upkeeper "
+                                 f"during command {_short(self.text)}",
+                                 host=self.t.host.name)
         if not timed_out and exit_code == -1 and not self.t.connected:
             raise TransportError(f"connection to {self.t.host.name} lost during command "
                                  f"{_short(self.text)}", host=self.t.host.name)

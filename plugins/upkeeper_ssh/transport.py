@@ -62,6 +62,8 @@ class SSHTransport(Transport):
         self._sudo_rejected: str | None = None
         #: PIDs of plain commands in flight, killed by close() before it disconnects.
         self._running: set[int] = set()
+        #: Set by close(); cleared when the transport connects again.
+        self.closing = False
 
     @property
     def settings(self) -> SSHSettings:
@@ -81,6 +83,7 @@ class SSHTransport(Transport):
             if self.connected:
                 return
             self._close_hops()
+            self.closing = False
             s = self.settings
             files = hostkeys.default_files(s.known_hosts_files)
             keys = self._keys(s)
@@ -201,6 +204,9 @@ class SSHTransport(Transport):
         return sock
 
     def close(self) -> None:
+        # A command still running belongs to a check the runner gave up on: kill it on
+        # the host first, and let its run() report the close rather than an exit code.
+        self.closing = True
         for pid in list(self._running):
             self.kill_remote(pid)
         with self._lock:

@@ -92,3 +92,36 @@ def test_cli_run_json(tmp_path: Path, sshd: SSHServer, known_hosts: Path) -> Non
     assert {r["status"] for r in results} == {"OK"}
     assert {r["host"] for r in results} == {f"node{i:02d}" for i in range(5)}
     assert "Traceback" not in proc.stderr
+
+
+def test_password_from_environment_never_stored(tmp_path: Path, sshd: SSHServer,
+                                                known_hosts: Path, password_user: str,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("upkeeper.runner")
+    from tests.plugins.ssh.conftest import PASSWORD
+    from upkeeper.history import History
+    from upkeeper.inventory import load_inventory
+    from upkeeper.playbook import load_playbook
+    from upkeeper.plugins import get_plugin_manager
+    from upkeeper.runner import run_playbook
+
+    wrong = "Wrong-Env-Pass-77"
+    monkeypatch.setenv("UPK_SSH_TEST_PW", PASSWORD)
+    monkeypatch.setenv("UPK_SSH_WRONG_PW", wrong)
+    creds = {"ansible_user": password_user, "ansible_ssh_private_key_file": ""}
+    inv_path, pb_path = write_fleet(tmp_path, sshd, known_hosts, 0, {
+        "good": {**creds, "ansible_password": "{{ env.UPK_SSH_TEST_PW }}"},
+        "bad": {**creds, "ansible_password": "{{ env.UPK_SSH_WRONG_PW }}"},
+    })
+    plugins = get_plugin_manager()
+    db = tmp_path / "history.db"
+    run = run_playbook(load_playbook(pb_path, plugins.registry), load_inventory([inv_path]),
+                       plugins, History(db), forks=2)
+    statuses = {(r.host, r.status.value) for r in run.results}
+    assert statuses == {("good", "OK"), ("bad", "UNKNOWN")}
+    bad = [r.summary for r in run.results if r.host == "bad"]
+    assert "authentication as upk-ssh-pw failed (tried password)" in bad[0]
+    stored = db.read_bytes() + b"".join(p.read_bytes() for p in tmp_path.glob("history.db*"))
+    for secret in (PASSWORD, wrong):
+        assert secret.encode() not in stored
+        assert all(secret not in r.summary for r in run.results)
