@@ -19,9 +19,13 @@ if TYPE_CHECKING:
 
 
 class Params(BaseModel):
-    """Base for check parameter models: unknown keys are rejected."""
+    """Base for check parameter models: unknown keys are rejected.
 
-    model_config = ConfigDict(extra="forbid")
+    Validators are built on first use (``defer_build``), so loading many plugins stays
+    cheap for runs that use few of their checks.
+    """
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class NoParams(Params):

@@ -9,9 +9,6 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
-from rich.console import Console
-from rich.logging import RichHandler
-from rich.table import Table
 
 from upkeeper import __version__
 from upkeeper.history import STATE_DIR_ENV, History, default_state_dir
@@ -54,6 +51,18 @@ class AppState:
         return History(self.state_dir / "history.sqlite3")
 
 
+def _table(*columns: str, **kw: Any) -> Any:
+    from rich.table import Table
+
+    return Table(*columns, **kw)
+
+
+def _show(table: Any) -> None:
+    from rich.console import Console
+
+    Console().print(table)
+
+
 def fail(message: str) -> NoReturn:
     raise Invalid(message)
 
@@ -62,6 +71,9 @@ def _setup_logging(verbose: int) -> None:
     level = logging.WARNING - 10 * min(verbose, 2)
     handler: logging.Handler
     if sys.stderr.isatty():
+        from rich.console import Console
+        from rich.logging import RichHandler
+
         handler = RichHandler(console=Console(stderr=True), show_path=False)
     else:
         handler = logging.StreamHandler()
@@ -81,7 +93,34 @@ def _parse_disable(values: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(out)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """Commands from other modules are imported only when invoked (fast start-up)."""
+
+    lazy: dict[str, tuple[str, str]] = {
+        "serve": ("upkeeper.cli_serve", "serve"),
+        "status": ("upkeeper.cli_serve", "status"),
+        "windows": ("upkeeper.cli_serve", "windows"),
+        "report": ("upkeeper.cli_report", "report"),
+        "plugin": ("upkeeper.cli_plugin", "plugin"),
+        "hostkeys": ("upkeeper_ssh.cli", "hostkeys"),
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands or cmd_name not in self.lazy:
+            return super().get_command(ctx, cmd_name)
+        module, attr = self.lazy[cmd_name]
+        try:
+            cmd = getattr(importlib.import_module(module), attr)
+        except ImportError as exc:
+            log.warning("command %s is unavailable: %s", cmd_name, exc)
+            return None
+        return cmd if isinstance(cmd, click.Command) else None
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="upkeeper")
 @click.option("--state-dir", envvar=STATE_DIR_ENV, type=click.Path(file_okay=False),
               help="Where history is kept (default: the platform's state dir).")
@@ -175,11 +214,10 @@ def run(app: AppState, playbook: str, inventories: tuple[str, ...], limit: str |
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         fail(problems[0] + more)
     history = app.history()
-    console = Console()
     with RunDisplay(len(hosts), len(pb.checks), quiet=fmt == "json") as display:
         record = run_playbook(pb, inv, plugins, history, limit=limit, check_mode=check_mode,
                               forks=forks, on_result=display.result, force=force)
-    print_run(record, fmt, console)
+    print_run(record, fmt)
     history.close()
     sys.exit(record.exit_code)
 
@@ -230,11 +268,11 @@ def inventory_list(app: AppState, inventories: tuple[str, ...], limit: str | Non
         hosts = inv.select(limit or "all")
     except InventoryError as exc:
         fail(str(exc))
-    table = Table("Host", "Address", "Connection", "Groups")
+    table = _table("Host", "Address", "Connection", "Groups")
     for h in hosts:
         groups = ", ".join(g for g in h.groups if g not in ("all", "ungrouped"))
         table.add_row(h.name, h.address, h.connection, groups)
-    Console().print(table)
+    _show(table)
 
 
 @main.command()
@@ -246,14 +284,14 @@ def plugins(app: AppState, fmt: str) -> None:
     if fmt == "json":
         click.echo(to_json([i.to_dict() for i in infos]))
         return
-    table = Table("Plugin", "Version", "Source", "Provides", "Status")
+    table = _table("Plugin", "Version", "Source", "Provides", "Status")
     for i in infos:
         provides = ", ".join(i.checks + i.transports + i.notifiers)
         status = ("disabled" if i.disabled else "; ".join(i.errors) if i.errors
                   else "loaded")
         table.add_row(i.name, i.version, i.source, provides,
                       f"[red]{status}[/]" if i.errors else status)
-    Console().print(table)
+    _show(table)
 
 
 @main.command()
@@ -267,13 +305,13 @@ def checks(app: AppState, fmt: str) -> None:
     if fmt == "json":
         click.echo(to_json(described))
         return
-    table = Table("Check", "Kind", "Platforms", "Params", "Description")
+    table = _table("Check", "Kind", "Platforms", "Params", "Description")
     for d in described:
         props = d["params"].get("properties", {})
         required = set(d["params"].get("required", []))
         params = ", ".join(f"{k}{'*' if k in required else ''}" for k in props)
         table.add_row(d["name"], d["kind"], ",".join(d["platforms"]), params, d["description"])
-    Console().print(table)
+    _show(table)
 
 
 @main.command()
@@ -295,20 +333,20 @@ def history(app: AppState, host: str | None, check_name: str | None, metric: str
         if fmt == "json":
             click.echo(to_json([{"ts": t.isoformat(), "value": v} for t, v in series]))
         else:
-            table = Table("Time", metric)
+            table = _table("Time", metric)
             for t, v in series:
                 table.add_row(t.isoformat(timespec="seconds"), f"{v:g}")
-            Console().print(table)
+            _show(table)
         return
     results = db.results(host=host, check=check_name, run_id=run_id, limit=limit)
     if fmt == "json":
         click.echo(to_json([r.to_dict() | {"time": r.started.isoformat()} for r in results]))
         return
-    table = Table("Time", "Status", "Host", "Check", "Summary")
+    table = _table("Time", "Status", "Host", "Check", "Summary")
     for r in results:
         table.add_row(r.started.isoformat(timespec="seconds"), r.status.value, r.host,
                       r.name, r.summary)
-    Console().print(table)
+    _show(table)
 
 
 @main.command()
@@ -319,23 +357,3 @@ def schema(what: str) -> None:
     doc["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     doc["title"] = "upkeeper playbook"
     click.echo(to_json(doc))
-
-
-def _mount_optional_commands() -> None:
-    """Commands that live in their own modules or plugins, added when importable."""
-    for module, attr in (("upkeeper.cli_serve", "serve"), ("upkeeper.cli_serve", "status"),
-                         ("upkeeper.cli_serve", "windows"), ("upkeeper.cli_report", "report"),
-                         ("upkeeper.cli_plugin", "plugin"),
-                         ("upkeeper_ssh.cli", "hostkeys")):
-        try:
-            mod = importlib.import_module(module)
-        except ImportError as exc:
-            if not (exc.name and module.startswith(exc.name)):
-                log.warning("command module %s failed to import: %s", module, exc)
-            continue
-        cmd = getattr(mod, attr, None)
-        if isinstance(cmd, click.Command):
-            main.add_command(cmd)
-
-
-_mount_optional_commands()

@@ -1,4 +1,8 @@
-"""Showing runs to people and machines: progress, result tables, plain lines and JSON."""
+"""Showing runs to people and machines: progress, result tables, plain lines and JSON.
+
+rich is imported only when a terminal is there to show it (it costs start-up time that
+scheduled and monitoring-system runs do not need).
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,13 @@ import sys
 import threading
 from collections.abc import Iterable
 from types import TracebackType
-from typing import Any, TextIO
-
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any, TextIO
 
 from upkeeper.models import Result, RunRecord, Status
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+    from rich.table import Table
 
 STATUS_STYLE = {
     Status.OK: "green",
@@ -27,6 +30,10 @@ STATUS_STYLE = {
 
 def to_json(data: Any) -> str:
     return json.dumps(data, indent=2, default=str, ensure_ascii=False)
+
+
+def plain_line(r: Result) -> str:
+    return f"{r.status.value:<8} {r.host} {r.name}: {r.summary}"
 
 
 class RunDisplay:
@@ -47,6 +54,15 @@ class RunDisplay:
 
     def __enter__(self) -> RunDisplay:
         if not self.quiet and self.tty:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
             self._progress = Progress(
                 TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                 TimeElapsedColumn(), TextColumn("{task.fields[last]}"),
@@ -69,11 +85,14 @@ class RunDisplay:
                 self._progress.update(self._task, advance=1,
                                       last=f"{r.host}: {r.name} {r.status.value}")
             else:
-                self.stream.write(f"{r.status.value:<8} {r.host} {r.name}: {r.summary}\n")
+                self.stream.write(plain_line(r) + "\n")
                 self.stream.flush()
 
 
 def results_table(results: Iterable[Result], title: str | None = None) -> Table:
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(title=title, show_lines=False, expand=False)
     table.add_column("Status", no_wrap=True)
     table.add_column("Host", no_wrap=True)
@@ -86,20 +105,24 @@ def results_table(results: Iterable[Result], title: str | None = None) -> Table:
     return table
 
 
-def print_run(run: RunRecord, fmt: str, console: Console) -> None:
+def print_run(run: RunRecord, fmt: str, stream: TextIO | None = None) -> None:
     """The final report of a run on stdout in the chosen format."""
+    out = stream or sys.stdout
     if fmt == "json":
-        console.file.write(to_json(run.to_dict()) + "\n")
+        out.write(to_json(run.to_dict()) + "\n")
         return
     counts = run.counts()
     parts = [f"{n} {s}" for s, n in counts.items() if n]
     tail = " (interrupted)" if run.interrupted else ""
     line = f"{run.status.value}: {', '.join(parts) or 'no results'} - run {run.run_id}{tail}"
-    if console.is_terminal:
+    if out.isatty():
+        from rich.console import Console
+
+        console = Console(file=out)
         console.print(results_table(run.results, title=run.playbook))
         console.print(line, markup=False, highlight=False)
         return
     # Monitoring-plugin style: the first line is the verdict, the rest the long output.
-    console.file.write(line + "\n")
+    out.write(line + "\n")
     for r in run.results:
-        console.file.write(f"{r.status.value:<8} {r.host} {r.name}: {r.summary}\n")
+        out.write(plain_line(r) + "\n")

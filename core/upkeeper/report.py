@@ -12,13 +12,14 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import jinja2
 from markupsafe import Markup
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from upkeeper.models import Host, Result, RunRecord, Status
 
 if TYPE_CHECKING:
+    import jinja2
+
     from upkeeper.history import History
     from upkeeper.playbook import Playbook
 
@@ -250,6 +251,8 @@ def environment(fmt: str, template_dir: str | Path | None = None,
 
 @functools.lru_cache(maxsize=32)
 def _environment(autoescape: bool, dirs: tuple[str, ...]) -> jinja2.Environment:
+    import jinja2
+
     loader = jinja2.ChoiceLoader([
         jinja2.FileSystemLoader(list(dirs)),
         jinja2.PrefixLoader({"builtin": jinja2.FileSystemLoader(str(BUILTIN_DIR))}),
@@ -344,6 +347,8 @@ def render_report(run: RunRecord, history: History | None, *, template: str = "c
                   plugin_dirs: Iterable[str | Path] = (), now: datetime | None = None,
                   trend_days: int = TREND_DAYS) -> str:
     """Render one report of ``run``; raises :class:`ReportError` for a missing template."""
+    import jinja2
+
     env = environment(fmt, template_dir, plugin_dirs)
     name = template_file(template, fmt)
     try:
@@ -440,6 +445,8 @@ def validate_report(pb: Playbook) -> list[str]:
                 problems.append(_at(pb, (*where, *loc), f"report: {_describe(err)}"))
             continue
         if cfg.template_dir is None:
+            import jinja2
+
             try:
                 environment(cfg.format).get_template(template_file(cfg.template, cfg.format))
             except jinja2.TemplateNotFound:

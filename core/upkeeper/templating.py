@@ -7,13 +7,14 @@ variables so inventories need not hold secrets.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
-from jinja2.nativetypes import NativeEnvironment
+if TYPE_CHECKING:
+    from jinja2.nativetypes import NativeEnvironment
 
 _TEMPLATE_RE = re.compile(r"{{|{%")
 _UNDEFINED_RE = re.compile(r"'([^']+)' is undefined|has no attribute '([^']+)'")
@@ -41,13 +42,15 @@ class _EnvVars(Mapping[str, str]):
         return len(os.environ)
 
 
+@functools.lru_cache(maxsize=1)
 def _environment() -> NativeEnvironment:
+    """Built on first use: runs without templates never import Jinja2."""
+    import jinja2
+    from jinja2.nativetypes import NativeEnvironment
+
     env = NativeEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
     env.globals["env"] = _EnvVars()
     return env
-
-
-_ENV = _environment()
 
 
 def _is_unsafe(value: str) -> bool:
@@ -68,8 +71,10 @@ def is_templated(value: Any) -> bool:
 
 def render_string(text: str, context: Mapping[str, Any]) -> Any:
     """Render one template string; a lone ``{{ expr }}`` keeps the value's native type."""
+    import jinja2
+
     try:
-        value = _ENV.from_string(text).render(dict(context))
+        value = _environment().from_string(text).render(dict(context))
         if isinstance(value, jinja2.Undefined):
             str(value)  # native rendering hands back the Undefined: make it raise
         return value
@@ -118,8 +123,11 @@ def render_host_vars(hostvars: Mapping[str, Any],
 
 def evaluate(expression: str, context: Mapping[str, Any]) -> Any:
     """Evaluate a bare Jinja2 expression (as in ``when:``)."""
+    import jinja2
+
     try:
-        value = _ENV.compile_expression(expression, undefined_to_none=False)(**dict(context))
+        value = _environment().compile_expression(expression,
+                                                  undefined_to_none=False)(**dict(context))
         if isinstance(value, jinja2.Undefined):
             str(value)
         return value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import secrets
 import shlex
@@ -112,6 +113,35 @@ _SUDO_ENV_WRAPPER = (
     'm=$1; s=; while IFS= read -r l; do [ "$l" = "$m" ] && break; s="$s$l\n"; done; '
     'eval "$s"; exec /bin/sh -c "$2"'
 )
+
+
+def lazy_transport(name: str, target: str,
+                   os_families: tuple[str, ...] = ("linux",)) -> type[Transport]:
+    """A registrable stand-in for ``module:Class`` that imports it only when a host uses it.
+
+    Heavy client libraries (paramiko, pywinrm) then cost nothing to runs that never
+    connect that way. Instantiating the stand-in returns an instance of the real class.
+    """
+    module_name, _, attr = target.partition(":")
+
+    def real() -> type[Transport]:
+        cls = getattr(importlib.import_module(module_name), attr)
+        if not (isinstance(cls, type) and issubclass(cls, Transport)):
+            raise TypeError(f"{target} is not a Transport")
+        return cls
+
+    def __new__(cls: type[Transport], host: Host) -> Transport:
+        return real()(host)
+
+    def run(self: Transport, *args: Any, **kwargs: Any) -> CommandResult:
+        raise NotImplementedError  # never reached: __new__ returns the real transport
+
+    namespace: dict[str, Any] = {
+        "name": name, "os_families": os_families, "__new__": __new__, "run": run,
+        "target": target, "load": staticmethod(real),
+        "__doc__": f"The ``{name}`` transport ({target}), imported on first use.",
+    }
+    return type(f"Lazy_{name}_Transport", (Transport,), namespace)
 
 
 class _CappedReader(threading.Thread):

@@ -24,6 +24,9 @@ def upkeeper_register_notifiers() -> list[type[Any]]:
 
 @hookimpl
 def upkeeper_run_finished(run: RunRecord) -> None:
+    playbook = run.context.get("playbook")
+    if playbook is not None and not (playbook.notify or playbook.report):
+        return  # nothing to send or write: skip importing the delivery machinery
     from .dispatch import run_finished
 
     run_finished(run)

@@ -2,24 +2,34 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import urllib.error
 import urllib.request
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from jinja2 import StrictUndefined, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
 from pydantic import Field, field_validator
 
 from upkeeper import Notification, Notifier, Params, Status
 
 from .common import DeliveryError, safe_url, tls_context
 
+if TYPE_CHECKING:
+    from jinja2.sandbox import SandboxedEnvironment
+
 _EMOJI = {"OK": ":white_check_mark:", "WARN": ":warning:", "CRIT": ":red_circle:",
           "UNKNOWN": ":grey_question:", "SKIPPED": ":white_circle:"}
 _TEAMS_COLOUR = {"OK": "Good", "WARN": "Warning", "CRIT": "Attention", "UNKNOWN": "Accent"}
-_BODY_ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+
+
+@functools.lru_cache(maxsize=1)
+def _body_env() -> SandboxedEnvironment:
+    """Custom bodies render in Jinja2's sandbox (built on first use)."""
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import SandboxedEnvironment
+
+    return SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
 
 
 class WebhookParams(Params):
@@ -45,8 +55,10 @@ class WebhookParams(Params):
     @classmethod
     def _compiles(cls, v: str | None) -> str | None:
         if v is not None:
+            from jinja2 import TemplateError
+
             try:
-                _BODY_ENV.parse(v)
+                _body_env().parse(v)
             except TemplateError as exc:
                 raise ValueError(f"body_template does not compile: {exc}") from None
         return v
@@ -125,8 +137,10 @@ class WebhookNotifier(Notifier):
 
     def body(self, n: Notification) -> bytes:
         if self.p.body_template is not None:
+            from jinja2 import TemplateError
+
             try:
-                text = _BODY_ENV.from_string(self.p.body_template).render(
+                text = _body_env().from_string(self.p.body_template).render(
                     **payload_context(n), env=dict(os.environ), Status=Status)
             except TemplateError as exc:
                 raise DeliveryError(f"body_template: {exc}", retryable=False) from None

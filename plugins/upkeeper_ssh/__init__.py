@@ -1,13 +1,29 @@
-"""upkeeper built-in plugin: the SSH transport (paramiko), ``ansible_connection: ssh``."""
+"""upkeeper built-in plugin: the SSH transport (paramiko), ``ansible_connection: ssh``.
+
+paramiko is imported only when a host uses SSH.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from upkeeper import Transport, hookimpl
-from upkeeper_ssh.transport import SSHTransport
+from upkeeper.transport import lazy_transport
 
 __all__ = ["SSHTransport"]
+
+_Lazy = lazy_transport("ssh", "upkeeper_ssh.transport:SSHTransport",
+                       ("linux", "darwin", "freebsd", "openbsd", "netbsd", "sunos", "aix"))
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SSHTransport":
+        from upkeeper_ssh.transport import SSHTransport
+
+        return SSHTransport
+    raise AttributeError(name)
 
 
 @hookimpl
 def upkeeper_register_transports() -> list[type[Transport]]:
-    return [SSHTransport]
+    return [_Lazy]

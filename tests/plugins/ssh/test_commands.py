@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from upkeeper.plugins import get_plugin_manager
+from upkeeper.testing import make_host
 from upkeeper_ssh import SSHTransport
 from upkeeper_ssh.testserver import SSHServer
 
@@ -31,7 +32,9 @@ INJECTIONS = [
 
 
 def test_registered_as_ssh_transport() -> None:
-    assert get_plugin_manager().registry.transport("ssh") is SSHTransport
+    registered = get_plugin_manager().registry.transport("ssh")
+    assert registered.load() is SSHTransport  # type: ignore[attr-defined]
+    assert isinstance(registered(make_host("h")), SSHTransport)
 
 
 def test_exit_code_and_separate_streams(transport: SSHTransport) -> None:
