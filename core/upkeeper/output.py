@@ -28,8 +28,14 @@ STATUS_STYLE = {
 }
 
 
-def to_json(data: Any) -> str:
-    return json.dumps(data, indent=2, default=str, ensure_ascii=False)
+def to_json(data: Any, pretty: bool | None = None) -> str:
+    """JSON text; indented for people (a terminal), compact for programs, since the
+    indenting encoder is pure Python and slow on runs with thousands of results."""
+    if pretty is None:
+        pretty = sys.stdout.isatty()
+    if pretty:
+        return json.dumps(data, indent=2, default=str, ensure_ascii=False)
+    return json.dumps(data, default=str, ensure_ascii=False)
 
 
 def plain_line(r: Result) -> str:
