@@ -194,9 +194,6 @@ def get_plugin_manager(
     """
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
-    if os.environ.get(TRACE_ENV):
-        pm.trace.root.setwriter(lambda msg: sys.stderr.write(f"[plugins] {msg}"))
-        pm.enable_tracing()
     infos: list[PluginInfo] = []
     blocked = _disabled_names(disabled)
     core = PluginInfo(name="core", module="upkeeper.plugins", distribution="upkeeper",
@@ -268,9 +265,13 @@ def call_each(pm: pluggy.PluginManager, hook: str, infos: dict[str, PluginInfo],
     """
     out: list[Any] = []
     caller = getattr(pm.hook, hook)
+    trace = bool(os.environ.get(TRACE_ENV))
     for impl in caller.get_hookimpls():
         pname = pm.get_name(impl.plugin) or repr(impl.plugin)
         args = {k: kwargs[k] for k in impl.argnames if k in kwargs}
+        if trace:
+            shown = ", ".join(f"{k}={type(v).__name__}" for k, v in args.items())
+            sys.stderr.write(f"[plugins] {pname}: {hook}({shown})\n")
         try:
             value = impl.function(**args)
         except Exception as exc:  # hooks are third-party code; report and go on

@@ -134,3 +134,28 @@ def test_ctrl_c_stops_cleanly_and_keeps_what_finished(tmp_path, state_dir):
     hist = json.loads(upk("history", "--format", "json").stdout)
     summaries = sorted(r["summary"] for r in hist)
     assert summaries[0] == "first" and "interrupted" in summaries[1]
+
+
+def test_unreachable_ssh_host_is_unknown_and_the_rest_runs(tmp_path, state_dir):
+    import socket
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: connection refused
+    inv = tmp_path / "inv.ini"
+    inv.write_text("localhost ansible_connection=local\n"
+                   f"dead ansible_host=127.0.0.1 ansible_port={port} ansible_user=nobody\n")
+    t0 = time.monotonic()
+    res = upk("run", DAILY, "-i", str(inv), "--format", "json")
+    assert time.monotonic() - t0 < 60
+    assert res.returncode in (2, 3), res.stderr
+    doc = json.loads(res.stdout)
+    by_host: dict[str, list[dict]] = {}
+    for r in doc["results"]:
+        by_host.setdefault(r["host"], []).append(r)
+    assert all(r["status"] == "UNKNOWN" for r in by_host["dead"])
+    assert f"127.0.0.1:{port}" in by_host["dead"][0]["summary"]
+    assert any(r["status"] == "OK" for r in by_host["localhost"])
+    stored = json.loads(upk("history", "--host", "dead", "--format", "json").stdout)
+    assert len(stored) == len(by_host["dead"])

@@ -177,3 +177,11 @@ def test_template_dirs_and_inventory_sources_hooks(tmp_path):
     assert reg.template_dirs == [str(tmp_path)]
     assert reg.inventory_sources == ["source-object"]
     assert reg.notifier("null").name == "null"
+
+
+def test_trace_shows_hook_calls(monkeypatch, capsys):
+    monkeypatch.setenv("UPKEEPER_TRACE_PLUGINS", "1")
+    get_plugin_manager(load_entrypoints=False, extra_plugins=[("t", TestPlugin())])
+    err = capsys.readouterr().err
+    assert "[plugins] t: upkeeper_register_checks()" in err
+    assert "[plugins] core: upkeeper_register_transports()" in err
