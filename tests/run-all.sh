@@ -15,7 +15,7 @@ python3 -m pip install -q --disable-pip-version-check -e '.[test]'
 
 echo "== ruff"
 python3 -m ruff check core plugins tests bench
-echo "== mypy (core)"
+echo "== mypy (core and built-in plugins)"
 python3 -m mypy
 echo "== pytest"
 python3 -m pytest "$@"
