@@ -11,7 +11,7 @@ from typing import Any, NoReturn
 import click
 
 from upkeeper import __version__
-from upkeeper.history import STATE_DIR_ENV, History, default_state_dir
+from upkeeper.history import STATE_DIR_ENV, History, HistoryError, default_state_dir
 from upkeeper.output import RunDisplay, print_run, to_json
 from upkeeper.playbook import Playbook, load_playbook
 from upkeeper.plugins import PluginSystem, get_plugin_manager
@@ -48,7 +48,10 @@ class AppState:
         return self._plugins
 
     def history(self) -> History:
-        return History(self.state_dir / "history.sqlite3")
+        try:
+            return History(self.state_dir / "history.sqlite3")
+        except HistoryError as exc:
+            fail(str(exc))
 
 
 def _table(*columns: str, **kw: Any) -> Any:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from upkeeper.history import DB_NAME, History, default_state_dir
+from upkeeper.history import DB_NAME, History, HistoryError, default_state_dir
 from upkeeper.report import FORMATS, ReportError, render_report
 
 
@@ -55,7 +55,10 @@ def report(ctx: click.Context, run_id: str | None, last: bool, playbook: str | N
     if not db.exists():
         raise click.ClickException(f"no history at {db} (run a playbook first, or set "
                                    "--state-dir)")
-    history = History(db)
+    try:
+        history = History(db)
+    except HistoryError as exc:
+        raise click.ClickException(str(exc)) from exc
     try:
         rid = run_id or history.last_run_id(playbook)
         run = history.get_run(rid) if rid else None

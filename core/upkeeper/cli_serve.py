@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 
-from upkeeper.history import History, default_state_dir
+from upkeeper.history import History, HistoryError, default_state_dir
 from upkeeper.models import RunRecord
 from upkeeper.scheduler import Daemon, JobDef, LoadResult, Slot, ensure_schema
 
@@ -207,7 +207,11 @@ def serve(ctx: click.Context, playbooks_dir: str, inventories: tuple[str, ...],
     directory = Path(playbooks_dir)
     if not directory.is_dir():
         raise click.UsageError(f"--playbooks {playbooks_dir}: no such directory")
-    history = History(state_dir / "history.sqlite3")
+    try:
+        history = History(state_dir / "history.sqlite3")
+    except HistoryError as exc:
+        click.echo(f"upkeeper: error: {exc}", err=True)
+        raise SystemExit(3) from exc
     source = PlaybookDir(directory, inventories, lambda: _plugins(ctx), history)
     try:
         source.inventory = source.load_inventory()
@@ -306,7 +310,11 @@ def status(ctx: click.Context, state_opt: str | None, since: str, show_slots: bo
     3 never started.
     """
     state_dir = _state_dir(ctx, state_opt)
-    history = History(state_dir / "history.sqlite3")
+    try:
+        history = History(state_dir / "history.sqlite3")
+    except HistoryError as exc:
+        click.echo(f"upkeeper: error: {exc}", err=True)
+        raise SystemExit(3) from exc
     now = datetime.now(UTC)
     start = now - timedelta(seconds=_duration(since, "--since"))
     if show_slots:

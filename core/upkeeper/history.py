@@ -66,6 +66,10 @@ CREATE TABLE IF NOT EXISTS state (
 """
 
 
+class HistoryError(Exception):
+    """The history database cannot be opened (the message says where and why)."""
+
+
 def default_state_dir() -> Path:
     """``$UPKEEPER_STATE_DIR`` or the platform's user state dir for upkeeper."""
     env = os.environ.get(STATE_DIR_ENV)
@@ -91,16 +95,20 @@ class History:
         if path is None:
             path = default_state_dir() / DB_NAME
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30,
-                                   isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        if self.path != ":memory:":
-            self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+        try:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30,
+                                       isolation_level=None)
+            self._db.row_factory = sqlite3.Row
+            if self.path != ":memory:":
+                self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise HistoryError(f"cannot open the history database {self.path}: {exc} "
+                               f"(set --state-dir or {STATE_DIR_ENV})") from exc
 
     def close(self) -> None:
         with self._lock:

@@ -159,3 +159,12 @@ def test_unreachable_ssh_host_is_unknown_and_the_rest_runs(tmp_path, state_dir):
     assert any(r["status"] == "OK" for r in by_host["localhost"])
     stored = json.loads(upk("history", "--host", "dead", "--format", "json").stdout)
     assert len(stored) == len(by_host["dead"])
+
+
+def test_unusable_state_dir_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    res = upk("run", DAILY, env={"UPKEEPER_STATE_DIR": str(blocker / "state")})
+    assert res.returncode == 3
+    assert res.stderr.startswith("upkeeper: error: cannot open the history database")
+    assert "Traceback" not in res.stderr
