@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -69,12 +69,12 @@ def is_templated(value: Any) -> bool:
     return False
 
 
-def render_string(text: str, context: Mapping[str, Any]) -> Any:
-    """Render one template string; a lone ``{{ expr }}`` keeps the value's native type."""
+def _guarded(thunk: Callable[[], Any], bad: str, failed: str) -> Any:
+    """Run a Jinja2 call, turning every way it can fail into :class:`TemplateError`."""
     import jinja2
 
     try:
-        value = _environment().from_string(text).render(dict(context))
+        value = thunk()
         if isinstance(value, jinja2.Undefined):
             str(value)  # native rendering hands back the Undefined: make it raise
         return value
@@ -83,9 +83,15 @@ def render_string(text: str, context: Mapping[str, Any]) -> Any:
         var = (m.group(1) or m.group(2)) if m else None
         raise TemplateError(f"undefined variable '{var or exc}'", var) from exc
     except jinja2.TemplateError as exc:
-        raise TemplateError(f"template error in {text!r}: {exc}") from exc
-    except Exception as exc:  # e.g. a TypeError comparing values inside the template
-        raise TemplateError(f"cannot render {text!r}: {type(exc).__name__}: {exc}") from exc
+        raise TemplateError(f"{bad}: {exc}") from exc
+    except Exception as exc:  # e.g. a TypeError comparing a string fact with a number
+        raise TemplateError(f"{failed}: {type(exc).__name__}: {exc}") from exc
+
+
+def render_string(text: str, context: Mapping[str, Any]) -> Any:
+    """Render one template string; a lone ``{{ expr }}`` keeps the value's native type."""
+    return _guarded(lambda: _environment().from_string(text).render(dict(context)),
+                    f"template error in {text!r}", f"cannot render {text!r}")
 
 
 def render_value(value: Any, context: Mapping[str, Any]) -> Any:
@@ -123,20 +129,7 @@ def render_host_vars(hostvars: Mapping[str, Any],
 
 def evaluate(expression: str, context: Mapping[str, Any]) -> Any:
     """Evaluate a bare Jinja2 expression (as in ``when:``)."""
-    import jinja2
-
-    try:
-        value = _environment().compile_expression(expression,
-                                                  undefined_to_none=False)(**dict(context))
-        if isinstance(value, jinja2.Undefined):
-            str(value)
-        return value
-    except jinja2.UndefinedError as exc:
-        m = _UNDEFINED_RE.search(str(exc))
-        var = (m.group(1) or m.group(2)) if m else None
-        raise TemplateError(f"undefined variable '{var or exc}'", var) from exc
-    except jinja2.TemplateError as exc:
-        raise TemplateError(f"bad expression {expression!r}: {exc}") from exc
-    except Exception as exc:  # e.g. comparing a string fact with a number
-        raise TemplateError(
-            f"cannot evaluate {expression!r}: {type(exc).__name__}: {exc}") from exc
+    return _guarded(
+        lambda: _environment().compile_expression(expression,
+                                                  undefined_to_none=False)(**dict(context)),
+        f"bad expression {expression!r}", f"cannot evaluate {expression!r}")
