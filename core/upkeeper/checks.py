@@ -146,6 +146,21 @@ class Action(Check[P]):
     needs_window: ClassVar[bool] = True
 
 
+def as_results(value: Result | Iterable[Result] | None) -> list[Result]:
+    """What ``Check.run`` returned, as a non-empty list of results.
+
+    Nothing returned is one UNKNOWN result.
+    :raises TypeError: an item is not a :class:`Result` (a bug in the check).
+    """
+    if isinstance(value, Result):
+        return [value]
+    items = list(value or [])
+    for item in items:
+        if not isinstance(item, Result):
+            raise TypeError(f"check returned {type(item).__name__} instead of Result")
+    return items or [Result(Status.UNKNOWN, "check returned no result")]
+
+
 def ok(summary: str, **kw: Any) -> Result:
     return Result(Status.OK, summary, **kw)
 

@@ -12,13 +12,13 @@ import queue
 import secrets as pysecrets
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from upkeeper.checks import Check, CheckContext
+from upkeeper.checks import Check, CheckContext, as_results
 from upkeeper.facts import LazyFacts
 from upkeeper.history import History
 from upkeeper.models import CommandError, Host, Result, RunRecord, Status, utcnow
@@ -110,18 +110,6 @@ def _call_with_timeout(fn: Callable[[], Any], timeout: float) -> Outcome:
     if t.is_alive():
         return False, None, None
     return True, box.get("value"), box.get("exc")
-
-
-def _as_results(value: Result | Iterable[Result] | None) -> list[Result]:
-    if isinstance(value, Result):
-        return [value]
-    items = list(value or [])
-    if not items:
-        return [Result(Status.UNKNOWN, "check returned no result")]
-    bad = [type(x).__name__ for x in items if not isinstance(x, Result)]
-    if bad:
-        return [Result(Status.UNKNOWN, f"check returned {bad[0]} instead of Result")]
-    return items
 
 
 class Runner:
@@ -234,7 +222,10 @@ class Runner:
             slot.discard()
             return [Result(Status.UNKNOWN, f"timed out after {timeout:g}s")], None
         if error is None:
-            results = _as_results(value)
+            try:
+                results = as_results(value)
+            except TypeError as exc:
+                return [Result(Status.UNKNOWN, str(exc))], None
             for r in results:
                 r.summary += note
             return results, None

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from upkeeper.checks import Check, CheckContext
+from upkeeper.checks import Check, CheckContext, as_results
 from upkeeper.history import History
-from upkeeper.models import CommandResult, Host, Result, Status
+from upkeeper.models import CommandResult, Host, Result
 from upkeeper.transport import Transport, command_text
 
 Response = CommandResult | str | tuple[int, str] | tuple[int, str, str]
@@ -130,18 +130,12 @@ def make_host(name: str = "testhost", vars: Mapping[str, Any] | None = None,
 
 def normalize_results(value: Result | Iterable[Result] | None, host: str, check: str,
                       name: str = "") -> list[Result]:
-    """Turn what ``Check.run`` returned into a list with host and check filled in."""
-    if value is None:
-        items: list[Result] = [Result(Status.UNKNOWN, "check returned no result")]
-    elif isinstance(value, Result):
-        items = [value]
-    else:
-        items = list(value)
-        if not items:
-            items = [Result(Status.UNKNOWN, "check returned no result")]
+    """Turn what ``Check.run`` returned into a list with host and check filled in.
+
+    :raises TypeError: the check returned something that is not a Result.
+    """
+    items = as_results(value)
     for r in items:
-        if not isinstance(r, Result):
-            raise TypeError(f"check {check} returned {type(r).__name__}, not Result")
         r.host = r.host or host
         r.check = r.check or check
         r.name = r.name or name or check

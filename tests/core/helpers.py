@@ -96,6 +96,16 @@ class Change(Action[Params]):
         return Result(Status.OK, "changed", changed=True)
 
 
+class Sloppy(Check[Params]):
+    """Returns what its name says instead of Results (a plugin bug)."""
+
+    name = "test.sloppy"
+    platforms = ("*",)
+
+    def run(self, ctx: CheckContext[Params]) -> Any:
+        return ["fine"] if ctx.host.name == "str" else []
+
+
 class DownTransport(Transport):
     """A transport whose host never answers."""
 
@@ -114,7 +124,7 @@ class DownTransport(Transport):
 class TestPlugin:
     @hookimpl
     def upkeeper_register_checks(self) -> list[type[Any]]:
-        return [Echo, Boom, Hang, Facts, Change]
+        return [Echo, Boom, Hang, Facts, Change, Sloppy]
 
     @hookimpl
     def upkeeper_register_transports(self) -> list[type[Any]]:

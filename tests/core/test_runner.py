@@ -280,3 +280,14 @@ def test_actions_wait_for_maintenance_windows_unless_forced(tmp_path, plugins):
     inv = ListInventory([local(maintenance_windows=[inside], timezone="UTC")])
     (r,) = run_playbook(pb, inv, plugins, History(":memory:")).results
     assert r.changed and r.summary == "changed"
+
+
+def test_checks_returning_no_results_or_wrong_types_are_unknown(tmp_path, plugins):
+    pb = load_playbook(write_pb(tmp_path, "name: s\nchecks: [test.sloppy]\n"), plugins.registry)
+    run = run_playbook(pb, ListInventory([local("str"), local("empty")]), plugins,
+                       History(":memory:"))
+    by = {r.host: r for r in run.results}
+    assert by["str"].status is Status.UNKNOWN
+    assert by["str"].summary == "check returned str instead of Result"
+    assert by["empty"].status is Status.UNKNOWN
+    assert by["empty"].summary == "check returned no result"
