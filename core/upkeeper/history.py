@@ -18,6 +18,8 @@ from upkeeper.models import Result, RunRecord, Status
 
 STATE_DIR_ENV = "UPKEEPER_STATE_DIR"
 DB_NAME = "history.sqlite3"
+#: Bound on SQL parameters per query (SQLite's limit is 999 in older builds).
+_IDS_PER_QUERY = 500
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -204,17 +206,28 @@ class History:
         sql += " ORDER BY ts DESC, id DESC LIMIT ?"
         args.append(limit)
         rows = self.query(sql, tuple(args))
+        metrics = self._metrics_of([r["id"] for r in rows])
         out = []
         for r in rows:
-            metrics = {m["metric"]: m["value"] for m in self.query(
-                "SELECT metric, value FROM metrics WHERE result_id=?", (r["id"],))}
             out.append(Result(
-                status=Status(r["status"]), summary=r["summary"], metrics=metrics,
+                status=Status(r["status"]), summary=r["summary"],
+                metrics=metrics.get(r["id"], {}),
                 details=json.loads(r["details"]) if r["details"] else None,
                 changed=bool(r["changed"]), host=r["host"], check=r["check_name"],
                 name=r["name"], duration=r["duration"],
                 started=datetime.fromtimestamp(r["ts"], tz=timezone.utc),
             ))
+        return out
+
+    def _metrics_of(self, result_ids: list[int]) -> dict[int, dict[str, float]]:
+        """Metrics of many results, a few hundred ids per query (not one query each)."""
+        out: dict[int, dict[str, float]] = {}
+        for start in range(0, len(result_ids), _IDS_PER_QUERY):
+            chunk = result_ids[start:start + _IDS_PER_QUERY]
+            marks = ",".join("?" * len(chunk))
+            for m in self.query("SELECT result_id, metric, value FROM metrics"
+                                f" WHERE result_id IN ({marks})", tuple(chunk)):
+                out.setdefault(m["result_id"], {})[m["metric"]] = m["value"]
         return out
 
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
