@@ -12,7 +12,7 @@ from upkeeper.hookspecs import hookimpl
 from upkeeper.models import CommandResult, Host, Result, Status
 from upkeeper.notifier import Notification, Notifier
 from upkeeper.plugins import API_VERSION
-from upkeeper.transport import Transport, TransportError
+from upkeeper.transport.base import Transport, TransportError
 
 __version__ = "0.1.0"
 

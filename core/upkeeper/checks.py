@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict
 from upkeeper.models import CommandResult, Host, Result, Status, utcnow
 
 if TYPE_CHECKING:
-    from upkeeper.history import HostHistory
-    from upkeeper.transport import Transport
+    from upkeeper.store.history import HostHistory
+    from upkeeper.transport.base import Transport
 
 
 class Params(BaseModel):

@@ -21,7 +21,8 @@ import pluggy
 
 from upkeeper import hookspecs
 from upkeeper.checks import Check
-from upkeeper.transport import LocalTransport, Transport
+from upkeeper.transport.base import Transport
+from upkeeper.transport.local import LocalTransport
 
 log = logging.getLogger("upkeeper.plugins")
 

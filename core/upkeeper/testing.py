@@ -2,7 +2,7 @@
 
 ``FakeTransport`` answers commands from a mapping or a handler, ``make_host`` builds
 hosts, ``run_check`` runs one check the way the runner does. Fixtures:
-``fake_transport``, ``history`` (an in-memory :class:`~upkeeper.history.History`).
+``fake_transport``, ``history`` (an in-memory :class:`~upkeeper.store.history.History`).
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import pytest
 from pydantic import BaseModel
 
 from upkeeper.checks import Check, CheckContext, as_results
-from upkeeper.history import History
 from upkeeper.models import CommandResult, Host, Result
-from upkeeper.transport import Transport, command_text
+from upkeeper.store.history import History
+from upkeeper.transport.base import Transport, command_text
 
 Response = CommandResult | str | tuple[int, str] | tuple[int, str, str]
 Handler = Callable[..., Response | None]

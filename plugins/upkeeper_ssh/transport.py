@@ -13,7 +13,7 @@ import paramiko
 from paramiko.ssh_exception import IncompatiblePeer
 
 from upkeeper import CommandResult, Host, Transport, TransportError
-from upkeeper.transport import command_text
+from upkeeper.transport.base import command_text
 from upkeeper_ssh import hostkeys
 from upkeeper_ssh.auth import (
     AuthenticationFailed,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from upkeeper.hostpattern import InventoryError
-from upkeeper.inventory import load_inventory
+from upkeeper.inventory.loader import load_inventory
+from upkeeper.inventory.patterns import InventoryError
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 INVENTORIES = ROOT.parent / "shared" / "corpus" / "ansible_inventory"

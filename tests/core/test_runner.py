@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from tests.core.helpers import DownTransport, ListInventory, TestPlugin
-from upkeeper.history import History
+from upkeeper.engine.playbook import load_playbook
+from upkeeper.engine.runner import preflight, run_playbook
 from upkeeper.models import Host, Result, Status
-from upkeeper.playbook import load_playbook
 from upkeeper.plugins import get_plugin_manager
-from upkeeper.runner import preflight, run_playbook
+from upkeeper.store.history import History
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from upkeeper import Result, Status
-from upkeeper.history import History
+from upkeeper.store.history import History
 from upkeeper.testing import FakeTransport, make_host, run_check
-from upkeeper.transport import LocalTransport
+from upkeeper.transport.local import LocalTransport
 from upkeeper_disk.smart import END_MARK, DiskSmart
 from upkeeper_disk.smartdata import (
     decode_exit_status,

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from upkeeper import Result, Status
-from upkeeper.history import History
+from upkeeper.store.history import History
 from upkeeper.testing import FakeTransport, make_host, run_check
 from upkeeper_disk.usage import INODES_MARK, MOUNTS_MARK, DiskUsage
 

@@ -6,7 +6,7 @@ import pytest
 
 from upkeeper.models import CommandResult, Status
 from upkeeper.testing import FakeTransport, make_host, run_check
-from upkeeper.transport import LocalTransport
+from upkeeper.transport.local import LocalTransport
 from upkeeper_system.command import CommandCheck, CommandParams, judge
 from upkeeper_system.perfdata import parse_perfdata, split_plugin_output
 from upkeeper_system.uptime import UptimeCheck

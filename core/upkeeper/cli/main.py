@@ -11,10 +11,10 @@ from typing import Any, NoReturn
 import click
 
 from upkeeper import __version__
-from upkeeper.history import STATE_DIR_ENV, History, HistoryError, default_state_dir
-from upkeeper.output import RunDisplay, print_run, to_json
-from upkeeper.playbook import Playbook, load_playbook
+from upkeeper.cli.output import RunDisplay, print_run, to_json
+from upkeeper.engine.playbook import Playbook, load_playbook
 from upkeeper.plugins import PluginSystem, get_plugin_manager
+from upkeeper.store.history import STATE_DIR_ENV, History, HistoryError, default_state_dir
 from upkeeper.yamlsource import SourceError
 
 EXIT_INVALID = 3
@@ -100,11 +100,11 @@ class LazyGroup(click.Group):
     """Commands from other modules are imported only when invoked (fast start-up)."""
 
     lazy: dict[str, tuple[str, str]] = {
-        "serve": ("upkeeper.cli_serve", "serve"),
-        "status": ("upkeeper.cli_serve", "status"),
-        "windows": ("upkeeper.cli_serve", "windows"),
-        "report": ("upkeeper.cli_report", "report"),
-        "plugin": ("upkeeper.cli_plugin", "plugin"),
+        "serve": ("upkeeper.cli.serve", "serve"),
+        "status": ("upkeeper.cli.serve", "status"),
+        "windows": ("upkeeper.cli.serve", "windows"),
+        "report": ("upkeeper.cli.report", "report"),
+        "plugin": ("upkeeper.cli.plugin", "plugin"),
         "hostkeys": ("upkeeper_ssh.cli", "hostkeys"),
     }
 
@@ -139,7 +139,7 @@ def main(ctx: click.Context, state_dir: str | None, plugin_opts: tuple[str, ...]
 
 
 def load_inventory_sources(sources: tuple[str, ...], plugins: PluginSystem) -> Any:
-    from upkeeper.inventory import InventoryError, load_inventory, local_inventory
+    from upkeeper.inventory.loader import InventoryError, load_inventory, local_inventory
 
     if not sources:
         return local_inventory()
@@ -154,8 +154,8 @@ def load_inventory_sources(sources: tuple[str, ...], plugins: PluginSystem) -> A
 
 def select_or_fail(inv: Any, pattern: str, limit: str | None) -> list[Any]:
     """Hosts for a playbook pattern and ``--limit``; a bad pattern is invalid input."""
-    from upkeeper.inventory import InventoryError
-    from upkeeper.runner import select_hosts
+    from upkeeper.engine.runner import select_hosts
+    from upkeeper.inventory.loader import InventoryError
 
     try:
         hosts = select_hosts(inv, pattern, limit)
@@ -178,9 +178,9 @@ def load_checked_playbook(path: str, plugins: PluginSystem) -> Playbook:
 
 def _validate_extras(pb: Playbook, plugins: PluginSystem) -> list[str]:
     """Problems in the ``schedule``, ``notify`` and ``report`` sections."""
-    from upkeeper.alerts import validate_notify
-    from upkeeper.report import validate_report
-    from upkeeper.schedules import validate_schedule
+    from upkeeper.after_run.alerts import validate_notify
+    from upkeeper.after_run.report import validate_report
+    from upkeeper.schedule.specs import validate_schedule
 
     return [*validate_schedule(pb), *validate_notify(pb, registry=plugins.registry),
             *validate_report(pb)]
@@ -201,7 +201,7 @@ def _validate_extras(pb: Playbook, plugins: PluginSystem) -> list[str]:
 def run(app: AppState, playbook: str, inventories: tuple[str, ...], limit: str | None,
         check_mode: bool, forks: int | None, force: bool, fmt: str) -> None:
     """Run PLAYBOOK; exit 0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN (worst result wins)."""
-    from upkeeper.runner import preflight, run_playbook
+    from upkeeper.engine.runner import preflight, run_playbook
 
     plugins = app.plugins
     pb = load_checked_playbook(playbook, plugins)
@@ -233,7 +233,7 @@ def run(app: AppState, playbook: str, inventories: tuple[str, ...], limit: str |
 def validate(app: AppState, playbook: str, inventories: tuple[str, ...],
              limit: str | None) -> None:
     """Check PLAYBOOK (and with -i, its variables on every host) without running it."""
-    from upkeeper.runner import preflight
+    from upkeeper.engine.runner import preflight
 
     pb = load_checked_playbook(playbook, app.plugins)
     problems = _validate_extras(pb, app.plugins)
@@ -261,7 +261,7 @@ def inventory() -> None:
 def inventory_list(app: AppState, inventories: tuple[str, ...], limit: str | None,
                    fmt: str) -> None:
     """List hosts; --format ansible-json prints what `ansible-inventory --list` prints."""
-    from upkeeper.inventory import InventoryError
+    from upkeeper.inventory.loader import InventoryError
 
     inv = load_inventory_sources(inventories, app.plugins)
     try:

@@ -9,7 +9,7 @@ import shlex
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from upkeeper.hostpattern import (
+from upkeeper.inventory.patterns import (
     INVALID_GROUP_NAME,
     InventoryError,
     expand_hostname_range,
@@ -17,7 +17,7 @@ from upkeeper.hostpattern import (
 )
 
 if TYPE_CHECKING:
-    from upkeeper.inventory import InventoryData
+    from upkeeper.inventory.loader import InventoryData
 
 _COMMENT = ("#", ";")
 _SECTION = re.compile(r"^\[([^:\]\s]+)(?::(\w+))?\]\s*(?:\#.*)?$")

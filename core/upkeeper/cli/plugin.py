@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from upkeeper.scaffold import ScaffoldError, new_plugin
+from upkeeper.cli.scaffold import ScaffoldError, new_plugin
 
 
 @click.group()

@@ -15,7 +15,7 @@ from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-log = logging.getLogger("upkeeper.maintenance")
+log = logging.getLogger("upkeeper.engine.windows")
 
 UTC = timezone.utc
 DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")

@@ -20,8 +20,8 @@ from upkeeper.models import Host, Result, RunRecord, Status
 if TYPE_CHECKING:
     import jinja2
 
-    from upkeeper.history import History
-    from upkeeper.playbook import Playbook
+    from upkeeper.engine.playbook import Playbook
+    from upkeeper.store.history import History
 
 BUILTIN_DIR = Path(__file__).parent / "templates"
 FORMATS = ("html", "md")

@@ -19,16 +19,16 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from upkeeper.checks import Check, CheckContext, as_results
-from upkeeper.facts import LazyFacts
-from upkeeper.history import History
+from upkeeper.engine.facts import LazyFacts
+from upkeeper.engine.playbook import CheckSpec, Playbook
+from upkeeper.engine.secrets import Redactor, secrets_in_model, secrets_in_vars
+from upkeeper.engine.templating import TemplateError, evaluate, render_host_vars, render_value
 from upkeeper.models import CommandError, Host, Result, RunRecord, Status, utcnow
-from upkeeper.playbook import CheckSpec, Playbook
 from upkeeper.plugins import PluginSystem, UnknownNameError
-from upkeeper.secrets import Redactor, secrets_in_model, secrets_in_vars
-from upkeeper.templating import TemplateError, evaluate, render_host_vars, render_value
-from upkeeper.transport import Transport, TransportError
+from upkeeper.store.history import History
+from upkeeper.transport.base import Transport, TransportError
 
-log = logging.getLogger("upkeeper.runner")
+log = logging.getLogger("upkeeper.engine.runner")
 
 ResultCallback = Callable[[Result], None]
 FACTS_TIMEOUT = 60.0
@@ -279,7 +279,7 @@ class Runner:
         if not host.vars.get("maintenance_windows"):
             return None
         try:
-            from upkeeper.maintenance import window_state
+            from upkeeper.engine.windows import window_state
         except ImportError:
             return "maintenance windows are defined but not supported by this version"
         try:

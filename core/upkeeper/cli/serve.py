@@ -1,6 +1,6 @@
 """CLI for unattended runs: ``upkeeper serve``, ``upkeeper status`` and ``upkeeper windows``.
 
-The commands are mounted into the ``upkeeper`` group; ``python -m upkeeper.cli_serve``
+The commands are mounted into the ``upkeeper`` group; ``python -m upkeeper.cli.serve``
 runs them standalone.
 """
 
@@ -19,9 +19,9 @@ from typing import Any
 
 import click
 
-from upkeeper.history import History, HistoryError, default_state_dir
 from upkeeper.models import RunRecord
-from upkeeper.scheduler import Daemon, JobDef, LoadResult, Slot, ensure_schema
+from upkeeper.schedule.daemon import Daemon, JobDef, LoadResult, Slot, ensure_schema
+from upkeeper.store.history import History, HistoryError, default_state_dir
 
 log = logging.getLogger("upkeeper.serve")
 UTC = timezone.utc
@@ -48,8 +48,8 @@ class PlaybookDir:
         return self._plugins
 
     def load_inventory(self) -> Any:
-        from upkeeper.hostpattern import InventoryError
-        from upkeeper.inventory import load_inventory, local_inventory
+        from upkeeper.inventory.loader import load_inventory, local_inventory
+        from upkeeper.inventory.patterns import InventoryError
         from upkeeper.yamlsource import SourceError
 
         if not self.sources:
@@ -63,8 +63,8 @@ class PlaybookDir:
             raise ValueError(f"inventory: {exc}") from None
 
     def __call__(self) -> LoadResult:
-        from upkeeper.playbook import load_playbook
-        from upkeeper.schedules import parse_schedules
+        from upkeeper.engine.playbook import load_playbook
+        from upkeeper.schedule.specs import parse_schedules
         from upkeeper.yamlsource import SourceError, load_yaml
 
         errors: dict[str, str] = {}
@@ -93,7 +93,7 @@ class PlaybookDir:
         return LoadResult(jobs=jobs, errors=errors)
 
     def run(self, job: JobDef, slot: Slot, stop: threading.Event) -> RunRecord:
-        from upkeeper.runner import run_playbook
+        from upkeeper.engine.runner import run_playbook
 
         assert self.history is not None
         return run_playbook(job.payload, self.inventory, self.plugins, self.history,
@@ -170,7 +170,7 @@ def _plugins(ctx: click.Context) -> Any:
 
 
 def _duration(value: str, what: str) -> float:
-    from upkeeper.schedules import ScheduleError, parse_duration
+    from upkeeper.schedule.specs import ScheduleError, parse_duration
 
     try:
         return parse_duration(value, what)
@@ -385,7 +385,7 @@ def _status_code(report: dict[str, Any]) -> int:
 def windows(ctx: click.Context, inventories: tuple[str, ...], limit: str | None, count: int,
             show_all: bool, fmt: str) -> None:
     """Each host's maintenance window state and next windows (in the host's timezone)."""
-    from upkeeper.maintenance import HostWindows
+    from upkeeper.engine.windows import HostWindows
 
     source = PlaybookDir(Path("."), inventories, lambda: _plugins(ctx))
     try:

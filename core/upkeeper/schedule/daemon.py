@@ -21,10 +21,8 @@ from typing import IO, Any
 
 import schedule
 
-from upkeeper.history import History
 from upkeeper.models import RunRecord
-from upkeeper.schedules import ScheduleSpec, jitter_offset, slots_between
-from upkeeper.slots import (
+from upkeeper.schedule.slots import (
     SCHEMA,
     JobDef,
     Loader,
@@ -36,6 +34,8 @@ from upkeeper.slots import (
     ensure_schema,
     utcnow,
 )
+from upkeeper.schedule.specs import ScheduleSpec, jitter_offset, slots_between
+from upkeeper.store.history import History
 
 __all__ = ["SCHEMA", "Daemon", "JobDef", "LoadResult", "Slot", "SlotJob", "ensure_schema"]
 

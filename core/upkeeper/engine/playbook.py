@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
-from upkeeper.templating import TemplateError, is_templated
+from upkeeper.engine.templating import TemplateError, is_templated
 from upkeeper.yamlsource import KeyPath, LocatedYAML, SourceError, load_yaml
 
 if TYPE_CHECKING:

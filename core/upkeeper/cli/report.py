@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from upkeeper.history import DB_NAME, History, HistoryError, default_state_dir
-from upkeeper.report import FORMATS, ReportError, render_report
+from upkeeper.after_run.report import FORMATS, ReportError, render_report
+from upkeeper.store.history import DB_NAME, History, HistoryError, default_state_dir
 
 
 def _plugin_template_dirs(ctx: click.Context) -> list[str]:

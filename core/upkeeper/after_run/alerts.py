@@ -15,15 +15,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from upkeeper.engine.templating import is_templated
 from upkeeper.models import Host, Result, Status
-from upkeeper.templating import is_templated
 
 if TYPE_CHECKING:
-    from upkeeper.history import History
-    from upkeeper.playbook import Playbook
+    from upkeeper.engine.playbook import Playbook
     from upkeeper.plugins import Registry
+    from upkeeper.store.history import History
 
-log = logging.getLogger("upkeeper.alerts")
+log = logging.getLogger("upkeeper.after_run.alerts")
 
 #: Keys of a channel entry that belong to the policy, not to the notifier's params.
 CHANNEL_KEYS = {"notifier", "name", "min_status", "recovery", "digest", "retries", "backoff"}
@@ -294,7 +294,7 @@ def in_maintenance(host: Host | None, now: datetime, mute_in_window: bool | None
     if not wanted:
         return False
     try:
-        from upkeeper.maintenance import muted
+        from upkeeper.engine.windows import muted
     except ImportError:
         log.warning("host %s has maintenance_windows but this upkeeper cannot read them; "
                     "alerts are not muted", host.name)

@@ -12,15 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from upkeeper.hostpattern import (
+from upkeeper.inventory.ini import parse_ini
+from upkeeper.inventory.patterns import (
     LOCALHOST,
     HostPatternError,
     InventoryError,
     PatternMatcher,
     split_host_and_port,
 )
-from upkeeper.inventory_ini import parse_ini
-from upkeeper.inventory_yaml import (
+from upkeeper.inventory.yamlfile import (
     YAML_EXTS,
     UnsafeText,
     VarsFiles,

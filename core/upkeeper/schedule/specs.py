@@ -16,10 +16,10 @@ from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from upkeeper.maintenance import DAY_NAMES, get_zone, resolve_local
+from upkeeper.engine.windows import DAY_NAMES, get_zone, resolve_local
 
 if TYPE_CHECKING:
-    from upkeeper.playbook import Playbook
+    from upkeeper.engine.playbook import Playbook
     from upkeeper.yamlsource import KeyPath
 
 UTC = timezone.utc

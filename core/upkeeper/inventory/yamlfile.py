@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from upkeeper.hostpattern import (
+from upkeeper.inventory.patterns import (
     INVALID_GROUP_NAME,
     InventoryError,
     expand_hostname_range,
@@ -20,7 +20,7 @@ from upkeeper.hostpattern import (
 )
 
 if TYPE_CHECKING:
-    from upkeeper.inventory import InventoryData
+    from upkeeper.inventory.loader import InventoryData
 
 KeyPath = tuple[str, ...]
 _SECTIONS = ("vars", "children", "hosts")

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import schedule
 
-from upkeeper.history import History
-from upkeeper.schedules import ScheduleSpec, jitter_offset, next_due
+from upkeeper.schedule.specs import ScheduleSpec, jitter_offset, next_due
+from upkeeper.store.history import History
 
 if TYPE_CHECKING:
     from upkeeper.models import RunRecord
@@ -118,7 +118,7 @@ class SlotJob(schedule.Job):
 
     The library's own arithmetic counts from "now" in naive local time (and wants pytz
     for zones); slots must instead be the same instants after a restart, so ``next_run``
-    is computed by :func:`upkeeper.schedules.next_due` and compared with ``clock()``.
+    is computed by :func:`upkeeper.schedule.specs.next_due` and compared with ``clock()``.
     """
 
     def __init__(self, sched: schedule.Scheduler, clock: Callable[[], datetime],
