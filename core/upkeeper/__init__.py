@@ -8,8 +8,8 @@ Plugin authors import only from here::
 from __future__ import annotations
 
 from upkeeper.checks import Action, Check, CheckContext, Params
-from upkeeper.hookspecs import hookimpl
-from upkeeper.models import CommandResult, Host, Result, Status
+from upkeeper.hookspecs import InventorySource, hookimpl
+from upkeeper.models import CommandResult, Host, ReportSection, Result, RunRecord, Status
 from upkeeper.notifier import Notification, Notifier
 from upkeeper.plugins import API_VERSION
 from upkeeper.transport.base import Transport, TransportError
@@ -23,10 +23,13 @@ __all__ = [
     "CheckContext",
     "CommandResult",
     "Host",
+    "InventorySource",
     "Notification",
     "Notifier",
     "Params",
+    "ReportSection",
     "Result",
+    "RunRecord",
     "Status",
     "Transport",
     "TransportError",

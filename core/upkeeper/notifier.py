@@ -2,30 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from pydantic import BaseModel
 
 from upkeeper.checks import NoParams
-from upkeeper.models import Result, RunRecord, Status
+from upkeeper.models import Notification
 
-
-@dataclass
-class Notification:
-    """One message about a run: what changed and needs someone.
-
-    ``results`` are the results worth telling about (new or changed problems, and
-    recoveries); ``run`` gives the whole picture for templates.
-    """
-
-    subject: str
-    text: str
-    run: RunRecord
-    results: list[Result] = field(default_factory=list)
-    status: Status = Status.OK
-    html: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+__all__ = ["Notification", "Notifier"]
 
 
 class Notifier:

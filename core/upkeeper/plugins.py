@@ -1,4 +1,4 @@
-"""Plugin loading and the registries of checks, transports, notifiers and templates.
+"""Plugin loading and the registries of what plugins provide (checks, transports ...).
 
 Plugins are found through the ``upkeeper`` entry-point group, loaded one at a time: a
 plugin that fails to import, targets another API major version, has a malformed hook,
@@ -18,9 +18,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pluggy
+from pydantic import BaseModel
 
 from upkeeper import hookspecs
 from upkeeper.checks import Check
+from upkeeper.hookspecs import InventorySource
+from upkeeper.models import ReportSection
+from upkeeper.notifier import Notifier
 from upkeeper.transport.base import Transport
 from upkeeper.transport.local import LocalTransport
 
@@ -45,12 +49,12 @@ class RegistryError(Exception):
 class UnknownNameError(LookupError):
     """A playbook names a check/transport/notifier nobody registered."""
 
-    def __init__(self, kind: str, name: str, known: Iterable[str]) -> None:
+    def __init__(self, kind: str, name: str, known: Iterable[str], note: str = "") -> None:
         self.kind, self.name, self.known = kind, name, sorted(known)
         close = difflib.get_close_matches(name, self.known, n=3, cutoff=0.6)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         known_text = ", ".join(self.known) or "none"
-        super().__init__(f"unknown {kind} '{name}'{hint}; known {kind}s: {known_text}")
+        super().__init__(f"unknown {kind} '{name}'{hint}; known {kind}s: {known_text}{note}")
 
 
 @dataclass
@@ -90,13 +94,16 @@ class Registry:
 
     checks: dict[str, type[Check[Any]]] = field(default_factory=dict)
     transports: dict[str, type[Transport]] = field(default_factory=dict)
-    notifiers: dict[str, type[Any]] = field(default_factory=dict)
-    inventory_sources: list[Any] = field(default_factory=list)
+    notifiers: dict[str, type[Notifier]] = field(default_factory=dict)
+    inventory_sources: list[InventorySource] = field(default_factory=list)
     template_dirs: list[str] = field(default_factory=list)
+    report_sections: list[ReportSection] = field(default_factory=list)
     origin: dict[tuple[str, str], str] = field(default_factory=dict)
     #: Plugins that failed to load: name -> first error. Checks they would have provided
     #: become UNKNOWN results instead of invalidating whole playbooks.
     failed_plugins: dict[str, str] = field(default_factory=dict)
+    #: Plugins blocked by ``-p no:NAME`` / UPKEEPER_DISABLE_PLUGINS (named in hints).
+    disabled_plugins: list[str] = field(default_factory=list)
 
     def missing_check_reason(self, name: str) -> str | None:
         """Why ``name`` may be missing because a plugin broke (None if no plugin did)."""
@@ -119,24 +126,41 @@ class Registry:
         table[name] = obj
         self.origin[(kind, name)] = plugin
 
-    def add_check(self, cls: Any, plugin: str) -> None:
-        if not (isinstance(cls, type) and issubclass(cls, Check)):
-            raise RegistryError(f"plugin '{plugin}' registered {cls!r}, which is not a Check")
-        from pydantic import BaseModel
+    @staticmethod
+    def _need(cls: Any, base: type[Any], kind: str, plugin: str, params: bool) -> None:
+        if not (isinstance(cls, type) and issubclass(cls, base)):
+            raise RegistryError(f"plugin '{plugin}' registered {cls!r}, which is not a {kind}")
+        model = getattr(cls, "Params", None)
+        if params and not (isinstance(model, type) and issubclass(model, BaseModel)):
+            raise RegistryError(f"{kind.lower()} '{getattr(cls, 'name', cls)}' from plugin "
+                                f"'{plugin}': Params must be a pydantic model")
 
-        if not (isinstance(cls.Params, type) and issubclass(cls.Params, BaseModel)):
-            raise RegistryError(
-                f"check '{cls.name}' from plugin '{plugin}': Params must be a pydantic model"
-            )
+    def add_check(self, cls: Any, plugin: str) -> None:
+        self._need(cls, Check, "Check", plugin, params=True)
         self._add("check", self.checks, cls.name, cls, plugin)
 
     def add_transport(self, cls: Any, plugin: str) -> None:
-        if not (isinstance(cls, type) and issubclass(cls, Transport)):
-            raise RegistryError(f"plugin '{plugin}' registered {cls!r}, which is not a Transport")
+        self._need(cls, Transport, "Transport", plugin, params=False)
         self._add("transport", self.transports, cls.name, cls, plugin)
 
     def add_notifier(self, cls: Any, plugin: str) -> None:
-        self._add("notifier", self.notifiers, getattr(cls, "name", ""), cls, plugin)
+        self._need(cls, Notifier, "Notifier", plugin, params=True)
+        self._add("notifier", self.notifiers, cls.name, cls, plugin)
+
+    def add_inventory_source(self, source: Any, plugin: str) -> None:
+        if not (isinstance(getattr(source, "name", None), str)
+                and all(callable(getattr(source, m, None)) for m in ("matches", "load"))):
+            raise RegistryError(f"plugin '{plugin}' registered {source!r}, which is not an "
+                                "inventory source (name, matches(source), load(source))")
+        self.inventory_sources.append(source)
+
+    def add_report_section(self, section: Any, plugin: str) -> None:
+        if not isinstance(section, ReportSection):
+            raise RegistryError(f"plugin '{plugin}' registered {section!r}, which is not a "
+                                "ReportSection")
+        self._add("report section", {s.key: s for s in self.report_sections}, section.key,
+                  section, plugin)  # refuses a key registered twice, naming both plugins
+        self.report_sections.append(section)
 
     def check(self, name: str) -> type[Check[Any]]:
         try:
@@ -150,11 +174,13 @@ class Registry:
         except KeyError:
             raise UnknownNameError("transport", name, self.transports) from None
 
-    def notifier(self, name: str) -> type[Any]:
+    def notifier(self, name: str) -> type[Notifier]:
         try:
             return self.notifiers[name]
         except KeyError:
-            raise UnknownNameError("notifier", name, self.notifiers) from None
+            off = ", ".join(sorted({*self.disabled_plugins, *self.failed_plugins}))
+            note = f"; plugins not loaded (disabled or broken): {off}" if off else ""
+            raise UnknownNameError("notifier", name, self.notifiers, note) from None
 
 
 class CorePlugin:
@@ -245,6 +271,7 @@ def get_plugin_manager(
         infos.append(info)
     registry = build_registry(pm, infos)
     registry.failed_plugins = {i.name: i.errors[0] for i in infos if i.errors and not i.loaded}
+    registry.disabled_plugins = [i.name for i in infos if i.disabled]
     return PluginSystem(pm, registry, infos)
 
 
@@ -365,8 +392,8 @@ def build_registry(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> Registr
     collect("upkeeper_register_checks", reg.add_check, "checks")
     collect("upkeeper_register_transports", reg.add_transport, "transports")
     collect("upkeeper_register_notifiers", reg.add_notifier, "notifiers")
-    collect("upkeeper_register_inventory_sources",
-            lambda obj, _p: reg.inventory_sources.append(obj), None)
+    collect("upkeeper_register_inventory_sources", reg.add_inventory_source, None)
     collect("upkeeper_register_template_dirs",
             lambda obj, _p: reg.template_dirs.append(str(obj)), None)
+    collect("upkeeper_register_report_sections", reg.add_report_section, None)
     return reg

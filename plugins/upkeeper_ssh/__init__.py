@@ -5,10 +5,13 @@ paramiko is imported only when a host uses SSH.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from upkeeper import Transport, hookimpl
 from upkeeper.transport.base import lazy_transport
+
+if TYPE_CHECKING:
+    import click
 
 __all__ = ["SSHTransport"]
 
@@ -27,3 +30,10 @@ def __getattr__(name: str) -> Any:
 @hookimpl
 def upkeeper_register_transports() -> list[type[Transport]]:
     return [_Lazy]
+
+
+@hookimpl
+def upkeeper_register_commands() -> list[click.Command]:
+    from upkeeper_ssh.cli import hostkeys  # paramiko: only when the command is used
+
+    return [hostkeys]

@@ -11,15 +11,9 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from upkeeper.after_run.alerts import (
-    decide,
-    group_alerts,
-    in_maintenance,
-    mark_told,
-    parse_duration,
-    parse_notify,
-    validate_notify,
-)
+from upkeeper.after_run.alerts import decide, group_alerts, in_maintenance, mark_told
+from upkeeper.after_run.notify_config import parse_duration, parse_notify
+from upkeeper.after_run.validate import validate_notify
 from upkeeper.engine.playbook import load_playbook
 from upkeeper.models import Host, Result, Status
 from upkeeper.plugins import get_plugin_manager

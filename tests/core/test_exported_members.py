@@ -6,8 +6,8 @@ import upkeeper
 
 EXPECTED = {
     "API_VERSION", "Action", "Check", "CheckContext", "CommandResult", "Host",
-    "Notification", "Notifier", "Params", "Result", "Status", "Transport", "TransportError",
-    "hookimpl",
+    "InventorySource", "Notification", "Notifier", "Params", "ReportSection", "Result",
+    "RunRecord", "Status", "Transport", "TransportError", "hookimpl",
 }
 
 

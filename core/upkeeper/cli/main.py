@@ -97,7 +97,8 @@ def _parse_disable(values: tuple[str, ...]) -> tuple[str, ...]:
 
 
 class LazyGroup(click.Group):
-    """Commands from other modules are imported only when invoked (fast start-up)."""
+    """Commands from other modules are imported only when invoked (fast start-up);
+    plugins' commands are looked up only for names that are not upkeeper's own."""
 
     lazy: dict[str, tuple[str, str]] = {
         "serve": ("upkeeper.cli.serve", "serve"),
@@ -105,15 +106,16 @@ class LazyGroup(click.Group):
         "windows": ("upkeeper.cli.serve", "windows"),
         "report": ("upkeeper.cli.report", "report"),
         "plugin": ("upkeeper.cli.plugin", "plugin"),
-        "hostkeys": ("upkeeper_ssh.cli", "hostkeys"),
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), *self.lazy})
+        return sorted({*super().list_commands(ctx), *self.lazy, *self._from_plugins(ctx)})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name in self.commands or cmd_name not in self.lazy:
+        if cmd_name in self.commands:
             return super().get_command(ctx, cmd_name)
+        if cmd_name not in self.lazy:
+            return self._from_plugins(ctx).get(cmd_name)
         module, attr = self.lazy[cmd_name]
         try:
             cmd = getattr(importlib.import_module(module), attr)
@@ -121,6 +123,24 @@ class LazyGroup(click.Group):
             log.warning("command %s is unavailable: %s", cmd_name, exc)
             return None
         return cmd if isinstance(cmd, click.Command) else None
+
+    def _from_plugins(self, ctx: click.Context) -> dict[str, click.Command]:
+        from upkeeper.cli.plugin_commands import plugin_commands
+
+        found = ctx.meta.get("upkeeper.plugin_commands")
+        if found is None:
+            found = plugin_commands(_app(ctx).plugins, {*self.commands, *self.lazy})
+            ctx.meta["upkeeper.plugin_commands"] = found
+        return dict(found)
+
+
+def _app(ctx: click.Context) -> AppState:
+    """The invocation's AppState; plugin commands are resolved before ``main`` runs, so
+    the first to need it builds it from the options parsed so far."""
+    if not isinstance(ctx.obj, AppState):
+        ctx.obj = AppState(ctx.params.get("state_dir"),
+                           _parse_disable(tuple(ctx.params.get("plugin_opts") or ())))
+    return ctx.obj
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -135,7 +155,8 @@ def main(ctx: click.Context, state_dir: str | None, plugin_opts: tuple[str, ...]
          verbose: int) -> None:
     """upkeeper: proactive maintenance checks and actions for fleets of hosts."""
     _setup_logging(verbose)
-    ctx.obj = AppState(state_dir, _parse_disable(plugin_opts))
+    if not isinstance(ctx.obj, AppState):  # a plugin command may have built it already
+        ctx.obj = AppState(state_dir, _parse_disable(plugin_opts))
 
 
 def load_inventory_sources(sources: tuple[str, ...], plugins: PluginSystem) -> Any:
@@ -178,12 +199,19 @@ def load_checked_playbook(path: str, plugins: PluginSystem) -> Playbook:
 
 def _validate_extras(pb: Playbook, plugins: PluginSystem) -> list[str]:
     """Problems in the ``schedule``, ``notify`` and ``report`` sections."""
-    from upkeeper.after_run.alerts import validate_notify
-    from upkeeper.after_run.report import validate_report
+    from upkeeper.after_run.validate import validate_notify, validate_report
     from upkeeper.schedule.specs import validate_schedule
 
-    return [*validate_schedule(pb), *validate_notify(pb, registry=plugins.registry),
+    return [*validate_schedule(pb), *validate_notify(pb, plugins.registry),
             *validate_report(pb)]
+
+
+def _preflight(pb: Playbook, hosts: list[Any], plugins: PluginSystem) -> list[str]:
+    """Undefined variables per host in check params, ``when:`` and notify settings."""
+    from upkeeper.after_run.validate import notify_preflight
+    from upkeeper.engine.runner import preflight
+
+    return [*preflight(pb, hosts), *notify_preflight(pb, hosts, plugins.registry)]
 
 
 @main.command()
@@ -201,7 +229,9 @@ def _validate_extras(pb: Playbook, plugins: PluginSystem) -> list[str]:
 def run(app: AppState, playbook: str, inventories: tuple[str, ...], limit: str | None,
         check_mode: bool, forks: int | None, force: bool, fmt: str) -> None:
     """Run PLAYBOOK; exit 0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN (worst result wins)."""
-    from upkeeper.engine.runner import preflight, run_playbook
+    from upkeeper.after_run.context import RunContext
+    from upkeeper.after_run.pipeline import after_run
+    from upkeeper.engine.runner import run_playbook
 
     plugins = app.plugins
     pb = load_checked_playbook(playbook, plugins)
@@ -212,7 +242,7 @@ def run(app: AppState, playbook: str, inventories: tuple[str, ...], limit: str |
     hosts = select_or_fail(inv, pb.hosts, limit)
     if not hosts:
         fail(f"no hosts match '{pb.hosts}'" + (f" limited to '{limit}'" if limit else ""))
-    problems = preflight(pb, hosts)
+    problems = _preflight(pb, hosts, plugins)
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         fail(problems[0] + more)
@@ -221,6 +251,7 @@ def run(app: AppState, playbook: str, inventories: tuple[str, ...], limit: str |
         record = run_playbook(pb, inv, plugins, history, limit=limit, check_mode=check_mode,
                               forks=forks, on_result=display.result, force=force)
     print_run(record, fmt)
+    after_run(record, RunContext.for_run(record, pb, history, plugins, inventory=inv))
     history.close()
     sys.exit(record.exit_code)
 
@@ -233,13 +264,11 @@ def run(app: AppState, playbook: str, inventories: tuple[str, ...], limit: str |
 def validate(app: AppState, playbook: str, inventories: tuple[str, ...],
              limit: str | None) -> None:
     """Check PLAYBOOK (and with -i, its variables on every host) without running it."""
-    from upkeeper.engine.runner import preflight
-
     pb = load_checked_playbook(playbook, app.plugins)
     problems = _validate_extras(pb, app.plugins)
     inv = load_inventory_sources(inventories, app.plugins)
     hosts = select_or_fail(inv, pb.hosts, limit)
-    problems += preflight(pb, hosts)
+    problems += _preflight(pb, hosts, app.plugins)
     if problems:
         for p in problems[1:]:
             click.echo(f"upkeeper: error: {p}", err=True)
@@ -345,10 +374,12 @@ def history(app: AppState, host: str | None, check_name: str | None, metric: str
     if fmt == "json":
         click.echo(to_json([r.to_dict() | {"time": r.started.isoformat()} for r in results]))
         return
+    from upkeeper.cli.output import cell
+
     table = _table("Time", "Status", "Host", "Check", "Summary")
     for r in results:
-        table.add_row(r.started.isoformat(timespec="seconds"), r.status.value, r.host,
-                      r.name, r.summary)
+        table.add_row(r.started.isoformat(timespec="seconds"), r.status.value, cell(r.host),
+                      cell(r.name), cell(r.summary))
     _show(table)
 
 

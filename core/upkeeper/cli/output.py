@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TextIO
 
+from upkeeper.after_run.text import clean_text
 from upkeeper.models import Result, RunRecord, Status
 
 if TYPE_CHECKING:
@@ -39,7 +40,18 @@ def to_json(data: Any, pretty: bool | None = None) -> str:
 
 
 def plain_line(r: Result) -> str:
-    return f"{r.status.value:<8} {r.host} {r.name}: {r.summary}"
+    """One result on one line, without escape sequences or control characters from the
+    host (a summary must not be able to rewrite the terminal)."""
+    host, name, summary = (clean_text(v, single_line=True) for v in (r.host, r.name, r.summary))
+    return f"{r.status.value:<8} {host} {name}: {summary}"
+
+
+def cell(value: object) -> str:
+    """Text from hosts or inventories for a rich table: cleaned, and its ``[...]`` kept
+    literal (rich markup could otherwise style text or plant a terminal hyperlink)."""
+    from rich.markup import escape
+
+    return escape(clean_text(value, single_line=True))
 
 
 class RunDisplay:
@@ -89,7 +101,7 @@ class RunDisplay:
         with self._lock:
             if self._progress is not None:
                 self._progress.update(self._task, advance=1,
-                                      last=f"{r.host}: {r.name} {r.status.value}")
+                                      last=cell(f"{r.host}: {r.name} {r.status.value}"))
             else:
                 self.stream.write(plain_line(r) + "\n")
                 self.stream.flush()
@@ -106,8 +118,8 @@ def results_table(results: Iterable[Result], title: str | None = None) -> Table:
     table.add_column("Summary")
     table.add_column("Time", justify="right", no_wrap=True)
     for r in results:
-        table.add_row(Text(r.status.value, style=STATUS_STYLE[r.status]), r.host, r.name,
-                      Text(r.summary), f"{r.duration:.1f}s")
+        table.add_row(Text(r.status.value, style=STATUS_STYLE[r.status]), cell(r.host),
+                      cell(r.name), cell(r.summary), f"{r.duration:.1f}s")
     return table
 
 

@@ -23,7 +23,7 @@ from upkeeper.engine.facts import LazyFacts
 from upkeeper.engine.playbook import CheckSpec, Playbook
 from upkeeper.engine.secrets import Redactor, secrets_in_model, secrets_in_vars
 from upkeeper.engine.templating import TemplateError, evaluate, render_host_vars, render_value
-from upkeeper.models import CommandError, Host, Result, RunRecord, Status, utcnow
+from upkeeper.models import CommandError, Host, Result, RunRecord, Status, Unreachable, utcnow
 from upkeeper.plugins import PluginSystem, UnknownNameError
 from upkeeper.store.history import History
 from upkeeper.transport.base import Transport, TransportError
@@ -167,6 +167,7 @@ class Runner:
         except UnknownNameError as exc:
             self.host_failed(host, pb.checks, Status.UNKNOWN, str(exc), redactor)
             return
+        host.transport_os_family = tcls.os_families[0] if tcls.os_families else None
         slot = _TransportSlot(tcls, host)
         host.facts = LazyFacts(lambda: slot.get().gather_facts(timeout=FACTS_TIMEOUT))
         deadline = time.monotonic() + pb.host_timeout
@@ -196,6 +197,11 @@ class Runner:
                 if fatal is not None:
                     self.host_failed(host, pb.checks[index + 1:], fatal.status,
                                      f"not run: {fatal}", redactor)
+                    if self.run is not None:  # alerts tell it once, not once per check
+                        self.run.unreachable[host.name] = Unreachable(
+                            redactor.text(str(fatal)), fatal.status,
+                            frozenset([*(r.name for r in results), *(s.label for s in
+                                                                    pb.checks[index + 1:])]))
                     return
         finally:
             with self._lock:
@@ -312,6 +318,7 @@ class Runner:
         run.meta["clients"] = {h.name: str(h.vars["client"]) for h in hosts
                                if h.vars.get("client") is not None}
         self.history.start_run(run)
+        self.plugins.call("upkeeper_run_started", run=run)
         done: dict[str, bool] = {}
         batches = self.pb.batches(list(hosts))
         try:
@@ -424,8 +431,6 @@ def run_playbook(playbook: Playbook, inventory: Any, plugins: PluginSystem, hist
                     check_mode=check_mode)
     run.meta = {"playbook_path": playbook.path, "hosts": playbook.hosts, "limit": limit,
                 "host_count": len(hosts), **(meta or {})}
-    run.context = {"history": history, "playbook": playbook, "inventory": inventory,
-                   "plugins": plugins}
     runner = Runner(playbook, plugins, history, check_mode=check_mode,
                     on_result=on_result, stop_event=stop_event, force=force)
     return runner.execute(hosts, forks or playbook.forks, run)

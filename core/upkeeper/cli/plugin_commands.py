@@ -1,0 +1,45 @@
+"""Commands plugins add to ``upkeeper`` through ``upkeeper_register_commands``.
+
+Collected only when a command that is not upkeeper's own is asked for (or ``--help``
+lists them), so ``upkeeper run`` never pays for a plugin's command-line imports.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+import click
+
+from upkeeper.plugins import PluginSystem
+
+log = logging.getLogger("upkeeper.cli")
+
+
+def plugin_commands(plugins: PluginSystem, reserved: Iterable[str]) -> dict[str, click.Command]:
+    """Name -> command for every valid registration; refusals are logged and recorded on
+    the plugin (``upkeeper plugins`` shows them): not a click command, no name, a name
+    upkeeper uses (``reserved``), or one an earlier plugin registered."""
+    taken = set(reserved)
+    infos = {p.name: p for p in plugins.plugins}
+    out: dict[str, click.Command] = {}
+    origin: dict[str, str] = {}
+    for pname, values in plugins.call("upkeeper_register_commands"):
+        for cmd in values or []:
+            problem = None
+            if not isinstance(cmd, click.Command) or not cmd.name:
+                problem = f"registered {cmd!r}, which is not a named click command"
+            elif cmd.name in taken:
+                problem = f"command '{cmd.name}' is one of upkeeper's own: not added"
+            elif cmd.name in out:
+                problem = (f"command '{cmd.name}' is registered twice: by plugin "
+                           f"'{origin[cmd.name]}' and by plugin '{pname}'")
+            if problem is not None:
+                log.warning("plugin %s: %s", pname, problem)
+                if pname in infos:
+                    infos[pname].add_error(problem)
+                continue
+            assert cmd.name is not None
+            out[cmd.name] = cmd
+            origin[cmd.name] = pname
+    return out
