@@ -104,8 +104,9 @@ def slack_body(n: Notification) -> dict[str, Any]:
         lines.append(f"{_EMOJI.get(a['status'], '')} *{label}* {_code(a['host'])} "
                      f"{chat_escape(a['name'])}: {chat_escape(a['summary'])}")
     blocks: list[dict[str, Any]] = [
-        # plain_text is never parsed for mentions or links: shown as it is
-        {"type": "header", "text": {"type": "plain_text", "text": n.subject[:150]}},
+        # Slack reads &, < and > as control characters in every text object
+        {"type": "header", "text": {"type": "plain_text",
+                                    "text": chat_escape(n.subject[:150])}},
     ]
     if lines:
         blocks.append({"type": "section",

@@ -24,7 +24,11 @@ def plugin_commands(plugins: PluginSystem, reserved: Iterable[str]) -> dict[str,
     infos = {p.name: p for p in plugins.plugins}
     out: dict[str, click.Command] = {}
     origin: dict[str, str] = {}
-    for pname, values in plugins.call("upkeeper_register_commands"):
+    order = {p.name: (p.source != "built-in", n) for n, p in enumerate(plugins.plugins)}
+    calls = plugins.call("upkeeper_register_commands")
+    # Built-ins first, then in registration order: the first to claim a name keeps it.
+    calls.sort(key=lambda pv: order.get(pv[0], (True, len(order))))
+    for pname, values in calls:
         for cmd in values or []:
             problem = None
             if not isinstance(cmd, click.Command) or not cmd.name:
