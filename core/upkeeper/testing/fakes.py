@@ -169,8 +169,9 @@ class FakeNotifier(Notifier):
     fail_with: ClassVar[Exception | None] = None
 
     def send(self, notification: Notification) -> None:
-        if type(self).fail_with is not None:
-            raise type(self).fail_with
+        failure = type(self).fail_with
+        if failure is not None:
+            raise failure
         type(self).sent.append(notification)
 
     @classmethod

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.plugins.winrm.wsman_server import Execution, WSManServer
+from upkeeper_winrm.testserver import Execution, WSManServer
 from upkeeper import Host
 from upkeeper.models import Status
 from upkeeper.testing import run_check

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import FakeWindows
-from .wsman_server import Reply, WSManServer
+from upkeeper_winrm.testserver import Reply, WSManServer
 
 PLAYBOOK = """\
 name: Windows health

@@ -11,7 +11,7 @@ from upkeeper import TransportError
 from upkeeper_winrm import WinRMTransport
 
 from .conftest import FakeWindows, TLSFiles
-from .wsman_server import WSManServer
+from upkeeper_winrm.testserver import WSManServer
 
 MakeTransport = Callable[..., WinRMTransport]
 

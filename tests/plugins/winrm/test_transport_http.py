@@ -16,7 +16,7 @@ from upkeeper_winrm import WinRMTransport
 from upkeeper_winrm.scripts import CMD_LINE_LIMIT
 
 from .conftest import FakeWindows
-from .wsman_server import Execution, Fault, Reply, WSManServer
+from upkeeper_winrm.testserver import Execution, Fault, Reply, WSManServer
 
 MakeTransport = Callable[..., WinRMTransport]
 
