@@ -19,7 +19,6 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from upkeeper import Host
 from upkeeper_winrm import WinRMTransport
-
 from upkeeper_winrm.testserver import Execution, Reply, WSManServer
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "winrm"

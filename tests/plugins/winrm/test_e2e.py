@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import FakeWindows
 from upkeeper_winrm.testserver import Reply, WSManServer
+
+from .conftest import FakeWindows
 
 PLAYBOOK = """\
 name: Windows health
