@@ -236,3 +236,29 @@ def test_after_run_saves_its_outcome_on_the_run(tmp_path: Path) -> None:
     state = Path(os.environ["UPKEEPER_STATE_DIR"])
     (meta,) = History(state / "history.sqlite3").query("SELECT meta FROM runs")
     assert json.loads(meta[0])["reports"] == [str(tmp_path / "r.html")]
+
+
+class Failing(Check[Params]):
+    name = "kit.failing"
+    platforms = ("*",)
+
+    def run(self, ctx: CheckContext[Params]) -> Result:
+        return Result(Status.CRIT, "\x1b[31mbroken\x1b[0m on purpose")
+
+
+class Kit:
+    @hookimpl
+    def upkeeper_register_checks(self) -> list[type[Check[Any]]]:
+        return [Failing]
+
+
+def test_the_testing_kit_alerts_like_upkeeper_run(upkeeper_notifier: Any) -> None:
+    from upkeeper.testing import run_playbook as kit_run
+
+    run = kit_run({"name": "kit", "checks": ["kit.failing"], "notify": [{"notifier": "fake"}]},
+                  plugins=[Kit(), upkeeper_notifier.plugin()])
+    assert run.status is Status.CRIT
+    (sent,) = upkeeper_notifier.sent
+    assert sent.subject == "CRIT: localhost kit.failing: broken on purpose"
+    assert "\x1b" not in sent.text and "broken on purpose" in (sent.html or "")
+    assert run.meta["notifications"][0]["ok"] is True

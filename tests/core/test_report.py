@@ -227,14 +227,15 @@ def test_pick_metrics_groups_devices() -> None:
 
 
 def test_core_knows_no_plugin_sections(history: History) -> None:
-    """Without plugins every result is under "Other checks", and no core module names a
+    """Without plugins every result is under "Other checks", and the report code names no
     plugin's checks or metrics."""
     run = seeded(history)
     page = Page(render_report(run, history, template="client", fmt="html", now=NOW))
     titles = {h.strip().split(" ")[0] for h in page.headings[1:]}
     assert "Other" in titles and not titles & {"Patch", "Backups", "Disks"}
     core = Path(__file__).resolve().parents[2] / "core" / "upkeeper"
-    for path in core.rglob("*.py"):
+    for path in [*(core / "after_run").rglob("*.py"), *(core / "after_run").rglob("*.j2"),
+                 core / "cli" / "report.py"]:
         text = path.read_text()
         for needle in ('"patching.', '"backup.', '"disk.', "pending_security",
                        "days_to_full", "restore_ok"):
