@@ -262,3 +262,30 @@ def test_the_testing_kit_alerts_like_upkeeper_run(upkeeper_notifier: Any) -> Non
     assert sent.subject == "CRIT: localhost kit.failing: broken on purpose"
     assert "\x1b" not in sent.text and "broken on purpose" in (sent.html or "")
     assert run.meta["notifications"][0]["ok"] is True
+
+
+def test_serve_runs_write_reports_and_alert(tmp_path: Path, upkeeper_notifier: Any) -> None:
+    """A scheduled run goes through the same after-run step as ``upkeeper run``."""
+    import threading
+    from datetime import datetime, timezone
+
+    from upkeeper.cli.serve import PlaybookDir
+    from upkeeper.schedule.slots import Slot
+
+    books = tmp_path / "books"
+    books.mkdir()
+    (books / "nightly.yml").write_text(
+        "name: nightly\nschedule: {every: day, at: '02:00'}\nchecks: [kit.failing]\n"
+        "notify: [{notifier: fake}]\n"
+        f"report: {{template: summary, format: md, path: '{tmp_path}/r/{{playbook}}.md'}}\n")
+    plugins = get_plugin_manager(load_entrypoints=False, extra_plugins=[
+        ("kit", Kit()), ("fake", upkeeper_notifier.plugin())])
+    history = History(tmp_path / "h.sqlite3")
+    source = PlaybookDir(books, (), lambda: plugins, history)
+    job = source().jobs["nightly.yml"]
+    now = datetime.now(timezone.utc)
+    record = source.run(job, Slot("nightly.yml", 0, now, now, run_id="r1"), threading.Event())
+    assert record.status is Status.CRIT
+    assert (tmp_path / "r" / "nightly.md").read_text().startswith("# nightly\n")
+    assert [n.subject for n in upkeeper_notifier.sent] == [
+        "CRIT: localhost kit.failing: broken on purpose"]
