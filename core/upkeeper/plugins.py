@@ -8,11 +8,14 @@ or whose register hook raises is recorded on its :class:`PluginInfo` and skipped
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib.metadata as md
 import logging
 import os
 import sys
-from collections.abc import Iterable, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -162,6 +165,18 @@ class PluginSystem:
         """Call ``hook`` on every plugin, isolating failures (logged, never raised)."""
         return call_each(self.pm, hook, self._info_by_name(), **kwargs)
 
+    def call_bounded(self, hook: str, limit: float, problems: list[str],
+                     skip: set[str] | None = None, **kwargs: Any) -> list[Any]:
+        """:meth:`call` with each implementation given at most ``limit`` seconds.
+
+        One that does not return in time is abandoned (left running in a daemon thread);
+        its plugin name is added to ``skip``. Every failure, ``BaseException`` included,
+        is appended to ``problems`` as ``plugin NAME: ...``. Plugins in ``skip`` are not
+        called.
+        """
+        return call_each(self.pm, hook, self._info_by_name(), hook_limit=limit,
+                         problems=problems, skip=skip, **kwargs)
+
     def _info_by_name(self) -> dict[str, PluginInfo]:
         return {p.name: p for p in self.plugins}
 
@@ -258,31 +273,98 @@ def _register(pm: pluggy.PluginManager, info: PluginInfo, obj: object) -> None:
     info.loaded = True
 
 
-def call_each(pm: pluggy.PluginManager, hook: str, infos: dict[str, PluginInfo],
-              **kwargs: Any) -> list[Any]:
+def call_each(pm: pluggy.PluginManager, hook: str, infos: dict[str, PluginInfo], *,
+              hook_limit: float | None = None, problems: list[str] | None = None,
+              skip: set[str] | None = None, **kwargs: Any) -> list[Any]:
     """Call each implementation of ``hook`` on its own so one failure cannot stop the rest.
 
-    Returns ``(plugin name, value)`` pairs for the implementations that succeeded.
+    Returns ``(plugin name, value)`` pairs for the implementations that succeeded. With
+    ``hook_limit``, see :meth:`PluginSystem.call_bounded`.
     """
     out: list[Any] = []
     caller = getattr(pm.hook, hook)
     trace = bool(os.environ.get(TRACE_ENV))
     for impl in caller.get_hookimpls():
         pname = pm.get_name(impl.plugin) or repr(impl.plugin)
+        if skip is not None and pname in skip:
+            continue
         args = {k: kwargs[k] for k in impl.argnames if k in kwargs}
         if trace:
             shown = ", ".join(f"{k}={type(v).__name__}" for k, v in args.items())
             sys.stderr.write(f"[plugins] {pname}: {hook}({shown})\n")
-        try:
-            value = impl.function(**args)
-        except Exception as exc:  # hooks are third-party code; report and go on
-            msg = f"hook {hook} raised {type(exc).__name__}: {exc}"
+        msg = None
+        if hook_limit is None:
+            try:
+                value = impl.function(**args)
+            except Exception as exc:  # hooks are third-party code; report and go on
+                msg = f"hook {hook} raised {type(exc).__name__}: {exc}"
+        else:
+            done = run_bounded(functools.partial(impl.function, **args), hook_limit,
+                               name=f"upkeeper-hook-{pname}")
+            value = done.value
+            if not done.finished:
+                msg = f"hook {hook} did not return within {hook_limit:g}s: abandoned"
+                if skip is not None:
+                    skip.add(pname)
+            elif done.error is not None:
+                msg = f"hook {hook} raised {type(done.error).__name__}: {done.error}"
+        if msg is not None:
             log.error("plugin %s: %s", pname, msg)
             if pname in infos:
                 infos[pname].errors.append(msg)
+            if problems is not None:
+                problems.append(f"plugin {pname}: {msg}")
             continue
         out.append((pname, value))
     return out
+
+
+@dataclass
+class Outcome:
+    """How a call of plugin code in its own thread ended."""
+
+    finished: bool
+    value: Any = None
+    error: BaseException | None = None
+    thread: threading.Thread | None = None
+    #: The caller's stop event was set before the call finished.
+    stopped: bool = False
+
+
+def run_bounded(fn: Callable[[], Any], limit: float | None, *, name: str,
+                stop: threading.Event | None = None) -> Outcome:
+    """Run plugin code in a daemon thread and wait at most ``limit`` seconds (and no
+    longer than until ``stop`` is set). Any ``BaseException`` it raises, ``SystemExit``
+    and ``KeyboardInterrupt`` included, is handed back in the outcome: plugin code can
+    neither kill the calling thread nor hold it past the limit. A call that has not
+    finished is left running (``outcome.thread``) and must be treated as abandoned.
+    """
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def target() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # handed back to the caller, not swallowed
+            box["error"] = exc
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=target, daemon=True, name=name)
+    thread.start()
+    deadline = None if limit is None else time.monotonic() + limit
+    while True:
+        wait = _STOP_POLL if deadline is None else min(_STOP_POLL, deadline - time.monotonic())
+        if done.wait(max(0.0, wait)):
+            return Outcome(True, box.get("value"), box.get("error"), thread)
+        if stop is not None and stop.is_set():
+            return Outcome(False, thread=thread, stopped=True)
+        if deadline is not None and time.monotonic() >= deadline:
+            return Outcome(False, thread=thread)
+
+
+#: How often a bounded call looks at its stop event.
+_STOP_POLL = 0.1
 
 
 def build_registry(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> Registry:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -64,10 +65,8 @@ def test_background_child_holding_stdout_does_not_stall_or_lose_output(tmp_path:
         assert os.path.exists(f"/proc/{pid}")
         assert elapsed < 8, f"took {elapsed:.1f}s"
     finally:
-        try:
+        with contextlib.suppress(OSError, ValueError):
             os.kill(int(pidfile.read_text()), 9)
-        except (OSError, ValueError):
-            pass
 
 
 def test_command_closing_its_output_still_honours_the_timeout() -> None:
