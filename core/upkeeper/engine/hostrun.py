@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 
+from upkeeper.bounded import run_bounded
 from upkeeper.checks import Check, CheckContext, as_results
 from upkeeper.engine.facts import LazyFacts
 from upkeeper.engine.guard import HUNG
@@ -20,7 +21,7 @@ from upkeeper.engine.preflight import template_context, unwindowed_reason
 from upkeeper.engine.secrets import Redactor, secrets_in_model, secrets_in_vars
 from upkeeper.engine.templating import TemplateError, evaluate, render_host_vars, render_value
 from upkeeper.models import CommandError, Host, Result, Status, utcnow
-from upkeeper.plugins import PluginSystem, UnknownNameError, run_bounded
+from upkeeper.plugins import PluginSystem, UnknownNameError
 from upkeeper.store.history import History
 from upkeeper.transport.base import Transport, TransportError
 
