@@ -30,10 +30,11 @@ from upkeeper.after_run.notify_config import ChannelConfig, NotifyConfig
 from upkeeper.after_run.report import NO_CLIENT, clients_for_run
 from upkeeper.after_run.targets import Target, build_target, host_context
 from upkeeper.after_run.text import clean_text
-from upkeeper.engine.templating import TemplateError
-from upkeeper.models import Notification, RunRecord
+from upkeeper.engine.secrets import secrets_in_vars
+from upkeeper.engine.templating import TemplateError, render_host_vars
+from upkeeper.models import Host, Notification, RunRecord
 from upkeeper.notifier import Notifier
-from upkeeper.plugins import UnknownNameError
+from upkeeper.registry import UnknownNameError
 
 log = logging.getLogger("upkeeper.after_run.delivery")
 
@@ -94,8 +95,8 @@ class _Channel:
     def target(self, host: str) -> Target | str:
         """The host's destination, or why there is none (a masked one-line error)."""
         if host not in self._by_host:
-            context = host_context(self.ctx.playbook.vars, self.run.hosts.get(host))
             try:
+                context = host_context(self.ctx.playbook.vars, self._rendered(host))
                 made = build_target(self.chan, self.cls, context)
                 self._by_host[host] = self._by_key.setdefault(made.key, made)
             except (TemplateError, ValidationError, ValueError) as exc:
@@ -103,6 +104,16 @@ class _Channel:
                 self._by_host[host] = self.ctx.redactor.text(clean_text(reason,
                                                                          single_line=True))
         return self._by_host[host]
+
+    def _rendered(self, name: str) -> Host | None:
+        """The host with its vars rendered (``notify_email: "{{ client_email }}"``); its
+        secret vars join the run's redactor."""
+        host = self.run.hosts.get(name)
+        if host is None:
+            return None
+        hostvars = render_host_vars(host.vars, self.ctx.playbook.vars)
+        self.ctx.redactor.add(secrets_in_vars(hostvars))
+        return Host(host.name, hostvars, list(host.groups), host.facts)
 
 
 def notify(run: RunRecord, cfg: NotifyConfig, ctx: RunContext) -> list[Delivery]:

@@ -43,9 +43,7 @@ def host_context(playbook_vars: Mapping[str, Any], host: Host | None) -> dict[st
     (looking must never open a connection after the run)."""
     if host is None:
         return {**playbook_vars, "facts": UnknownFacts()}
-    facts: Mapping[str, Any] = UnknownFacts()
-    if getattr(host.facts, "loaded", True):
-        facts = dict(host.facts)
+    facts = UnknownFacts(host.facts if getattr(host.facts, "loaded", True) else {})
     return {**playbook_vars, **host.vars, "facts": facts, "ansible_facts": facts,
             "inventory_hostname": host.name,
             "group_names": [g for g in host.groups if g not in ("all", "ungrouped")]}

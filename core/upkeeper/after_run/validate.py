@@ -19,14 +19,14 @@ from upkeeper.models import Host, RunRecord
 
 if TYPE_CHECKING:
     from upkeeper.engine.playbook import Playbook
-    from upkeeper.plugins import Registry
+    from upkeeper.registry import Registry
 
 
 def validate_notify(pb: Playbook, registry: Registry) -> list[str]:
     """Problems in ``pb.notify`` (empty when valid): each channel's notifier must be
     registered (a disabled or broken plugin is named) and its literal params must fit
     the notifier's model."""
-    from upkeeper.plugins import UnknownNameError
+    from upkeeper.registry import UnknownNameError
 
     raw = pb.notify
     if raw is None:

@@ -209,7 +209,7 @@ def _validate_extras(pb: Playbook, plugins: PluginSystem) -> list[str]:
 def _preflight(pb: Playbook, hosts: list[Any], plugins: PluginSystem) -> list[str]:
     """Undefined variables per host in check params, ``when:`` and notify settings."""
     from upkeeper.after_run.validate import notify_preflight
-    from upkeeper.engine.runner import preflight
+    from upkeeper.engine.preflight import preflight
 
     return [*preflight(pb, hosts), *notify_preflight(pb, hosts, plugins.registry)]
 
@@ -224,13 +224,16 @@ def _preflight(pb: Playbook, hosts: list[Any], plugins: PluginSystem) -> list[st
 @click.option("-f", "--forks", type=click.IntRange(1, 1000), help="Hosts in parallel.")
 @click.option("--force", is_flag=True,
               help="Run actions outside maintenance windows (logged and noted in results).")
+@click.option("--now", is_flag=True,
+              help="Let actions change hosts that have no maintenance_windows, now.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @click.pass_obj
 def run(app: AppState, playbook: str, inventories: tuple[str, ...], limit: str | None,
-        check_mode: bool, forks: int | None, force: bool, fmt: str) -> None:
+        check_mode: bool, forks: int | None, force: bool, now: bool, fmt: str) -> None:
     """Run PLAYBOOK; exit 0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN (worst result wins)."""
     from upkeeper.after_run.context import RunContext
     from upkeeper.after_run.pipeline import after_run
+    from upkeeper.engine.preflight import action_plan
     from upkeeper.engine.runner import run_playbook
 
     plugins = app.plugins
@@ -246,10 +249,18 @@ def run(app: AppState, playbook: str, inventories: tuple[str, ...], limit: str |
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         fail(problems[0] + more)
+    plan = action_plan(pb, hosts, plugins.registry, check_mode=check_mode, allow_anytime=now)
+    if plan and sys.stdin.isatty() and sys.stdout.isatty():
+        click.echo("These actions would change hosts that have no maintenance_windows:", err=True)
+        for host, action in plan:
+            click.echo(f"  {host}: {action}", err=True)
+        fail("nothing was run; try --check first, then run again with --now (or set "
+             "allow_anytime: true in the playbook, or give the hosts maintenance_windows)")
     history = app.history()
     with RunDisplay(len(hosts), len(pb.checks), quiet=fmt == "json") as display:
         record = run_playbook(pb, inv, plugins, history, limit=limit, check_mode=check_mode,
-                              forks=forks, on_result=display.result, force=force)
+                              forks=forks, on_result=display.result, force=force,
+                              allow_anytime=now)
     print_run(record, fmt)
     after_run(record, RunContext.for_run(record, pb, history, plugins, inventory=inv))
     history.close()

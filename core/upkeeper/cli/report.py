@@ -11,7 +11,7 @@ from upkeeper.after_run.report import FORMATS, ReportError, render_report
 from upkeeper.store.history import DB_NAME, History, HistoryError, default_state_dir
 
 if TYPE_CHECKING:
-    from upkeeper.plugins import Registry
+    from upkeeper.registry import Registry
 
 
 def _registry(ctx: click.Context) -> Registry:

@@ -58,6 +58,9 @@ class Playbook(BaseModel):
     max_fail_percentage: float | None = Field(
         None, ge=0, le=100, description="Stop after a batch in which more than this percent "
                                         "of hosts had a CRIT or UNKNOWN result")
+    allow_anytime: bool = Field(
+        False, description="Let actions change hosts that have no maintenance_windows "
+                           "(otherwise they are SKIPPED unless the run is given --now)")
     schedule: Any = Field(None, description="When `upkeeper serve` runs it (see scheduling docs)")
     notify: Any = Field(None, description="Notifiers to alert (see notifications docs)")
     report: Any = Field(None, description="Report written after each run (see reports docs)")
@@ -85,13 +88,18 @@ class Playbook(BaseModel):
         return v
 
     def batches(self, hosts: list[Any]) -> list[list[Any]]:
-        """Hosts split by ``serial`` (one batch when unset)."""
+        """Hosts split by ``serial`` (one batch when unset).
+
+        A percentage is truncated as Ansible's ``pct_to_int`` does (10 hosts at 25% ->
+        batches of 2), and is never below one host.
+        """
         if self.serial is None or not hosts:
             return [hosts]
         if isinstance(self.serial, int):
             size = self.serial
         else:
-            size = max(1, -(-len(hosts) * int(self.serial.strip()[:-1]) // 100))
+            # Ansible's float arithmetic, quirk kept on purpose: 29% of 100 is 28.
+            size = int((int(self.serial.strip()[:-1]) / 100.0) * len(hosts)) or 1
         return [hosts[i:i + size] for i in range(0, len(hosts), size)]
 
     @property

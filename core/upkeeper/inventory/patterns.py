@@ -227,7 +227,7 @@ class PatternMatcher:
         if not found or subscript is None:
             return found
         start, end = subscript
-        if end is None:
+        if not end:  # Ansible tests the end's truth: web[1:0] is web[1], as is web[1]
             try:
                 return [found[start]]
             except IndexError:
