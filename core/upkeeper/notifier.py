@@ -16,7 +16,9 @@ class Notifier:
     """Sends notifications (email, webhook, PSA ticket ...).
 
     Subclasses set ``name`` (used in a playbook's ``notify:`` entries) and ``Params``,
-    and implement ``send``; raising from ``send`` is logged and recorded, never fatal.
+    and implement ``send``; raising from ``send`` is logged and recorded, never fatal, and
+    retried with backoff unless the exception has ``retryable = False``. Deciding what to
+    send, to whom and when is core's work (``upkeeper.after_run``).
     """
 
     name: ClassVar[str] = ""

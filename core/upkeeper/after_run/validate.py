@@ -59,6 +59,14 @@ def validate_notify(pb: Playbook, registry: Registry) -> list[str]:
     return problems
 
 
+def preflight(pb: Playbook, hosts: Sequence[Host], registry: Registry) -> list[str]:
+    """Everything found per host before a run: undefined variables in check params and
+    ``when:`` (the engine's preflight), and notify settings that do not render or fit."""
+    from upkeeper.engine.preflight import preflight as check_preflight
+
+    return [*check_preflight(pb, hosts), *notify_preflight(pb, hosts, registry)]
+
+
 def notify_preflight(pb: Playbook, hosts: Sequence[Host], registry: Registry) -> list[str]:
     """Each channel's params rendered for every host and checked against the notifier.
 

@@ -11,7 +11,7 @@ from typing import Any, NoReturn
 import click
 
 from upkeeper import __version__
-from upkeeper.cli.output import RunDisplay, print_run, to_json
+from upkeeper.cli.output import RunDisplay, cell, print_run, to_json
 from upkeeper.engine.playbook import Playbook, load_playbook
 from upkeeper.plugins import PluginSystem, get_plugin_manager
 from upkeeper.store.history import STATE_DIR_ENV, History, HistoryError, default_state_dir
@@ -125,13 +125,9 @@ class LazyGroup(click.Group):
         return cmd if isinstance(cmd, click.Command) else None
 
     def _from_plugins(self, ctx: click.Context) -> dict[str, click.Command]:
-        from upkeeper.cli.plugin_commands import plugin_commands
+        from upkeeper.cli.plugin_commands import cached_commands
 
-        found = ctx.meta.get("upkeeper.plugin_commands")
-        if found is None:
-            found = plugin_commands(_app(ctx).plugins, {*self.commands, *self.lazy})
-            ctx.meta["upkeeper.plugin_commands"] = found
-        return dict(found)
+        return cached_commands(ctx, {*self.commands, *self.lazy}, lambda: _app(ctx).plugins)
 
 
 def _app(ctx: click.Context) -> AppState:
@@ -206,14 +202,6 @@ def _validate_extras(pb: Playbook, plugins: PluginSystem) -> list[str]:
             *validate_report(pb)]
 
 
-def _preflight(pb: Playbook, hosts: list[Any], plugins: PluginSystem) -> list[str]:
-    """Undefined variables per host in check params, ``when:`` and notify settings."""
-    from upkeeper.after_run.validate import notify_preflight
-    from upkeeper.engine.preflight import preflight
-
-    return [*preflight(pb, hosts), *notify_preflight(pb, hosts, plugins.registry)]
-
-
 @main.command()
 @click.argument("playbook", type=click.Path(dir_okay=False))
 @click.option("-i", "--inventory", "inventories", multiple=True, metavar="INV",
@@ -233,6 +221,7 @@ def run(app: AppState, playbook: str, inventories: tuple[str, ...], limit: str |
     """Run PLAYBOOK; exit 0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN (worst result wins)."""
     from upkeeper.after_run.context import RunContext
     from upkeeper.after_run.pipeline import after_run
+    from upkeeper.after_run.validate import preflight
     from upkeeper.engine.preflight import action_plan
     from upkeeper.engine.runner import run_playbook
 
@@ -245,7 +234,7 @@ def run(app: AppState, playbook: str, inventories: tuple[str, ...], limit: str |
     hosts = select_or_fail(inv, pb.hosts, limit)
     if not hosts:
         fail(f"no hosts match '{pb.hosts}'" + (f" limited to '{limit}'" if limit else ""))
-    problems = _preflight(pb, hosts, plugins)
+    problems = preflight(pb, hosts, plugins.registry)
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         fail(problems[0] + more)
@@ -275,11 +264,13 @@ def run(app: AppState, playbook: str, inventories: tuple[str, ...], limit: str |
 def validate(app: AppState, playbook: str, inventories: tuple[str, ...],
              limit: str | None) -> None:
     """Check PLAYBOOK (and with -i, its variables on every host) without running it."""
+    from upkeeper.after_run.validate import preflight
+
     pb = load_checked_playbook(playbook, app.plugins)
     problems = _validate_extras(pb, app.plugins)
     inv = load_inventory_sources(inventories, app.plugins)
     hosts = select_or_fail(inv, pb.hosts, limit)
-    problems += _preflight(pb, hosts, app.plugins)
+    problems += preflight(pb, hosts, app.plugins.registry)
     if problems:
         for p in problems[1:]:
             click.echo(f"upkeeper: error: {p}", err=True)
@@ -385,8 +376,6 @@ def history(app: AppState, host: str | None, check_name: str | None, metric: str
     if fmt == "json":
         click.echo(to_json([r.to_dict() | {"time": r.started.isoformat()} for r in results]))
         return
-    from upkeeper.cli.output import cell
-
     table = _table("Time", "Status", "Host", "Check", "Summary")
     for r in results:
         table.add_row(r.started.isoformat(timespec="seconds"), r.status.value, cell(r.host),

@@ -7,7 +7,7 @@ lists them), so ``upkeeper run`` never pays for a plugin's command-line imports.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import click
 
@@ -47,3 +47,12 @@ def plugin_commands(plugins: PluginSystem, reserved: Iterable[str]) -> dict[str,
             out[cmd.name] = cmd
             origin[cmd.name] = pname
     return out
+
+
+def cached_commands(ctx: click.Context, reserved: Iterable[str],
+                    plugins: Callable[[], PluginSystem]) -> dict[str, click.Command]:
+    """:func:`plugin_commands`, collected once per invocation (kept in ``ctx.meta``)."""
+    found = ctx.meta.get("upkeeper.plugin_commands")
+    if found is None:
+        found = ctx.meta["upkeeper.plugin_commands"] = plugin_commands(plugins(), reserved)
+    return dict(found)
