@@ -167,11 +167,11 @@ def _send_channel(run: RunRecord, ctx: RunContext, channel: _Channel, loud: list
     for alert in loud:
         target = channel.target(alert.result.host)
         if isinstance(target, str):
-            broken.setdefault(target, []).append(alert)  # stays untold: tried next run
+            broken.setdefault(alert.result.host, []).append(alert)  # untold: tried next run
         else:
             routed.setdefault(target.key, (target, []))[1].append(alert)
-    out = [_failed(cid, name, f"channel {cid}: {reason}", _labels(alerts))
-           for reason, alerts in broken.items()]
+    out = [_failed(cid, name, f"channel {cid}: {channel.target(host)}", _labels(alerts),
+                   f"(host {host})") for host, alerts in broken.items()]
     for target, alerts in routed.values():
         for group in group_alerts(alerts, digest):
             whole_client = digest or all(a.unreachable for a in group)

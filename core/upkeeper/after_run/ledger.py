@@ -62,12 +62,19 @@ def record(history: History, run_id: str, deliveries: Sequence[Delivery],
 
 def failing_channels(history: History) -> list[dict[str, Any]]:
     """Channels (per destination) whose last delivery failed, oldest failure first, with
-    when they started failing and how many deliveries failed since."""
+    when they started failing and how many deliveries failed since.
+
+    A destination is no longer failing once a later run of the same channel delivered
+    without needing it: its undelivered alerts would have been retried then, so none are
+    left (the host's address changed, or the problem went away untold).
+    """
     ensure_schema(history)
     rows = history.query(
         "SELECT d.* FROM notify_deliveries d JOIN (SELECT MAX(id) AS id FROM"
         " notify_deliveries GROUP BY channel, target) last ON d.id = last.id"
-        " WHERE d.ok = 0 ORDER BY d.ts")
+        " WHERE d.ok = 0 AND NOT EXISTS (SELECT 1 FROM notify_deliveries later WHERE"
+        " later.channel = d.channel AND later.id > d.id AND later.ok = 1"
+        " AND later.run_id IS NOT d.run_id) ORDER BY d.ts")
     out: list[dict[str, Any]] = []
     for r in rows:
         since = history.query(
