@@ -289,3 +289,23 @@ def test_serve_runs_write_reports_and_alert(tmp_path: Path, upkeeper_notifier: A
     assert (tmp_path / "r" / "nightly.md").read_text().startswith("# nightly\n")
     assert [n.subject for n in upkeeper_notifier.sent] == [
         "CRIT: localhost kit.failing: broken on purpose"]
+
+
+def test_an_unreachable_host_is_recorded_once_even_via_facts(tmp_path: Path) -> None:
+    """Facts for a ``when:`` that cannot be gathered end the host like any transport
+    failure: every check UNKNOWN, and the run knows the host was unreachable."""
+    from .helpers import TestPlugin
+
+    plugins = get_plugin_manager(load_entrypoints=False, extra_plugins=[("t", TestPlugin())])
+    book = tmp_path / "pb.yml"
+    book.write_text("name: down\nchecks:\n  - {check: test.echo, name: first,"
+                    " when: \"facts.os_family == 'linux'\"}\n"
+                    "  - {check: test.echo, name: second}\n  - {check: test.echo, name: third}\n")
+    pb = load_playbook(book, plugins.registry)
+    host = Host("gone", {"ansible_connection": "down", "ansible_host": "192.0.2.7"})
+    run = run_playbook(pb, ListInventory([host]), plugins, History(":memory:"))
+    assert [(r.name, r.status) for r in run.results] == [
+        ("first", Status.UNKNOWN), ("second", Status.UNKNOWN), ("third", Status.UNKNOWN)]
+    lost = run.unreachable["gone"]
+    assert lost.checks == {"first", "second", "third"}
+    assert "connection refused" in lost.reason and lost.status is Status.UNKNOWN

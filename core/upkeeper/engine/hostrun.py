@@ -146,7 +146,10 @@ def run_check(state: RunState, index: int, spec: CheckSpec, host: Host, slot: Tr
         reason = state.plugins.registry.missing_check_reason(spec.check)
         return [Result(Status.UNKNOWN, reason or str(exc))], None
     timeout = min(spec.timeout or state.pb.timeout or cls.timeout, remaining)
-    prep = prepare(state, index, spec, cls, host, redactor)
+    try:
+        prep = prepare(state, index, spec, cls, host, redactor)
+    except TransportError as exc:  # facts for `when:` could not be gathered: host is lost
+        return [Result(exc.status, str(exc))], exc
     if isinstance(prep, Result):
         return [prep], None
     params, note = prep
@@ -197,8 +200,6 @@ def prepare(state: RunState, index: int, spec: CheckSpec, cls: type[Check[Any]],
     except TemplateError as exc:
         line = pb.line_of(("checks", index))
         return Result(Status.UNKNOWN, f"{pb.path}:{line}: {exc} for host {host.name}")
-    except TransportError as exc:
-        return Result(exc.status, str(exc))
     try:
         params = cls.Params.model_validate(rendered)
     except ValidationError as exc:
