@@ -151,7 +151,7 @@ def test_paramiko_tracebacks_stay_off_stderr(tmp_path: Path) -> None:
     assert "Traceback" in bare.stderr  # what an unrouted paramiko does
     ours = subprocess.run([sys.executable, str(script), "upkeeper"], capture_output=True,
                           text=True, timeout=30)
-    assert ours.stdout.startswith("failed: cannot connect to fake")
+    assert ours.stdout.startswith("failed: unreachable: cannot connect to fake")
     assert "SSH handshake failed" in ours.stdout
     assert ours.stderr == ""
 
