@@ -100,6 +100,23 @@ class SSHTransport(Transport):
             except TransportError as exc:
                 self._failed = exc
                 raise
+            except Exception as exc:  # a paramiko or agent surprise is still data
+                log.debug("%s: connecting failed", self.host.name, exc_info=True)
+                self._failed = TransportError(
+                    f"SSH connection to {self.host.name} failed: {self._reason(exc)}",
+                    host=self.host.name)
+                raise self._failed from None
+
+    def _reason(self, exc: BaseException) -> str:
+        """One printable line from an exception (its text may come from the server),
+        with the host's secrets masked."""
+        text = str(exc) or type(exc).__name__
+        s = self._settings
+        for secret in (s.password, s.key_passphrase, s.become_password) if s else ():
+            if secret:
+                text = text.replace(secret, "********")
+        text = "".join(c if c.isprintable() else "?" for c in " ".join(text.split()))
+        return text if len(text) <= 300 else text[:297] + "..."
 
     def _connect_chain(self) -> None:
         s = self.settings
@@ -195,7 +212,8 @@ class SSHTransport(Transport):
         try:
             ssh.start_client(timeout=s.connect_timeout)
         except IncompatiblePeer as exc:
-            raise TransportError(f"unreachable: SSH handshake with {where} failed: {exc}",
+            raise TransportError(f"unreachable: SSH handshake with {where} failed: "
+                                 f"{self._reason(exc)}",
                                  host=self.host.name) from None
         except (paramiko.SSHException, EOFError, OSError) as exc:
             if not ssh.remote_version and isinstance(exc.__context__, TimeoutError):
@@ -203,7 +221,7 @@ class SSHTransport(Transport):
             # Before authentication nothing is lost by trying again, and a throttled
             # or overloaded sshd (MaxStartups, a full accept queue) fails in many
             # ways: reset, EOF, a truncated packet.
-            raise _Transient(f"SSH handshake failed: {exc or type(exc).__name__}") from None
+            raise _Transient(f"SSH handshake failed: {self._reason(exc)}") from None
         if not (ssh.is_active() and ssh.initial_kex_done):
             # paramiko's start_client returns quietly when its own timeout expires first.
             if not ssh.remote_version:
@@ -220,12 +238,13 @@ class SSHTransport(Transport):
                     timeout=s.connect_timeout)
             except paramiko.ChannelException as exc:
                 if exc.code == 2:  # connect failed: the target refused, maybe restarting
-                    raise _Transient(f"jump host could not connect: {exc.text}") from None
+                    raise _Transient(f"jump host could not connect: {self._reason(exc)}") from None
                 raise TransportError(f"unreachable: jump host refused to forward to {label}: "
-                                     f"{exc.text}", host=self.host.name) from None
+                                     f"{self._reason(exc)}", host=self.host.name) from None
             except (paramiko.SSHException, EOFError, OSError) as exc:
                 raise TransportError(f"unreachable: jump host connection lost while opening "
-                                     f"{label}: {exc}", host=self.host.name) from None
+                                     f"{label}: {self._reason(exc)}",
+                                     host=self.host.name) from None
         where = f"{label} ({hop.host}:{hop.port})"
         try:
             sock = socket.create_connection((hop.host, hop.port), timeout=s.connect_timeout)
@@ -297,7 +316,7 @@ class SSHTransport(Transport):
             chan.exec_command(remote.line)
         except (paramiko.SSHException, EOFError, OSError) as exc:
             raise TransportError(f"connection to {self.host.name} lost: "
-                                 f"{exc or type(exc).__name__}", host=self.host.name) from None
+                                 f"{self._reason(exc)}", host=self.host.name) from None
         return chan
 
     def kill_remote(self, pid: int | None) -> None:
