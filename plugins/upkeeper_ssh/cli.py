@@ -40,6 +40,15 @@ class Target:
         return f"  ({', '.join(others)})" if others else ""
 
 
+class Invalid(click.ClickException):
+    """Bad input: one line on stderr and exit 3 (UNKNOWN), as the other commands do."""
+
+    exit_code = UNKNOWN
+
+    def show(self, file: object = None) -> None:
+        click.echo(f"upkeeper: error: {self.format_message()}", err=True)
+
+
 def _worse(a: int, b: int) -> int:
     rank = {0: 0, UNKNOWN: 1, CRIT: 2}
     return a if rank.get(a, 1) >= rank.get(b, 1) else b
@@ -77,9 +86,9 @@ def scan_command(hosts: tuple[str, ...], inventories: tuple[str, ...], limit: st
     revoked key is never accepted: exit 2. A host that cannot be scanned: exit 3."""
     quiet_paramiko()
     if not hosts and not inventories:
-        raise click.UsageError("name a HOST or an inventory (-i)")
+        raise Invalid("name a HOST or an inventory (-i INVENTORY)")
     if limit and not inventories:
-        raise click.UsageError("--limit selects inventory hosts: add -i INVENTORY")
+        raise Invalid("--limit selects inventory hosts: add -i INVENTORY")
     target = known_hosts or hk.upkeeper_known_hosts()
     files = hk.default_files([str(target)])
     targets, worst = _targets(hosts, port, inventories, limit)
@@ -105,7 +114,7 @@ def _targets(hosts: Iterable[str], port: int, inventories: tuple[str, ...],
         try:
             ep = parse_endpoint(text, default_port=port, what="host")
         except ConfigError as exc:
-            raise click.BadParameter(str(exc), param_hint="HOSTS") from None
+            raise Invalid(str(exc)) from None
         found.setdefault((ep.host, ep.port), Target(ep.host, ep.port))
     if inventories:
         for name, problem in _inventory_targets(inventories, limit, found):
@@ -125,13 +134,11 @@ def _inventory_targets(inventories: tuple[str, ...], limit: str | None,
         inventory = load_inventory(list(inventories))
         selected = inventory.select(limit)
     except (InventoryError, SourceError) as exc:
-        click.echo(f"upkeeper: {exc}", err=True)
-        sys.exit(UNKNOWN)
+        raise Invalid(str(exc)) from None
     for warning in getattr(inventory, "warnings", ()):
         click.echo(f"warning: {warning}", err=True)
     if not selected:
-        click.echo(f"no inventory host matches {limit or 'all'!r}", err=True)
-        sys.exit(UNKNOWN)
+        raise Invalid(f"no inventory host matches {limit or 'all'!r}")
     problems: list[tuple[str, str]] = []
     skipped: list[str] = []
     for host in selected:
@@ -214,7 +221,7 @@ def forget_command(hosts: tuple[str, ...], port: int, known_hosts: tuple[Path, .
         try:
             ep = parse_endpoint(text, default_port=port, what="host")
         except ConfigError as exc:
-            raise click.BadParameter(str(exc), param_hint="HOSTS") from None
+            raise Invalid(str(exc)) from None
         name = hk.host_key_name(ep.host, ep.port)
         for path in files:
             done = kh.forget(path.expanduser(), name)

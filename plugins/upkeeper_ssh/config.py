@@ -112,8 +112,10 @@ def parse_endpoint(text: str, default_user: str | None = None, *,
     elif text.count(":") == 1:
         host, _, port_text = text.partition(":")
         port = _port(port_text, text)
-    if not host or host.startswith("-"):
+    if not host:
         raise ConfigError(f"{what} {text!r} has no host name")
+    if host.startswith("-"):
+        raise ConfigError(f"{what} {text!r}: a host name cannot start with '-'")
     return Endpoint(host=host, port=port, user=user)
 
 
