@@ -133,3 +133,34 @@ def test_runner_connects_once_for_three_checks(mute: MuteServer, tmp_path: Path,
         assert "no SSH banner within 1s" in summary, summaries
         assert "Secret-Pw-19" not in summary
     assert mute.accepted == 1, summaries
+
+
+def test_server_text_in_errors_is_one_clean_line(tmp_path: Path) -> None:
+    # A hostile or broken server controls part of paramiko's error text: terminal escapes
+    # and newlines must not reach a report, nor a secret it echoes back.
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    port = int(srv.getsockname()[1])
+
+    def talk() -> None:
+        conn, _ = srv.accept()
+        with conn:
+            conn.sendall(b"junk \x1b[31mSecret-Pw-19\x07 \r\n" * 100)
+            conn.recv(1024)
+
+    threading.Thread(target=talk, daemon=True).start()
+    t = SSHTransport(Host("odd", vars={"ansible_host": "127.0.0.1", "ansible_port": port,
+                                       "ansible_password": "Secret-Pw-19",
+                                       "ssh_connect_retries": 0}))
+    try:
+        with pytest.raises(TransportError) as info:
+            t.run("true")
+    finally:
+        t.close()
+        srv.close()
+    text = str(info.value)
+    assert text.startswith("unreachable: cannot connect to odd (127.0.0.1:")
+    assert "Indecipherable protocol version" in text
+    assert "Secret-Pw-19" not in text and "********" in text
+    assert text.isprintable()
