@@ -29,6 +29,8 @@ class Target:
     host: str
     port: int
     names: list[str] = field(default_factory=list)
+    #: The hosts' own ``ssh_known_hosts_file`` entries, read as the transport reads them.
+    known_hosts_files: list[str] = field(default_factory=list)
 
     @property
     def label(self) -> str:
@@ -165,7 +167,10 @@ def _add_host(host: Host, found: dict[tuple[str, int], Target]) -> str | None:
     if settings.jump_hosts:
         return (f"cannot scan: reached through jump host {settings.jump_hosts[-1]}; "
                 f"scan it from there (ssh-keyscan) and add the line to known_hosts")
-    found.setdefault((ep.host, ep.port), Target(ep.host, ep.port)).names.append(host.name)
+    t = found.setdefault((ep.host, ep.port), Target(ep.host, ep.port))
+    t.names.append(host.name)
+    t.known_hosts_files.extend(f for f in settings.known_hosts_files
+                               if f not in t.known_hosts_files)
     return None
 
 
@@ -185,7 +190,7 @@ def _report(t: Target, keys: list[paramiko.PKey], files: list[str], target: Path
         return UNKNOWN
     worst = 0
     for key in keys:
-        state, entry = hk.status_of(t.host, t.port, key, files)
+        state, entry = hk.status_of(t.host, t.port, key, [*files, *t.known_hosts_files])
         line = f"{t.label} {hk.describe(key)}"
         if state == "revoked" and entry is not None:
             worst = CRIT

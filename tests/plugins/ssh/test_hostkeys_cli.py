@@ -136,6 +136,20 @@ def test_scan_inventory_limit(sshd: SSHServer, second_sshd: SSHServer, tmp_path:
     assert code == 3 and "no inventory host matches 'nosuch'" in out
 
 
+def test_scan_inventory_reads_the_hosts_own_known_hosts_file(sshd: SSHServer,
+                                                             tmp_path: Path) -> None:
+    own = tmp_path / "acme_known_hosts"
+    own.write_text(sshd.known_hosts_lines())
+    inv = tmp_path / "inventory.yml"
+    inv.write_text(yaml.safe_dump({"all": {"hosts": {"web1": {
+        "ansible_host": "127.0.0.1", "ansible_port": sshd.port,
+        "ssh_known_hosts_file": str(own)}}}}))
+    code, out = scan("-i", str(inv), "--accept")
+    assert code == 0, out
+    assert out.count("  known  (web1)") == 3 and "accepted" not in out
+    assert not hostkeys.upkeeper_known_hosts().exists()
+
+
 def test_scan_inventory_errors_are_one_line(tmp_path: Path, sshd: SSHServer) -> None:
     bad = tmp_path / "bad.yml"
     bad.write_text("all:\n  hosts:\n    web1: {ansible_port: [\n")
