@@ -97,7 +97,7 @@ def test_close_forgets_the_failure(mute: MuteServer, tmp_path: Path) -> None:
 
 
 PLAYBOOK_CHECKS: list[dict[str, Any]] = [
-    {"system.uptime": {"max_days": 100000}},
+    {"system.uptime": {"warn_days": 100000}},
     # Facts in when: are gathered lazily; a failure there must not reconnect.
     {"name": "a", "check": "system.command", "params": {"command": "true"},
      "when": "facts.os_family == 'linux'"},
