@@ -10,15 +10,42 @@ and from the public submodules listed in ``PUBLIC_MODULES`` (each with its own
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
+
 from upkeeper.checks import Action, Check, CheckContext, Params
 from upkeeper.engine.windows import WindowState, window_state
 from upkeeper.hookspecs import hookimpl
+from upkeeper.inventory.patterns import InventoryError
 from upkeeper.models import CommandError, CommandResult, Host, Result, RunRecord, Status
 from upkeeper.notifier import Notification, Notifier
 from upkeeper.plugins import API_VERSION
 from upkeeper.transport.base import Transport, TransportError, command_text, lazy_transport
 
 __version__ = "0.1.0"
+
+
+def load_hosts(sources: Sequence[str], pattern: str | None = None) -> list[Host]:
+    """The hosts of Ansible-compatible inventory ``sources`` matching a host ``pattern``.
+
+    For plugin commands that act on an inventory (``upkeeper hostkeys scan -i``). Hosts
+    carry their merged vars (``host.vars``), ``host.address``, ``host.port`` and
+    ``host.connection``; inventory warnings are logged.
+
+    :raises InventoryError: a source cannot be read, or the pattern is malformed; the
+        message names the file and line.
+    """
+    from upkeeper.inventory.loader import load_inventory
+    from upkeeper.yamlsource import SourceError
+
+    try:
+        inventory = load_inventory(list(sources))
+        hosts = list(inventory.select(pattern))
+    except SourceError as exc:
+        raise InventoryError(str(exc)) from None
+    for warning in getattr(inventory, "warnings", ()):
+        logging.getLogger("upkeeper.inventory").warning("%s", warning)
+    return hosts
 
 #: The public submodules, for plugin authors: PowerShell/Windows helpers, the shared
 #: vocabulary of thresholds, durations and sizes, and the test kit.
@@ -32,6 +59,7 @@ __all__ = [
     "CommandError",
     "CommandResult",
     "Host",
+    "InventoryError",
     "Notification",
     "Notifier",
     "Params",
@@ -44,5 +72,6 @@ __all__ = [
     "command_text",
     "hookimpl",
     "lazy_transport",
+    "load_hosts",
     "window_state",
 ]

@@ -128,17 +128,12 @@ def _targets(hosts: Iterable[str], port: int, inventories: tuple[str, ...],
 def _inventory_targets(inventories: tuple[str, ...], limit: str | None,
                        found: dict[tuple[str, int], Target]) -> list[tuple[str, str]]:
     """Add the inventory's SSH hosts to ``found``; the (host, problem) pairs it skipped."""
-    # public-api-needed: inventory loading
-    from upkeeper.inventory.loader import InventoryError, load_inventory
-    from upkeeper.yamlsource import SourceError  # public-api-needed: inventory loading
+    from upkeeper import InventoryError, load_hosts
 
     try:
-        inventory = load_inventory(list(inventories))
-        selected = inventory.select(limit)
-    except (InventoryError, SourceError) as exc:
+        selected = load_hosts(list(inventories), limit)
+    except InventoryError as exc:
         raise Invalid(str(exc)) from None
-    for warning in getattr(inventory, "warnings", ()):
-        click.echo(f"warning: {warning}", err=True)
     if not selected:
         raise Invalid(f"no inventory host matches {limit or 'all'!r}")
     problems: list[tuple[str, str]] = []
