@@ -5,13 +5,14 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 
 from upkeeper import __version__
-from upkeeper.cli.output import RunDisplay, print_run, to_json
+from upkeeper.cli.output import RunDisplay, print_run, print_table, to_json
 from upkeeper.engine.playbook import Playbook, load_playbook
 from upkeeper.plugins import PluginSystem, get_plugin_manager
 from upkeeper.store.history import STATE_DIR_ENV, History, HistoryError, default_state_dir
@@ -54,18 +55,6 @@ class AppState:
             fail(str(exc))
 
 
-def _table(*columns: str, **kw: Any) -> Any:
-    from rich.table import Table
-
-    return Table(*columns, **kw)
-
-
-def _show(table: Any) -> None:
-    from rich.console import Console
-
-    Console().print(table)
-
-
 def fail(message: str) -> NoReturn:
     raise Invalid(message)
 
@@ -96,25 +85,92 @@ def _parse_disable(values: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(out)
 
 
-class LazyGroup(click.Group):
-    """Commands from other modules are imported only when invoked (fast start-up)."""
+#: Commands defined in other modules, imported only when invoked (fast start-up).
+#: One line per command: ``name: (module, attribute)``.
+LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "serve": ("upkeeper.cli.serve", "serve"),
+    "status": ("upkeeper.cli.serve", "status"),
+    "windows": ("upkeeper.cli.serve", "windows"),
+    "report": ("upkeeper.cli.report", "report"),
+    "plugin": ("upkeeper.cli.plugin", "plugin"),
+    "hostkeys": ("upkeeper_ssh.cli", "hostkeys"),
+}
+JSON_FORMATS = ("json", "ansible-json")
 
-    lazy: dict[str, tuple[str, str]] = {
-        "serve": ("upkeeper.cli.serve", "serve"),
-        "status": ("upkeeper.cli.serve", "status"),
-        "windows": ("upkeeper.cli.serve", "windows"),
-        "report": ("upkeeper.cli.report", "report"),
-        "plugin": ("upkeeper.cli.plugin", "plugin"),
-        "hostkeys": ("upkeeper_ssh.cli", "hostkeys"),
-    }
+
+def json_requested(args: Sequence[str]) -> bool:
+    """Whether the command line asks for JSON output (``--format json``)."""
+    for i, arg in enumerate(args):
+        if arg == "--":
+            break
+        value = None
+        if arg == "--format" and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith("--format="):
+            value = arg.partition("=")[2]
+        if value in JSON_FORMATS:
+            return True
+    return False
+
+
+class InvalidInput(click.ClickException):
+    """Any error of a command (click's usage errors too) as exit code 3 (UNKNOWN): one
+    line on stderr, or with ``--format json`` an error document on stdout."""
+
+    exit_code = EXIT_INVALID
+
+    def __init__(self, cause: click.ClickException, as_json: bool) -> None:
+        super().__init__(cause.format_message())
+        self.cause, self.as_json = cause, as_json
+
+    def show(self, file: Any = None) -> None:
+        if self.as_json:
+            click.echo(to_json({"error": self.message, "exit_code": self.exit_code},
+                               pretty=False))
+        elif isinstance(self.cause, click.UsageError):
+            self.cause.show()
+        else:
+            click.echo(f"upkeeper: error: {self.message}", err=True)
+
+
+class LazyGroup(click.Group):
+    """The ``upkeeper`` group: lazily imported commands (:data:`LAZY_COMMANDS`), and one
+    exit-code policy for every command, whoever wrote it: invalid input exits 3."""
+
+    _raw_args: list[str] = []
+
+    def main(self, args: Sequence[str] | None = None, *rest: Any, **kw: Any) -> Any:
+        self._raw_args = list(sys.argv[1:] if args is None else args)
+        return super().main(self._raw_args, *rest, **kw)
+
+    def make_context(self, info_name: str | None, args: list[str],
+                     parent: click.Context | None = None, **extra: Any) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.ClickException as exc:
+            raise self._invalid(exc) from exc
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as exc:
+            raise self._invalid(exc) from exc
+        except SourceError as exc:
+            # A file error a command forgot to catch is still invalid input, not a crash.
+            raise self._invalid(click.ClickException(str(exc))) from exc
+
+    def _invalid(self, exc: click.ClickException) -> InvalidInput:
+        if isinstance(exc, InvalidInput):
+            return exc
+        return InvalidInput(exc, json_requested(self._raw_args))
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), *self.lazy})
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name in self.commands or cmd_name not in self.lazy:
+        if cmd_name in self.commands or cmd_name not in LAZY_COMMANDS:
             return super().get_command(ctx, cmd_name)
-        module, attr = self.lazy[cmd_name]
+        module, attr = LAZY_COMMANDS[cmd_name]
         try:
             cmd = getattr(importlib.import_module(module), attr)
         except ImportError as exc:
@@ -271,11 +327,9 @@ def inventory_list(app: AppState, inventories: tuple[str, ...], limit: str | Non
         hosts = inv.select(limit or "all")
     except InventoryError as exc:
         fail(str(exc))
-    table = _table("Host", "Address", "Connection", "Groups")
-    for h in hosts:
-        groups = ", ".join(g for g in h.groups if g not in ("all", "ungrouped"))
-        table.add_row(h.name, h.address, h.connection, groups)
-    _show(table)
+    print_table(("Host", "Address", "Connection", "Groups"), [
+        (h.name, h.address, h.connection,
+         ",".join(g for g in h.groups if g not in ("all", "ungrouped"))) for h in hosts])
 
 
 @main.command()
@@ -287,14 +341,10 @@ def plugins(app: AppState, fmt: str) -> None:
     if fmt == "json":
         click.echo(to_json([i.to_dict() for i in infos]))
         return
-    table = _table("Plugin", "Version", "Source", "Provides", "Status")
-    for i in infos:
-        provides = ", ".join(i.checks + i.transports + i.notifiers)
-        status = ("disabled" if i.disabled else "; ".join(i.errors) if i.errors
-                  else "loaded")
-        table.add_row(i.name, i.version, i.source, provides,
-                      f"[red]{status}[/]" if i.errors else status)
-    _show(table)
+    print_table(("Plugin", "Version", "Source", "Provides", "Status"), [
+        (i.name, i.version, i.source, ",".join(i.checks + i.transports + i.notifiers),
+         "disabled" if i.disabled else "; ".join(i.errors) if i.errors else "loaded")
+        for i in infos], styles=["red" if i.errors else None for i in infos])
 
 
 @main.command()
@@ -308,13 +358,14 @@ def checks(app: AppState, fmt: str) -> None:
     if fmt == "json":
         click.echo(to_json(described))
         return
-    table = _table("Check", "Kind", "Platforms", "Params", "Description")
+    rows = []
     for d in described:
         props = d["params"].get("properties", {})
         required = set(d["params"].get("required", []))
-        params = ", ".join(f"{k}{'*' if k in required else ''}" for k in props)
-        table.add_row(d["name"], d["kind"], ",".join(d["platforms"]), params, d["description"])
-    _show(table)
+        params = ",".join(f"{k}{'*' if k in required else ''}" for k in props)
+        rows.append((d["name"], d["kind"], ",".join(d["platforms"]), params,
+                     d["description"]))
+    print_table(("Check", "Kind", "Platforms", "Params", "Description"), rows)
 
 
 @main.command()
@@ -336,20 +387,16 @@ def history(app: AppState, host: str | None, check_name: str | None, metric: str
         if fmt == "json":
             click.echo(to_json([{"ts": t.isoformat(), "value": v} for t, v in series]))
         else:
-            table = _table("Time", metric)
-            for t, v in series:
-                table.add_row(t.isoformat(timespec="seconds"), f"{v:g}")
-            _show(table)
+            print_table(("Time", metric),
+                        [(t.isoformat(timespec="seconds"), f"{v:g}") for t, v in series])
         return
     results = db.results(host=host, check=check_name, run_id=run_id, limit=limit)
     if fmt == "json":
         click.echo(to_json([r.to_dict() | {"time": r.started.isoformat()} for r in results]))
         return
-    table = _table("Time", "Status", "Host", "Check", "Summary")
-    for r in results:
-        table.add_row(r.started.isoformat(timespec="seconds"), r.status.value, r.host,
-                      r.name, r.summary)
-    _show(table)
+    print_table(("Time", "Status", "Host", "Check", "Summary"),
+                [(r.started.isoformat(timespec="seconds"), r.status.value, r.host, r.name,
+                  r.summary) for r in results])
 
 
 @main.command()
