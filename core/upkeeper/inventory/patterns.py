@@ -9,24 +9,20 @@ import string
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from upkeeper.yamlsource import SourceError
+
 #: Characters that make a group name unusable as a Jinja variable (Ansible warns).
 INVALID_GROUP_NAME = re.compile(r"^[\d\W]|[^\w]")
 #: Names Ansible treats as this machine (an implicit ``localhost`` host matches them).
 LOCALHOST = ("127.0.0.1", "localhost", "::1")
 
 
-class InventoryError(Exception):
+class InventoryError(SourceError):
     """Bad inventory input; ``str()`` is ``"file:line: reason"`` (line omitted when unknown)."""
 
     def __init__(self, message: str, path: str | Path | None = None,
                  line: int | None = None) -> None:
-        self.reason = message
-        self.path = str(path) if path is not None else None
-        self.line = line
-        where = ""
-        if self.path is not None:
-            where = self.path if line is None else f"{self.path}:{line}"
-        super().__init__(f"{where}: {message}" if where else message)
+        super().__init__(str(path) if path is not None else None, line, message)
 
 
 class HostPatternError(InventoryError):
@@ -92,11 +88,24 @@ class _RangeOrderError(ValueError):
     pass
 
 
+class _TooManyHosts(ValueError):
+    pass
+
+
 def expand_hostname_range(line: str) -> list[str]:
     """Expand ``web[01:03]``, ``db-[a:c]``, ``n[1:9:2]`` (several ranges allowed).
 
-    :raises ValueError: for a malformed range, with Ansible's reason.
+    :raises ValueError: for a malformed range, with Ansible's reason, or one whose ranges
+        together make more than :data:`MAX_RANGE_HOSTS` names (``h[0:99999][0:99999]``
+        would be ten billion).
     """
+    try:
+        return _expand(line, MAX_RANGE_HOSTS)
+    except _TooManyHosts:
+        raise ValueError(f"{line!r} expands to more than {MAX_RANGE_HOSTS} hosts") from None
+
+
+def _expand(line: str, limit: int) -> list[str]:
     if "[" not in line:
         return [line]
     parts = line.replace("[", "|", 1).replace("]", "|", 1).split("|")
@@ -130,13 +139,13 @@ def expand_hostname_range(line: str) -> list[str]:
             seq = range(int(beg), int(end) + 1, int(step_text))
     except ValueError as exc:
         raise ValueError(f"bad host range [{nrange}]: {exc}") from None
-    if len(seq) > MAX_RANGE_HOSTS:
-        raise ValueError(f"host range [{nrange}] expands to {len(seq)} hosts, more than "
-                         f"{MAX_RANGE_HOSTS}")
+    if len(seq) > limit:
+        raise _TooManyHosts()
     hosts: list[str] = []
     for item in seq:
         text = str(item).zfill(width) if width else str(item)
-        hosts.extend(expand_hostname_range(head + text + tail))
+        # Every item has the same tail, so the tail's ranges get an equal share.
+        hosts.extend(_expand(head + text + tail, limit // len(seq)))
     return hosts
 
 
