@@ -35,6 +35,8 @@ class InventoryData:
         #: host name -> vars set on the host itself (inline / hosts: entries).
         self.host_vars: dict[str, dict[str, Any]] = {}
         self.warnings: list[str] = []
+        #: ("host" | "group", name, var) -> where it was set ("file:line"), for messages.
+        self.origins: dict[tuple[str, str, str], str] = {}
         self._members: dict[str, set[str]] = {}
 
     def has_group(self, name: str) -> bool:
@@ -73,7 +75,8 @@ class InventoryData:
         else:
             raise ValueError(f"{child!r} is not a known host nor group")
 
-    def set_group_var(self, group: str, key: Any, value: Any) -> None:
+    def set_group_var(self, group: str, key: Any, value: Any,
+                      origin: str | None = None) -> None:
         if key == "ansible_group_priority":
             try:
                 self.groups[group].priority = int(value)
@@ -82,9 +85,13 @@ class InventoryData:
                                  f"{value!r}") from None
         else:
             self.groups[group].vars[key] = value
+            if origin:
+                self.origins[("group", group, str(key))] = origin
 
-    def set_host_var(self, host: str, key: Any, value: Any) -> None:
+    def set_host_var(self, host: str, key: Any, value: Any, origin: str | None = None) -> None:
         self.host_vars[host][key] = value
+        if origin:
+            self.origins[("host", host, str(key))] = origin
 
     def ancestors(self, group: str) -> list[str]:
         """Every group above ``group`` (nearest first, no duplicates)."""

@@ -196,7 +196,8 @@ def _parse_group(doc: LocatedYAML, inv: InventoryData, name: Any, group_data: An
         try:
             if key == "vars":
                 for var, var_value in value.items():
-                    inv.set_group_var(name, var, var_value)
+                    inv.set_group_var(name, var, var_value,
+                                      f"{doc.path}:{_line(doc, *keys, key, var)}")
             elif key == "children":
                 for sub, sub_data in value.items():
                     child = _parse_group(doc, inv, sub, sub_data, (*keys, key, sub))
@@ -229,7 +230,8 @@ def _add_hosts(doc: LocatedYAML, inv: InventoryData, group: str, pattern: Any, h
         try:
             inv.add_host(hostname, group, port)
             for var, value in (host_vars or {}).items():
-                inv.set_host_var(hostname, var, value)
+                inv.set_host_var(hostname, var, value,
+                                 f"{doc.path}:{_line(doc, *keys, var)}")
         except ValueError as exc:
             raise _error(doc, str(exc), *keys) from None
 
@@ -264,6 +266,14 @@ class VarsFiles:
                     self._cache[path] = load_vars_file(path, self.warnings)
                 merged.update(self._cache[path])
         return merged
+
+    def source(self, kind: str, name: str, key: str, dirs: Sequence[Path]) -> str | None:
+        """The file whose value of ``key`` wins for ``name`` (None if none sets it)."""
+        for d in reversed(dirs):
+            for path in reversed(self._found.get((d, kind, name), [])):
+                if key in self._cache.get(path, {}):
+                    return str(path)
+        return None
 
     def _find(self, base: Path, name: str) -> list[Path]:
         if base not in self._listing:
