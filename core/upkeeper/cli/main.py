@@ -6,57 +6,24 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
 from upkeeper import __version__
+from upkeeper.cli.common import (
+    EXIT_INVALID,
+    AppState,
+    fail,
+    load_checked_playbook,
+    load_inventory_sources,
+    log,
+    select_or_fail,
+    validate_extras,
+)
 from upkeeper.cli.output import RunDisplay, print_run, print_table, to_json
-from upkeeper.engine.playbook import Playbook, load_playbook
-from upkeeper.plugins import PluginSystem, get_plugin_manager
-from upkeeper.store.history import STATE_DIR_ENV, History, HistoryError, default_state_dir
+from upkeeper.store.history import STATE_DIR_ENV
 from upkeeper.yamlsource import SourceError
-
-EXIT_INVALID = 3
-log = logging.getLogger("upkeeper")
-
-
-class Invalid(click.ClickException):
-    """Bad input: a one-line error on stderr and exit code 3 (UNKNOWN)."""
-
-    exit_code = EXIT_INVALID
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"upkeeper: error: {self.format_message()}", err=True)
-
-
-class AppState:
-    """Per-invocation objects, built on first use."""
-
-    def __init__(self, state_dir: str | None, disabled: tuple[str, ...]) -> None:
-        self.state_dir = Path(state_dir) if state_dir else default_state_dir()
-        self.disabled = disabled
-        self._plugins: PluginSystem | None = None
-
-    @property
-    def plugins(self) -> PluginSystem:
-        if self._plugins is None:
-            self._plugins = get_plugin_manager(disabled=self.disabled)
-            for info in self._plugins.plugins:
-                for err in info.errors:
-                    log.warning("plugin %s: %s", info.name, err)
-        return self._plugins
-
-    def history(self) -> History:
-        try:
-            return History(self.state_dir / "history.sqlite3")
-        except HistoryError as exc:
-            fail(str(exc))
-
-
-def fail(message: str) -> NoReturn:
-    raise Invalid(message)
 
 
 def _setup_logging(verbose: int) -> None:
@@ -94,6 +61,11 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("upkeeper.cli.report", "report"),
     "plugin": ("upkeeper.cli.plugin", "plugin"),
     "hostkeys": ("upkeeper_ssh.cli", "hostkeys"),
+    "validate": ("upkeeper.cli.validate", "validate"),
+    "inventory": ("upkeeper.cli.info", "inventory"),
+    "plugins": ("upkeeper.cli.info", "plugins"),
+    "checks": ("upkeeper.cli.info", "checks"),
+    "schema": ("upkeeper.cli.info", "schema"),
 }
 JSON_FORMATS = ("json", "ansible-json")
 
@@ -194,54 +166,6 @@ def main(ctx: click.Context, state_dir: str | None, plugin_opts: tuple[str, ...]
     ctx.obj = AppState(state_dir, _parse_disable(plugin_opts))
 
 
-def load_inventory_sources(sources: tuple[str, ...], plugins: PluginSystem) -> Any:
-    from upkeeper.inventory.loader import InventoryError, load_inventory, local_inventory
-
-    if not sources:
-        return local_inventory()
-    try:
-        inv = load_inventory(list(sources), extra_sources=plugins.registry.inventory_sources)
-    except (InventoryError, SourceError) as exc:
-        fail(str(exc))
-    for warning in inv.warnings:
-        log.warning("inventory: %s", warning)
-    return inv
-
-
-def select_or_fail(inv: Any, pattern: str, limit: str | None) -> list[Any]:
-    """Hosts for a playbook pattern and ``--limit``; a bad pattern is invalid input."""
-    from upkeeper.engine.runner import select_hosts
-    from upkeeper.inventory.loader import InventoryError
-
-    try:
-        hosts = select_hosts(inv, pattern, limit)
-        for pat in (pattern, limit):
-            for name in inv.unmatched(pat) if pat else []:
-                log.warning("pattern %r: nothing matches %r", pat, name)
-    except InventoryError as exc:
-        fail(str(exc))
-    return hosts
-
-
-def load_checked_playbook(path: str, plugins: PluginSystem) -> Playbook:
-    if not Path(path).exists():
-        fail(f"playbook {path}: no such file")
-    try:
-        return load_playbook(path, plugins.registry)
-    except SourceError as exc:
-        fail(str(exc))
-
-
-def _validate_extras(pb: Playbook, plugins: PluginSystem) -> list[str]:
-    """Problems in the ``schedule``, ``notify`` and ``report`` sections."""
-    from upkeeper.after_run.alerts import validate_notify
-    from upkeeper.after_run.report import validate_report
-    from upkeeper.schedule.specs import validate_schedule
-
-    return [*validate_schedule(pb), *validate_notify(pb, registry=plugins.registry),
-            *validate_report(pb)]
-
-
 @main.command()
 @click.argument("playbook", type=click.Path(dir_okay=False))
 @click.option("-i", "--inventory", "inventories", multiple=True, metavar="INV",
@@ -261,13 +185,11 @@ def run(app: AppState, playbook: str, inventories: tuple[str, ...], limit: str |
 
     plugins = app.plugins
     pb = load_checked_playbook(playbook, plugins)
-    problems = _validate_extras(pb, plugins)
+    problems = validate_extras(pb, plugins)
     if problems:
         fail(problems[0])
     inv = load_inventory_sources(inventories, plugins)
     hosts = select_or_fail(inv, pb.hosts, limit)
-    if not hosts:
-        fail(f"no hosts match '{pb.hosts}'" + (f" limited to '{limit}'" if limit else ""))
     problems = preflight(pb, hosts)
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
@@ -279,93 +201,6 @@ def run(app: AppState, playbook: str, inventories: tuple[str, ...], limit: str |
     print_run(record, fmt)
     history.close()
     sys.exit(record.exit_code)
-
-
-@main.command()
-@click.argument("playbook", type=click.Path(dir_okay=False))
-@click.option("-i", "--inventory", "inventories", multiple=True, metavar="INV")
-@click.option("-l", "--limit", metavar="PATTERN")
-@click.pass_obj
-def validate(app: AppState, playbook: str, inventories: tuple[str, ...],
-             limit: str | None) -> None:
-    """Check PLAYBOOK (and with -i, its variables on every host) without running it."""
-    from upkeeper.engine.runner import preflight
-
-    pb = load_checked_playbook(playbook, app.plugins)
-    problems = _validate_extras(pb, app.plugins)
-    inv = load_inventory_sources(inventories, app.plugins)
-    hosts = select_or_fail(inv, pb.hosts, limit)
-    problems += preflight(pb, hosts)
-    if problems:
-        for p in problems[1:]:
-            click.echo(f"upkeeper: error: {p}", err=True)
-        fail(problems[0])
-    click.echo(f"{playbook}: OK ({len(pb.checks)} checks, {len(hosts)} hosts)")
-
-
-@main.group()
-def inventory() -> None:
-    """Inspect inventories."""
-
-
-@inventory.command("list")
-@click.option("-i", "--inventory", "inventories", multiple=True, metavar="INV")
-@click.option("-l", "--limit", metavar="PATTERN")
-@click.option("--format", "fmt", type=click.Choice(["table", "ansible-json", "json"]),
-              default="table")
-@click.pass_obj
-def inventory_list(app: AppState, inventories: tuple[str, ...], limit: str | None,
-                   fmt: str) -> None:
-    """List hosts; --format ansible-json prints what `ansible-inventory --list` prints."""
-    from upkeeper.inventory.loader import InventoryError
-
-    inv = load_inventory_sources(inventories, app.plugins)
-    try:
-        if fmt in ("ansible-json", "json"):
-            click.echo(inv.to_ansible_json(limit))
-            return
-        hosts = inv.select(limit or "all")
-    except InventoryError as exc:
-        fail(str(exc))
-    print_table(("Host", "Address", "Connection", "Groups"), [
-        (h.name, h.address, h.connection,
-         ",".join(g for g in h.groups if g not in ("all", "ungrouped"))) for h in hosts])
-
-
-@main.command()
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
-@click.pass_obj
-def plugins(app: AppState, fmt: str) -> None:
-    """Loaded plugins, what they provide, and errors of those that were skipped."""
-    infos = app.plugins.plugins
-    if fmt == "json":
-        click.echo(to_json([i.to_dict() for i in infos]))
-        return
-    print_table(("Plugin", "Version", "Source", "Provides", "Status"), [
-        (i.name, i.version, i.source, ",".join(i.checks + i.transports + i.notifiers),
-         "disabled" if i.disabled else "; ".join(i.errors) if i.errors else "loaded")
-        for i in infos], styles=["red" if i.errors else None for i in infos])
-
-
-@main.command()
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
-@click.pass_obj
-def checks(app: AppState, fmt: str) -> None:
-    """Every registered check and action with its params."""
-    reg = app.plugins.registry
-    described = [reg.checks[n].describe() | {"plugin": reg.origin[("check", n)]}
-                 for n in sorted(reg.checks)]
-    if fmt == "json":
-        click.echo(to_json(described))
-        return
-    rows = []
-    for d in described:
-        props = d["params"].get("properties", {})
-        required = set(d["params"].get("required", []))
-        params = ",".join(f"{k}{'*' if k in required else ''}" for k in props)
-        rows.append((d["name"], d["kind"], ",".join(d["platforms"]), params,
-                     d["description"]))
-    print_table(("Check", "Kind", "Platforms", "Params", "Description"), rows)
 
 
 @main.command()
@@ -397,13 +232,3 @@ def history(app: AppState, host: str | None, check_name: str | None, metric: str
     print_table(("Time", "Status", "Host", "Check", "Summary"),
                 [(r.started.isoformat(timespec="seconds"), r.status.value, r.host, r.name,
                   r.summary) for r in results])
-
-
-@main.command()
-@click.argument("what", type=click.Choice(["playbook"]))
-def schema(what: str) -> None:
-    """JSON Schema for playbooks (for editors: yaml-language-server)."""
-    doc = Playbook.model_json_schema()
-    doc["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    doc["title"] = "upkeeper playbook"
-    click.echo(to_json(doc))
