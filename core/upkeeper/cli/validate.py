@@ -49,7 +49,8 @@ def port_problems(inv: Any, hosts: list[Any]) -> list[str]:
 
 def check_playbook(app: AppState, path: str, inv: Any, limit: str | None,
                    hosts_required: bool) -> tuple[list[str], str]:
-    """(problems, summary) for one playbook."""    from upkeeper.engine.playbook import PlaybookError, load_playbook
+    """(problems, summary) for one playbook."""
+    from upkeeper.engine.playbook import PlaybookError, load_playbook
     from upkeeper.engine.runner import preflight, select_hosts
 
     try:
