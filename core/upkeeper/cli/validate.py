@@ -14,6 +14,7 @@ from upkeeper.cli.common import (
     AppState,
     fail,
     load_inventory_sources,
+    log,
     pattern_hints,
     validate_extras,
 )
@@ -47,6 +48,30 @@ def port_problems(inv: Any, hosts: list[Any]) -> list[str]:
     return problems
 
 
+def notify_template_problems(pb: Any) -> list[str]:
+    """Syntax errors in the notification templates of ``notify: {template_dir: DIR}``
+    (the run would only find them when it has something to send)."""
+    raw = pb.notify
+    tdir = raw.get("template_dir") if isinstance(raw, dict) else None
+    if not isinstance(tdir, str) or not Path(tdir).expanduser().is_dir():
+        return []
+    import jinja2
+
+    from upkeeper.yamlsource import read_text
+
+    env = jinja2.Environment()
+    problems = []
+    for template in sorted(Path(tdir).expanduser().glob("*.j2")):
+        try:
+            env.parse(read_text(template), template.name, str(template))
+        except jinja2.TemplateSyntaxError as exc:
+            problems.append(f"{template}:{exc.lineno}: notify template syntax error: "
+                            f"{exc.message}")
+        except SourceError as exc:
+            problems.append(str(exc))
+    return problems
+
+
 def check_playbook(app: AppState, path: str, inv: Any, limit: str | None,
                    hosts_required: bool) -> tuple[list[str], str]:
     """(problems, summary) for one playbook."""
@@ -59,7 +84,7 @@ def check_playbook(app: AppState, path: str, inv: Any, limit: str | None,
         return [str(p) for p in exc.problems], ""
     except SourceError as exc:
         return [str(exc)], ""
-    problems = validate_extras(pb, app.plugins)
+    problems = validate_extras(pb, app.plugins) + notify_template_problems(pb)
     try:
         hosts = select_hosts(inv, pb.hosts, limit)
     except SourceError as exc:
@@ -69,6 +94,8 @@ def check_playbook(app: AppState, path: str, inv: Any, limit: str | None,
         problems.append(f"{path}: no hosts match '{pb.hosts}'"
                         + (f" limited to '{limit}'" if limit else "")
                         + "".join(f"; {h}" for h in hints))
+    for hint in hints if hosts or not hosts_required else []:
+        log.warning("%s: %s", path, hint)
     problems += port_problems(inv, hosts)
     problems += preflight(pb, hosts)
     return problems, f"{len(pb.checks)} checks, {len(hosts)} hosts"

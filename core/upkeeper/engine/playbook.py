@@ -253,9 +253,10 @@ def registry_problems(pb: Playbook, registry: Registry, *,
 
 
 def template_problems(pb: Playbook) -> list[PlaybookError]:
-    """Jinja2 syntax errors in params (at any depth), ``when:`` and ``vars``: found
-    before any host is contacted (a run would make each host UNKNOWN)."""
-    if not is_templated([pb.vars, [c.params for c in pb.checks]]) \
+    """Jinja2 syntax errors in params (at any depth), ``when:``, ``vars`` and ``notify``
+    params: found before any host is contacted (a run would make each host UNKNOWN, or
+    fail to send its alerts)."""
+    if not is_templated([pb.vars, pb.notify, [c.params for c in pb.checks]]) \
             and not any(c.when for c in pb.checks):
         return []  # nothing to parse: do not import Jinja2
     import jinja2
@@ -278,6 +279,7 @@ def template_problems(pb: Playbook) -> list[PlaybookError]:
                 visit(v, (*key_path, n), label)
 
     visit(pb.vars, ("vars",), "vars")
+    visit(pb.notify, ("notify",), "notify")
     for i, spec in enumerate(pb.checks):
         visit(spec.params, ("checks", i, "params"), spec.check)
         if spec.when is not None:
