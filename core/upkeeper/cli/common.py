@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from upkeeper.store.history import History, HistoryError, default_state_dir
-from upkeeper.yamlsource import SourceError
 
 if TYPE_CHECKING:
     from upkeeper.engine.playbook import Playbook
@@ -61,6 +60,7 @@ class AppState:
 
 def load_inventory_sources(sources: tuple[str, ...], plugins: PluginSystem) -> Any:
     from upkeeper.inventory.loader import load_inventory, local_inventory
+    from upkeeper.yamlsource import SourceError
 
     if not sources:
         return local_inventory()
@@ -90,6 +90,7 @@ def select_or_fail(inv: Any, pattern: str, limit: str | None, *,
     that matches nothing is a warning (as in Ansible) and, with no hosts left and
     ``required``, an error."""
     from upkeeper.engine.runner import select_hosts
+    from upkeeper.yamlsource import SourceError
 
     try:
         hosts = select_hosts(inv, pattern, limit)
@@ -107,6 +108,7 @@ def select_or_fail(inv: Any, pattern: str, limit: str | None, *,
 def load_checked_playbook(path: str, plugins: PluginSystem, *,
                           strict: bool = False) -> Playbook:
     from upkeeper.engine.playbook import load_playbook
+    from upkeeper.yamlsource import SourceError
 
     if not Path(path).exists():
         fail(f"playbook {path}: no such file")

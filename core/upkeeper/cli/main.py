@@ -23,7 +23,6 @@ from upkeeper.cli.common import (
 )
 from upkeeper.cli.output import RunDisplay, print_run, print_table, to_json
 from upkeeper.store.history import STATE_DIR_ENV
-from upkeeper.yamlsource import SourceError
 
 
 def _setup_logging(verbose: int) -> None:
@@ -127,7 +126,11 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except click.ClickException as exc:
             raise self._invalid(exc) from exc
-        except SourceError as exc:
+        except Exception as exc:
+            from upkeeper.yamlsource import SourceError
+
+            if not isinstance(exc, SourceError):
+                raise
             # A file error a command forgot to catch is still invalid input, not a crash.
             raise self._invalid(click.ClickException(str(exc))) from exc
 

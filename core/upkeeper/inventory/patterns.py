@@ -4,6 +4,7 @@ patterns of ``hosts:`` and ``--limit`` (``a:b``, ``a,b``, ``a:&b``, ``a:!b``, gl
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
 import string
 from collections.abc import Callable, Mapping, Sequence
@@ -40,17 +41,24 @@ _LABEL = rf"(?:[\w]|{_ALNUM_RANGE})(?:[\w_-]|{_ALNUM_RANGE})*(?<![_-])"
 
 _BRACKETED_HOSTPORT = re.compile(r"^\[(.+)\]:([0-9]+)$")
 _HOSTPORT = re.compile(r"^((?:[^:\[\]]|\[[^\]]*\])*):([0-9]+)$")
-_IPV4 = re.compile(rf"^(?:{_V4}\.){{3}}{_V4}$", re.I)
-_IPV6 = re.compile(
+_IPV4 = rf"^(?:{_V4}\.){{3}}{_V4}$"
+_IPV6 = (
     rf"""^((?:{_V6}:){{7}}{_V6}|(?:{_V6}:){{1,6}}:|(?:{_V6}:)(?::{_V6}){{1,6}}|
     (?:{_V6}:){{2}}(?::{_V6}){{1,5}}|(?:{_V6}:){{3}}(?::{_V6}){{1,4}}|
     (?:{_V6}:){{4}}(?::{_V6}){{1,3}}|(?:{_V6}:){{5}}(?::{_V6}){{1,2}}|
     (?:{_V6}:){{6}}(?::{_V6})|:(?::{_V6}){{1,6}}|{_V6}?::|
     (?:0:){{6}}(?:{_V6}\.){{3}}{_V6}|::(?:ffff:)?(?:{_V6}\.){{3}}{_V6}|
-    (?:0:){{5}}ffff:(?:{_V6}\.){{3}}{_V6})$""",
-    re.X | re.I,
+    (?:0:){{5}}ffff:(?:{_V6}\.){{3}}{_V6})$"""
 )
-_HOSTNAME = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$", re.I | re.UNICODE)
+_HOSTNAME = rf"^{_LABEL}(?:\.{_LABEL})*$"
+
+
+@functools.cache
+def _address_patterns() -> tuple[re.Pattern[str], ...]:
+    # Compiled on first use: the IPv6 grammar alone takes milliseconds to compile, which
+    # every start-up would pay whether or not an inventory is read.
+    return (re.compile(_IPV4, re.I), re.compile(_IPV6, re.X | re.I),
+            re.compile(_HOSTNAME, re.I | re.UNICODE))
 
 
 def parse_address(address: str, allow_ranges: bool = False) -> tuple[str, int | None]:
@@ -64,7 +72,7 @@ def parse_address(address: str, allow_ranges: bool = False) -> tuple[str, int | 
         m = pattern.match(address)
         if m:
             address, port = m.group(1), int(m.group(2))
-    if not any(p.match(address) for p in (_IPV4, _IPV6, _HOSTNAME)):
+    if not any(p.match(address) for p in _address_patterns()):
         raise ValueError(f"not a valid network hostname: {address}")
     if not allow_ranges and "[" in address:
         raise ValueError("range in host where ranges are not allowed")
