@@ -3,6 +3,9 @@
 Plugin authors import only from here::
 
     from upkeeper import hookimpl, Check, Result, Status
+
+and from the public submodules listed in ``PUBLIC_MODULES`` (each with its own
+``__all__``). Everything else under ``upkeeper`` is internal and may change in any release.
 """
 
 from __future__ import annotations
@@ -12,25 +15,56 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from upkeeper.checks import Action, Check, CheckContext, Params
+    from upkeeper.engine.windows import WindowState, window_state
     from upkeeper.hookspecs import hookimpl
-    from upkeeper.models import CommandResult, Host, Result, Status
+    from upkeeper.models import CommandError, CommandResult, Host, Result, RunRecord, Status
     from upkeeper.notifier import Notification, Notifier
     from upkeeper.plugins import API_VERSION
-    from upkeeper.transport.base import Transport, TransportError
+    from upkeeper.transport.base import Transport, TransportError, command_text, lazy_transport
 
 __version__ = "0.1.0"
+
+#: The public submodules, for plugin authors: PowerShell/Windows helpers, the shared
+#: vocabulary of thresholds, durations and sizes, and the test kit.
+PUBLIC_MODULES = ("upkeeper.powershell", "upkeeper.measures", "upkeeper.testing")
+
+__all__ = [
+    "API_VERSION",
+    "Action",
+    "Check",
+    "CheckContext",
+    "CommandError",
+    "CommandResult",
+    "Host",
+    "Notification",
+    "Notifier",
+    "Params",
+    "Result",
+    "RunRecord",
+    "Status",
+    "Transport",
+    "TransportError",
+    "WindowState",
+    "command_text",
+    "hookimpl",
+    "lazy_transport",
+    "window_state",
+]
 
 # Each name is imported on first use (PEP 562): `upkeeper --version` and commands that
 # never touch checks start without pydantic, pluggy and the transports.
 _HOME = {
     "Action": "upkeeper.checks", "Check": "upkeeper.checks",
     "CheckContext": "upkeeper.checks", "Params": "upkeeper.checks",
+    "WindowState": "upkeeper.engine.windows", "window_state": "upkeeper.engine.windows",
     "hookimpl": "upkeeper.hookspecs",
-    "CommandResult": "upkeeper.models", "Host": "upkeeper.models",
-    "Result": "upkeeper.models", "Status": "upkeeper.models",
+    "CommandError": "upkeeper.models", "CommandResult": "upkeeper.models",
+    "Host": "upkeeper.models", "Result": "upkeeper.models", "RunRecord": "upkeeper.models",
+    "Status": "upkeeper.models",
     "Notification": "upkeeper.notifier", "Notifier": "upkeeper.notifier",
     "API_VERSION": "upkeeper.plugins",
     "Transport": "upkeeper.transport.base", "TransportError": "upkeeper.transport.base",
+    "command_text": "upkeeper.transport.base", "lazy_transport": "upkeeper.transport.base",
 }
 
 
@@ -45,20 +79,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *__all__})
-
-__all__ = [
-    "API_VERSION",
-    "Action",
-    "Check",
-    "CheckContext",
-    "CommandResult",
-    "Host",
-    "Notification",
-    "Notifier",
-    "Params",
-    "Result",
-    "Status",
-    "Transport",
-    "TransportError",
-    "hookimpl",
-]
