@@ -58,7 +58,7 @@ def test_run_plain_lines_off_a_terminal(tmp_path):
 
 @pytest.mark.parametrize(("body", "needle"), [
     ("name: x\nchecks:\n  - system.uptme: {}\n", ":3:5: unknown check 'system.uptme' (did you"),
-    ("name: x\nchecks:\n  - system.uptime: {max_days: soon}\n", ":3:"),
+    ("name: x\nchecks:\n  - system.uptime: {warn_days: soon}\n", ":3:"),
     ("name: x\nchecks:\n  - system.command: {command: '{{ nope }}'}\n",
      "undefined variable 'nope' for host localhost"),
     ("name: x\nchecks: [\n", "invalid YAML"),
@@ -91,7 +91,7 @@ def test_validate_schema_checks_plugins():
     schema = json.loads(upk("schema", "playbook").stdout)
     assert schema["title"] == "upkeeper playbook"
     checks = {c["name"]: c for c in json.loads(upk("checks", "--format", "json").stdout)}
-    assert "max_days" in checks["system.uptime"]["params"]["properties"]
+    assert "warn_days" in checks["system.uptime"]["params"]["properties"]
     assert checks["system.uptime"]["plugin"] == "system"
     plugins = {p["name"]: p for p in json.loads(upk("plugins", "--format", "json").stdout)}
     assert plugins["system"]["source"] == "built-in"

@@ -44,13 +44,13 @@ def test_jinja_syntax_errors_in_params_and_when(tmp_path):
 def test_all_param_errors_at_once_with_did_you_mean(tmp_path):
     book = tmp_path / "pb.yml"
     book.write_text("name: params\nchecks:\n"
-                    "  - system.uptime: {max_dayz: 3}\n"
+                    "  - system.uptime: {warn_dayz: 3}\n"
                     "  - disk.usage: {warn_pct: lots}\n")
     res = validate(str(book))
     assert res.returncode == 3
     errs = errors(res)
     assert len(errs) == 2, res.stderr
-    assert f"{book}:3:" in errs[0] and "did you mean 'max_days'?" in errs[0]
+    assert f"{book}:3:" in errs[0] and "did you mean 'warn_days'?" in errs[0]
     assert f"{book}:4:" in errs[1] and "warn_pct" in errs[1]
 
 
