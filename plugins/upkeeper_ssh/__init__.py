@@ -12,6 +12,8 @@ from upkeeper import Transport, hookimpl, lazy_transport
 if TYPE_CHECKING:
     import click
 
+    from upkeeper_ssh.transport import SSHTransport
+
 __all__ = ["SSHTransport"]
 
 _Lazy = lazy_transport("ssh", "upkeeper_ssh.transport:SSHTransport",
