@@ -160,7 +160,7 @@ def test_hostkeys_is_the_ssh_plugins_command() -> None:
     assert res.exit_code == 0 and "scan" in res.output
     assert "hostkeys" in cli.invoke(main, ["--help"]).output
     off = cli.invoke(main, ["-p", "no:ssh", "hostkeys", "--help"])
-    assert off.exit_code == 2 and "No such command 'hostkeys'" in off.output
+    assert off.exit_code == 3 and "No such command 'hostkeys'" in off.output
     assert "upkeeper_ssh" not in (ROOT / "core/upkeeper/cli/main.py").read_text()
 
 

@@ -112,7 +112,7 @@ def test_installed_plugin_adds_a_report_section_and_a_command(tmp_path: Path) ->
     assert (hello.returncode, hello.stdout) == (0, "hello Bob from acme\n"), hello.stderr
     assert "acme-hello" in run([*upk, "--help"], env=env).stdout
     off = run([*upk, "-p", "no:acme_extras", "acme-hello"], env=env)
-    assert off.returncode == 2 and "No such command 'acme-hello'" in off.stderr
+    assert off.returncode == 3 and "No such command 'acme-hello'" in off.stderr
 
     listing = {p["name"]: p for p in json.loads(
         run([*upk, "plugins", "--format", "json"], env=env).stdout)}
