@@ -93,13 +93,18 @@ class PlaybookDir:
         return LoadResult(jobs=jobs, errors=errors)
 
     def run(self, job: JobDef, slot: Slot, stop: threading.Event) -> RunRecord:
+        from upkeeper.after_run.context import RunContext
+        from upkeeper.after_run.pipeline import after_run
         from upkeeper.engine.runner import run_playbook
 
         assert self.history is not None
-        return run_playbook(job.payload, self.inventory, self.plugins, self.history,
-                            stop_event=stop, run_id=slot.run_id,
-                            meta={"trigger": "schedule", "job": job.key,
-                                  "schedule": slot.index, "slot_due": slot.due.isoformat()})
+        record = run_playbook(job.payload, self.inventory, self.plugins, self.history,
+                              stop_event=stop, run_id=slot.run_id,
+                              meta={"trigger": "schedule", "job": job.key,
+                                    "schedule": slot.index, "slot_due": slot.due.isoformat()})
+        after_run(record, RunContext.for_run(record, job.payload, self.history, self.plugins,
+                                             inventory=self.inventory, sleep=stop.wait))
+        return record
 
 
 def kill_children() -> int:
@@ -282,6 +287,9 @@ def collect_status(history: History, now: datetime, since: datetime) -> dict[str
     out["counts"] = {r["state"]: r["n"] for r in history.query(
         "SELECT state, SUM(count) AS n FROM schedule_slots WHERE recorded>=? GROUP BY state",
         (since.timestamp(),))}
+    from upkeeper.after_run.ledger import failing_channels
+
+    out["failing_channels"] = failing_channels(history)
     return out
 
 
@@ -304,10 +312,11 @@ def _fmt_ts(value: float | str | None) -> str:
 @click.pass_context
 def status(ctx: click.Context, state_opt: str | None, since: str, show_slots: bool,
            job: str | None, fmt: str) -> None:
-    """Daemon heartbeat, each job's next and last run, skipped and missed slots.
+    """Daemon heartbeat, each job's next and last run, skipped and missed slots, and
+    alert channels whose last delivery failed.
 
-    Exit 0 running and clean, 1 problems since --since, 2 daemon stopped or dead,
-    3 never started.
+    Exit 0 running and clean, 1 problems since --since or an alert channel failing,
+    2 daemon stopped or dead, 3 never started.
     """
     state_dir = _state_dir(ctx, state_opt)
     try:
@@ -363,6 +372,10 @@ def status(ctx: click.Context, state_opt: str | None, since: str, show_slots: bo
         n = f" x{p['count']}" if p["count"] > 1 else ""
         click.echo(f"  {p['state']}{n}: {p['job']}#{p['schedule']} slot {_fmt_ts(p['due'])}:"
                    f" {p['reason'] or ''}")
+    for c in report["failing_channels"]:
+        to = f" -> {c['target']}" if c["target"] else ""
+        click.echo(f"alerting FAILED: {c['channel']} ({c['notifier']}{to}) since "
+                   f"{_fmt_ts(c['failing_since'])}, {c['failures']} failed: {c['error']}")
     sys.exit(code)
 
 
@@ -372,7 +385,7 @@ def _status_code(report: dict[str, Any]) -> int:
         return 3
     if d["state"] != "running":
         return 2
-    return 1 if report["problems"] else 0
+    return 1 if report["problems"] or report.get("failing_channels") else 0
 
 
 @click.command()
