@@ -157,6 +157,8 @@ class Host:
     vars: dict[str, Any] = field(default_factory=dict)
     groups: list[str] = field(default_factory=list)
     facts: MutableMapping[str, Any] = field(default_factory=dict)
+    #: var name -> ``file:line`` that defines it (for error messages), when known.
+    var_origins: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def address(self) -> str:

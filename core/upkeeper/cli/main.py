@@ -13,6 +13,7 @@ import click
 from upkeeper import __version__
 from upkeeper.cli.output import RunDisplay, print_run, to_json
 from upkeeper.engine.playbook import Playbook, load_playbook
+from upkeeper.engine.secrets import install_log_masking
 from upkeeper.plugins import PluginSystem, get_plugin_manager
 from upkeeper.store.history import STATE_DIR_ENV, History, HistoryError, default_state_dir
 from upkeeper.yamlsource import SourceError
@@ -81,6 +82,7 @@ def _setup_logging(verbose: int) -> None:
     else:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    install_log_masking(handler)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -201,7 +203,8 @@ def _validate_extras(pb: Playbook, plugins: PluginSystem) -> list[str]:
 def run(app: AppState, playbook: str, inventories: tuple[str, ...], limit: str | None,
         check_mode: bool, forks: int | None, force: bool, fmt: str) -> None:
     """Run PLAYBOOK; exit 0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN (worst result wins)."""
-    from upkeeper.engine.runner import preflight, run_playbook
+    from upkeeper.engine.runner import run_playbook
+    from upkeeper.engine.variables import check_templates
 
     plugins = app.plugins
     pb = load_checked_playbook(playbook, plugins)
@@ -212,7 +215,9 @@ def run(app: AppState, playbook: str, inventories: tuple[str, ...], limit: str |
     hosts = select_or_fail(inv, pb.hosts, limit)
     if not hosts:
         fail(f"no hosts match '{pb.hosts}'" + (f" limited to '{limit}'" if limit else ""))
-    problems = preflight(pb, hosts)
+    # Only the playbook's own problems stop the run: a var one host lacks (one client's
+    # missing secret) makes that host's affected checks UNKNOWN, the rest runs.
+    problems = check_templates(pb, hosts)[0]
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         fail(problems[0] + more)
@@ -257,16 +262,24 @@ def inventory() -> None:
 @click.option("-l", "--limit", metavar="PATTERN")
 @click.option("--format", "fmt", type=click.Choice(["table", "ansible-json", "json"]),
               default="table")
+@click.option("--show-secrets", is_flag=True,
+              help="Print values of secret vars (password, token ...) instead of ********.")
 @click.pass_obj
 def inventory_list(app: AppState, inventories: tuple[str, ...], limit: str | None,
-                   fmt: str) -> None:
-    """List hosts; --format ansible-json prints what `ansible-inventory --list` prints."""
-    from upkeeper.inventory.loader import InventoryError
+                   fmt: str, show_secrets: bool) -> None:
+    """List hosts; --format ansible-json prints what `ansible-inventory --list` prints
+    (secret vars masked unless --show-secrets)."""
+    from upkeeper.engine.secrets import mask_secret_vars
+    from upkeeper.inventory.loader import InventoryError, ansible_json
 
     inv = load_inventory_sources(inventories, app.plugins)
     try:
         if fmt in ("ansible-json", "json"):
-            click.echo(inv.to_ansible_json(limit))
+            doc = inv.to_ansible_list(limit)
+            if not show_secrets:
+                doc["_meta"]["hostvars"] = {name: mask_secret_vars(hv) for name, hv
+                                            in doc["_meta"]["hostvars"].items()}
+            click.echo(ansible_json(doc))
             return
         hosts = inv.select(limit or "all")
     except InventoryError as exc:

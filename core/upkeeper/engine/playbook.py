@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
-from upkeeper.engine.templating import TemplateError, is_templated
+from upkeeper.engine.templating import TemplateError, check_syntax, is_templated
 from upkeeper.yamlsource import KeyPath, LocatedYAML, SourceError, load_yaml
 
 if TYPE_CHECKING:
@@ -175,7 +175,31 @@ def parse_playbook(src: LocatedYAML) -> Playbook:
             msg += f" (and {more} more problem{'s' if more > 1 else ''})"
         raise probe.error(loc, msg) from None
     pb._source, pb._raw_keys = src, raw_keys
+    _check_template_syntax(pb)
     return pb
+
+
+def _templates(value: Any, key_path: tuple[str | int, ...]) -> list[tuple[KeyPath, str]]:
+    if isinstance(value, str):
+        return [(key_path, value)] if is_templated(value) else []
+    items = value.items() if isinstance(value, Mapping) else (
+        enumerate(value) if isinstance(value, list) else ())
+    return [found for k, v in items for found in _templates(v, (*key_path, k))]
+
+
+def _check_template_syntax(pb: Playbook) -> None:
+    """A template that cannot compile is the playbook's error, found at load time."""
+    for i, spec in enumerate(pb.checks):
+        for key_path, text in _templates(spec.params, ("checks", i, "params")):
+            try:
+                check_syntax(text)
+            except TemplateError as exc:
+                raise pb.error(key_path, f"{spec.check}: {exc}") from None
+        if spec.when is not None:
+            try:
+                check_syntax(spec.when, expression=True)
+            except TemplateError as exc:
+                raise pb.error(("checks", i, "when"), str(exc)) from None
 
 
 def check_against_registry(pb: Playbook, registry: Registry) -> None:

@@ -12,7 +12,7 @@ import queue
 import secrets as pysecrets
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -21,8 +21,14 @@ from pydantic import BaseModel, ValidationError
 from upkeeper.checks import Check, CheckContext, as_results
 from upkeeper.engine.facts import LazyFacts
 from upkeeper.engine.playbook import CheckSpec, Playbook
-from upkeeper.engine.secrets import Redactor, secrets_in_model, secrets_in_vars
-from upkeeper.engine.templating import TemplateError, evaluate, render_host_vars, render_value
+from upkeeper.engine.secrets import (
+    Redactor,
+    secrets_for_run,
+    secrets_in_model,
+    secrets_in_values,
+)
+from upkeeper.engine.templating import TemplateError, evaluate, render_value
+from upkeeper.engine.variables import bind_host, check_templates, scope_of
 from upkeeper.models import CommandError, Host, Result, RunRecord, Status, utcnow
 from upkeeper.plugins import PluginSystem, UnknownNameError
 from upkeeper.store.history import History
@@ -48,16 +54,9 @@ def select_hosts(inventory: Any, pattern: str, limit: str | None) -> list[Host]:
     return hosts
 
 
-def template_context(pb: Playbook, host: Host) -> dict[str, Any]:
-    """Variables visible to params and ``when:`` on one host."""
-    return {
-        **pb.vars,
-        **host.vars,
-        "facts": host.facts,
-        "ansible_facts": host.facts,
-        "inventory_hostname": host.name,
-        "group_names": [g for g in host.groups if g not in ("all", "ungrouped")],
-    }
+def template_context(pb: Playbook, host: Host) -> Mapping[str, Any]:
+    """Variables visible to params and ``when:`` on one host, rendered when used."""
+    return scope_of(host, pb.vars)
 
 
 class _TransportSlot:
@@ -128,6 +127,8 @@ class Runner:
         self._slots: set[_TransportSlot] = set()
         self._checks_done: dict[str, int] = {}
         self.run: RunRecord | None = None
+        #: Every secret of the run: masked in whatever any check on any host returns.
+        self.redactor = Redactor()
 
     def emit(self, result: Result, redactor: Redactor) -> None:
         result.summary = redactor.text(result.summary)
@@ -152,19 +153,14 @@ class Runner:
 
     def run_host(self, raw: Host) -> None:
         pb = self.pb
-        redactor = Redactor(secrets_in_vars(raw.vars))
-        try:
-            hostvars = render_host_vars(raw.vars, pb.vars)
-        except TemplateError as exc:
-            self.host_failed(raw, pb.checks, Status.UNKNOWN, f"inventory: {exc}", redactor)
-            return
-        redactor.add(secrets_in_vars(hostvars))
-        host = Host(name=raw.name, vars=hostvars, groups=list(raw.groups))
+        redactor = self.redactor
+        host = bind_host(raw, pb.vars, lambda name, value: redactor.add(
+            secrets_in_values({name: value})))
         if self.run is not None:
             self.run.hosts[host.name] = host
         try:
             tcls = self.plugins.registry.transport(host.connection)
-        except UnknownNameError as exc:
+        except (UnknownNameError, TemplateError) as exc:
             self.host_failed(host, pb.checks, Status.UNKNOWN, str(exc), redactor)
             return
         slot = _TransportSlot(tcls, host)
@@ -231,7 +227,7 @@ class Runner:
             return results, None
         if isinstance(error, TransportError):
             return [Result(error.status, f"{error}")], error
-        if isinstance(error, CommandError):
+        if isinstance(error, (CommandError, TemplateError)):
             return [Result(Status.UNKNOWN, str(error))], None
         if not isinstance(error, Exception):
             raise error
@@ -308,6 +304,7 @@ class Runner:
 
     def execute(self, hosts: Sequence[Host], forks: int, run: RunRecord) -> RunRecord:
         self.run = run
+        self.redactor.add(secrets_for_run(self.pb, hosts))
         run.hosts = {h.name: h for h in hosts}
         run.meta["clients"] = {h.name: str(h.vars["client"]) for h in hosts
                                if h.vars.get("client") is not None}
@@ -431,48 +428,8 @@ def run_playbook(playbook: Playbook, inventory: Any, plugins: PluginSystem, hist
     return runner.execute(hosts, forks or playbook.forks, run)
 
 
-class _FactsPlaceholder(dict[str, Any]):
-    """Stands in for facts before they are gathered: any fact renders as ''."""
-
-    def __missing__(self, key: str) -> str:
-        return ""
-
-    def __getattr__(self, key: str) -> str:
-        return ""
-
-
 def preflight(playbook: Playbook, hosts: Sequence[Host]) -> list[str]:
-    """Undefined variables in params or ``when:``, per host, found before anything runs.
-
-    Host vars are rendered (``{{ env.X }}`` missing is reported too); facts are not
-    gathered here, so expressions on facts are not checked.
-    """
-    problems: list[str] = []
-    for host in hosts:
-        try:
-            hostvars = render_host_vars(host.vars, playbook.vars)
-        except TemplateError as exc:
-            problems.append(f"host {host.name}: inventory: {exc}")
-            continue
-        probe = Host(name=host.name, vars=hostvars, groups=list(host.groups),
-                     facts=_FactsPlaceholder())
-        context = template_context(playbook, probe)
-        for i, spec in enumerate(playbook.checks):
-            items: list[tuple[tuple[str | int, ...], Any]] = [
-                (("checks", i, "params", k), v) for k, v in spec.params.items()]
-            if spec.when is not None:
-                items.insert(0, (("checks", i, "when"), None))
-            for key_path, value in items:
-                try:
-                    if value is None and key_path[-1] == "when":
-                        evaluate(spec.when or "", context)
-                    else:
-                        render_value(value, context)
-                except TemplateError as exc:
-                    if exc.variable is None:
-                        continue  # depends on facts or values only known at run time
-                    line = playbook.line_of(key_path)
-                    hint = " (define it in host/group vars, or use '| default(...)')"
-                    problems.append(f"{playbook.path}:{line}: {spec.check}: {exc} for host "
-                                    f"{host.name}{hint}")
-    return problems
+    """Undefined variables in params or ``when:``, per host, found before anything runs
+    (see :func:`upkeeper.engine.variables.check_templates`)."""
+    everywhere, some = check_templates(playbook, hosts)
+    return everywhere + some
