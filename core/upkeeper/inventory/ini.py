@@ -103,12 +103,12 @@ def parse_ini(text: str, path: str, inv: InventoryData) -> None:
                 raise ValueError(f"invalid section {line!r}: no spaces or other invalid "
                                  f"characters are allowed in a section header")
             if state == "hosts":
-                _parse_host_line(line, group, inv)
+                _parse_host_line(line, group, inv, f"{path}:{lineno}")
             elif state == "vars":
                 if "=" not in line:
                     raise ValueError(f"expected key=value in [{group}:vars], got {line!r}")
                 key, value = (part.strip() for part in line.split("=", 1))
-                inv.set_group_var(group, key, parse_value(value))
+                inv.set_group_var(group, key, parse_value(value), f"{path}:{lineno}")
             else:
                 gm = _GROUP_NAME.match(line)
                 if not gm:
@@ -140,7 +140,7 @@ def _add_pending_children(inv: InventoryData, group: str,
     del pending[group]
 
 
-def _parse_host_line(line: str, group: str, inv: InventoryData) -> None:
+def _parse_host_line(line: str, group: str, inv: InventoryData, origin: str) -> None:
     try:
         tokens = shlex.split(line, comments=True)
     except ValueError as exc:
@@ -167,4 +167,4 @@ def _parse_host_line(line: str, group: str, inv: InventoryData) -> None:
     for name in names:
         inv.add_host(name, group, port)
         for key, value in variables.items():
-            inv.set_host_var(name, key, value)
+            inv.set_host_var(name, key, value, origin)

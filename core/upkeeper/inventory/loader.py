@@ -70,6 +70,8 @@ class Group:
     priority: int = 1
     #: Longest path from ``all`` (0); deeper groups override shallower ones.
     depth: int = 0
+    #: var name -> ``file:line`` that sets it here.
+    origins: dict[str, str] = field(default_factory=dict)
 
 
 class InventoryData:
@@ -81,6 +83,7 @@ class InventoryData:
         self.groups["ungrouped"].parents.append("all")
         #: host name -> vars set on the host itself (inline / hosts: entries).
         self.host_vars: dict[str, dict[str, Any]] = {}
+        self.host_origins: dict[str, dict[str, str]] = {}
         self.warnings: list[str] = []
         self._members: dict[str, set[str]] = {}
 
@@ -118,7 +121,7 @@ class InventoryData:
         else:
             raise ValueError(f"{child!r} is not a known host nor group")
 
-    def set_group_var(self, group: str, key: Any, value: Any) -> None:
+    def set_group_var(self, group: str, key: Any, value: Any, origin: str | None = None) -> None:
         if key == "ansible_group_priority":
             try:
                 self.groups[group].priority = int(value)
@@ -127,9 +130,11 @@ class InventoryData:
                                  f"{value!r}") from None
         else:
             self.groups[group].vars[key] = value
+            _set_origin(self.groups[group].origins, key, origin)
 
-    def set_host_var(self, host: str, key: Any, value: Any) -> None:
+    def set_host_var(self, host: str, key: Any, value: Any, origin: str | None = None) -> None:
         self.host_vars[host][key] = value
+        _set_origin(self.host_origins.setdefault(host, {}), key, origin)
 
     def ancestors(self, group: str) -> list[str]:
         """Every group above ``group`` (nearest first, no duplicates)."""
@@ -216,18 +221,22 @@ class Inventory:
         # Ansible's VARIABLE_PRECEDENCE: inventory all < inventory groups < group_vars/all
         # < group_vars/<group> < inventory host vars < host_vars/<host>.
         merged: dict[str, Any] = dict(self.groups["all"].vars)
+        origins = dict(self.groups["all"].origins)
         for g in groups:
             if g.name != "all":
-                merged.update(g.vars)
-        merged.update(self._vars.group("all"))
+                _layer(merged, origins, g.vars, g.origins)
+        found: dict[str, str] = {}
+        _layer(merged, origins, self._vars.group("all", origins=found), found)
         for vars_dir in self._vars.dirs:
             for g in groups:
                 if g.name != "all":
-                    merged.update(self._vars.group(g.name, vars_dir))
-        merged.update(own)
-        merged.update(self._vars.host(name))
+                    found = {}
+                    _layer(merged, origins, self._vars.group(g.name, vars_dir, found), found)
+        _layer(merged, origins, own, self._data.host_origins.get(name, {}))
+        found = {}
+        _layer(merged, origins, self._vars.host(name, found), found)
         names = [g.name for g in groups] if groups else ["all"]
-        return Host(name=name, vars=merged, groups=names)
+        return Host(name=name, vars=merged, groups=names, var_origins=origins)
 
     def _group_hosts(self, name: str) -> list[str]:
         """Hosts of a group and of every group below it: own hosts, then level by level."""
@@ -327,6 +336,21 @@ class Inventory:
     def to_ansible_json(self, limit: str | None = None) -> str:
         """:meth:`to_ansible_list` as the exact text ``ansible-inventory --list`` prints."""
         return ansible_json(self.to_ansible_list(limit))
+
+
+def _set_origin(origins: dict[str, str], key: Any, origin: str | None) -> None:
+    if origin:
+        origins[str(key)] = origin
+    else:
+        origins.pop(str(key), None)
+
+
+def _layer(merged: dict[str, Any], origins: dict[str, str], values: Mapping[str, Any],
+           value_origins: Mapping[str, str]) -> None:
+    """Vars of a higher-precedence source over ``merged``, keeping each one's origin."""
+    merged.update(values)
+    for key in values:
+        _set_origin(origins, key, value_origins.get(str(key)))
 
 
 def ansible_json(document: Any) -> str:

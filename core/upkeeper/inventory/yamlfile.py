@@ -169,14 +169,17 @@ def load_yaml(path: Path, text: str | None = None) -> YamlDoc:
     return YamlDoc(name, data, lines)
 
 
-def load_vars_file(path: Path) -> dict[str, Any]:
-    """A group_vars/ or host_vars/ file: a mapping of variables (empty file -> {})."""
+def load_vars_file(path: Path, origins: dict[str, str] | None = None) -> dict[str, Any]:
+    """A group_vars/ or host_vars/ file: a mapping of variables (empty file -> {}).
+    With ``origins``, each var's ``file:line`` is recorded there."""
     doc = load_yaml(path)
     if doc.data is None:
         return {}
     if not isinstance(doc.data, Mapping):
         raise doc.error(f"a vars file must be a mapping of variables, "
                         f"not {_kind(doc.data)}")
+    if origins is not None:
+        origins.update({str(k): f"{doc.path}:{doc.line_of(k)}" for k in doc.data})
     return dict(doc.data)
 
 
@@ -243,7 +246,8 @@ def _parse_group(doc: YamlDoc, inv: InventoryData, name: Any, group_data: Any,
         try:
             if key == "vars":
                 for var, var_value in value.items():
-                    inv.set_group_var(name, var, var_value)
+                    inv.set_group_var(name, var, var_value,
+                                      f"{doc.path}:{doc.line_of(*keys, key, var)}")
             elif key == "children":
                 for sub, sub_data in value.items():
                     child = _parse_group(doc, inv, sub, sub_data, (*keys, key, sub))
@@ -276,7 +280,7 @@ def _add_hosts(doc: YamlDoc, inv: InventoryData, group: str, pattern: Any, host_
         try:
             inv.add_host(hostname, group, port)
             for var, value in (host_vars or {}).items():
-                inv.set_host_var(hostname, var, value)
+                inv.set_host_var(hostname, var, value, f"{doc.path}:{doc.line_of(*keys, var)}")
         except ValueError as exc:
             raise doc.error(str(exc), *keys) from None
 
@@ -287,17 +291,20 @@ class VarsFiles:
     def __init__(self, dirs: Sequence[Path]) -> None:
         self.dirs = list(dict.fromkeys(dirs))
         self._cache: dict[Path, dict[str, Any]] = {}
+        self._origins: dict[Path, dict[str, str]] = {}
         self._found: dict[tuple[Path, str, str], list[Path]] = {}
         # Listing each group_vars/ host_vars/ once spares a stat per name and extension.
         self._listing: dict[Path, set[str]] = {}
 
-    def group(self, name: str, only: Path | None = None) -> dict[str, Any]:
-        return self._collect("group_vars", name, [only] if only else self.dirs)
+    def group(self, name: str, only: Path | None = None,
+              origins: dict[str, str] | None = None) -> dict[str, Any]:
+        return self._collect("group_vars", name, [only] if only else self.dirs, origins)
 
-    def host(self, name: str) -> dict[str, Any]:
-        return self._collect("host_vars", name, self.dirs)
+    def host(self, name: str, origins: dict[str, str] | None = None) -> dict[str, Any]:
+        return self._collect("host_vars", name, self.dirs, origins)
 
-    def _collect(self, kind: str, name: str, dirs: Sequence[Path]) -> dict[str, Any]:
+    def _collect(self, kind: str, name: str, dirs: Sequence[Path],
+                 origins: dict[str, str] | None = None) -> dict[str, Any]:
         merged: dict[str, Any] = {}
         if name.startswith(os.sep):
             return merged
@@ -307,8 +314,11 @@ class VarsFiles:
                 self._found[key] = self._find(d / kind, name)
             for path in self._found[key]:
                 if path not in self._cache:
-                    self._cache[path] = load_vars_file(path)
+                    self._origins[path] = {}
+                    self._cache[path] = load_vars_file(path, self._origins[path])
                 merged.update(self._cache[path])
+                if origins is not None:
+                    origins.update(self._origins[path])
         return merged
 
     def _find(self, base: Path, name: str) -> list[Path]:
