@@ -13,6 +13,7 @@ from upkeeper.models import CommandResult, Host, Result, Status
 from upkeeper.notifier import Notification, Notifier
 from upkeeper.plugins import API_VERSION
 from upkeeper.transport.base import Transport, TransportError
+from upkeeper.transport.env import EnvName
 
 __version__ = "0.1.0"
 
@@ -22,6 +23,7 @@ __all__ = [
     "Check",
     "CheckContext",
     "CommandResult",
+    "EnvName",
     "Host",
     "Notification",
     "Notifier",

@@ -114,12 +114,13 @@ def make_notifier(chan: ChannelConfig, registry: Any, variables: Mapping[str, An
     cls = registry.notifier(chan.notifier)
     early = {k: v for k, v in chan.params.items() if k not in LATE_PARAMS}
     rendered = render_value(early, variables)  # `env.NAME` is built into the templating
-    params: BaseModel = cls.Params.model_validate(
-        {**rendered, **{k: v for k, v in chan.params.items() if k in LATE_PARAMS}})
-    redactor.add(secrets_in_model(params))
     for key, value in early.items():
         if isinstance(value, str) and value != rendered.get(key):
             redactor.add([str(rendered[key])])  # anything from env may be a token
+    # ...masked before validating: an error message may quote the value.
+    params: BaseModel = cls.Params.model_validate(
+        {**rendered, **{k: v for k, v in chan.params.items() if k in LATE_PARAMS}})
+    redactor.add(secrets_in_model(params))
     headers = rendered.get("headers")
     if isinstance(headers, Mapping):
         redactor.add(str(v) for k, v in headers.items() if k.lower() != "content-type")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import upkeeper
 
 EXPECTED = {
-    "API_VERSION", "Action", "Check", "CheckContext", "CommandResult", "Host",
+    "API_VERSION", "Action", "Check", "CheckContext", "CommandResult", "EnvName", "Host",
     "Notification", "Notifier", "Params", "Result", "Status", "Transport", "TransportError",
     "hookimpl",
 }
