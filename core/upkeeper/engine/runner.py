@@ -425,6 +425,10 @@ def run_playbook(playbook: Playbook, inventory: Any, plugins: PluginSystem, hist
                    "plugins": plugins}
     runner = Runner(playbook, plugins, history, check_mode=check_mode,
                     on_result=on_result, stop_event=stop_event, force=force)
+    # Any host's secret can show up in any other host's output (a shared file, a log).
+    everyone = getattr(inventory, "hosts", None)
+    if isinstance(everyone, Mapping):
+        runner.redactor.add(secrets_for_run(playbook, everyone.values()))
     return runner.execute(hosts, forks or playbook.forks, run)
 
 

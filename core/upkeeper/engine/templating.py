@@ -200,7 +200,7 @@ def check_syntax(text: str, expression: bool = False) -> None:
 
 
 def referenced_names(text: str) -> frozenset[str]:
-    """Variables a template looks up (``env`` included when it reads the environment)."""
+    """Variables a template looks up (not globals such as ``env``)."""
     names: frozenset[str] = _guarded(lambda: _compiled(text)[1], f"template error in {text!r}",
                                      f"bad template {text!r}")
     return names
@@ -210,8 +210,7 @@ def env_references(text: str) -> frozenset[str]:
     """Environment variables a template reads by name (``env.X`` and ``env['X']``)."""
     from jinja2 import nodes
 
-    if "env" not in referenced_names(text):
-        return frozenset()
+    check_syntax(text)
     out: set[str] = set()
     for node in _environment().parse(text).find_all((nodes.Getattr, nodes.Getitem)):
         target = getattr(node, "node", None)
