@@ -115,7 +115,7 @@ def test_payloads_run_nothing_in_the_daemon(tmp_path):
     inv = write_inventories(tmp_path, marker)["yml"]
     books = tmp_path / "books"
     books.mkdir()
-    _, loud = write_books(books, sorted(payloads(marker)))
+    write_books(books, sorted(payloads(marker)))
     history = History(tmp_path / "h.db")
     source = PlaybookDir(books, (str(inv),), get_plugin_manager, history)
     loaded = source()
@@ -179,3 +179,41 @@ def test_vars_render_only_when_used_and_loops_are_named():
     assert dict.__getitem__(host.vars, "unused") == "{{ env.UPK_T_NOPE }}"
     # a var that cannot be rendered is "not defined" to templates that ask
     assert render_value("{{ a | default('fallback') }}", scope) == "fallback"
+
+
+def test_host_vars_read_by_code_render_on_access(monkeypatch):
+    from upkeeper.engine.templating import VarError
+    from upkeeper.engine.variables import bind_host
+
+    monkeypatch.setenv("UPK_T_SSH_PW", "pw-from-env")
+    monkeypatch.delenv("UPK_T_MISSING", raising=False)
+    raw = Host("h", vars={"ansible_password": "{{ env.UPK_T_SSH_PW }}", "port": "{{ 22 }}",
+                          "broken": "{{ env.UPK_T_MISSING }}"},
+               var_origins={"broken": "inv.yml:9"})
+    host = bind_host(raw)
+    assert host.vars["ansible_password"] == "pw-from-env"
+    assert host.vars.get("port") == 22 and host.vars.get("nope", 1) == 1
+    copied = {**host.vars}  # copies render too, and a broken var does not explode here
+    assert copied["ansible_password"] == "pw-from-env"
+    with pytest.raises(VarError, match=r"host var 'broken' \(inv.yml:9\): environment "
+                                       r"variable UPK_T_MISSING is not set"):
+        str(host.vars["broken"])
+    host.vars["port"] = "{{ not rendered }}"
+    assert host.vars["port"] == "{{ not rendered }}"
+
+
+@pytest.mark.parametrize(("text", "want"), [
+    ("{{ 22 }}", 22), ("{{ n }}", 7), ("{{ [1, 2] }}", [1, 2]), ("{{ s }}", "0x1F"),
+    ("{{ '12345' }}", "12345"), ("a{{ n }}", "a7"), ("{{ s }}{{ n }}", "0x1F7"),
+    ("{% if true %}5{% endif %}", "5"),
+])
+def test_types_are_kept_only_for_a_lone_expression(text, want):
+    got = render_value(text, {"n": 7, "s": "0x1F"})
+    assert got == want and type(got) is type(want)
+
+
+@pytest.mark.parametrize("text", ["{{ 'a' * 10**9 }}", "{{ [0] * 10**9 }}",
+                                  "{{ 7 ** 100000000 }}", "{{ range(10**9) | list }}"])
+def test_templates_cannot_eat_memory(text):
+    with pytest.raises(TemplateError, match=r"too large|Range too big"):
+        render_value(text, {})

@@ -106,8 +106,16 @@ def _environment() -> Environment:
                 return f"environment variable {self._undefined_name} is not set"
             return str(super()._undefined_message)
 
+    class CodeGenerator(NativeCodeGenerator):
+        def _output_const_repr(self, group: Iterable[Any]) -> str:
+            # A lone constant ({{ 22 }}) keeps its type, as a lone expression does.
+            items = list(group)
+            if len(items) == 1:
+                return repr(items[0])
+            return repr("".join(str(v) for v in items))
+
     class Sandbox(ImmutableSandboxedEnvironment):
-        code_generator_class = NativeCodeGenerator
+        code_generator_class = CodeGenerator
         concat = staticmethod(_concat)
         intercepted_binops = frozenset({"*", "**"})
 

@@ -79,6 +79,11 @@ class VarScope(Mapping[str, Any]):
             raise KeyError(name)
         return self.resolve(name)
 
+    def set(self, name: str, value: Any) -> None:
+        """Set a var from code: a value, never rendered."""
+        self._raw[name] = value
+        self._done[name] = value
+
     def _special(self, name: str) -> Any:
         h = self.host
         if name == "inventory_hostname":
@@ -130,6 +135,14 @@ class HostVars(dict[str, Any]):
 
     def get(self, key: str, default: Any = None) -> Any:
         return self[key] if dict.__contains__(self, key) else default
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        dict.__setitem__(self, key, value)
+        self.scope.set(key, value)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = value
 
     def __iter__(self) -> Iterator[str]:
         # Overriding __iter__ makes dict(v) and {**v} read values through __getitem__.
