@@ -17,7 +17,7 @@ from upkeeper.models import CommandError, CommandResult, Host, Result, RunRecord
 from upkeeper.notifier import Notification, Notifier
 from upkeeper.plugins import API_VERSION
 from upkeeper.transport.base import Transport, TransportError, command_text, lazy_transport
-from upkeeper.transport.env import EnvName
+from upkeeper.transport.env import EnvName, check_env, env_block, read_env_sh
 
 __version__ = "0.1.0"
 
@@ -43,8 +43,11 @@ __all__ = [
     "Transport",
     "TransportError",
     "WindowState",
+    "check_env",
     "command_text",
+    "env_block",
     "hookimpl",
     "lazy_transport",
+    "read_env_sh",
     "window_state",
 ]

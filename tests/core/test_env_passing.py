@@ -80,3 +80,18 @@ def test_children_start_from_a_minimal_environment(monkeypatch):
     allowed = {*child_environ(), "UPK_ASKED", "PWD", "SHLVL", "_", "OLDPWD"}
     assert names <= allowed, names - allowed
     assert "LD_PRELOAD" not in names
+
+
+def test_every_transport_builds_env_with_the_shared_checks():
+    from upkeeper_backup.restic import ResticParams
+    from upkeeper_ssh.remote import build
+    from upkeeper_winrm.scripts import cmd_with_env_script
+
+    bad = "X;id>/tmp/f;Y"
+    with pytest.raises(ValueError, match="invalid environment variable name"):
+        build("true", timeout=5, env={bad: "v"}, sudo_user="root", sudo_password=False,
+              prompt_token="t")
+    with pytest.raises(ValueError, match="invalid environment variable name"):
+        cmd_with_env_script("dir", {bad: "v"})
+    with pytest.raises(ValidationError, match="invalid environment variable name"):
+        ResticParams.model_validate({"repository": "/r", "password": "p", "env": {bad: "v"}})

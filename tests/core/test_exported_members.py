@@ -13,8 +13,8 @@ import upkeeper
 EXPECTED = {
     "API_VERSION", "Action", "Check", "CheckContext", "CommandError", "CommandResult",
     "EnvName", "Host", "Notification", "Notifier", "Params", "Result", "RunRecord", "Status",
-    "Transport", "TransportError", "WindowState", "command_text", "hookimpl",
-    "lazy_transport", "window_state",
+    "Transport", "TransportError", "WindowState", "check_env", "command_text", "env_block",
+    "hookimpl", "lazy_transport", "read_env_sh", "window_state",
 }
 
 

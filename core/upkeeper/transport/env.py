@@ -31,6 +31,7 @@ __all__ = [
     "child_environ",
     "env_block",
     "new_end_marker",
+    "read_env_sh",
 ]
 
 ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -44,14 +45,21 @@ BASE_NAMES = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "
 PASS_ENV = "UPKEEPER_PASS_ENV"
 _DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-#: POSIX sh that reads an env block from stdin up to the end marker in ``$1`` and
-#: evaluates it. ``read`` consumes no more than one line from a pipe, so the command
-#: still gets the rest of stdin; every value in the block is quoted and every name
-#: checked, so ``eval`` only assigns.
-READ_ENV_SH = (
-    '__upk_e=; while IFS= read -r __upk_l; do [ "$__upk_l" = "$1" ] && break; '
-    '__upk_e="$__upk_e$__upk_l\n"; done; eval "$__upk_e"; unset __upk_e __upk_l'
-)
+
+
+def read_env_sh(marker: str = '"$1"') -> str:
+    """POSIX sh that reads an env block (:func:`env_block`) from stdin up to the line
+    ``marker`` (a shell word: ``'"$1"'``, or a marker from :func:`new_end_marker`) and
+    evaluates it. ``read`` consumes no more than one line from a pipe, so the command
+    still gets the rest of stdin; every value in the block is quoted and every name
+    checked, so ``eval`` only assigns."""
+    return ('__upk_e=; while IFS= read -r __upk_l; do [ "$__upk_l" = ' + marker
+            + ' ] && break; __upk_e="$__upk_e$__upk_l\n"; done; eval "$__upk_e"; '
+            'unset __upk_e __upk_l')
+
+
+#: :func:`read_env_sh` for a marker given as the script's first argument.
+READ_ENV_SH = read_env_sh()
 
 
 class EnvError(ValueError):
