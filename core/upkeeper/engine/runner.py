@@ -304,7 +304,6 @@ class Runner:
 
     def execute(self, hosts: Sequence[Host], forks: int, run: RunRecord) -> RunRecord:
         self.run = run
-        self.redactor.add(secrets_for_run(self.pb, hosts))
         run.hosts = {h.name: h for h in hosts}
         run.meta["clients"] = {h.name: str(h.vars["client"]) for h in hosts
                                if h.vars.get("client") is not None}
@@ -427,8 +426,8 @@ def run_playbook(playbook: Playbook, inventory: Any, plugins: PluginSystem, hist
                     on_result=on_result, stop_event=stop_event, force=force)
     # Any host's secret can show up in any other host's output (a shared file, a log).
     everyone = getattr(inventory, "hosts", None)
-    if isinstance(everyone, Mapping):
-        runner.redactor.add(secrets_for_run(playbook, everyone.values()))
+    pool = everyone.values() if isinstance(everyone, Mapping) else hosts
+    runner.redactor.add(secrets_for_run(playbook, [*pool, *hosts]))
     return runner.execute(hosts, forks or playbook.forks, run)
 
 

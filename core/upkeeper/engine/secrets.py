@@ -180,6 +180,31 @@ def _secrets_in(value: Any) -> set[str]:
     return set()
 
 
+def _trie_pattern(words: Iterable[str]) -> str:
+    """One regex matching any of ``words``, longest first, shaped as a prefix tree: at each
+    position of the text only the branch of its next character is tried, so thousands of
+    secrets cost about what one does (a flat ``a|b|c...`` tries every one)."""
+    trie: dict[str, Any] = {}
+    for word in words:
+        node = trie
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def build(node: dict[str, Any]) -> str:
+        out = ""
+        while len(node) == 1 and "" not in node:  # a chain: no group needed
+            (ch, node), = node.items()
+            out += re.escape(ch)
+        branches = [re.escape(ch) + build(child) for ch, child in sorted(node.items()) if ch]
+        if not branches:
+            return out
+        body = branches[0] if len(branches) == 1 else f"(?:{'|'.join(branches)})"
+        return out + (f"(?:{body})?" if "" in node else body)
+
+    return build(trie)
+
+
 class Redactor:
     """Replaces known secret values with ``********`` in text and nested data.
 
@@ -202,9 +227,7 @@ class Redactor:
             return
         with self._lock:
             known = self._state[0] | new
-            # Longest first, so a secret containing another is masked whole.
-            alternatives = sorted(known, key=len, reverse=True)
-            self._state = (known, re.compile("|".join(map(re.escape, alternatives))))
+            self._state = (known, re.compile(_trie_pattern(known)))
         if self._remember:
             LOG_REDACTOR.add(new)
 

@@ -131,13 +131,22 @@ def _environment() -> Environment:
 
 
 @functools.lru_cache(maxsize=4096)
-def _compiled(text: str) -> tuple[Template, frozenset[str]]:
-    """A template and the names it looks up (compiled once per distinct text)."""
+def _parsed(text: str) -> Any:
+    """The syntax tree of a template (parsed once per distinct text; never modified)."""
+    return _environment().parse(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _names(text: str) -> frozenset[str]:
     from jinja2 import meta
 
-    env = _environment()
-    names = frozenset(meta.find_undeclared_variables(env.parse(text)))
-    return env.from_string(text), names
+    return frozenset(meta.find_undeclared_variables(_parsed(text)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _compiled(text: str) -> tuple[Template, frozenset[str]]:
+    """A template and the names it looks up (compiled once per distinct text)."""
+    return _environment().from_string(text), _names(text)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -209,18 +218,24 @@ def check_syntax(text: str, expression: bool = False) -> None:
 
 def referenced_names(text: str) -> frozenset[str]:
     """Variables a template looks up (not globals such as ``env``)."""
-    names: frozenset[str] = _guarded(lambda: _compiled(text)[1], f"template error in {text!r}",
+    names: frozenset[str] = _guarded(lambda: _names(text), f"template error in {text!r}",
                                      f"bad template {text!r}")
     return names
 
 
 def env_references(text: str) -> frozenset[str]:
     """Environment variables a template reads by name (``env.X`` and ``env['X']``)."""
+    result: frozenset[str] = _guarded(lambda: _env_references(text),
+                                      f"template error in {text!r}", f"bad template {text!r}")
+    return result
+
+
+@functools.lru_cache(maxsize=4096)
+def _env_references(text: str) -> frozenset[str]:
     from jinja2 import nodes
 
-    check_syntax(text)
     out: set[str] = set()
-    for node in _environment().parse(text).find_all((nodes.Getattr, nodes.Getitem)):
+    for node in _parsed(text).find_all((nodes.Getattr, nodes.Getitem)):
         target = getattr(node, "node", None)
         if not (isinstance(target, nodes.Name) and target.name == "env"):
             continue
