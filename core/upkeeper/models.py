@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import sys
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -157,8 +157,10 @@ class Host:
     vars: dict[str, Any] = field(default_factory=dict)
     groups: list[str] = field(default_factory=list)
     facts: MutableMapping[str, Any] = field(default_factory=dict)
-    #: var name -> ``file:line`` that defines it (for error messages), when known.
-    var_origins: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    #: ``var_origin(name)``: the ``file:line`` that sets a var (for error messages), when
+    #: the inventory knows it.
+    var_origin: Callable[[str], str | None] | None = field(default=None, repr=False,
+                                                          compare=False)
 
     @property
     def address(self) -> str:

@@ -164,7 +164,7 @@ def test_template_syntax_error_is_the_playbooks_error(tmp_path, plugins):
     from upkeeper.engine.playbook import PlaybookError
 
     path = book(tmp_path, {"value": "{{ broken"})
-    with pytest.raises(PlaybookError, match=r"pb\.yml:4:.*test\.capture: template error"):
+    with pytest.raises(PlaybookError, match=r"pb\.yml:4:.*test\.capture: template syntax error"):
         load_playbook(path, plugins.registry)
 
 

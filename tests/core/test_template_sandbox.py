@@ -168,7 +168,7 @@ def test_vars_render_only_when_used_and_loops_are_named():
     calls: list[str] = []
     raw = Host("h", vars={"a": "{{ b }}", "b": "{{ a }}", "unused": "{{ env.UPK_T_NOPE }}",
                           "x": "{{ y }}-{{ y }}", "y": "{{ 6 * 7 }}"},
-               var_origins={"a": "inv.yml:3", "b": "inv.yml:4"})
+               var_origin={"a": "inv.yml:3", "b": "inv.yml:4"}.get)
     host = bind_host(raw, on_rendered=lambda name, value: calls.append(name))
     scope = scope_of(host)
     assert render_value("{{ x }}", scope) == "42-42"
@@ -189,7 +189,7 @@ def test_host_vars_read_by_code_render_on_access(monkeypatch):
     monkeypatch.delenv("UPK_T_MISSING", raising=False)
     raw = Host("h", vars={"ansible_password": "{{ env.UPK_T_SSH_PW }}", "port": "{{ 22 }}",
                           "broken": "{{ env.UPK_T_MISSING }}"},
-               var_origins={"broken": "inv.yml:9"})
+               var_origin={"broken": "inv.yml:9"}.get)
     host = bind_host(raw)
     assert host.vars["ansible_password"] == "pw-from-env"
     assert host.vars.get("port") == 22 and host.vars.get("nope", 1) == 1

@@ -47,21 +47,20 @@ class VarScope(Mapping[str, Any]):
     then playbook vars. Values are rendered on first use; ``in`` never renders."""
 
     def __init__(self, host: Host, raw: Mapping[str, Any], extra: Mapping[str, Any] | None = None,
-                 origins: Mapping[str, str] | None = None,
                  on_rendered: OnRendered | None = None) -> None:
         self.host = host
         self._raw: dict[str, Any] = {**(extra or {}), **raw}
         self._host_names = frozenset(raw)
-        self._origins = dict(origins or {})
         self._done: dict[str, Any] = {}
         self._local = threading.local()
         self._on_rendered = on_rendered
 
     def describe(self, name: str) -> str:
         """``host var 'x' (inventory.yml:12)``: what and where, for error messages."""
-        kind = "host var" if name in self._host_names else "playbook var"
-        origin = self._origins.get(name)
-        return f"{kind} '{name}'" + (f" ({origin})" if origin else "")
+        if name not in self._host_names:
+            return f"playbook var '{name}'"
+        origin = self.host.var_origin(name) if self.host.var_origin else None
+        return f"host var '{name}'" + (f" ({origin})" if origin else "")
 
     def __contains__(self, name: object) -> bool:
         return name in SPECIALS or name in self._raw
@@ -164,8 +163,8 @@ def bind_host(raw: Host, extra: Mapping[str, Any] | None = None,
     visible to their templates."""
     values = dict(dict.items(raw.vars))  # as written, even if ``raw`` is bound already
     host = Host(name=raw.name, vars={}, groups=list(raw.groups), facts=raw.facts,
-                var_origins=dict(raw.var_origins))
-    scope = VarScope(host, values, extra, raw.var_origins, on_rendered)
+                var_origin=raw.var_origin)
+    scope = VarScope(host, values, extra, on_rendered)
     host.vars = HostVars(values, scope)
     return host
 
@@ -174,7 +173,7 @@ def scope_of(host: Host, extra: Mapping[str, Any] | None = None) -> VarScope:
     """The scope templates on ``host`` use (its own when bound by :func:`bind_host`)."""
     if isinstance(host.vars, HostVars):
         return host.vars.scope
-    return VarScope(host, host.vars, extra, host.var_origins)
+    return VarScope(host, host.vars, extra)
 
 
 class _FactsPlaceholder(dict[str, Any]):
@@ -198,7 +197,7 @@ def check_templates(playbook: Playbook, hosts: Sequence[Host]) -> tuple[list[str
     failures: dict[tuple[str | int, ...], list[tuple[str, TemplateError]]] = {}
     for host in hosts:
         probe = Host(name=host.name, vars=host.vars, groups=list(host.groups),
-                     facts=_FactsPlaceholder(), var_origins=host.var_origins)
+                     facts=_FactsPlaceholder(), var_origin=host.var_origin)
         scope = scope_of(bind_host(probe, playbook.vars))
         for i, spec in enumerate(playbook.checks):
             items: list[tuple[tuple[str | int, ...], Any]] = [

@@ -7,17 +7,16 @@ import ast
 import re
 import shlex
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from upkeeper.inventory.data import InventoryData
 from upkeeper.inventory.patterns import (
     INVALID_GROUP_NAME,
     InventoryError,
     expand_hostname_range,
     split_host_and_port,
 )
-
-if TYPE_CHECKING:
-    from upkeeper.inventory.loader import InventoryData
+from upkeeper.yamlsource import MAX_DEPTH, within_depth
 
 _COMMENT = ("#", ";")
 _SECTION = re.compile(r"^\[([^:\]\s]+)(?::(\w+))?\]\s*(?:\#.*)?$")
@@ -36,6 +35,8 @@ def parse_value(text: str) -> Any:
         pass
     except (TypeError, MemoryError, RecursionError) as exc:
         raise ValueError(f"cannot read value {text[:60]!r}: {exc}") from None
+    if not within_depth(value):
+        raise ValueError(f"value {text[:60]!r} is nested more than {MAX_DEPTH} levels deep")
     return _coerce(value)
 
 
