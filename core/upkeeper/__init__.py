@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from upkeeper.notifier import Notification, Notifier
     from upkeeper.plugins import API_VERSION
     from upkeeper.transport.base import Transport, TransportError, command_text, lazy_transport
+    from upkeeper.transport.env import EnvName, check_env, env_block, read_env_sh
 
 __version__ = "0.1.0"
 
@@ -72,6 +73,7 @@ __all__ = [
     "CheckContext",
     "CommandError",
     "CommandResult",
+    "EnvName",
     "Host",
     "InventoryError",
     "InventorySource",
@@ -85,10 +87,13 @@ __all__ = [
     "Transport",
     "TransportError",
     "WindowState",
+    "check_env",
     "command_text",
+    "env_block",
     "hookimpl",
     "lazy_transport",
     "load_hosts",
+    "read_env_sh",
     "window_state",
 ]
 
@@ -107,6 +112,8 @@ _HOME = {
     "API_VERSION": "upkeeper.plugins",
     "Transport": "upkeeper.transport.base", "TransportError": "upkeeper.transport.base",
     "command_text": "upkeeper.transport.base", "lazy_transport": "upkeeper.transport.base",
+    "EnvName": "upkeeper.transport.env", "check_env": "upkeeper.transport.env",
+    "env_block": "upkeeper.transport.env", "read_env_sh": "upkeeper.transport.env",
 }
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from upkeeper import CheckContext, Params, Result, Status
+from upkeeper import CheckContext, EnvName, Params, Result, Status
 from upkeeper_backup.durations import Duration, Size, format_duration, format_size
 from upkeeper_backup.parsers import FileNode, Snapshot
 
@@ -43,7 +43,7 @@ class RepoParams(FreshnessParams):
     """Integrity and test-restore params shared by restic and borg."""
 
     repository: str = Field(description="repository location, passed through the environment")
-    env: dict[str, SecretStr] = Field(
+    env: dict[EnvName, SecretStr] = Field(
         default_factory=dict,
         description="extra environment for the tool (e.g. AWS_SECRET_ACCESS_KEY); never "
                     "printed")

@@ -67,6 +67,8 @@ def _tool_caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep restic's and borg's caches and security dirs inside the test's tmp dir."""
     monkeypatch.setenv("RESTIC_CACHE_DIR", str(tmp_path / "restic-cache"))
     monkeypatch.setenv("BORG_BASE_DIR", str(tmp_path / "borg-base"))
+    # Children of the local transport inherit only what UPKEEPER_PASS_ENV names.
+    monkeypatch.setenv("UPKEEPER_PASS_ENV", "RESTIC_CACHE_DIR BORG_BASE_DIR")
     for name in ("RESTIC_PASSWORD", "RESTIC_REPOSITORY", "RESTIC_PASSWORD_FILE",
                  "BORG_PASSPHRASE", "BORG_REPO", "BORG_PASSCOMMAND"):
         monkeypatch.delenv(name, raising=False)
