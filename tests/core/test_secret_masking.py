@@ -109,9 +109,14 @@ notify:
 """)
     plugins = get_plugin_manager()
     history = History(tmp_path / "h.db")
+    from upkeeper.after_run.context import RunContext
+    from upkeeper.after_run.pipeline import after_run
+
+    playbook = load_playbook(pb, plugins.registry)
     with caplog.at_level(logging.INFO):
-        run = run_playbook(load_playbook(pb, plugins.registry), load_inventory(
-            ["localhost,"]), plugins, history)
+        inventory = load_inventory(["localhost,"])
+        run = run_playbook(playbook, inventory, plugins, history)
+        after_run(run, RunContext.for_run(run, playbook, history, plugins, inventory=inventory))
     history.close()
     errors = json.dumps(run.meta, default=str)
     assert "cannot set up webhook" in errors  # the failure itself is recorded
