@@ -31,8 +31,8 @@ from upkeeper_backup.tool import RepoRun, secret_env
 #: Who holds a local repository's lock, and since when (borg names neither).
 _LOCK_SCRIPT = ('cat -- "$1/lock.roster" 2>/dev/null; echo; '
                 'stat -c %Y -- "$1/lock.exclusive" 2>/dev/null; date +%s')
-#: borg extract writes into the working directory: change to the target, then exec.
-_IN_DIR = 'cd -- "$1" && shift && exec "$@"'
+#: borg extract writes into the working directory: make and enter the target, then exec.
+_IN_DIR = 'mkdir -p -- "$1" && cd -- "$1" && shift && exec "$@"'
 
 
 class BorgParams(RepoParams):
@@ -202,7 +202,8 @@ class BorgRun(RepoRun[BorgParams]):
     def parse_files(self, stdout: str) -> list[FileNode]:
         return parse_borg_files(stdout)
 
-    def recorded_hashes(self, latest: Snapshot, nodes: Sequence[FileNode]) -> dict[str, str]:
+    def recorded_hashes(self, latest: Snapshot, nodes: Sequence[FileNode],
+                        workdir: str) -> dict[str, str]:
         """The SHA-256 borg computes from the archive's chunks for each sampled file."""
         paths = [n.path.lstrip("/") for n in nodes]
         res = self.run_tool(["list", "--json-lines", "--format={size}{sha256}",

@@ -77,8 +77,6 @@ class Snapshot:
     name: str = ""
     size: int | None = None
     files: int | None = None
-    #: restic: the root tree the snapshot's files hang from
-    tree: str = ""
 
     @property
     def short_id(self) -> str:
@@ -126,7 +124,7 @@ def parse_restic_snapshots(text: str) -> list[Snapshot]:
         snaps.append(Snapshot(
             id=str(s["id"]), time=parse_time(str(s["time"])),
             hostname=str(s.get("hostname") or ""), paths=list(s.get("paths") or []),
-            tags=list(s.get("tags") or []), tree=str(s.get("tree") or ""),
+            tags=list(s.get("tags") or []),
             size=_int_or_none(summary.get("total_bytes_processed")),
             files=_int_or_none(summary.get("total_files_processed")),
         ))
@@ -155,23 +153,6 @@ def parse_restic_ls(text: str) -> list[FileNode]:
         mtime = parse_time(obj["mtime"]) if obj.get("mtime") else None
         out.append(FileNode(str(obj["path"]), int(obj.get("size") or 0), mtime))
     return out
-
-
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
-
-
-def parse_restic_tree(text: str) -> list[dict[str, Any]]:
-    """Nodes of a tree blob (``restic cat blob TREE``): name, type, subtree, content."""
-    data = load_json(text)
-    nodes = data.get("nodes") if isinstance(data, dict) else None
-    if not isinstance(nodes, list):
-        raise ParseError("restic tree: no nodes list")
-    return [n for n in nodes if isinstance(n, dict)]
-
-
-def is_blob_id(value: Any) -> bool:
-    """A restic blob/tree ID: 64 lower-case hex digits (SHA-256 of the plaintext)."""
-    return isinstance(value, str) and _HEX64.match(value) is not None
 
 
 _RESTIC_CHECK_INFO = re.compile(

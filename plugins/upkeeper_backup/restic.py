@@ -18,19 +18,17 @@ from upkeeper_backup.parsers import (
     Snapshot,
     ToolFailure,
     classify_restic_failure,
-    is_blob_id,
     parse_restic_check,
     parse_restic_ls,
     parse_restic_snapshots,
     parse_restic_stats,
-    parse_restic_tree,
 )
+from upkeeper_backup.restore import stat_and_hash
 from upkeeper_backup.tool import RepoRun, secret_env
 
 _SIZE_CACHE_KEY = "snapshot_sizes"
-#: Tree blobs read to find the recorded hashes of the sampled files (each read loads
-#: the index, so a deep or scattered sample stops here and leaves the rest to --verify).
-_MAX_TREE_READS = 32
+#: Runs a command with its stdout in a file: ``sh -c _TO_FILE sh FILE CMD...``.
+_TO_FILE = 'out=$1; shift; exec "$@" > "$out"'
 
 
 class ResticParams(RepoParams):
@@ -222,45 +220,24 @@ class ResticRun(RepoRun[ResticParams]):
     def parse_files(self, stdout: str) -> list[FileNode]:
         return parse_restic_ls(stdout)
 
-    def recorded_hashes(self, latest: Snapshot, nodes: Sequence[FileNode]) -> dict[str, str]:
-        """restic records a file's content as the IDs of its chunks, each the SHA-256 of
-        the chunk: a file stored as one chunk has its SHA-256 on record. Files of several
-        chunks are left to ``restore --verify``, which checks every chunk."""
-        if not is_blob_id(latest.tree):
-            return {}
-        trees: dict[str, list[dict[str, Any]]] = {}
-        out: dict[str, str] = {}
-        for node in nodes:
-            entry = self._tree_entry(latest.tree, node.path, trees)
-            content = entry.get("content") if entry else None
-            if (entry is not None and entry.get("type") == "file"
-                    and isinstance(content, list) and len(content) == 1
-                    and is_blob_id(content[0]) and entry.get("size") == node.size):
-                out[node.path] = str(content[0])
-        return out
-
-    def _tree_entry(self, root: str, path: str, trees: dict[str, list[dict[str, Any]]],
-                    ) -> dict[str, Any] | None:
-        tree = root
-        parts = [x for x in path.split("/") if x]
-        for depth, name in enumerate(parts):
-            nodes = trees.get(tree)
-            if nodes is None:
-                if len(trees) >= _MAX_TREE_READS:
-                    return None
-                res = self.run_tool(["cat", "--no-lock", "blob", tree])
-                try:
-                    nodes = parse_restic_tree(res.stdout) if res.ok else []
-                except ParseError:
-                    nodes = []
-                trees[tree] = nodes
-            entry = next((n for n in nodes if n.get("name") == name), None)
-            if entry is None or depth == len(parts) - 1:
-                return entry
-            tree = entry.get("subtree") or ""
-            if not is_blob_id(tree):
-                return None
-        return None
+    def recorded_hashes(self, latest: Snapshot, nodes: Sequence[FileNode],
+                        workdir: str) -> dict[str, str]:
+        """SHA-256 of each file as the repository holds it: ``restic dump`` reads it back
+        from the repository (checking every chunk against its recorded ID), apart from
+        the restore under test. Where that fails, ``restore --verify`` still vouches."""
+        done: list[tuple[FileNode, str]] = []
+        for i, node in enumerate(nodes):
+            dest = f"{workdir}/record.{i}"
+            res = self.ctx.run(["sh", "-c", _TO_FILE, "sh", dest,
+                                *self.argv("dump", "--no-lock", "--", latest.id, node.path)],
+                               env=self.env, sudo=self.p.sudo, timeout=self.p.tool_timeout)
+            if res.ok:
+                done.append((node, dest))
+            else:
+                self.details["record_error"] = self.classify(res).message
+        states = stat_and_hash(self.ctx, [dest for _, dest in done], self.p.sudo)
+        return {node.path: st.sha256 for (node, _), st in zip(done, states, strict=True)
+                if st is not None and st.size == node.size}
 
     def restore_command(self, latest: Snapshot, nodes: Sequence[FileNode],
                         target: str) -> list[str]:

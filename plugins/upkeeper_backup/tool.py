@@ -130,8 +130,10 @@ class RepoRun(ABC, Generic[P]):
         """Regular files of the backup."""
 
     @abstractmethod
-    def recorded_hashes(self, latest: Snapshot, nodes: Sequence[FileNode]) -> dict[str, str]:
-        """SHA-256 of each sampled file as the repository records it, by path."""
+    def recorded_hashes(self, latest: Snapshot, nodes: Sequence[FileNode],
+                        workdir: str) -> dict[str, str]:
+        """SHA-256 of each sampled file as the repository holds it, by path (``workdir``:
+        a private directory for scratch files)."""
 
     @abstractmethod
     def restore_command(self, latest: Snapshot, nodes: Sequence[FileNode],
@@ -287,10 +289,11 @@ class RepoRun(ABC, Generic[P]):
             report = compare_restore(sample, [None] * len(sample), [None] * len(sample))
             metrics["restore_ok"] = 0
             return restore_finding(report, len(sample))
-        recorded = self.recorded_hashes(latest, wanted)
         tmp = make_tempdir(ctx, p.sudo)
         try:
-            res = self.run_argv(self.restore_command(latest, wanted, tmp), "shared")
+            recorded = self.recorded_hashes(latest, wanted, tmp)
+            target = f"{tmp}/restore"
+            res = self.run_argv(self.restore_command(latest, wanted, target), "shared")
             if res.exit_code != 0 or res.timed_out:
                 failure = self.classify(res)
                 if failure.kind == "locked":
@@ -301,7 +304,7 @@ class RepoRun(ABC, Generic[P]):
                 why = "timed out" if res.timed_out else failure.message
                 return Finding(Status.CRIT, f"test restore FAILED: {self.tool} "
                                             f"{self.restore_step}: {why}")
-            restored = stat_and_hash(ctx, [self.restored_path(tmp, n) for n in sample],
+            restored = stat_and_hash(ctx, [self.restored_path(target, n) for n in sample],
                                      p.sudo)
             live = stat_and_hash(ctx, [self.live_path(n) for n in sample], p.sudo)
         finally:

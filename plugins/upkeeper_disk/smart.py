@@ -59,7 +59,8 @@ def device_script(devices: list[DeviceSpec], wake_standby: bool = False) -> str:
         argv = ["smartctl", "-a", "--json=c"]
         if not wake_standby:
             argv += ["-n", "standby"]
-        argv += ["-d", dev.type or "auto", dev.name]
+        # Names come from params or from the scan's output: "--" keeps them operands.
+        argv += [f"--device={dev.type or 'auto'}", "--", dev.name]
         # Compact JSON has no final newline: the marker goes on a line of its own.
         parts.append(f"{shlex.join(argv)}; rc=$?; echo; echo \"{END_MARK} $rc\"; ")
     return "".join(parts)

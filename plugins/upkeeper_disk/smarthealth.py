@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from upkeeper import Params, Result, Status
+from upkeeper.argv import check_operand, check_path
 from upkeeper_disk.smartdata import ATA_COUNTERS, NVME_CRITICAL_BITS, SmartDevice, WindowsDisk
 
 #: Reasons shown in the one-line summary; details keep them all.
@@ -25,6 +26,16 @@ class DeviceSpec(BaseModel):
     name: str
     type: str = "auto"
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return check_path(v)
+
+    @field_validator("type")
+    @classmethod
+    def _type(cls, v: str) -> str:
+        return check_operand(v)
+
 
 class SmartParams(Params):
     devices: list[DeviceSpec | str] = Field(
@@ -40,6 +51,14 @@ class SmartParams(Params):
     wear_warn_pct: int = Field(90, ge=0, description="WARN when an SSD used this % of its life")
     warn_error_log: bool = Field(True, description="WARN when the ATA error log has entries")
     wake_standby: bool = Field(False, description="Spin up sleeping disks to read them")
+
+    @field_validator("devices")
+    @classmethod
+    def _device_names(cls, v: list[DeviceSpec | str]) -> list[DeviceSpec | str]:
+        for dev in v:
+            if isinstance(dev, str):
+                check_path(dev)
+        return v
 
 
 @dataclass
