@@ -96,9 +96,10 @@ class Repo:
     env: dict[str, str] = field(default_factory=dict)
 
     def tool(self, *args: str, stdin: str | None = None, check: bool = True,
-             ) -> subprocess.CompletedProcess[str]:
+             cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(list(args), env={**os.environ, **self.env}, input=stdin,
-                              capture_output=True, text=True, check=check, timeout=120)
+                              capture_output=True, text=True, check=check, timeout=120,
+                              cwd=cwd)
 
 
 def _init_restic(path: Path) -> Repo:
@@ -117,7 +118,7 @@ def _init_borg(path: Path, base: Path) -> Repo:
     return repo
 
 
-def _copy(template: Repo, dest: Path, src: Path | None = None) -> Repo:
+def copy_repo(template: Repo, dest: Path, src: Path | None = None) -> Repo:
     shutil.copytree(template.path, dest)
     env = {k: (str(dest) if v == str(template.path) else v) for k, v in template.env.items()}
     return Repo(dest, src or template.src, template.secret, env)
@@ -149,7 +150,7 @@ def _borg_empty(tmp_path_factory: pytest.TempPathFactory) -> Repo:
 @pytest.fixture(scope="session")
 def _restic_template(_restic_empty: Repo, tmp_path_factory: pytest.TempPathFactory) -> Repo:
     root = tmp_path_factory.mktemp("restic-template")
-    repo = _copy(_restic_empty, root / "restic-repo", make_tree(root / "src"))
+    repo = copy_repo(_restic_empty, root / "restic-repo", make_tree(root / "src"))
     restic_backup(repo)
     return repo
 
@@ -157,7 +158,7 @@ def _restic_template(_restic_empty: Repo, tmp_path_factory: pytest.TempPathFacto
 @pytest.fixture(scope="session")
 def _borg_template(_borg_empty: Repo, tmp_path_factory: pytest.TempPathFactory) -> Repo:
     root = tmp_path_factory.mktemp("borg-template")
-    repo = _copy(_borg_empty, root / "borg-repo", make_tree(root / "src"))
+    repo = copy_repo(_borg_empty, root / "borg-repo", make_tree(root / "src"))
     repo.env["BORG_BASE_DIR"] = str(root / "borg-base")
     borg_create(repo)
     del repo.env["BORG_BASE_DIR"]
@@ -167,7 +168,7 @@ def _borg_template(_borg_empty: Repo, tmp_path_factory: pytest.TempPathFactory) 
 @pytest.fixture(scope="session")
 def _restic_fleet_template(_restic_template: Repo,
                            tmp_path_factory: pytest.TempPathFactory) -> Repo:
-    repo = _copy(_restic_template, tmp_path_factory.mktemp("restic-fleet") / "restic-repo")
+    repo = copy_repo(_restic_template, tmp_path_factory.mktemp("restic-fleet") / "restic-repo")
     for host in FLEET[1:]:
         restic_backup(repo, host)
     return repo
@@ -177,7 +178,7 @@ def _restic_fleet_template(_restic_template: Repo,
 def _borg_fleet_template(_borg_template: Repo,
                          tmp_path_factory: pytest.TempPathFactory) -> Repo:
     root = tmp_path_factory.mktemp("borg-fleet")
-    repo = _copy(_borg_template, root / "borg-repo")
+    repo = copy_repo(_borg_template, root / "borg-repo")
     repo.env["BORG_BASE_DIR"] = str(root / "borg-base")
     for host in FLEET[1:]:
         borg_create(repo, f"{host}-1")
@@ -188,32 +189,32 @@ def _borg_fleet_template(_borg_template: Repo,
 @pytest.fixture
 def restic_repo(_restic_template: Repo, tmp_path: Path) -> Repo:
     """A copy of a session-wide repository: change the repo freely, never the source tree."""
-    return _copy(_restic_template, tmp_path / "restic-repo")
+    return copy_repo(_restic_template, tmp_path / "restic-repo")
 
 
 @pytest.fixture
 def borg_repo(_borg_template: Repo, tmp_path: Path) -> Repo:
     """A copy of a session-wide repository: change the repo freely, never the source tree."""
-    return _copy(_borg_template, tmp_path / "borg-repo")
+    return copy_repo(_borg_template, tmp_path / "borg-repo")
 
 
 @pytest.fixture
 def restic_fleet(_restic_fleet_template: Repo, tmp_path: Path) -> Repo:
     """One repository with a snapshot of each host in FLEET (the shared source tree)."""
-    return _copy(_restic_fleet_template, tmp_path / "restic-repo")
+    return copy_repo(_restic_fleet_template, tmp_path / "restic-repo")
 
 
 @pytest.fixture
 def borg_fleet(_borg_fleet_template: Repo, tmp_path: Path) -> Repo:
     """One repository with an archive HOST-1 of each host in FLEET."""
-    return _copy(_borg_fleet_template, tmp_path / "borg-repo")
+    return copy_repo(_borg_fleet_template, tmp_path / "borg-repo")
 
 
 @pytest.fixture
 def own_restic_repo(_restic_empty: Repo, tmp_path: Path) -> Repo:
     """A repository with its own source tree, for tests that change live files: a copy of
     the session's empty repository and one backup of a fresh tree."""
-    repo = _copy(_restic_empty, tmp_path / "own" / "restic-repo", make_tree(tmp_path / "own"
+    repo = copy_repo(_restic_empty, tmp_path / "own" / "restic-repo", make_tree(tmp_path / "own"
                                                                               / "src"))
     restic_backup(repo)
     return repo
@@ -222,7 +223,7 @@ def own_restic_repo(_restic_empty: Repo, tmp_path: Path) -> Repo:
 @pytest.fixture
 def own_borg_repo(_borg_empty: Repo, tmp_path: Path) -> Repo:
     """A repository with its own source tree, for tests that change live files."""
-    repo = _copy(_borg_empty, tmp_path / "own" / "borg-repo", make_tree(tmp_path / "own"
+    repo = copy_repo(_borg_empty, tmp_path / "own" / "borg-repo", make_tree(tmp_path / "own"
                                                                           / "src"))
     borg_create(repo)
     return repo
