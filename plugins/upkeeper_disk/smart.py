@@ -154,7 +154,8 @@ class DiskSmart(Check[SmartParams]):
                 scanned = parse_smartctl_scan(res.stdout)
             except SmartParseError as exc:
                 return Result(Status.UNKNOWN, f"smartctl --scan-open: {exc}"), {}
-            devices = [DeviceSpec(name=s.name, type=s.dev_type)
+            # smartctl's own names, not params: they go after "--", whatever they hold.
+            devices = [DeviceSpec.model_construct(name=s.name, type=s.dev_type)
                        for s in scanned if not s.open_error]
             scan_errors = [s for s in scanned if s.open_error]
         devices = [d for d in devices
