@@ -239,8 +239,8 @@ class RepoRun(ABC, Generic[P]):
                                            f"check's deadline for {exc.holder}'s check of "
                                            "the same repository")
         res = shared.result
-        by = f" (checked once in this run for {shared.ran_for} and this host)" \
-            if shared.ran_for else ""
+        by = (f" (shared: the repository was checked once in this run, for "
+              f"{shared.ran_for})" if shared.ran_for else "")
         if shared.ran_for:
             self.details["integrity_checked_for"] = shared.ran_for
         if res.timed_out:

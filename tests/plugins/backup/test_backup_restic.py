@@ -234,3 +234,12 @@ def test_integrity_every_skips_recent_successful_checks(restic_repo, transport):
     third = check(restic_repo, transport, integrity=True, integrity_every="1d", history=hist,
                   now=later, max_age="5d", crit_age="6d")
     assert "restic check OK" in third.summary
+
+
+def test_each_run_checks_again(restic_repo, transport):
+    """The once-per-run integrity outcome never outlives its run."""
+    assert "restic check OK" in check(restic_repo, transport, integrity=True).summary
+    largest_pack(restic_repo.path).unlink()
+    again = check(restic_repo, transport, integrity=True)
+    assert again.status is Status.CRIT and "restic check found errors" in again.summary
+    assert "shared" not in again.summary

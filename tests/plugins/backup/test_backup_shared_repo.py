@@ -63,7 +63,7 @@ def test_hosts_sharing_a_restic_repository_do_not_warn_each_other(
         assert "restic check OK" in r["summary"]
     # One integrity check for the repository in this run; the other hosts share it.
     assert len(tool_calls(log, "check")) == 1
-    shared = [r for r in results if "checked once in this run for" in r["summary"]]
+    shared = [r for r in results if "checked once in this run, for" in r["summary"]]
     assert len(shared) == len(FLEET) - 1
     # Each host still restored its own files, with nothing left locked behind.
     assert len(tool_calls(log, "restore")) == len(FLEET)
