@@ -54,10 +54,11 @@ PARAMS: list[tuple[Any, str, Build]] = [
 
 
 class ArgvTransport(FakeTransport):
-    """Keeps each command as the argv the tool would get (shell scripts split per line)."""
+    """Keeps each command as the argv the tool would get; answers every command (exit
+    127 where nothing matches) so the check goes as far as it can."""
 
     def __init__(self, **kw: Any) -> None:
-        super().__init__(make_host("web01"), **kw)
+        super().__init__(make_host("web01"), strict=False, **kw)
         self.argvs: list[list[str]] = []
 
     def run(self, command: str | Sequence[str], timeout: float | None = None,
