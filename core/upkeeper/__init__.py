@@ -63,8 +63,10 @@ def load_hosts(sources: Sequence[str], pattern: str | None = None) -> list[Host]
     return hosts
 
 #: The public submodules, for plugin authors: PowerShell/Windows helpers, the shared
-#: vocabulary of thresholds, durations and sizes, and the test kit.
-PUBLIC_MODULES = ("upkeeper.powershell", "upkeeper.measures", "upkeeper.testing")
+#: vocabulary of thresholds, durations and sizes, checks for values put on command
+#: lines, and the test kit.
+PUBLIC_MODULES = ("upkeeper.powershell", "upkeeper.measures", "upkeeper.argv",
+                  "upkeeper.testing")
 
 __all__ = [
     "API_VERSION",
