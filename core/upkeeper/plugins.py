@@ -286,6 +286,15 @@ def build_registry(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> Registr
     by_name = {i.name: i for i in infos}
     order = {i.name: n for n, i in enumerate(infos)}
 
+    def broken_check(plugin: str, name: str, message: str) -> None:
+        info = by_name.get(plugin)
+        if info is not None:
+            info.add_error(message)
+            if name in info.checks:
+                info.checks.remove(name)
+
+    reg.on_broken_check = broken_check
+
     def collect(hook: str, add: Any, listing: str | None) -> None:
         # Built-ins register first, so a third-party plugin reusing a built-in name
         # (``system.uptime``) is the one refused, whatever the entry points' order.
