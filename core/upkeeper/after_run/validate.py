@@ -115,13 +115,13 @@ def _raw_loc(data: Mapping[str, Any], loc: tuple[Any, ...]) -> tuple[str | int, 
 
 def validate_report(pb: Playbook) -> list[str]:
     """Problems in ``pb.report`` as ``file:line: message`` strings (empty when valid)."""
+    raw = pb.report
+    if raw is None:
+        return []  # before importing Jinja2: most runs write no report
     import jinja2
 
     from upkeeper.after_run.report import environment, output_path, template_file
 
-    raw = pb.report
-    if raw is None:
-        return []
     items = raw if isinstance(raw, list) else [raw]
     problems: list[str] = []
     for i, item in enumerate(items):
