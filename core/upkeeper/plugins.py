@@ -159,8 +159,9 @@ def get_plugin_manager(
     _register(pm, core, CorePlugin())
     infos.append(core)
     if load_entrypoints:
+        dists: dict[Any, tuple[str, str]] = {}
         for ep in sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-            infos.append(_load_entry_point(pm, ep, blocked))
+            infos.append(_load_entry_point(pm, ep, blocked, dists))
     for name, obj in extra_plugins:
         info = PluginInfo(name=name, module=getattr(obj, "__name__", type(obj).__name__))
         if name in blocked:
@@ -174,14 +175,22 @@ def get_plugin_manager(
     return PluginSystem(pm, registry, infos)
 
 
-def _load_entry_point(pm: pluggy.PluginManager, ep: md.EntryPoint, blocked: set[str]) -> PluginInfo:
+def _load_entry_point(pm: pluggy.PluginManager, ep: md.EntryPoint, blocked: set[str],
+                      dists: dict[Any, tuple[str, str]]) -> PluginInfo:
     dist = ep.dist
-    dist_name = dist.metadata["Name"] if dist is not None else ""
+    dist_name, version = "", ""
+    if dist is not None:
+        # Each read of a distribution's name or version parses its whole METADATA (the
+        # README included): once per distribution, not twice per entry point.
+        if dist not in dists:
+            meta = dist.metadata
+            dists[dist] = (meta["Name"], meta["Version"])
+        dist_name, version = dists[dist]
     info = PluginInfo(
         name=ep.name,
         module=ep.value,
         distribution=dist_name,
-        version=dist.version if dist is not None else "",
+        version=version,
         source="built-in" if dist_name == "upkeeper" else "third-party",
     )
     if ep.name in blocked:
