@@ -6,7 +6,6 @@ is imported and checked on first use.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import logging
 import threading
@@ -33,6 +32,8 @@ class UnknownNameError(LookupError):
     """A playbook names a check/transport/notifier nobody registered."""
 
     def __init__(self, kind: str, name: str, known: Iterable[str], note: str = "") -> None:
+        import difflib  # only for the error message: not on every start-up
+
         self.kind, self.name, self.known = kind, name, sorted(known)
         close = difflib.get_close_matches(name, self.known, n=3, cutoff=0.6)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
