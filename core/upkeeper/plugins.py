@@ -92,6 +92,8 @@ class PluginSystem:
 
     def call(self, hook: str, **kwargs: Any) -> list[Any]:
         """Call ``hook`` on every plugin, isolating failures (logged, never raised)."""
+        if not self._implemented(hook):
+            return []
         return call_each(self.pm, hook, self._info_by_name(), **kwargs)
 
     def call_bounded(self, hook: str, limit: float, problems: list[str],
@@ -99,8 +101,13 @@ class PluginSystem:
         """:meth:`call` giving each implementation ``limit`` seconds: one that is late is
         abandoned and its plugin added to ``skip`` (not called again); every failure,
         ``BaseException`` included, is appended to ``problems``."""
+        if not self._implemented(hook):
+            return []  # upkeeper_result is called for every result: most runs have none
         return call_each(self.pm, hook, self._info_by_name(), hook_limit=limit,
                          problems=problems, skip=skip, **kwargs)
+
+    def _implemented(self, hook: str) -> bool:
+        return bool(getattr(self.pm.hook, hook).get_hookimpls())
 
     def _info_by_name(self) -> dict[str, PluginInfo]:
         return {p.name: p for p in self.plugins}
