@@ -465,7 +465,11 @@ def preflight(playbook: Playbook, hosts: Sequence[Host]) -> list[str]:
             for key_path, value in items:
                 try:
                     if value is None and key_path[-1] == "when":
-                        evaluate(spec.when or "", context)
+                        # Skipped on this host, so its params are never rendered; facts
+                        # are placeholders here, so a `when:` naming them decides nothing.
+                        when = spec.when or ""
+                        if not evaluate(when, context) and "facts" not in when:
+                            break
                     else:
                         render_value(value, context)
                 except TemplateError as exc:
