@@ -40,6 +40,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     config.stash[CORPUS_DESELECTED] = len(gone)
 
 
+#: A test not marked ``slow`` should take about this long at most (setup, call and teardown
+#: together): ``pytest -m "not slow"`` is the quick run, under 30 s on two cores.
+FAST_LIMIT = 1.0
+#: nodeid -> seconds of the tests not marked slow, in this session.
+_TOOK: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if "slow" not in report.keywords:
+        _TOOK[report.nodeid] = _TOOK.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    # Named, not failed: how long a test takes depends on the machine.
+    over = sorted(((t, n) for n, t in _TOOK.items() if t > FAST_LIMIT), reverse=True)
+    if over:
+        terminalreporter.section(f"not marked slow, over {FAST_LIMIT:g} s")
+        for took, nodeid in over:
+            terminalreporter.write_line(f"{took:6.2f}s {nodeid}")
+
+
 @pytest.fixture
 def corpus() -> Path:
     """The shared real-world corpus beside the repo (../shared/corpus).

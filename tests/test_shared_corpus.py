@@ -31,10 +31,12 @@ def _pytest(corpus: Path, *selection: str) -> subprocess.CompletedProcess[str]:
                           env={**os.environ, "UPKEEPER_TEST_CORPUS": str(corpus)})
 
 
+@pytest.mark.slow
 def test_without_the_corpus_one_skipped_line_says_so_and_a_missing_file_fails(tmp_path):
     absent = _pytest(tmp_path / "absent", "tests/test_shared_corpus.py::"
                      "test_shared_corpus_is_present", "tests/core/test_inventory_corpus.py",
-                     "tests/plugins/patching/test_corpus.py", "tests/plugins/disk")
+                     "tests/plugins/patching/test_corpus.py",
+                     "tests/plugins/disk/test_disk_parsers.py")
     assert absent.returncode == 0, absent.stdout + absent.stderr
     skipped = [line for line in absent.stdout.splitlines() if line.startswith("SKIPPED")]
     assert len(skipped) == 1 and "tests that read it were not run" in skipped[0], skipped

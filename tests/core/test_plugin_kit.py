@@ -26,6 +26,7 @@ def test_scaffold_rejects_bad_names(tmp_path):
         new_plugin("acme", tmp_path)
 
 
+@pytest.mark.slow
 def test_scaffold_passes_its_own_tests_in_process(tmp_path, monkeypatch):
     root = new_plugin("acme_inproc", tmp_path)
     monkeypatch.syspath_prepend(str(root / "src"))

@@ -194,6 +194,7 @@ def test_windows_powershell_failure_is_unknown(history):
     assert res.status is Status.UNKNOWN and "Access is denied" in res.summary
 
 
+@pytest.mark.slow
 def test_real_run_on_this_machine(history):
     host = make_host("localhost", vars={"ansible_connection": "local"})
     transport = LocalTransport(host)
