@@ -14,8 +14,8 @@ import yaml
 from click.testing import CliRunner
 
 from upkeeper import Action
-from upkeeper.cli import main
-from upkeeper.playbook import load_playbook
+from upkeeper.cli.main import main
+from upkeeper.engine.playbook import load_playbook
 from upkeeper.plugins import get_plugin_manager
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -18,7 +18,7 @@ import jinja2
 from pydantic import BaseModel, ValidationError
 
 from upkeeper import Notification, Notifier, Status
-from upkeeper.alerts import (
+from upkeeper.after_run.alerts import (
     Alert,
     ChannelConfig,
     NotifyConfig,
@@ -28,9 +28,7 @@ from upkeeper.alerts import (
     mark_told,
     parse_notify,
 )
-from upkeeper.history import History
-from upkeeper.models import RunRecord
-from upkeeper.report import (
+from upkeeper.after_run.report import (
     ReportError,
     clients_for_run,
     environment,
@@ -38,8 +36,10 @@ from upkeeper.report import (
     remember_clients,
     write_reports,
 )
-from upkeeper.secrets import Redactor, secrets_in_model
-from upkeeper.templating import TemplateError, render_value
+from upkeeper.engine.secrets import Redactor, secrets_in_model
+from upkeeper.engine.templating import TemplateError, render_value
+from upkeeper.models import RunRecord
+from upkeeper.store.history import History
 
 from .common import send_with_retry
 

@@ -12,8 +12,7 @@ from collections.abc import Mapping, Sequence
 import paramiko
 from paramiko.ssh_exception import IncompatiblePeer
 
-from upkeeper import CommandResult, Host, Transport, TransportError
-from upkeeper.transport import command_text
+from upkeeper import CommandResult, Host, Transport, TransportError, command_text
 from upkeeper_ssh import hostkeys
 from upkeeper_ssh.auth import (
     AuthenticationFailed,

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from upkeeper.alerts import (
+from upkeeper.after_run.alerts import (
     decide,
     group_alerts,
     in_maintenance,
@@ -20,10 +20,10 @@ from upkeeper.alerts import (
     parse_notify,
     validate_notify,
 )
-from upkeeper.history import History
+from upkeeper.engine.playbook import load_playbook
 from upkeeper.models import Host, Result, Status
-from upkeeper.playbook import load_playbook
 from upkeeper.plugins import get_plugin_manager
+from upkeeper.store.history import History
 
 T0 = datetime(2026, 11, 20, 2, 0, tzinfo=timezone.utc)
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from upkeeper.facts import LazyFacts, parse_os_release, parse_posix_facts
+from upkeeper.engine.facts import LazyFacts
+from upkeeper.transport.facts import parse_os_release, parse_posix_facts
 
 DEBIAN = """@@uname
 Linux

@@ -6,8 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from upkeeper.history import History, HistoryError
 from upkeeper.models import Result, RunRecord, Status
+from upkeeper.store.history import History, HistoryError
 
 T0 = datetime(2026, 11, 1, tzinfo=timezone.utc)
 

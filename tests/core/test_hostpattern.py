@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from upkeeper.hostpattern import (
+from upkeeper.inventory.loader import load_inventory
+from upkeeper.inventory.patterns import (
     HostPatternError,
     InventoryError,
     PatternMatcher,
@@ -16,7 +17,6 @@ from upkeeper.hostpattern import (
     parse_address,
     split_host_pattern,
 )
-from upkeeper.inventory import load_inventory
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "inventories"
 # expected/patterns.json: `ansible PATTERN -i patterns.ini --list-hosts` (ansible-core

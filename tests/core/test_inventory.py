@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from upkeeper.hostpattern import InventoryError
-from upkeeper.inventory import Group, Inventory, load_inventory, local_inventory
-from upkeeper.inventory_yaml import UnsafeText, VaultedValue
+from upkeeper.inventory.loader import Group, Inventory, load_inventory, local_inventory
+from upkeeper.inventory.patterns import InventoryError
+from upkeeper.inventory.yamlfile import UnsafeText, VaultedValue
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "inventories"
 
@@ -343,7 +343,7 @@ def test_windows_editor_files_with_bom_and_crlf(tmp_path: Path) -> None:
 def test_cli_inventory_list_prints_the_ansible_document() -> None:
     from click.testing import CliRunner
 
-    from upkeeper.cli import main
+    from upkeeper.cli.main import main
 
     result = CliRunner().invoke(main, [
         "inventory", "list", "-i", str(DATA / "features.ini"), "--limit", "app:&db*:!db-b*",

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.corpus import CORPUS
-from upkeeper.hostpattern import InventoryError
-from upkeeper.inventory import load_inventory
+from upkeeper.inventory.loader import load_inventory
+from upkeeper.inventory.patterns import InventoryError
 
 pytestmark = pytest.mark.corpus
 INVENTORIES = CORPUS / "ansible_inventory"

@@ -6,7 +6,7 @@ from datetime import date, datetime, timezone
 
 import pytest
 
-from upkeeper.maintenance import (
+from upkeeper.engine.windows import (
     HostWindows,
     muted,
     parse_blackouts,

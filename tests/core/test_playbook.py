@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.core.helpers import TestPlugin
-from upkeeper.playbook import Playbook, PlaybookError, load_playbook
+from upkeeper.engine.playbook import Playbook, PlaybookError, load_playbook
 from upkeeper.plugins import get_plugin_manager
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from upkeeper.scaffold import ScaffoldError, new_plugin
+from upkeeper.cli.scaffold import ScaffoldError, new_plugin
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -185,3 +185,152 @@ def test_trace_shows_hook_calls(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "[plugins] t: upkeeper_register_checks()" in err
     assert "[plugins] core: upkeeper_register_transports()" in err
+
+
+def test_hooks_run_in_pluggys_order():
+    """tryfirst runs first, trylast last, otherwise the last registered first (pluggy)."""
+    calls: list[str] = []
+
+    def plugin(tag: str, **marks: bool) -> object:
+        class P:
+            @hookimpl(**marks)
+            def upkeeper_result(self, result):
+                calls.append(tag)
+        return P()
+
+    system = get_plugin_manager(load_entrypoints=False, extra_plugins=[
+        ("early", plugin("early", tryfirst=True)), ("a", plugin("a")), ("b", plugin("b")),
+        ("late", plugin("late", trylast=True))])
+    system.call("upkeeper_result", result=None)
+    pluggy_order: list[str] = []
+    calls_before = list(calls)
+    calls.clear()
+    system.pm.hook.upkeeper_result(result=None)
+    pluggy_order = list(calls)
+    assert calls_before == pluggy_order == ["early", "b", "a", "late"]
+
+
+def test_hook_wrappers_are_refused_with_a_clear_error():
+    class Wraps:
+        @hookimpl(wrapper=True)
+        def upkeeper_result(self, result):
+            return (yield)
+
+    class OldStyle:
+        @hookimpl(hookwrapper=True)
+        def upkeeper_run_finished(self, run):
+            yield
+
+    system = get_plugin_manager(load_entrypoints=False, extra_plugins=[
+        ("wraps", Wraps()), ("old", OldStyle()), ("t", TestPlugin())])
+    info = {p.name: p for p in system.plugins}
+    for name, hook in (("wraps", "upkeeper_result"), ("old", "upkeeper_run_finished")):
+        assert not info[name].loaded
+        assert "hook wrappers are not supported" in info[name].errors[0]
+        assert hook in info[name].errors[0]
+        assert not system.pm.is_registered(system.pm.get_plugin(name))
+    assert info["t"].loaded and "test.echo" in system.registry.checks
+    system.call("upkeeper_result", result=None)  # nothing left that would be misused
+
+
+@pytest.mark.parametrize(("declared", "ok"), [
+    ("1", True), ("1.0", True), ("1.1", True), ("1.9", False), ("2.0", False),
+    ("0.9", False), ("one", False)])
+def test_api_version_is_checked_for_object_plugins_too(declared, ok):
+    class Obj:
+        UPKEEPER_API = declared
+
+        @hookimpl
+        def upkeeper_register_checks(self):
+            return [Echo]
+
+    system = get_plugin_manager(load_entrypoints=False, extra_plugins=[("obj", Obj())])
+    info = system.plugins[-1]
+    assert info.loaded is ok, info.errors
+    assert ("test.echo" in system.registry.checks) is ok
+    if not ok:
+        assert "skipped" in info.errors[0]
+
+
+def test_newer_minor_module_plugin_is_refused(site):
+    make_dist(site, "acme_newer", """
+        UPKEEPER_API = "1.99"
+        from upkeeper import hookimpl
+        @hookimpl
+        def upkeeper_register_checks():
+            return []
+    """)
+    info = {p.name: p for p in get_plugin_manager().plugins}
+    assert not info["acme_newer"].loaded
+    assert "plugin API 1.99, this upkeeper provides 1.1" in info["acme_newer"].errors[0]
+
+
+def test_deprecated_hooks_warn_for_module_and_object_plugins(site):
+    """A spec marked with pluggy's warn_on_impl is reported on every implementing plugin."""
+    import types
+
+    import pluggy
+
+    from upkeeper.hookspecs import hookspec
+    from upkeeper.plugins import _register
+
+    spec_mod = types.ModuleType("old_specs")
+
+    @hookspec(warn_on_impl=DeprecationWarning("upkeeper_old_hook is deprecated since 1.1"))
+    def upkeeper_old_hook() -> None:
+        """Old."""
+
+    spec_mod.upkeeper_old_hook = upkeeper_old_hook  # type: ignore[attr-defined]
+
+    class Obj:
+        @hookimpl
+        def upkeeper_old_hook(self):
+            return None
+
+    module = types.ModuleType("acme_mod_plugin")
+
+    @hookimpl
+    def _impl() -> None:
+        return None
+
+    module.upkeeper_old_hook = _impl  # type: ignore[attr-defined]
+    from upkeeper.plugins import PluginInfo
+
+    pm = pluggy.PluginManager("upkeeper")
+    pm.add_hookspecs(spec_mod)
+    for name, obj in (("obj", Obj()), ("mod", module)):
+        info = PluginInfo(name=name)
+        _register(pm, info, obj)
+        assert info.loaded
+        assert info.warnings == ["upkeeper_old_hook is deprecated since 1.1"]
+
+
+def test_third_party_cannot_take_a_builtin_name(site):
+    """The newcomer is refused and named; the built-in keeps working, whatever the order."""
+    make_dist(site, "aaa_shadow", """
+        from upkeeper import hookimpl, Check, Result, Status
+        class Uptime(Check):
+            name = "system.uptime"
+            platforms = ("*",)
+            def run(self, ctx):
+                return Result(Status.OK, "shadowed")
+        @hookimpl
+        def upkeeper_register_checks():
+            return [Uptime]
+    """)
+    system = get_plugin_manager()
+    info = {p.name: p for p in system.plugins}
+    assert system.registry.checks["system.uptime"].__module__.startswith("upkeeper_system")
+    assert info["system"].errors == [] and "system.uptime" in info["system"].checks
+    assert "registered twice" in info["aaa_shadow"].errors[0]
+    assert "'system'" in info["aaa_shadow"].errors[0]
+
+
+def test_plugin_errors_are_bounded():
+    from upkeeper.plugins import MAX_PLUGIN_ERRORS, PluginInfo
+
+    info = PluginInfo(name="noisy")
+    for n in range(MAX_PLUGIN_ERRORS * 50):
+        info.add_error(f"error {n}")
+    assert len(info.errors) == MAX_PLUGIN_ERRORS
+    assert info.errors_dropped == MAX_PLUGIN_ERRORS * 49

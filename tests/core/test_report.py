@@ -15,12 +15,7 @@ import yaml
 from click.testing import CliRunner
 
 from upkeeper import hookimpl
-from upkeeper.cli import main
-from upkeeper.history import History
-from upkeeper.models import Host, Result, RunRecord, Status
-from upkeeper.playbook import load_playbook
-from upkeeper.plugins import get_plugin_manager
-from upkeeper.report import (
+from upkeeper.after_run.report import (
     ReportConfig,
     format_metric,
     md_escape,
@@ -33,6 +28,11 @@ from upkeeper.report import (
     validate_report,
     write_reports,
 )
+from upkeeper.cli.main import main
+from upkeeper.engine.playbook import load_playbook
+from upkeeper.models import Host, Result, RunRecord, Status
+from upkeeper.plugins import get_plugin_manager
+from upkeeper.store.history import History
 
 NOW = datetime(2026, 11, 26, 3, 0, tzinfo=timezone.utc)
 HOSTILE = '<script>alert("x")</script>'

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from tests.waiting import wait_for
-from upkeeper.history import History
 from upkeeper.models import Result, RunRecord, Status
-from upkeeper.scheduler import Daemon, JobDef, LoadResult, Slot
-from upkeeper.schedules import parse_spec
+from upkeeper.schedule.daemon import Daemon, JobDef, LoadResult, Slot
+from upkeeper.schedule.specs import parse_spec
+from upkeeper.store.history import History
 
 UTC = timezone.utc
 T0 = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
@@ -441,7 +441,7 @@ def test_second_daemon_on_the_same_lock_is_refused(make: Callable[..., Daemon],
 
 
 def test_status_reports_dead_daemon_and_problems(make: Callable[..., Daemon], db: Path) -> None:
-    from upkeeper.cli_serve import collect_status
+    from upkeeper.cli.serve import collect_status
 
     clock, run = FakeClock(), Recorder()
     run.fail_next = True
@@ -478,11 +478,11 @@ checks:
 def serve_argv(*args: str) -> list[str]:
     import sys
 
-    from upkeeper import cli
+    from upkeeper.cli import main as cli
 
     if "serve" in getattr(cli.main, "commands", {}):
         return [sys.executable, "-m", "upkeeper", "serve", *args]
-    return [sys.executable, "-m", "upkeeper.cli_serve", "serve", *args]
+    return [sys.executable, "-m", "upkeeper.cli.serve", "serve", *args]
 
 
 class Serve:
@@ -722,7 +722,7 @@ def test_second_serve_on_the_same_state_dir_is_refused(tmp_path: Path,
 def test_status_command_exit_codes_and_slot_list(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from upkeeper.cli_serve import main
+    from upkeeper.cli.serve import main
 
     state = tmp_path / "state"
     runner = CliRunner()
@@ -755,7 +755,7 @@ def test_status_command_exit_codes_and_slot_list(tmp_path: Path) -> None:
 def test_windows_command(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from upkeeper.cli_serve import main
+    from upkeeper.cli.serve import main
 
     inv = tmp_path / "inv.yml"
     inv.write_text("""\
@@ -785,7 +785,7 @@ def test_json_log_lines() -> None:
     import json
     import logging
 
-    from upkeeper.cli_serve import JsonFormatter
+    from upkeeper.cli.serve import JsonFormatter
 
     rec = logging.LogRecord("upkeeper.serve", logging.WARNING, __file__, 1,
                             "slot %s missed", ("x",), None)
@@ -798,7 +798,7 @@ def test_playbook_dir_serves_only_scheduled_playbooks(tmp_path: Path) -> None:
     from types import SimpleNamespace
 
     from upkeeper.checks import Check, Params
-    from upkeeper.cli_serve import PlaybookDir
+    from upkeeper.cli.serve import PlaybookDir
 
     class CommandParams(Params):
         command: str = ""

@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from upkeeper.playbook import PlaybookError, load_playbook
-from upkeeper.schedules import (
+from upkeeper.engine.playbook import PlaybookError, load_playbook
+from upkeeper.schedule.specs import (
     ScheduleError,
     iter_slots,
     jitter_offset,

@@ -7,7 +7,7 @@ import time
 
 from tests.waiting import processes_mentioning, wait_for
 from upkeeper.models import Host
-from upkeeper.transport import LocalTransport
+from upkeeper.transport.local import LocalTransport
 
 
 def transport() -> LocalTransport:
@@ -60,7 +60,7 @@ def test_sudo_env_wrapper_passes_values_on_stdin_only():
     import shlex
     import subprocess
 
-    from upkeeper.transport import _SUDO_ENV_WRAPPER
+    from upkeeper.transport.local import _SUDO_ENV_WRAPPER
 
     env = {"UPK_A": "p@ss w'rd $(id)", "UPK_B": "two\nlines"}
     block = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())

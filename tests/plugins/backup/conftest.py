@@ -16,7 +16,7 @@ import pytest
 
 from upkeeper import CommandResult, Host
 from upkeeper.testing import make_host
-from upkeeper.transport import LocalTransport
+from upkeeper.transport.local import LocalTransport
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "backup"
 RESTIC_PASSWORD = "s3cr3t-Restic-pw!42"

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from upkeeper import Status
-from upkeeper.history import History
+from upkeeper.store.history import History
 from upkeeper.testing import run_check
 from upkeeper_backup.restic import ResticCheck
 

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from upkeeper import Host, Result, Status
-from upkeeper.history import History
+from upkeeper.store.history import History
 from upkeeper.testing import make_host, run_check
-from upkeeper.transport import LocalTransport
+from upkeeper.transport.local import LocalTransport
 from upkeeper_disk.usage import DiskUsage
 
 from .helpers import DATA

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from upkeeper import Result, Status
-from upkeeper.history import History
+from upkeeper.store.history import History
 from upkeeper.testing import FakeTransport, make_host, run_check
-from upkeeper.transport import LocalTransport
+from upkeeper.transport.local import LocalTransport
 from upkeeper_disk.smart import END_MARK, DiskSmart
 from upkeeper_disk.smartdata import (
     decode_exit_status,
@@ -82,7 +82,7 @@ def test_fixtures_judged(name: str, status: Status, words: list[str]) -> None:
 def test_temperature_and_wear_thresholds_are_params() -> None:
     assert judge("smartctl_ata_hot.json", warn_temp_c=60).status is Status.OK
     assert judge("smartctl_ata_hot.json", crit_temp_c=58).status is Status.CRIT
-    assert judge("smartctl_nvme_worn.json", wear_warn_pct=98).summary.endswith(
+    assert judge("smartctl_nvme_worn.json", warn_wear_pct=98).summary.endswith(
         "WARN: 3 media errors")
 
 

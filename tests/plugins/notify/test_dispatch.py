@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 
 from upkeeper import hookimpl
-from upkeeper.history import History
-from upkeeper.inventory import load_inventory
+from upkeeper.engine.playbook import load_playbook
+from upkeeper.engine.runner import run_playbook
+from upkeeper.inventory.loader import load_inventory
 from upkeeper.models import RunRecord
-from upkeeper.playbook import load_playbook
 from upkeeper.plugins import PluginSystem, get_plugin_manager
-from upkeeper.runner import run_playbook
+from upkeeper.store.history import History
 from upkeeper_notify import EmailNotifier, WebhookNotifier
 from upkeeper_notify.dispatch import run_finished
 

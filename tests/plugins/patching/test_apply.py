@@ -7,8 +7,8 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from upkeeper.history import History
 from upkeeper.models import Result, Status
+from upkeeper.store.history import History
 from upkeeper.testing import FakeTransport, make_host, run_check
 from upkeeper_patching.apply import PatchApply
 

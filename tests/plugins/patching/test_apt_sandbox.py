@@ -19,10 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from upkeeper.history import History
 from upkeeper.models import CommandResult, Status
+from upkeeper.store.history import History
 from upkeeper.testing import make_host, run_check
-from upkeeper.transport import LocalTransport, command_text
+from upkeeper.transport.base import command_text
+from upkeeper.transport.local import LocalTransport
 from upkeeper_patching.apply import PatchApply
 from upkeeper_patching.checks import PatchStatus
 

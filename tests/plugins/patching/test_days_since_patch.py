@@ -10,8 +10,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from upkeeper.history import History
 from upkeeper.models import Result, Status
+from upkeeper.store.history import History
 from upkeeper.testing import FakeTransport, make_host, run_check
 from upkeeper_patching.checks import PatchStatus
 

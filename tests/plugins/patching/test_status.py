@@ -7,10 +7,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from upkeeper.history import History
 from upkeeper.models import Status
+from upkeeper.store.history import History
 from upkeeper.testing import FakeTransport, make_host, run_check
-from upkeeper.transport import LocalTransport
+from upkeeper.transport.local import LocalTransport
 from upkeeper_patching.checks import PatchStatus
 
 from .helpers import data, sections

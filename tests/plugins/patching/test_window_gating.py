@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from upkeeper import hookimpl
-from upkeeper.history import History
+from upkeeper.engine.playbook import load_playbook
+from upkeeper.engine.runner import run_playbook
 from upkeeper.models import Host, Status
-from upkeeper.playbook import load_playbook
 from upkeeper.plugins import get_plugin_manager
-from upkeeper.runner import run_playbook
+from upkeeper.store.history import History
 from upkeeper.testing import FakeTransport
 
 from .test_apply import AptHost

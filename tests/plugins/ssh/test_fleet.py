@@ -48,12 +48,12 @@ def write_fleet(tmp_path: Path, sshd: SSHServer, known_hosts: Path, count: int,
 
 def test_runner_many_hosts_one_connection_each(tmp_path: Path, sshd: SSHServer,
                                                 known_hosts: Path) -> None:
-    pytest.importorskip("upkeeper.runner")
-    from upkeeper.history import History
-    from upkeeper.inventory import load_inventory
-    from upkeeper.playbook import load_playbook
+    pytest.importorskip("upkeeper.engine.runner")
+    from upkeeper.engine.playbook import load_playbook
+    from upkeeper.engine.runner import run_playbook
+    from upkeeper.inventory.loader import load_inventory
     from upkeeper.plugins import get_plugin_manager
-    from upkeeper.runner import run_playbook
+    from upkeeper.store.history import History
 
     bad_kh = tmp_path / "empty_known_hosts"
     bad_kh.write_text("")
@@ -97,13 +97,13 @@ def test_cli_run_json(tmp_path: Path, sshd: SSHServer, known_hosts: Path) -> Non
 def test_password_from_environment_never_stored(tmp_path: Path, sshd: SSHServer,
                                                 known_hosts: Path, password_user: str,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("upkeeper.runner")
+    pytest.importorskip("upkeeper.engine.runner")
     from tests.plugins.ssh.conftest import PASSWORD
-    from upkeeper.history import History
-    from upkeeper.inventory import load_inventory
-    from upkeeper.playbook import load_playbook
+    from upkeeper.engine.playbook import load_playbook
+    from upkeeper.engine.runner import run_playbook
+    from upkeeper.inventory.loader import load_inventory
     from upkeeper.plugins import get_plugin_manager
-    from upkeeper.runner import run_playbook
+    from upkeeper.store.history import History
 
     wrong = "Wrong-Env-Pass-77"
     monkeypatch.setenv("UPK_SSH_TEST_PW", PASSWORD)

@@ -1,0 +1,84 @@
+"""``upkeeper report``: render a stored run as an HTML or Markdown report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from upkeeper.after_run.report import FORMATS, ReportError, render_report
+from upkeeper.store.history import DB_NAME, History, HistoryError, default_state_dir
+
+
+def _plugin_template_dirs(ctx: click.Context) -> list[str]:
+    plugins = getattr(ctx.obj, "plugins", None)  # the upkeeper group's AppState, if any
+    if plugins is None:
+        from upkeeper.plugins import get_plugin_manager
+
+        plugins = get_plugin_manager()
+    return list(plugins.registry.template_dirs)
+
+
+def _state_dir(ctx: click.Context, given: str | None) -> Path:
+    if given:
+        return Path(given)
+    app_dir = getattr(ctx.obj, "state_dir", None)
+    return Path(app_dir) if app_dir else default_state_dir()
+
+
+@click.command()
+@click.option("--run", "run_id", metavar="ID", help="The run to report on.")
+@click.option("--last", is_flag=True, help="The most recent run (the default).")
+@click.option("--playbook", metavar="NAME", help="With --last: the last run of this playbook.")
+@click.option("--client", metavar="NAME", help="Only hosts of this client (host var 'client').")
+@click.option("-t", "--template", default="client", show_default=True,
+              help="Template name: client, summary, or one in --template-dir.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="html", show_default=True)
+@click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False),
+              help="File to write ('-' for stdout).")
+@click.option("--template-dir", type=click.Path(file_okay=False, exists=True),
+              help="Directory searched for templates before plugins' and built-ins.")
+@click.option("--state-dir", "state_dir", type=click.Path(file_okay=False),
+              help="Where the history database is (default: the global --state-dir).")
+@click.option("--trend-days", default=30, show_default=True, type=click.IntRange(1, 3660),
+              help="Days of history in sparklines.")
+@click.pass_context
+def report(ctx: click.Context, run_id: str | None, last: bool, playbook: str | None,
+           client: str | None,
+           template: str, fmt: str, output: str, template_dir: str | None,
+           state_dir: str | None, trend_days: int) -> None:
+    """Write a report of a run: per-client maintenance (patches, backups, disks, trends)
+    or a run summary."""
+    if run_id and last:
+        raise click.UsageError("give --run ID or --last, not both")
+    db = _state_dir(ctx, state_dir) / DB_NAME
+    if not db.exists():
+        raise click.ClickException(f"no history at {db} (run a playbook first, or set "
+                                   "--state-dir)")
+    try:
+        history = History(db)
+    except HistoryError as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        rid = run_id or history.last_run_id(playbook)
+        run = history.get_run(rid) if rid else None
+        if run is None:
+            raise click.ClickException(
+                f"run {run_id} not found" if run_id else
+                f"no runs of playbook '{playbook}' in history" if playbook else
+                "no runs in history yet")
+        try:
+            text = render_report(run, history, template=template, fmt=fmt, client=client,
+                                 template_dir=template_dir,
+                                 plugin_dirs=_plugin_template_dirs(ctx), trend_days=trend_days)
+        except ReportError as exc:
+            raise click.ClickException(str(exc)) from None
+    finally:
+        history.close()
+    if output == "-":
+        click.echo(text, nl=False)
+        return
+    out = Path(output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    click.echo(f"{out}: {template} report of run {run.run_id} ({fmt})", err=True)

@@ -1,0 +1,445 @@
+"""CLI for unattended runs: ``upkeeper serve``, ``upkeeper status`` and ``upkeeper windows``.
+
+The commands are mounted into the ``upkeeper`` group; ``python -m upkeeper.cli.serve``
+runs them standalone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import click
+
+from upkeeper.models import RunRecord
+from upkeeper.schedule.daemon import Daemon, JobDef, LoadResult, Slot, ensure_schema
+from upkeeper.store.history import History, HistoryError, default_state_dir
+
+log = logging.getLogger("upkeeper.serve")
+UTC = timezone.utc
+HEALTH_FILE = "serve-health.json"
+LOCK_FILE = "serve.lock"
+PLAYBOOK_SUFFIXES = (".yml", ".yaml")
+
+
+class PlaybookDir:
+    """Loads every scheduled playbook under a directory plus the inventories; on reload,
+    a broken inventory keeps the previous one (broken playbooks: see Daemon._apply)."""
+
+    def __init__(self, directory: Path, inventories: tuple[str, ...],
+                 plugins: Callable[[], Any], history: History | None = None) -> None:
+        self.directory, self.sources, self._plugins_factory = directory, inventories, plugins
+        self.history = history
+        self.inventory: Any = None
+        self._plugins: Any = None
+
+    @property
+    def plugins(self) -> Any:
+        if self._plugins is None:
+            self._plugins = self._plugins_factory()
+        return self._plugins
+
+    def load_inventory(self) -> Any:
+        from upkeeper.inventory.loader import load_inventory, local_inventory
+        from upkeeper.inventory.patterns import InventoryError
+        from upkeeper.yamlsource import SourceError
+
+        if not self.sources:
+            return local_inventory()
+        # Plugins are only needed for sources that are not files (slow to load them all).
+        files = all(Path(src).exists() for src in self.sources)
+        try:
+            return load_inventory(list(self.sources), extra_sources=(
+                () if files else self.plugins.registry.inventory_sources))
+        except (InventoryError, SourceError, OSError) as exc:
+            raise ValueError(f"inventory: {exc}") from None
+
+    def __call__(self) -> LoadResult:
+        from upkeeper.engine.playbook import load_playbook
+        from upkeeper.schedule.specs import parse_schedules
+        from upkeeper.yamlsource import SourceError, load_yaml
+
+        errors: dict[str, str] = {}
+        try:
+            self.inventory = self.load_inventory()
+        except ValueError as exc:
+            if self.inventory is None:
+                raise
+            errors["<inventory>"] = f"{exc} (keeping the previously loaded inventory)"
+        jobs: dict[str, JobDef] = {}
+        files = sorted(p for p in self.directory.rglob("*")
+                       if p.suffix in PLAYBOOK_SUFFIXES and p.is_file())
+        for path in files:
+            key = path.relative_to(self.directory).as_posix()
+            try:
+                raw = load_yaml(path).data
+                if not isinstance(raw, Mapping) or raw.get("schedule") is None:
+                    log.debug("%s has no schedule: not served", key)
+                    continue
+                pb = load_playbook(path, self.plugins.registry)
+                specs = parse_schedules(pb)
+            except SourceError as exc:
+                errors[key] = str(exc)
+                continue
+            jobs[key] = JobDef(key=key, name=pb.name, specs=specs, payload=pb)
+        return LoadResult(jobs=jobs, errors=errors)
+
+    def run(self, job: JobDef, slot: Slot, stop: threading.Event) -> RunRecord:
+        from upkeeper.engine.runner import run_playbook
+
+        assert self.history is not None
+        return run_playbook(job.payload, self.inventory, self.plugins, self.history,
+                            stop_event=stop, run_id=slot.run_id,
+                            meta={"trigger": "schedule", "job": job.key,
+                                  "schedule": slot.index, "slot_due": slot.due.isoformat()})
+
+
+def kill_children() -> int:
+    """SIGKILL the process groups of this process's children (commands of abandoned runs;
+    the local transport starts each in its own group). Linux only; elsewhere 0."""
+    me = os.getpid()
+    killed = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) != me:
+            continue
+        pid = int(stat.parent.name)
+        try:
+            os.killpg(pid, signal.SIGKILL) if os.getpgid(pid) == pid else os.kill(
+                pid, signal.SIGKILL)
+            killed += 1
+        except (ProcessLookupError, PermissionError):
+            continue
+    return killed
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line (journald, ELK)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, tz=UTC).isoformat(),
+            "level": record.levelname.lower(), "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out)
+
+
+def setup_logging(fmt: str, verbose: int) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        plain = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
+                                  "%Y-%m-%dT%H:%M:%S")
+        plain.converter = lambda *a: datetime.now(UTC).timetuple()
+        handler.setFormatter(plain)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
+    logging.getLogger("paramiko").setLevel(logging.WARNING)
+
+
+def _state_dir(ctx: click.Context, given: str | None) -> Path:
+    if given:
+        return Path(given)
+    state = getattr(ctx.find_root().obj, "state_dir", None)
+    return Path(state) if state else default_state_dir()
+
+
+def _plugins(ctx: click.Context) -> Any:
+    obj = ctx.find_root().obj
+    if obj is not None and hasattr(obj, "plugins"):
+        return obj.plugins
+    from upkeeper.plugins import get_plugin_manager
+
+    return get_plugin_manager()
+
+
+def _duration(value: str, what: str) -> float:
+    from upkeeper.schedule.specs import ScheduleError, parse_duration
+
+    try:
+        return parse_duration(value, what)
+    except ScheduleError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@click.command()
+@click.option("--playbooks", "playbooks_dir", default="playbooks", show_default=True,
+              type=click.Path(file_okay=False), help="Directory of playbooks to serve.")
+@click.option("-i", "--inventory", "inventories", multiple=True, metavar="INV",
+              help="Inventory file or directory (repeatable). Default: this machine only.")
+@click.option("--state-dir", "state_opt", type=click.Path(file_okay=False),
+              help="History and slot database directory (default: upkeeper's state dir).")
+@click.option("--workers", default=4, show_default=True, type=click.IntRange(1, 256),
+              help="Playbook runs in parallel.")
+@click.option("--catch-up", default="1h", show_default=True,
+              help="Run a slot missed while down if at most this late (0 disables).")
+@click.option("--grace", default="5m", show_default=True,
+              help="On SIGTERM/SIGINT, how long running jobs may finish.")
+@click.option("--heartbeat", default="15s", show_default=True,
+              help="How often liveness is recorded.")
+@click.option("--max-runtime", default=None, help="Stop by itself after this long.")
+@click.option("--log-format", type=click.Choice(["plain", "json"]), default="plain",
+              show_default=True)
+@click.option("-v", "--verbose", count=True)
+@click.pass_context
+def serve(ctx: click.Context, playbooks_dir: str, inventories: tuple[str, ...],
+          state_opt: str | None, workers: int, catch_up: str, grace: str, heartbeat: str,
+          max_runtime: str | None, log_format: str, verbose: int) -> None:
+    """Run scheduled playbooks unattended until SIGTERM/SIGINT; SIGHUP reloads."""
+    setup_logging(log_format, verbose)
+    state_dir = _state_dir(ctx, state_opt)
+    directory = Path(playbooks_dir)
+    if not directory.is_dir():
+        raise click.UsageError(f"--playbooks {playbooks_dir}: no such directory")
+    try:
+        history = History(state_dir / "history.sqlite3")
+    except HistoryError as exc:
+        click.echo(f"upkeeper: error: {exc}", err=True)
+        raise SystemExit(3) from exc
+    source = PlaybookDir(directory, inventories, lambda: _plugins(ctx), history)
+    try:
+        source.inventory = source.load_inventory()
+    except ValueError as exc:
+        click.echo(f"upkeeper: error: {exc}", err=True)
+        sys.exit(3)
+    source.plugins  # noqa: B018 - load plugins now, not while the daemon counts as up
+    daemon = Daemon(history, source, source.run, workers=workers,
+                    catch_up=_duration(catch_up, "--catch-up"),
+                    grace=_duration(grace, "--grace"),
+                    heartbeat_interval=max(1.0, _duration(heartbeat, "--heartbeat")),
+                    health_file=state_dir / HEALTH_FILE, lock_path=state_dir / LOCK_FILE)
+
+    def on_stop(signum: int, _frame: Any) -> None:
+        daemon.request_stop(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, lambda *_: daemon.request_reload())
+    try:
+        abandoned = daemon.serve(_duration(max_runtime, "--max-runtime") if max_runtime
+                                 else None)
+        if abandoned:
+            killed = kill_children()
+            log.warning("%d run(s) abandoned; killed %d command(s) they left running",
+                        abandoned, killed)
+    except RuntimeError as exc:
+        click.echo(f"upkeeper: error: {exc}", err=True)
+        sys.exit(3)
+    finally:
+        history.close()
+
+
+def collect_status(history: History, now: datetime, since: datetime) -> dict[str, Any]:
+    """Daemon liveness, its jobs, and slot outcomes since ``since`` (for ``status``)."""
+    ensure_schema(history)
+    rows = history.query("SELECT * FROM schedule_daemons ORDER BY started DESC LIMIT 1")
+    out: dict[str, Any] = {"daemon": None, "jobs": [], "problems": [], "counts": {}}
+    if rows:
+        d = rows[0]
+        beat = datetime.fromtimestamp(d["heartbeat"], tz=UTC)
+        age = (now - beat).total_seconds()
+        if d["stopped"] is not None:
+            state = "stopped"
+        elif age > 3 * d["interval"] + 10:
+            state = "dead"
+        else:
+            state = "running"
+        info = json.loads(d["info"] or "{}")
+        out["daemon"] = {"id": d["id"], "pid": d["pid"], "host": d["hostname"],
+                         "state": state, "heartbeat": beat.isoformat(),
+                         "heartbeat_age_s": round(age, 1),
+                         "started": datetime.fromtimestamp(d["started"], tz=UTC).isoformat(),
+                         "stop_reason": d["stop_reason"], "last_error": info.get("last_error"),
+                         "running": info.get("running", [])}
+        for job in info.get("jobs", []):
+            last = history.query(
+                "SELECT state, status, run_id, finished, reason FROM schedule_slots WHERE job=?"
+                " AND state IN ('done','failed','interrupted') ORDER BY due DESC LIMIT 1",
+                (job["job"],))
+            job["last"] = dict(last[0]) if last else None
+            out["jobs"].append(job)
+    out["problems"] = [dict(r) for r in history.query(
+        "SELECT job, schedule, due, state, run_id, reason, count FROM schedule_slots"
+        " WHERE recorded>=? AND state IN ('skipped','missed','failed','interrupted')"
+        " ORDER BY due", (since.timestamp(),))]
+    out["counts"] = {r["state"]: r["n"] for r in history.query(
+        "SELECT state, SUM(count) AS n FROM schedule_slots WHERE recorded>=? GROUP BY state",
+        (since.timestamp(),))}
+    return out
+
+
+def _fmt_ts(value: float | str | None) -> str:
+    if value is None:
+        return "-"
+    dt = (datetime.fromisoformat(value) if isinstance(value, str)
+          else datetime.fromtimestamp(value, tz=UTC))
+    return dt.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+@click.command()
+@click.option("--state-dir", "state_opt", type=click.Path(file_okay=False))
+@click.option("--since", default="24h", show_default=True,
+              help="How far back to report skipped/missed/failed slots.")
+@click.option("--slots", "show_slots", is_flag=True,
+              help="List every slot recorded since --since (run, skipped, missed...).")
+@click.option("--job", help="Only this job (playbook file) with --slots.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.pass_context
+def status(ctx: click.Context, state_opt: str | None, since: str, show_slots: bool,
+           job: str | None, fmt: str) -> None:
+    """Daemon heartbeat, each job's next and last run, skipped and missed slots.
+
+    Exit 0 running and clean, 1 problems since --since, 2 daemon stopped or dead,
+    3 never started.
+    """
+    state_dir = _state_dir(ctx, state_opt)
+    try:
+        history = History(state_dir / "history.sqlite3")
+    except HistoryError as exc:
+        click.echo(f"upkeeper: error: {exc}", err=True)
+        raise SystemExit(3) from exc
+    now = datetime.now(UTC)
+    start = now - timedelta(seconds=_duration(since, "--since"))
+    if show_slots:
+        ensure_schema(history)
+        sql = "SELECT * FROM schedule_slots WHERE recorded>=?"
+        args: list[Any] = [start.timestamp()]
+        if job:
+            sql += " AND job=?"
+            args.append(job)
+        slots = [dict(r) for r in history.query(sql + " ORDER BY due, job, schedule",
+                                                tuple(args))]
+        if fmt == "json":
+            click.echo(json.dumps(slots, indent=1, default=str))
+        for s in slots if fmt == "text" else []:
+            count = f" x{s['count']}" if s["count"] > 1 else ""
+            click.echo(f"{_fmt_ts(s['due'])}  {s['job']}#{s['schedule']}  {s['state']}{count}"
+                       f"  {s['status'] or '-'}  {s['run_id'] or '-'}  {s['reason'] or ''}")
+        return
+    report = collect_status(history, now, start)
+    history.close()
+    code = _status_code(report)
+    if fmt == "json":
+        click.echo(json.dumps(report, indent=1, default=str))
+        sys.exit(code)
+    d = report["daemon"]
+    if d is None:
+        click.echo("serve: never started with this state dir")
+        sys.exit(code)
+    reason = f" ({d['stop_reason']})" if d["stop_reason"] else ""
+    click.echo(f"serve: {d['state'].upper()}{reason}  pid {d['pid']} on {d['host']}, last"
+               f" heartbeat {_fmt_ts(d['heartbeat'])} ({d['heartbeat_age_s']:.0f}s ago),"
+               f" started {_fmt_ts(d['started'])}")
+    if d["last_error"]:
+        click.echo(f"last error: {d['last_error']}")
+    for r in d["running"]:
+        click.echo(f"running: {r['job']} run {r['run_id']} (slot {_fmt_ts(r['due'])})")
+    for j in report["jobs"]:
+        last = j["last"]
+        done = (f"last {last['state']} {last['status'] or ''} {_fmt_ts(last['finished'])}"
+                if last else "never run")
+        click.echo(f"  {j['job']}#{j['schedule']}  {j['every']}  next {_fmt_ts(j['next_run'])}"
+                   f"  {done}")
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(report["counts"].items())) or "none"
+    click.echo(f"slots since {_fmt_ts(start.timestamp())}: {counts}")
+    for p in report["problems"]:
+        n = f" x{p['count']}" if p["count"] > 1 else ""
+        click.echo(f"  {p['state']}{n}: {p['job']}#{p['schedule']} slot {_fmt_ts(p['due'])}:"
+                   f" {p['reason'] or ''}")
+    sys.exit(code)
+
+
+def _status_code(report: dict[str, Any]) -> int:
+    d = report["daemon"]
+    if d is None:
+        return 3
+    if d["state"] != "running":
+        return 2
+    return 1 if report["problems"] else 0
+
+
+@click.command()
+@click.option("-i", "--inventory", "inventories", multiple=True, metavar="INV")
+@click.option("-l", "--limit", metavar="PATTERN", help="Only these hosts.")
+@click.option("-n", "--count", default=3, show_default=True, help="Windows listed per host.")
+@click.option("--all", "show_all", is_flag=True, help="Also hosts without windows.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.pass_context
+def windows(ctx: click.Context, inventories: tuple[str, ...], limit: str | None, count: int,
+            show_all: bool, fmt: str) -> None:
+    """Each host's maintenance window state and next windows (in the host's timezone)."""
+    from upkeeper.engine.windows import HostWindows
+
+    source = PlaybookDir(Path("."), inventories, lambda: _plugins(ctx))
+    try:
+        inv = source.load_inventory()
+    except ValueError as exc:
+        click.echo(f"upkeeper: error: {exc}", err=True)
+        sys.exit(3)
+    hosts = inv.select(limit or "all")
+    now = datetime.now(UTC)
+    out, bad = [], 0
+    for host in hosts:
+        entry: dict[str, Any] = {"host": host.name}
+        try:
+            hw = HostWindows(host.vars)
+        except ValueError as exc:
+            bad += 1
+            entry["error"] = str(exc)
+            out.append(entry)
+            continue
+        if not hw.defined and not hw.blackouts and not show_all:
+            continue
+        st = hw.state(now)
+        entry.update(timezone=hw.tz.key, inside=st.inside, reason=st.reason,
+                     windows=[{"start": s.isoformat(), "end": e.isoformat(), "window": w}
+                              for s, e, w in hw.upcoming(now, count)])
+        out.append(entry)
+    if fmt == "json":
+        click.echo(json.dumps(out, indent=1))
+    else:
+        for e in out:
+            if "error" in e:
+                click.echo(f"{e['host']}: ERROR {e['error']}")
+                continue
+            click.echo(f"{e['host']} ({e['timezone']}): {e['reason']}")
+            tz = HostWindows({"timezone": e["timezone"]}).tz
+            for w in e["windows"]:
+                s, t = datetime.fromisoformat(w["start"]), datetime.fromisoformat(w["end"])
+                click.echo(f"  {s.astimezone(tz):%a %Y-%m-%d %H:%M} -> "
+                           f"{t.astimezone(tz):%a %Y-%m-%d %H:%M %Z}  ({w['window']})")
+        if not out:
+            click.echo("no host defines maintenance windows or blackout dates")
+    sys.exit(3 if bad else 0)
+
+
+COMMANDS = (serve, status, windows)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """upkeeper unattended runs (standalone entry; normally ``upkeeper serve``)."""
+
+
+for _cmd in COMMANDS:
+    main.add_command(_cmd)
+
+if __name__ == "__main__":
+    main()

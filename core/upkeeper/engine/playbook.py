@@ -1,0 +1,241 @@
+"""Playbooks: the YAML model, loading with file:line errors, and per-host param rendering."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+
+from upkeeper.engine.templating import TemplateError, is_templated
+from upkeeper.yamlsource import KeyPath, LocatedYAML, SourceError, load_yaml
+
+if TYPE_CHECKING:
+    from upkeeper.plugins import Registry
+
+LONG_FORM_KEYS = {"name", "check", "params", "when", "timeout"}
+
+
+class PlaybookError(SourceError):
+    """A playbook is invalid; the message starts with ``file:line:column:``."""
+
+
+class CheckSpec(BaseModel):
+    """One entry of a playbook's ``checks`` list."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    check: str = Field(description="Registered check name, e.g. disk.usage")
+    name: str | None = Field(None, description="Label shown in results (default: the check)")
+    params: dict[str, Any] = Field(default_factory=dict,
+                                   description="Check parameters; strings may use Jinja2")
+    when: str | None = Field(None, description="Jinja2 expression over host vars and facts")
+    timeout: float | None = Field(None, gt=0, description="Seconds before the check is UNKNOWN")
+
+    @property
+    def label(self) -> str:
+        return self.name or self.check
+
+
+class Playbook(BaseModel):
+    """A playbook: which hosts, which checks, and how to run them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="What this playbook is for")
+    hosts: str = Field("all", description="Host pattern (Ansible syntax: a:b, a:&b, a:!b, web*)")
+    checks: list[CheckSpec] = Field(min_length=1)
+    description: str | None = None
+    vars: dict[str, Any] = Field(default_factory=dict,
+                                 description="Extra vars for templating (host vars win)")
+    forks: int = Field(25, ge=1, le=1000, description="Hosts run in parallel")
+    timeout: float | None = Field(None, gt=0, description="Default per-check timeout, seconds")
+    host_timeout: float = Field(3600, gt=0, description="Seconds for all checks of one host")
+    serial: int | str | None = Field(
+        None, description="Hosts per batch (count or percent like '25%'); a batch finishes "
+                          "before the next starts")
+    max_fail_percentage: float | None = Field(
+        None, ge=0, le=100, description="Stop after a batch in which more than this percent "
+                                        "of hosts had a CRIT or UNKNOWN result")
+    allow_anytime: bool = Field(
+        False, description="Let actions change hosts that have no maintenance_windows "
+                           "(otherwise they are SKIPPED unless the run is given --now)")
+    schedule: Any = Field(None, description="When `upkeeper serve` runs it (see scheduling docs)")
+    notify: Any = Field(None, description="Notifiers to alert (see notifications docs)")
+    report: Any = Field(None, description="Report written after each run (see reports docs)")
+
+    _source: LocatedYAML | None = PrivateAttr(default=None)
+    _raw_keys: dict[int, str] = PrivateAttr(default_factory=dict)
+
+    @field_validator("hosts")
+    @classmethod
+    def _pattern_not_empty(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("hosts pattern is empty")
+        return v
+
+    @field_validator("serial")
+    @classmethod
+    def _serial_shape(cls, v: int | str | None) -> int | str | None:
+        if isinstance(v, int) and v < 1:
+            raise ValueError("serial must be at least 1")
+        if isinstance(v, str):
+            text = v.strip()
+            if not (text.endswith("%") and text[:-1].strip().isdigit()
+                    and 0 < int(text[:-1]) <= 100):
+                raise ValueError("serial is a host count or a percentage such as '25%'")
+        return v
+
+    def batches(self, hosts: list[Any]) -> list[list[Any]]:
+        """Hosts split by ``serial`` (one batch when unset).
+
+        A percentage is truncated as Ansible's ``pct_to_int`` does (10 hosts at 25% ->
+        batches of 2), and is never below one host.
+        """
+        if self.serial is None or not hosts:
+            return [hosts]
+        if isinstance(self.serial, int):
+            size = self.serial
+        else:
+            # Ansible's float arithmetic, quirk kept on purpose: 29% of 100 is 28.
+            size = int((int(self.serial.strip()[:-1]) / 100.0) * len(hosts)) or 1
+        return [hosts[i:i + size] for i in range(0, len(hosts), size)]
+
+    @property
+    def path(self) -> str:
+        return self._source.path if self._source else "<playbook>"
+
+    def line_of(self, key_path: KeyPath) -> int | None:
+        """Source line of a key path such as ``("schedule", 0, "at")``."""
+        return self._source.line_of(self._raw_path(key_path)) if self._source else None
+
+    def error(self, key_path: KeyPath, message: str) -> PlaybookError:
+        if self._source is None:
+            return PlaybookError(self.path, None, message)
+        pos = self._source.position(self._raw_path(key_path))
+        return PlaybookError(self.path, pos[0] if pos else None, message,
+                             pos[1] if pos else None)
+
+    def _raw_path(self, key_path: KeyPath) -> KeyPath:
+        """Map ``("checks", i, "params", k)`` back to a short-form item's YAML keys."""
+        kp = tuple(key_path)
+        if len(kp) >= 3 and kp[0] == "checks" and isinstance(kp[1], int):
+            short = self._raw_keys.get(kp[1])
+            if short is not None and kp[2] in ("params", "check"):
+                return ("checks", kp[1], short, *kp[3:])
+        return kp
+
+
+def _expand_check_item(item: Any) -> tuple[Any, str | None]:
+    """Short forms (``- disk.usage`` or ``- disk.usage: {...}``) to the long form."""
+    if isinstance(item, str):
+        return {"check": item}, None
+    if isinstance(item, Mapping) and len(item) == 1:
+        key = next(iter(item))
+        if isinstance(key, str) and key not in LONG_FORM_KEYS:
+            params = item[key]
+            if params is None:
+                params = {}
+            return {"check": key, "params": params}, key
+    return item, None
+
+
+def _format_loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def parse_playbook(src: LocatedYAML) -> Playbook:
+    """Validate parsed YAML as a playbook; the first problem raises PlaybookError."""
+    data = src.data
+    if not isinstance(data, Mapping):
+        raise PlaybookError(src.path, 1, "a playbook is a YAML mapping with name, hosts and"
+                                         f" checks, not {type(data).__name__}")
+    data = dict(data)
+    raw_keys: dict[int, str] = {}
+    if isinstance(data.get("checks"), list):
+        expanded = []
+        for i, item in enumerate(data["checks"]):
+            new, short = _expand_check_item(item)
+            if short is not None:
+                raw_keys[i] = short
+            expanded.append(new)
+        data["checks"] = expanded
+    probe = Playbook.model_construct()
+    probe._source, probe._raw_keys = src, raw_keys
+    try:
+        pb = Playbook.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(err["loc"])
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown key '{loc[-1]}'"
+        elif err["type"] == "missing":
+            msg = f"missing required key '{loc[-1]}'"
+        else:
+            msg = f"{_format_loc(loc)}: {msg}"
+        more = len(exc.errors()) - 1
+        if more:
+            msg += f" (and {more} more problem{'s' if more > 1 else ''})"
+        raise probe.error(loc, msg) from None
+    pb._source, pb._raw_keys = src, raw_keys
+    return pb
+
+
+def check_against_registry(pb: Playbook, registry: Registry) -> None:
+    """Every check must exist; literal (untemplated) params must fit its model."""
+    from upkeeper.plugins import UnknownNameError
+
+    for i, spec in enumerate(pb.checks):
+        try:
+            cls = registry.check(spec.check)
+        except UnknownNameError as exc:
+            if registry.missing_check_reason(spec.check):
+                continue  # its plugin is broken: the runner reports it per host
+            raise pb.error(("checks", i, "check"), str(exc)) from None
+        templated = {k for k, v in spec.params.items() if is_templated(v)}
+        try:
+            cls.Params.model_validate(spec.params)
+        except ValidationError as exc:
+            for err in exc.errors():
+                loc = tuple(err["loc"])
+                if loc and loc[0] in templated:
+                    continue  # checked per host once rendered
+                key = _format_loc(loc) or "params"
+                raise pb.error(("checks", i, "params", *loc),
+                               f"{spec.check}: param '{key}': {err['msg']}"
+                               f"{_param_hint(cls.Params, loc)}") from None
+
+
+def _param_hint(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
+    if len(loc) == 1 and loc[0] not in model.model_fields:
+        known = ", ".join(sorted(model.model_fields)) or "none"
+        return f" (known params: {known})"
+    return ""
+
+
+def load_playbook(path: str | Path, registry: Registry | None = None) -> Playbook:
+    """Load and validate a playbook file; with a registry also check names and params.
+
+    :raises PlaybookError: with file:line:column and a hint.
+    """
+    try:
+        src = load_yaml(path)
+    except PlaybookError:
+        raise
+    except SourceError as exc:
+        raise PlaybookError(exc.path, exc.line, exc.reason, exc.column) from None
+    pb = parse_playbook(src)
+    if registry is not None:
+        check_against_registry(pb, registry)
+    return pb
+
+
+def template_error(pb: Playbook, index: int, key: str, host: str, exc: TemplateError) -> str:
+    line = pb.line_of(("checks", index, "params", key))
+    where = f"{pb.path}:{line}" if line else pb.path
+    return f"{where}: {exc} for host {host} in params of {pb.checks[index].check}"
