@@ -1,5 +1,6 @@
 """What README.md and docs/ promise about the examples holds: every example playbook
-validates against the example inventories and matches hosts in the MSP example, the
+validates against the MSP example inventory and matches hosts there (and on this machine,
+all but those for hosts it is not), the
 README lists them (those that change hosts first), its check table names the real checks,
 and every playbook written out in the docs validates."""
 
@@ -40,16 +41,20 @@ def validate(playbook: Path, inventory: Path) -> tuple[int, str]:
     return res.exit_code, res.output
 
 
+#: Example playbooks for hosts this machine is not (the local inventory has no such group).
+NOT_LOCAL = {"backup-verify.yml"}
+
+
 @pytest.mark.parametrize("playbook", PLAYBOOKS, ids=lambda p: p.name)
 def test_example_playbook_validates_and_matches_hosts(playbook: Path, inventory_env: None):
-    hosts = {}
     for inventory in INVENTORIES:
         code, out = validate(playbook, inventory)
+        if inventory.name == "local.yml" and playbook.name in NOT_LOCAL:
+            assert code == 3 and "no hosts match" in out, out
+            continue
         assert code == 0, f"{playbook.name} -i {inventory.name}: {out}"
         m = re.search(r": OK \((\d+) checks, (\d+) hosts\)", out)
-        assert m, out
-        hosts[inventory.name] = int(m.group(2))
-    assert hosts["hosts.ini"] >= 1, f"{playbook.name} matches no host in the MSP example"
+        assert m and int(m.group(2)) >= 1, f"{playbook.name} matches no host: {out}"
 
 
 def test_daily_health_runs_here_with_the_linux_commands(tmp_path: Path):
