@@ -12,6 +12,7 @@ import click
 
 from upkeeper import __version__
 from upkeeper.cli.output import RunDisplay, print_run, to_json
+from upkeeper.cli.state import with_state_dir
 from upkeeper.engine.playbook import Playbook, load_playbook
 from upkeeper.plugins import PluginSystem, get_plugin_manager
 from upkeeper.store.history import STATE_DIR_ENV, History, HistoryError, default_state_dir
@@ -101,7 +102,9 @@ class LazyGroup(click.Group):
 
     lazy: dict[str, tuple[str, str]] = {
         "serve": ("upkeeper.cli.serve", "serve"),
-        "status": ("upkeeper.cli.serve", "status"),
+        "status": ("upkeeper.cli.status", "status"),
+        "history": ("upkeeper.cli.history_cmd", "history"),
+        "runs": ("upkeeper.cli.history_cmd", "runs"),
         "windows": ("upkeeper.cli.serve", "windows"),
         "report": ("upkeeper.cli.report", "report"),
         "plugin": ("upkeeper.cli.plugin", "plugin"),
@@ -112,6 +115,9 @@ class LazyGroup(click.Group):
         return sorted({*super().list_commands(ctx), *self.lazy})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return with_state_dir(self._get_command(ctx, cmd_name))
+
+    def _get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in self.commands or cmd_name not in self.lazy:
             return super().get_command(ctx, cmd_name)
         module, attr = self.lazy[cmd_name]
@@ -121,6 +127,12 @@ class LazyGroup(click.Group):
             log.warning("command %s is unavailable: %s", cmd_name, exc)
             return None
         return cmd if isinstance(cmd, click.Command) else None
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except HistoryError as exc:  # e.g. a damaged database: one line, not a traceback
+            fail(str(exc))
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -314,41 +326,6 @@ def checks(app: AppState, fmt: str) -> None:
         required = set(d["params"].get("required", []))
         params = ", ".join(f"{k}{'*' if k in required else ''}" for k in props)
         table.add_row(d["name"], d["kind"], ",".join(d["platforms"]), params, d["description"])
-    _show(table)
-
-
-@main.command()
-@click.option("--host", help="Only this host.")
-@click.option("--check", "check_name", help="Only this check.")
-@click.option("--metric", help="Show this metric's series instead of results.")
-@click.option("--run", "run_id", help="Only this run.")
-@click.option("-n", "--limit", default=50, show_default=True)
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
-@click.pass_obj
-def history(app: AppState, host: str | None, check_name: str | None, metric: str | None,
-            run_id: str | None, limit: int, fmt: str) -> None:
-    """Past results, or a metric's series (--metric, needs --host)."""
-    db = app.history()
-    if metric:
-        if not host:
-            fail("--metric needs --host")
-        series = db.series(host, metric, check=check_name)[-limit:]
-        if fmt == "json":
-            click.echo(to_json([{"ts": t.isoformat(), "value": v} for t, v in series]))
-        else:
-            table = _table("Time", metric)
-            for t, v in series:
-                table.add_row(t.isoformat(timespec="seconds"), f"{v:g}")
-            _show(table)
-        return
-    results = db.results(host=host, check=check_name, run_id=run_id, limit=limit)
-    if fmt == "json":
-        click.echo(to_json([r.to_dict() | {"time": r.started.isoformat()} for r in results]))
-        return
-    table = _table("Time", "Status", "Host", "Check", "Summary")
-    for r in results:
-        table.add_row(r.started.isoformat(timespec="seconds"), r.status.value, r.host,
-                      r.name, r.summary)
     _show(table)
 
 

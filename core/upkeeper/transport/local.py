@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import IO
 
 from upkeeper.models import CommandResult, Host
+from upkeeper.transport import children
 from upkeeper.transport.base import Transport, TransportError, command_text
 
 _SUDO_ENV_WRAPPER = (
@@ -99,9 +100,11 @@ class LocalTransport(Transport):
                 stderr=subprocess.PIPE,
                 env=proc_env,
                 start_new_session=True,
+                preexec_fn=children.preexec_hook(),
             )
         except OSError as exc:
             raise TransportError(f"cannot start /bin/sh: {exc}", host=self.host.name) from exc
+        children.started(proc.pid)
         assert proc.stdout is not None and proc.stderr is not None
         with self._lock:
             self._running.add(proc)
@@ -124,6 +127,7 @@ class LocalTransport(Transport):
         finally:
             with self._lock:
                 self._running.discard(proc)
+            children.ended(proc.pid)
         for r in readers:
             r.join(timeout=5)
         return CommandResult(
