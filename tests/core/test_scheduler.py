@@ -440,7 +440,7 @@ def test_second_daemon_on_the_same_lock_is_refused(make: Callable[..., Daemon],
 
 
 def test_status_reports_dead_daemon_and_problems(make: Callable[..., Daemon], db: Path) -> None:
-    from upkeeper.cli.serve import collect_status
+    from upkeeper.cli.status import collect_status
 
     clock, run = FakeClock(), Recorder()
     run.fail_next = True
@@ -454,9 +454,11 @@ def test_status_reports_dead_daemon_and_problems(make: Callable[..., Daemon], db
     assert report["daemon"]["state"] == "running"
     assert [p["state"] for p in report["problems"]] == ["failed"]
     assert report["jobs"][0]["next_run"] == (T0 + timedelta(minutes=2)).isoformat()
-    # No heartbeat for an hour and no clean stop: dead.
+    # No heartbeat for an hour, no clean stop, and its process (this one) still runs:
+    # stalled (hung), which is as bad as dead for the exit code.
     report = collect_status(h, clock.now + timedelta(hours=1), T0)
-    assert report["daemon"]["state"] == "dead"
+    assert report["daemon"]["state"] == "stalled"
+    assert "runs but has recorded no heartbeat" in report["daemon"]["why"]
 
 
 # Real processes: `serve` as a subprocess against the local inventory.

@@ -5,7 +5,7 @@ and opening the history database with one clear error (exit 3) instead of a trac
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import click
 
