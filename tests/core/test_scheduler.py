@@ -11,10 +11,13 @@ from typing import Any
 
 import pytest
 
+from tests.core.servehelp import Serve, runs_by_slot, serving, write_playbook
 from upkeeper.models import Result, RunRecord, Status
 from upkeeper.schedule.daemon import Daemon, JobDef, LoadResult, Slot
 from upkeeper.schedule.specs import parse_spec
 from upkeeper.store.history import History
+
+__all__ = ["serving"]  # a fixture, used by name
 
 UTC = timezone.utc
 T0 = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
@@ -462,116 +465,6 @@ def test_status_reports_dead_daemon_and_problems(make: Callable[..., Daemon], db
 
 
 # Real processes: `serve` as a subprocess against the local inventory.
-
-FAST = """\
-name: {name}
-hosts: all
-schedule:
-  every: "{every}"
-checks:
-  - name: nap
-    check: system.command
-    params:
-      command: "{command}"
-"""
-
-
-def serve_argv(*args: str) -> list[str]:
-    import sys
-
-    from upkeeper.cli import main as cli
-
-    if "serve" in getattr(cli.main, "commands", {}):
-        return [sys.executable, "-m", "upkeeper", "serve", *args]
-    return [sys.executable, "-m", "upkeeper.cli.serve", "serve", *args]
-
-
-class Serve:
-    """A running ``serve`` process with its own state dir."""
-
-    def __init__(self, playbooks: Path, state: Path, *extra: str) -> None:
-        import subprocess
-
-        self.state, self.log = state, state / "serve.log"
-        state.mkdir(exist_ok=True)
-        self.logf = open(self.log, "ab")  # noqa: SIM115 - closed in wait()
-        self.proc = subprocess.Popen(
-            serve_argv("--playbooks", str(playbooks), "--state-dir", str(state),
-                       "--heartbeat", "1s", *extra),
-            stdout=self.logf, stderr=self.logf)
-
-    def slots(self) -> list[dict[str, Any]]:
-        db = self.state / "history.sqlite3"
-        if not db.exists():
-            return []
-        h = History(db)
-        try:
-            return [dict(r) for r in h.query("SELECT * FROM schedule_slots ORDER BY due")]
-        except Exception:  # table not created yet
-            return []
-        finally:
-            h.close()
-
-    def until(self, pred: Callable[[list[dict[str, Any]]], bool], timeout: float = 60) -> None:
-        import time
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if pred(self.slots()):
-                return
-            assert self.proc.poll() is None, self.text()
-            time.sleep(0.1)
-        raise AssertionError(f"timed out; log:\n{self.text()}")
-
-    def signal(self, sig: int) -> None:
-        self.proc.send_signal(sig)
-
-    def wait(self, timeout: float = 30) -> int:
-        try:
-            return self.proc.wait(timeout)
-        finally:
-            self.logf.close()
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-@pytest.fixture
-def serving(tmp_path: Path) -> Iterator[Callable[..., Serve]]:
-    procs: list[Serve] = []
-
-    def start(playbooks: Path, *extra: str) -> Serve:
-        s = Serve(playbooks, tmp_path / "state", *extra)
-        procs.append(s)
-        return s
-
-    yield start
-    for s in procs:
-        if s.proc.poll() is None:
-            s.proc.kill()
-            s.wait()
-
-
-def write_playbook(directory: Path, name: str, every: str = "1 seconds",
-                   command: str = "echo ok") -> Path:
-    directory.mkdir(exist_ok=True)
-    path = directory / f"{name}.yml"
-    path.write_text(FAST.format(name=name, every=every, command=command))
-    return path
-
-
-def runs_by_slot(state: Path) -> dict[tuple[str, str], int]:
-    import json
-
-    h = History(state / "history.sqlite3")
-    out: dict[tuple[str, str], int] = {}
-    for r in h.query("SELECT meta FROM runs"):
-        meta = json.loads(r["meta"])
-        key = (meta["job"], meta["slot_due"])
-        out[key] = out.get(key, 0) + 1
-    h.close()
-    return out
-
 
 @pytest.mark.slow
 def test_serve_end_to_end_runs_land_in_history(tmp_path: Path,

@@ -15,7 +15,14 @@ from upkeeper.cli.output import RunDisplay, print_run, to_json
 from upkeeper.cli.state import with_state_dir
 from upkeeper.engine.playbook import Playbook, load_playbook
 from upkeeper.plugins import PluginSystem, get_plugin_manager
-from upkeeper.store.history import STATE_DIR_ENV, History, HistoryError, default_state_dir
+from upkeeper.store.history import (
+    STATE_DIR_ENV,
+    History,
+    HistoryDamaged,
+    HistoryError,
+    HistoryUnwritable,
+    default_state_dir,
+)
 from upkeeper.yamlsource import SourceError
 
 EXIT_INVALID = 3
@@ -51,6 +58,9 @@ class AppState:
     def history(self) -> History:
         try:
             return History(self.state_dir / "history.sqlite3")
+        except (HistoryUnwritable, HistoryDamaged) as exc:
+            # The run still runs and prints; its verdict says it was not stored (exit 3).
+            return History.unstorable(self.state_dir / "history.sqlite3", exc)
         except HistoryError as exc:
             fail(str(exc))
 

@@ -7,6 +7,8 @@ whose message names the file, says what happened and what to do.
 
 from __future__ import annotations
 
+import os
+import shutil
 import sqlite3
 
 #: Where the recovery steps are documented (named in messages about a damaged file).
@@ -43,12 +45,21 @@ def _code(exc: sqlite3.Error) -> str:
     return "SQLITE_ERROR"
 
 
+def _no_space(path: str) -> bool:
+    try:
+        return shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free == 0
+    except OSError:
+        return False
+
+
 def history_error(exc: BaseException, path: str, doing: str = "use") -> HistoryError:
     """A :class:`HistoryError` for ``exc`` (an ``sqlite3.Error`` or ``OSError``)."""
     if isinstance(exc, HistoryError):
         return exc
     reason = str(exc) or type(exc).__name__
     code = _code(exc) if isinstance(exc, sqlite3.Error) else ""
+    if code.startswith(("SQLITE_IOERR", "SQLITE_CANTOPEN")) and _no_space(path):
+        code = "SQLITE_FULL"  # SQLite says "I/O error" when it cannot create its -shm file
     if code.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
         return HistoryDamaged(
             f"the history database {path} is damaged ({reason}): check it with"

@@ -82,6 +82,7 @@ class History:
         self.path = str(path)
         self._lock = threading.RLock()
         self._unstored: dict[str, _Unstored] = {}
+        self._broken: HistoryError | None = None
         memory = self.path == ":memory:"
         if not memory and not create and not Path(self.path).is_file():
             raise HistoryMissing(f"no history database at {self.path}: nothing has run with"
@@ -105,6 +106,14 @@ class History:
             if type(err) is HistoryError:
                 err = HistoryError(f"{err} (set --state-dir or {STATE_DIR_ENV})")
             raise err from exc
+
+    @classmethod
+    def unstorable(cls, path: str | Path, error: HistoryError) -> History:
+        """An in-memory stand-in for a database that cannot be opened (disk full,
+        read-only): runs go on, and each run's verdict says it was not stored."""
+        self = cls(":memory:")
+        self.path, self._broken = str(path), error
+        return self
 
     def close(self) -> None:
         with self._lock:
@@ -154,6 +163,9 @@ class History:
 
     def start_run(self, run: RunRecord) -> None:
         """Record a run's start; if that fails the run goes on unstored (see class doc)."""
+        if self._broken is not None:
+            self._store_failed(run.run_id, self._broken, run_missing=True, count=0)
+            return
         try:
             with self.transaction() as db:
                 db.execute(
@@ -220,7 +232,7 @@ class History:
         what = ("the run and all of its results were" if lost.run_missing else
                 f"{lost.failed} of {len(run.results)} results were" if lost.failed else
                 "the end of the run was")
-        note = f"results not stored: {what} not stored in history: {lost.error}"
+        note = f"{what} not stored in history: {lost.error}"
         run.meta["history_error"] = note
         run.results.append(Result(Status.UNKNOWN, note, check="upkeeper.history",
                                   name="history", started=run.finished or run.started))
