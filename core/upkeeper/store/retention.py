@@ -140,7 +140,8 @@ def reclaim_space(history: History, force: bool = False) -> str:
         db = history._db
         try:
             if mode == 2 and free:
-                db.execute("PRAGMA incremental_vacuum").fetchall()
+                # execute() would step once (one page); executescript steps to the end.
+                db.executescript("PRAGMA incremental_vacuum;")
                 done = f"{free} free page(s) returned (incremental vacuum)"
             elif free and (worthwhile or force):
                 db.execute("PRAGMA auto_vacuum=INCREMENTAL")
