@@ -42,6 +42,7 @@ class Serve:
     def __init__(self, playbooks: Path, state: Path, *extra: str) -> None:
         self.state, self.log = state, state / "serve.log"
         state.mkdir(exist_ok=True)
+        self.offset = self.log.stat().st_size if self.log.exists() else 0
         self.logf = open(self.log, "ab")  # noqa: SIM115 - closed in wait()
         self.proc = subprocess.Popen(
             serve_argv("--playbooks", str(playbooks), "--state-dir", str(state),
@@ -79,7 +80,10 @@ class Serve:
             self.logf.close()
 
     def text(self) -> str:
-        return self.log.read_text(errors="replace")
+        """This process's part of the log (several may share the state dir)."""
+        with open(self.log, "rb") as f:
+            f.seek(self.offset)
+            return f.read().decode(errors="replace")
 
     def health(self) -> dict[str, Any]:
         """The health file's content ({} until the first heartbeat)."""

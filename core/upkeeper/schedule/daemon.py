@@ -24,7 +24,7 @@ from typing import Any
 
 from upkeeper.schedule.dispatch import SlotDispatcher
 from upkeeper.schedule.instance import InstanceLock, ProcessIdentity
-from upkeeper.schedule.reaper import ChildRecord, reap
+from upkeeper.schedule.reaper import ChildRecord, reap, start_sentinel
 from upkeeper.schedule.slots import (
     SCHEMA,
     JobDef,
@@ -113,6 +113,10 @@ class Daemon(SlotDispatcher):
             record = ChildRecord(self.children_file, self.identity)
             record.reset()
             children.set_recorder(record)
+            sentinel = start_sentinel(self.children_file)
+            if sentinel is not None:
+                log.info("sentinel pid %d ends this daemon's commands if it is killed",
+                         sentinel.pid)
         self.started_at = now = self.clock()
         with self.history.transaction() as db:
             db.execute("INSERT INTO schedule_daemons (id, pid, hostname, started, heartbeat,"

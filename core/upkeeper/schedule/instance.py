@@ -136,6 +136,8 @@ class InstanceLock:
     def holder(self) -> str:
         try:
             data = json.loads(self.info_file.read_text())
+        except FileNotFoundError:
+            return f"pid unknown: {self.info_file.name} was removed"
         except (OSError, ValueError):
             return "holder unknown"
         who = ProcessIdentity.from_dict(data)

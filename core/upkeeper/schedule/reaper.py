@@ -1,11 +1,15 @@
 """Ending what a killed daemon left running.
 
-While ``serve`` runs, every command's process group is recorded in the state dir
-(``serve-children.json``, through :mod:`upkeeper.transport.children`). On start, a group
+The daemon's direct children get the parent-death signal, but ``sh -c 'a; b'`` forks,
+and its children live on when the shell dies. So while ``serve`` runs, every command's
+process group is recorded in the state dir (``serve-children.json``, through
+:mod:`upkeeper.transport.children`). On start, a group
 recorded by a predecessor that is still there is killed, but only when it is provably
 the same group: same boot, and either its leader has the recorded start time or (leader
 gone) its members are in the leader's session, belong to our user and started no
-earlier than the leader did. Linux only; elsewhere nothing is recorded or killed.
+earlier than the leader did. A sentinel process (:func:`start_sentinel`) does the same
+the moment the daemon dies, however it dies. Linux only; elsewhere nothing is recorded
+or killed.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import json
 import logging
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -131,3 +137,45 @@ def _cmdline(pid: int) -> str:
     except OSError:
         return "?"
     return raw.replace(b"\0", b" ").decode(errors="replace").strip()[:200] or "?"
+
+
+def start_sentinel(path: Path) -> subprocess.Popen[bytes] | None:
+    """A small process that outlives a killed daemon just long enough to end its
+    commands: it waits for the daemon's end of a pipe to close (the kernel closes it
+    however the daemon dies), then reaps. Linux only."""
+    if proc_stat(os.getpid()) is None:
+        return None
+    r, w = os.pipe()  # not inherited by commands: only the daemon holds the write end
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "upkeeper.schedule.reaper", str(path), str(os.getpid())],
+            stdin=r, stdout=subprocess.DEVNULL, start_new_session=True,
+            env={k: v for k, v in os.environ.items() if k in ("PATH", "PYTHONPATH", "LANG")})
+    except OSError as exc:
+        os.close(w)
+        log.warning("no sentinel for commands of a killed daemon: %s", exc)
+        return None
+    finally:
+        os.close(r)
+    _sentinel_pipes.append(w)  # held open for the daemon's lifetime
+    return proc
+
+
+_sentinel_pipes: list[int] = []
+
+
+def _sentinel(path: Path, daemon_pid: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    while sys.stdin.buffer.read(4096):
+        pass
+    deadline = time.monotonic() + 10
+    while proc_stat(daemon_pid) is not None and time.monotonic() < deadline:
+        time.sleep(0.02)  # the pipe closes a moment before the process is gone
+    with contextlib.suppress(RuntimeError):  # the daemon still runs: nothing to do
+        reap(path)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.WARNING, format="upkeeper sentinel: %(message)s")
+    _sentinel(Path(sys.argv[1]), int(sys.argv[2]))
