@@ -713,3 +713,23 @@ def test_playbook_dir_serves_only_scheduled_playbooks(tmp_path: Path) -> None:
     assert list(loaded.errors) == ["broken.yml"]
     assert loaded.errors["broken.yml"].startswith(f"{pbs / 'broken.yml'}:2:")
     assert loaded.jobs["served.yml"].specs[0].unit == "hours"
+
+
+def test_serve_prunes_history_past_its_retention(make: Callable[..., Daemon], db: Path) -> None:
+    """serve keeps history bounded by itself (default 400 days, ``--retention``)."""
+    h = History(db)
+    for run_id, age in (("ancient", 401), ("recent", 399)):
+        started = T0 - timedelta(days=age)
+        h.start_run(RunRecord(run_id, "p", started=started))
+        h.add_result(run_id, Result(Status.OK, "x", metrics={"m": 1.0}, host="h", check="c",
+                                    started=started))
+    h.close()
+    clock = FakeClock()
+    d = make(Loader(job(every="1 hours")), Recorder(), clock, retention=400 * 86400.0)
+    d.tick()
+    assert d._pruning is not None
+    d._pruning.join(30)
+    h = History(db)
+    assert [r["run_id"] for r in h.runs()] == ["recent"]
+    assert h.query("SELECT COUNT(*) FROM metrics")[0][0] == 1
+    h.close()

@@ -256,3 +256,24 @@ kill $HOLDER
     assert "Traceback" not in err
     after = (tmp_path / "after.out").read_text()
     assert "OK: 60 OK - run " in after and after.rstrip().endswith("exit=0"), after
+
+
+def test_a_command_dies_with_the_process_that_started_it() -> None:
+    """The local transport's children get PR_SET_PDEATHSIG: SIGKILL the parent and its
+    command (here the shell exec'd into sleep) goes too."""
+    code = ("from upkeeper.models import Host\n"
+            "from upkeeper.transport.local import LocalTransport\n"
+            "print('go', flush=True)\n"
+            "LocalTransport(Host(name='localhost')).run('exec sleep 3003.25')\n")
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    try:
+        assert parent.stdout is not None and parent.stdout.readline() == b"go\n"
+        until(lambda: processes_with("sleep 3003.25"), 30, "the command")
+        parent.kill()
+        parent.wait()
+        until(lambda: not processes_with("sleep 3003.25"), 10, "the command to die")
+    finally:
+        parent.kill()
+        parent.wait()
+        for pid in processes_with("sleep 3003.25"):
+            os.kill(pid, signal.SIGKILL)
