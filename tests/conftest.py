@@ -38,3 +38,15 @@ def corpus() -> Path:
 def upkeeper_cmd() -> list[str]:
     """argv prefix that runs the installed CLI with this interpreter."""
     return [sys.executable, "-m", "upkeeper"]
+
+
+# The upkeeper pytest plugin's fixtures are prefixed (upkeeper_*); our own suite keeps the
+# short names it has always used.
+@pytest.fixture
+def fake_transport(upkeeper_fake_transport):
+    return upkeeper_fake_transport
+
+
+@pytest.fixture
+def history(upkeeper_history):
+    return upkeeper_history

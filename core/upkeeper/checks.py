@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -147,18 +148,103 @@ class Action(Check[P]):
 
 
 def as_results(value: Result | Iterable[Result] | None) -> list[Result]:
-    """What ``Check.run`` returned, as a non-empty list of results.
+    """What ``Check.run`` returned, as a non-empty list of well-formed results.
 
-    Nothing returned is one UNKNOWN result.
+    Nothing returned is one UNKNOWN result. Each result's fields are coerced
+    (:func:`coerce_result`), so one sloppy result cannot break storing or reporting.
     :raises TypeError: an item is not a :class:`Result` (a bug in the check).
     """
     if isinstance(value, Result):
-        return [value]
-    items = list(value or [])
+        return [coerce_result(value)]
+    if isinstance(value, (str, bytes, Mapping)):
+        raise TypeError(f"check returned {type(value).__name__} instead of Result")
+    try:
+        items = list(value or [])
+    except TypeError:
+        raise TypeError(f"check returned {type(value).__name__} instead of Result") from None
     for item in items:
         if not isinstance(item, Result):
             raise TypeError(f"check returned {type(item).__name__} instead of Result")
-    return items or [Result(Status.UNKNOWN, "check returned no result")]
+    return [coerce_result(r) for r in items] or [Result(Status.UNKNOWN,
+                                                        "check returned no result")]
+
+
+#: Nesting depth kept in ``details``; deeper values become their ``str``.
+_MAX_DEPTH = 32
+
+
+def coerce_result(r: Result) -> Result:
+    """Make a check's result safe to store and report, in place.
+
+    ``status`` must be a :class:`Status` (or its name); ``summary`` becomes a string;
+    metrics keep only finite numbers (the rest are dropped and named in the summary);
+    ``details`` becomes JSON data (unknown objects as their ``str``, non-finite floats
+    as strings); ``changed`` a bool; ``host``/``check``/``name`` strings.
+    """
+    notes: list[str] = []
+    if not isinstance(r.status, Status):
+        try:
+            r.status = Status(str(getattr(r.status, "value", r.status)).upper())
+        except ValueError:
+            notes.append(f"invalid status {r.status!r}")
+            r.status = Status.UNKNOWN
+    if not isinstance(r.summary, str):
+        r.summary = "" if r.summary is None else _safe_str(r.summary)
+    metrics: dict[str, float] = {}
+    raw_metrics = r.metrics if isinstance(r.metrics, Mapping) else {}
+    if not isinstance(r.metrics, Mapping) and r.metrics:
+        notes.append(f"metrics must be a mapping, not {type(r.metrics).__name__}")
+    dropped = []
+    for key, value in raw_metrics.items():
+        number = _finite(value)
+        if number is None:
+            dropped.append(f"{_safe_str(key)}={_safe_str(value)[:20]}")
+        else:
+            metrics[_safe_str(key)] = number
+    if dropped:
+        notes.append("metrics dropped (not finite numbers): " + ", ".join(dropped[:5])
+                     + (f" and {len(dropped) - 5} more" if len(dropped) > 5 else ""))
+    r.metrics = metrics
+    r.details = _jsonable(r.details, 0)
+    r.changed = bool(r.changed)
+    for attr in ("host", "check", "name"):
+        if not isinstance(getattr(r, attr), str):
+            setattr(r, attr, _safe_str(getattr(r, attr) or ""))
+    if notes:
+        r.summary = f"{r.summary} [{'; '.join(notes)}]" if r.summary else "; ".join(notes)
+    return r
+
+
+def _finite(value: Any) -> float | None:
+    if not isinstance(value, (int, float)):  # bools count as 0/1
+        return None
+    try:
+        number = float(value)
+    except (OverflowError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _safe_str(value: Any) -> str:
+    try:
+        return str(value)
+    except Exception as exc:  # a plugin object whose __str__ is broken
+        return f"<{type(value).__name__}: str() failed: {type(exc).__name__}>"
+
+
+def _jsonable(value: Any, depth: int) -> Any:
+    """``value`` as JSON data: what ``json.dumps`` accepts and ``json.loads`` returns."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if depth >= _MAX_DEPTH:
+        return _safe_str(value)
+    if isinstance(value, Mapping):
+        return {_safe_str(k): _jsonable(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_jsonable(v, depth + 1) for v in value]
+    return _safe_str(value)
 
 
 def ok(summary: str, **kw: Any) -> Result:

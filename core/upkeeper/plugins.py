@@ -8,6 +8,7 @@ or whose register hook raises is recorded on its :class:`PluginInfo` and skipped
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib.metadata as md
 import logging
 import os
@@ -20,6 +21,7 @@ from typing import Any
 import pluggy
 
 from upkeeper import hookspecs
+from upkeeper.bounded import run_bounded
 from upkeeper.checks import Check
 from upkeeper.transport.base import Transport
 from upkeeper.transport.local import LocalTransport
@@ -177,6 +179,14 @@ class PluginSystem:
         """Call ``hook`` on every plugin, isolating failures (logged, never raised)."""
         return call_each(self.pm, hook, self._info_by_name(), **kwargs)
 
+    def call_bounded(self, hook: str, limit: float, problems: list[str],
+                     skip: set[str] | None = None, **kwargs: Any) -> list[Any]:
+        """:meth:`call` giving each implementation ``limit`` seconds: one that is late is
+        abandoned and its plugin added to ``skip`` (not called again); every failure,
+        ``BaseException`` included, is appended to ``problems``."""
+        return call_each(self.pm, hook, self._info_by_name(), hook_limit=limit,
+                         problems=problems, skip=skip, **kwargs)
+
     def _info_by_name(self) -> dict[str, PluginInfo]:
         return {p.name: p for p in self.plugins}
 
@@ -305,13 +315,15 @@ def _register(pm: pluggy.PluginManager, info: PluginInfo, obj: object) -> None:
     info.loaded = True
 
 
-def call_each(pm: pluggy.PluginManager, hook: str, infos: dict[str, PluginInfo],
-              **kwargs: Any) -> list[Any]:
+def call_each(pm: pluggy.PluginManager, hook: str, infos: dict[str, PluginInfo], *,
+              hook_limit: float | None = None, problems: list[str] | None = None,
+              skip: set[str] | None = None, **kwargs: Any) -> list[Any]:
     """Call each implementation of ``hook`` on its own so one failure cannot stop the rest.
 
     Implementations run in pluggy's order (``tryfirst`` first, then the most recently
     registered first, ``trylast`` last). Returns ``(plugin name, value)`` pairs for the
-    implementations that succeeded.
+    implementations that succeeded. With ``hook_limit``, see
+    :meth:`PluginSystem.call_bounded`.
     """
     out: list[Any] = []
     caller = getattr(pm.hook, hook)
@@ -320,17 +332,33 @@ def call_each(pm: pluggy.PluginManager, hook: str, infos: dict[str, PluginInfo],
     # pluggy's own _multicall walks that list backwards.
     for impl in reversed(caller.get_hookimpls()):
         pname = pm.get_name(impl.plugin) or repr(impl.plugin)
+        if skip is not None and pname in skip:
+            continue
         args = {k: kwargs[k] for k in impl.argnames if k in kwargs}
         if trace:
             shown = ", ".join(f"{k}={type(v).__name__}" for k, v in args.items())
             sys.stderr.write(f"[plugins] {pname}: {hook}({shown})\n")
-        try:
-            value = impl.function(**args)
-        except Exception as exc:  # hooks are third-party code; report and go on
-            msg = f"hook {hook} raised {type(exc).__name__}: {exc}"
+        msg, value = None, None
+        if hook_limit is None:
+            try:
+                value = impl.function(**args)
+            except Exception as exc:  # hooks are third-party code; report and go on
+                msg = f"hook {hook} raised {type(exc).__name__}: {exc}"
+        else:
+            done = run_bounded(functools.partial(impl.function, **args), hook_limit,
+                               name=f"upkeeper-hook-{pname}")
+            value, error = done.value, done.error
+            if not done.finished:
+                msg = f"hook {hook} did not return within {hook_limit:g}s: abandoned"
+                (skip if skip is not None else set()).add(pname)
+            elif error is not None:
+                msg = f"hook {hook} raised {type(error).__name__}: {error}"
+        if msg is not None:
             log.error("plugin %s: %s", pname, msg)
             if pname in infos:
                 infos[pname].add_error(msg)
+            if problems is not None:
+                problems.append(f"plugin {pname}: {msg}")
             continue
         out.append((pname, value))
     return out

@@ -15,6 +15,18 @@ from typing import Any, Protocol
 
 from upkeeper.models import CommandError, CommandResult
 
+__all__ = [
+    "PowerShellError",
+    "as_list",
+    "enum_name",
+    "json_script",
+    "normalize",
+    "parse_ps_date",
+    "parse_ps_json",
+    "ps_quote",
+    "run_powershell_json",
+]
+
 _DATE_RE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 

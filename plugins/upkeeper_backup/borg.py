@@ -7,8 +7,7 @@ from typing import Any
 
 from pydantic import Field, SecretStr, model_validator
 
-from upkeeper import Check, CheckContext, CommandResult, Result, Status
-from upkeeper.models import CommandError
+from upkeeper import Check, CheckContext, CommandError, CommandResult, Result, Status
 from upkeeper_backup.common import (
     Finding,
     RepoParams,

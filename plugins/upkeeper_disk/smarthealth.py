@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from upkeeper import Params, Result, Status
+from upkeeper.measures import renamed_params
 from upkeeper_disk.smartdata import ATA_COUNTERS, NVME_CRITICAL_BITS, SmartDevice, WindowsDisk
 
 #: Reasons shown in the one-line summary; details keep them all.
@@ -35,11 +36,15 @@ class SmartParams(Params):
                                                 "when not connected as root)")
     warn_temp_c: int = Field(55, description="WARN at this HDD/SATA SSD temperature")
     crit_temp_c: int = Field(65, description="CRIT at this HDD/SATA SSD temperature")
-    nvme_warn_temp_c: int = Field(70, description="WARN at this NVMe temperature")
-    nvme_crit_temp_c: int = Field(80, description="CRIT at this NVMe temperature")
-    wear_warn_pct: int = Field(90, ge=0, description="WARN when an SSD used this % of its life")
+    warn_nvme_temp_c: int = Field(70, description="WARN at this NVMe temperature")
+    crit_nvme_temp_c: int = Field(80, description="CRIT at this NVMe temperature")
+    warn_wear_pct: int = Field(90, ge=0, description="WARN when an SSD used this % of its life")
     warn_error_log: bool = Field(True, description="WARN when the ATA error log has entries")
     wake_standby: bool = Field(False, description="Spin up sleeping disks to read them")
+
+    _renamed = model_validator(mode="before")(renamed_params(
+        {"nvme_warn_temp_c": "warn_nvme_temp_c", "nvme_crit_temp_c": "crit_nvme_temp_c",
+         "wear_warn_pct": "warn_wear_pct"}, since="1.1", owner="disk.smart"))
 
 
 @dataclass
@@ -173,12 +178,12 @@ def _judge_nvme(rep: DeviceReport, dev: SmartDevice, p: SmartParams,
     used = log.get("percentage_used")
     if isinstance(used, int):
         rep.metrics[f"{dev.name}:percentage_used"] = used
-        if used >= p.wear_warn_pct:
+        if used >= p.warn_wear_pct:
             rep.add(Status.WARN, f"{used}% of rated endurance used")
     media = log.get("media_errors")
     _counter(rep, "nvme_media_errors", media if isinstance(media, int) else None,
              "media errors", prev)
-    _temperature(rep, dev.temperature, p.nvme_warn_temp_c, p.nvme_crit_temp_c)
+    _temperature(rep, dev.temperature, p.warn_nvme_temp_c, p.crit_nvme_temp_c)
 
 
 def judge_windows_disk(disk: WindowsDisk, p: SmartParams,
@@ -202,14 +207,14 @@ def judge_windows_disk(disk: WindowsDisk, p: SmartParams,
             rep.add(Status.CRIT, f"operational status {op}")
         elif op in _WARN_OPS:
             rep.add(Status.WARN, f"operational status {op}")
-    if disk.wear is not None and disk.wear >= p.wear_warn_pct:
+    if disk.wear is not None and disk.wear >= p.warn_wear_pct:
         rep.add(Status.WARN, f"{disk.wear}% of rated endurance used")
     _counter(rep, "read_uncorrected", disk.read_errors_uncorrected, "uncorrected read errors",
              prev)
     _counter(rep, "write_uncorrected", disk.write_errors_uncorrected,
              "uncorrected write errors", prev)
     ssd = disk.media == "SSD" or "nvme" in disk.bus.lower()
-    warn, crit = (p.nvme_warn_temp_c, p.nvme_crit_temp_c) if ssd else (p.warn_temp_c,
+    warn, crit = (p.warn_nvme_temp_c, p.crit_nvme_temp_c) if ssd else (p.warn_temp_c,
                                                                        p.crit_temp_c)
     _temperature(rep, disk.temperature, warn, crit, disk.temperature_max)
     key = disk.serial or disk.name

@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from upkeeper import Check, CheckContext, Params, Result, Status
+from upkeeper.measures import grade, renamed_params
 from upkeeper.powershell import PowerShellError, run_powershell_json
 from upkeeper_disk.forecast import Forecast, forecast_full
 from upkeeper_disk.parsers import (
@@ -54,10 +55,14 @@ class Thresholds(Params):
         None, ge=0, description="CRIT below this many GB free (with crit_pct: both must hold)")
     warn_inodes_pct: float | None = Field(85, ge=0, le=100, description="WARN at this inode %")
     crit_inodes_pct: float | None = Field(95, ge=0, le=100, description="CRIT at this inode %")
-    forecast_warn_days: float | None = Field(
-        14, gt=0, description="WARN when the forecast says full in fewer days")
-    forecast_crit_days: float | None = Field(
-        3, gt=0, description="CRIT when the forecast says full in fewer days")
+    warn_forecast_days: float | None = Field(
+        14, gt=0, description="WARN when the forecast says full within this many days")
+    crit_forecast_days: float | None = Field(
+        3, gt=0, description="CRIT when the forecast says full within this many days")
+
+    _renamed = model_validator(mode="before")(renamed_params(
+        {"forecast_warn_days": "warn_forecast_days", "forecast_crit_days": "crit_forecast_days"},
+        since="1.1", owner="disk.usage"))
 
 
 class UsageParams(Thresholds):
@@ -191,9 +196,10 @@ def judge(fs: Filesystem, t: Thresholds, forecast: Forecast | None,
                                           (Status.WARN, t.warn_pct, t.warn_free_gb)):
         crossed = []
         if pct_limit is not None:
-            crossed.append(pct >= pct_limit)
+            crossed.append(grade(pct, crit=pct_limit) is Status.CRIT)
         if free_limit is not None:
-            crossed.append(free_gb < free_limit)
+            crossed.append(grade(free_gb, crit=free_limit, higher_is_worse=False)
+                           is Status.CRIT)
         if _level(crossed):
             statuses.append(status)
             limits = [f"{pct_limit:g}%" if pct_limit is not None else "",
@@ -204,21 +210,20 @@ def judge(fs: Filesystem, t: Thresholds, forecast: Forecast | None,
             break
     ipct = fs.inodes_used_pct
     if ipct is not None:
-        for status, ilimit in ((Status.CRIT, t.crit_inodes_pct),
-                               (Status.WARN, t.warn_inodes_pct)):
-            if ilimit is not None and ipct >= ilimit:
-                statuses.append(status)
-                rep.inodes_alarm = True
-                rep.reasons.append(f"inodes {status.value}: {ipct}% used (limit {ilimit:g}%)")
-                break
+        istatus = grade(ipct, t.warn_inodes_pct, t.crit_inodes_pct)
+        if istatus is not Status.OK:
+            ilimit = t.crit_inodes_pct if istatus is Status.CRIT else t.warn_inodes_pct
+            statuses.append(istatus)
+            rep.inodes_alarm = True
+            rep.reasons.append(f"inodes {istatus.value}: {ipct}% used (limit {ilimit:g}%)")
     if forecast is not None:
-        for status, days in ((Status.CRIT, t.forecast_crit_days),
-                             (Status.WARN, t.forecast_warn_days)):
-            if days is not None and forecast.days_to_full < days:
-                statuses.append(status)
-                rep.reasons.append(f"forecast {status.value}: full in "
-                                   f"{human_days(forecast.days_to_full)} (limit {days:g} days)")
-                break
+        fstatus = grade(forecast.days_to_full, t.warn_forecast_days, t.crit_forecast_days,
+                        higher_is_worse=False)
+        if fstatus is not Status.OK:
+            days = t.crit_forecast_days if fstatus is Status.CRIT else t.warn_forecast_days
+            statuses.append(fstatus)
+            rep.reasons.append(f"forecast {fstatus.value}: full in "
+                               f"{human_days(forecast.days_to_full)} (limit {days:g} days)")
     rep.status = Status.worst(statuses)
     return rep
 

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from upkeeper import CheckContext, TransportError
-from upkeeper.engine.windows import window_state
+from upkeeper import CheckContext, TransportError, window_state
 from upkeeper.powershell import PowerShellError, run_powershell_json
 
 LINUX_REBOOT = ("nohup sh -c 'sleep 3; systemctl reboot || /sbin/shutdown -r now || reboot'"

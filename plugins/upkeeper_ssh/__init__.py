@@ -5,10 +5,12 @@ paramiko is imported only when a host uses SSH.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from upkeeper import Transport, hookimpl
-from upkeeper.transport.base import lazy_transport
+from upkeeper import Transport, hookimpl, lazy_transport
+
+if TYPE_CHECKING:
+    from upkeeper_ssh.transport import SSHTransport
 
 __all__ = ["SSHTransport"]
 

@@ -1,25 +1,28 @@
 """Private keys loaded once per process, and the authentication sequence for one hop.
 
 RSA keys are validated on load (over 100 ms for 3072 bits), so every key is read once
-and shared by all connections, keyed by path, mtime and size.
+and shared by all connections. The cache is a small LRU checked against the file's
+stamp: a replaced key file is read again, and a long-running ``serve`` holds at most
+``KEY_CACHE_SIZE`` keys.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import paramiko
 from paramiko.agent import Agent
 
+from upkeeper_ssh.cache import StampedLRU, stamp_of
 from upkeeper_ssh.config import DEFAULT_KEY_FILES
 
-_lock = threading.Lock()
-_keys: dict[tuple[str, int, int], paramiko.PKey] = {}
-_failures: dict[tuple[str, int, int, str], str] = {}
+KEY_CACHE_SIZE = 32
+_keys: StampedLRU[paramiko.PKey] = StampedLRU(KEY_CACHE_SIZE)
+#: Why a key did not load, per (path, passphrase digest): never the passphrase itself.
+_failures: StampedLRU[str] = StampedLRU(2 * KEY_CACHE_SIZE)
 
 
 class KeyLoadError(Exception):
@@ -30,31 +33,28 @@ def load_key(path: str, passphrase: str | None = None) -> paramiko.PKey:
     """Load an ed25519, ECDSA or RSA private key (OpenSSH or PEM format), cached."""
     real = os.path.realpath(os.path.expanduser(path))
     try:
-        st = os.stat(real)
+        stamp = stamp_of(os.stat(real))
     except OSError as exc:
         raise KeyLoadError(f"cannot read private key {path}: {exc.strerror}") from None
-    ident = (real, st.st_mtime_ns, st.st_size)
-    # Failures are remembered per passphrase digest, never the passphrase itself, so a
-    # wrong passphrase costs one bcrypt round per run, not one per host.
+    key = _keys.get(real, stamp)
+    if key is not None:
+        return key
+    # Failures are remembered per passphrase digest, so a wrong passphrase costs one
+    # bcrypt round per run, not one per host.
     pw_digest = hashlib.sha256((passphrase or "").encode()).hexdigest()
-    with _lock:
-        key = _keys.get(ident)
-        if key is not None:
-            return key
-        failed = _failures.get((real, st.st_mtime_ns, st.st_size, pw_digest))
-        if failed is not None:
-            raise KeyLoadError(failed)
-        try:
-            # Positional: the keyword is ``passphrase`` before paramiko 5, ``password`` after.
-            secret: Any = passphrase.encode() if passphrase is not None else None
-            key = paramiko.PKey.from_path(real, secret)
-        except (paramiko.SSHException, OSError, ValueError, TypeError) as exc:
-            msg = _load_error(path, exc, passphrase)
-        else:
-            _keys[ident] = key
-            return key
-        _failures[(real, st.st_mtime_ns, st.st_size, pw_digest)] = msg
-        raise KeyLoadError(msg)
+    failed = _failures.get((real, pw_digest), stamp)
+    if failed is not None:
+        raise KeyLoadError(failed)
+    try:
+        # Positional: the keyword is ``passphrase`` before paramiko 5, ``password`` after.
+        secret: Any = passphrase.encode() if passphrase is not None else None
+        key = paramiko.PKey.from_path(real, secret)
+    except (paramiko.SSHException, OSError, ValueError, TypeError) as exc:
+        msg = _load_error(path, exc, passphrase)
+        _failures.put((real, pw_digest), stamp, msg)
+        raise KeyLoadError(msg) from None
+    _keys.put(real, stamp, key)
+    return key
 
 
 def _load_error(path: str, exc: Exception, passphrase: str | None) -> str:

@@ -85,31 +85,37 @@ def as_number(value: Any, name: str, default: float) -> float:
     return number
 
 
-def parse_endpoint(text: str, default_user: str | None = None) -> Endpoint:
-    """Parse ``[user@]host[:port]`` (IPv6 as ``[::1]:2222``)."""
+def parse_endpoint(text: str, default_user: str | None = None, *,
+                   default_port: int = DEFAULT_PORT, what: str = "jump host") -> Endpoint:
+    """Parse ``[user@]host[:port]`` (IPv6 as ``[::1]:2222``, or bare without a port).
+
+    :param what: how errors name the value ("jump host", "host").
+    """
     text = text.strip()
     if not text:
-        raise ConfigError("empty jump host")
+        raise ConfigError(f"empty {what}")
     user: str | None = default_user
     if "@" in text:
         user, _, text = text.rpartition("@")
         if not user:
-            raise ConfigError(f"jump host {text!r} has an empty user")
-    port = DEFAULT_PORT
+            raise ConfigError(f"{what} {text!r} has an empty user")
+    port = default_port
     host = text
     if text.startswith("["):
         host, sep, rest = text[1:].partition("]")
         if not sep:
-            raise ConfigError(f"unclosed '[' in jump host {text!r}")
+            raise ConfigError(f"unclosed '[' in {what} {text!r}")
         if rest:
             if not rest.startswith(":"):
-                raise ConfigError(f"bad jump host {text!r}")
+                raise ConfigError(f"bad {what} {text!r} (expected [host]:port)")
             port = _port(rest[1:], text)
     elif text.count(":") == 1:
         host, _, port_text = text.partition(":")
         port = _port(port_text, text)
     if not host:
-        raise ConfigError(f"jump host {text!r} has no host name")
+        raise ConfigError(f"{what} {text!r} has no host name")
+    if host.startswith("-"):
+        raise ConfigError(f"{what} {text!r}: a host name cannot start with '-'")
     return Endpoint(host=host, port=port, user=user)
 
 

@@ -12,8 +12,7 @@ from collections.abc import Mapping, Sequence
 import paramiko
 from paramiko.ssh_exception import IncompatiblePeer
 
-from upkeeper import CommandResult, Host, Transport, TransportError
-from upkeeper.transport.base import command_text
+from upkeeper import CommandResult, Host, Transport, TransportError, command_text
 from upkeeper_ssh import hostkeys
 from upkeeper_ssh.auth import (
     AuthenticationFailed,
@@ -64,6 +63,8 @@ class SSHTransport(Transport):
         self._running: set[int] = set()
         #: Set by close(); cleared when the transport connects again.
         self.closing = False
+        #: Why the last connect failed; raised again by open() until close().
+        self._failed: TransportError | None = None
 
     @property
     def settings(self) -> SSHSettings:
@@ -79,23 +80,56 @@ class SSHTransport(Transport):
         return bool(self._hops) and self._hops[-1].is_active()
 
     def open(self) -> None:
+        """Connect (idempotent). A failed connect is remembered until :meth:`close`.
+
+        Every later ``run``/``open`` raises the same :class:`TransportError` at once: the
+        host's other checks must not each wait for an unreachable host again (or retry
+        a rejected password into a lockout). ``close()`` then ``open()`` tries again.
+        """
         with self._lock:
+            if self._failed is not None:
+                raise TransportError(str(self._failed), host=self.host.name,
+                                     status=self._failed.status)
             if self.connected:
                 return
             self._close_hops()
             self.closing = False
-            s = self.settings
-            files = hostkeys.default_files(s.known_hosts_files)
-            keys = self._keys(s)
-            chain = [*s.jump_hosts, s.target]
             try:
-                for index, hop in enumerate(chain):
-                    is_target = index == len(chain) - 1
-                    label = self.host.name if is_target else f"jump host {hop.host}"
-                    self._hops.append(self._connect_hop(s, hop, label, files, keys))
-            except BaseException:
-                self._close_hops()
+                self._connect_chain()
+            except TransportError as exc:
+                self._failed = exc
                 raise
+            except Exception as exc:  # a paramiko or agent surprise is still data
+                log.debug("%s: connecting failed", self.host.name, exc_info=True)
+                self._failed = TransportError(
+                    f"SSH connection to {self.host.name} failed: {self._reason(exc)}",
+                    host=self.host.name)
+                raise self._failed from None
+
+    def _reason(self, exc: BaseException) -> str:
+        """One printable line from an exception (its text may come from the server),
+        with the host's secrets masked."""
+        text = str(exc) or type(exc).__name__
+        s = self._settings
+        for secret in (s.password, s.key_passphrase, s.become_password) if s else ():
+            if secret:
+                text = text.replace(secret, "********")
+        text = "".join(c if c.isprintable() else "?" for c in " ".join(text.split()))
+        return text if len(text) <= 300 else text[:297] + "..."
+
+    def _connect_chain(self) -> None:
+        s = self.settings
+        files = hostkeys.default_files(s.known_hosts_files)
+        keys = self._keys(s)
+        chain = [*s.jump_hosts, s.target]
+        try:
+            for index, hop in enumerate(chain):
+                is_target = index == len(chain) - 1
+                label = self.host.name if is_target else f"jump host {hop.host}"
+                self._hops.append(self._connect_hop(s, hop, label, files, keys))
+        except BaseException:
+            self._close_hops()
+            raise
 
     def _keys(self, s: SSHSettings) -> list[tuple[str, paramiko.PKey]]:
         try:
@@ -116,8 +150,8 @@ class SSHTransport(Transport):
             except _Transient as exc:
                 if attempt >= s.connect_retries:
                     raise TransportError(
-                        f"cannot connect to {label} ({hop.host}:{hop.port}) after "
-                        f"{attempt + 1} attempts: {exc}", host=self.host.name) from None
+                        f"unreachable: cannot connect to {label} ({hop.host}:{hop.port}) "
+                        f"after {attempt + 1} attempts: {exc}", host=self.host.name) from None
                 # Backoff with jitter: many workers hitting one throttled sshd (MaxStartups)
                 # must not come back in lock step.
                 delay = min(3.0, 0.25 * 2 ** attempt) * (0.5 + random.random())
@@ -138,16 +172,7 @@ class SSHTransport(Transport):
             if s.host_key_checking:
                 opts.key_types = hostkeys.preferred_key_types(hop.host, hop.port, files,
                                                               list(opts.key_types))
-            try:
-                ssh.start_client(timeout=s.connect_timeout)
-            except IncompatiblePeer as exc:
-                raise TransportError(f"SSH handshake with {label} failed: {exc}",
-                                     host=self.host.name) from None
-            except (paramiko.SSHException, EOFError, OSError) as exc:
-                # Before authentication nothing is lost by trying again, and a throttled
-                # or overloaded sshd (MaxStartups, a full accept queue) fails in many
-                # ways: reset, EOF, banner timeout, a truncated packet.
-                raise _Transient(f"SSH handshake failed: {exc or type(exc).__name__}") from None
+            self._handshake(ssh, s, hop, label)
             server_key = ssh.get_remote_server_key()
             if s.host_key_checking:
                 hostkeys.verify(label, hop.host, hop.port, server_key, files)
@@ -172,6 +197,37 @@ class SSHTransport(Transport):
             ssh.close()
             raise
 
+    def _handshake(self, ssh: paramiko.Transport, s: SSHSettings, hop: Endpoint,
+                   label: str) -> None:
+        """Banner and key exchange, each bounded by the connect timeout.
+
+        A server that accepts TCP but sends no banner in time (hung sshd, tarpit) is
+        unreachable at once, not retried: each try would cost the whole timeout again.
+        """
+        where = f"{label} ({hop.host}:{hop.port})"
+        silent = TransportError(
+            f"unreachable: {where} accepted the TCP connection but sent no SSH banner "
+            f"within {s.connect_timeout:g}s", host=self.host.name)
+        try:
+            ssh.start_client(timeout=s.connect_timeout)
+        except IncompatiblePeer as exc:
+            raise TransportError(f"unreachable: SSH handshake with {where} failed: "
+                                 f"{self._reason(exc)}",
+                                 host=self.host.name) from None
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            if not ssh.remote_version and isinstance(exc.__context__, TimeoutError):
+                raise silent from None
+            # Before authentication nothing is lost by trying again, and a throttled
+            # or overloaded sshd (MaxStartups, a full accept queue) fails in many
+            # ways: reset, EOF, a truncated packet.
+            raise _Transient(f"SSH handshake failed: {self._reason(exc)}") from None
+        if not (ssh.is_active() and ssh.initial_kex_done):
+            # paramiko's start_client returns quietly when its own timeout expires first.
+            if not ssh.remote_version:
+                raise silent
+            raise TransportError(f"unreachable: SSH key exchange with {where} did not "
+                                 f"finish within {s.connect_timeout:g}s", host=self.host.name)
+
     def _open_socket(self, s: SSHSettings, hop: Endpoint,
                      label: str) -> socket.socket | paramiko.Channel:
         if self._hops:
@@ -181,23 +237,25 @@ class SSHTransport(Transport):
                     timeout=s.connect_timeout)
             except paramiko.ChannelException as exc:
                 if exc.code == 2:  # connect failed: the target refused, maybe restarting
-                    raise _Transient(f"jump host could not connect: {exc.text}") from None
-                raise TransportError(f"jump host refused to forward to {label}: {exc.text}",
-                                     host=self.host.name) from None
+                    raise _Transient(f"jump host could not connect: {self._reason(exc)}") from None
+                raise TransportError(f"unreachable: jump host refused to forward to {label}: "
+                                     f"{self._reason(exc)}", host=self.host.name) from None
             except (paramiko.SSHException, EOFError, OSError) as exc:
-                raise TransportError(f"jump host connection lost while opening {label}: "
-                                     f"{exc}", host=self.host.name) from None
+                raise TransportError(f"unreachable: jump host connection lost while opening "
+                                     f"{label}: {self._reason(exc)}",
+                                     host=self.host.name) from None
+        where = f"{label} ({hop.host}:{hop.port})"
         try:
             sock = socket.create_connection((hop.host, hop.port), timeout=s.connect_timeout)
         except (ConnectionRefusedError, ConnectionResetError, ConnectionAbortedError) as exc:
             raise _Transient(exc.strerror or type(exc).__name__) from None
         except socket.gaierror as exc:
-            raise TransportError(f"cannot resolve {hop.host} ({label}): {exc.strerror}",
-                                 host=self.host.name) from None
+            raise TransportError(f"unreachable: cannot resolve {hop.host} ({label}): "
+                                 f"{exc.strerror}", host=self.host.name) from None
         except OSError as exc:
             reason = exc.strerror or str(exc) or type(exc).__name__
-            raise TransportError(f"cannot connect to {label} ({hop.host}:{hop.port}): "
-                                 f"{reason}", host=self.host.name) from None
+            raise TransportError(f"unreachable: cannot connect to {where}: {reason}",
+                                 host=self.host.name) from None
         # paramiko never sets TCP_NODELAY; without it Nagle and delayed ACKs add tens of
         # milliseconds to every round trip.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -211,6 +269,7 @@ class SSHTransport(Transport):
             self.kill_remote(pid)
         with self._lock:
             self._close_hops()
+            self._failed = None
 
     def _close_hops(self) -> None:
         for ssh in reversed(self._hops):
@@ -256,7 +315,7 @@ class SSHTransport(Transport):
             chan.exec_command(remote.line)
         except (paramiko.SSHException, EOFError, OSError) as exc:
             raise TransportError(f"connection to {self.host.name} lost: "
-                                 f"{exc or type(exc).__name__}", host=self.host.name) from None
+                                 f"{self._reason(exc)}", host=self.host.name) from None
         return chan
 
     def kill_remote(self, pid: int | None) -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+import time
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
 from upkeeper import Check, CheckContext, CommandResult, Params, Result, Status
 from upkeeper_system.perfdata import parse_perfdata, split_plugin_output
+from upkeeper_system.saferegex import RegexError, search, validate_pattern
 
 _NUMBER_RE = re.compile(r"-?\d+(?:\.\d+)?")
 _MAX_DETAIL = 4000
@@ -36,12 +38,7 @@ class CommandParams(Params):
     @field_validator("ok_regex", "warn_regex", "crit_regex", "value_regex")
     @classmethod
     def _compiles(cls, v: str | None) -> str | None:
-        if v is not None:
-            try:
-                re.compile(v)
-            except re.error as exc:
-                raise ValueError(f"invalid regex {v!r}: {exc}") from exc
-        return v
+        return None if v is None else validate_pattern(v)
 
 
 def _threshold_status(value: float, p: CommandParams) -> Status:
@@ -55,31 +52,44 @@ def _threshold_status(value: float, p: CommandParams) -> Status:
     return Status.OK
 
 
-def judge(res: CommandResult, p: CommandParams) -> Result:
-    """Status, summary and metrics for a finished command (pure: unit-tested)."""
+def judge(res: CommandResult, p: CommandParams, time_limit: float = 10.0) -> Result:
+    """Status, summary and metrics for a finished command (pure: unit-tested).
+
+    User regexes are matched within ``time_limit`` seconds in all (see ``saferegex``).
+    """
+    if res.timed_out:
+        return Result(Status.UNKNOWN, "command timed out", details=_details(res))
+    try:
+        return _judge(res, p, time.monotonic() + time_limit)
+    except RegexError as exc:
+        return Result(Status.UNKNOWN, f"{exc}; simplify the pattern", details=_details(res))
+
+
+def _judge(res: CommandResult, p: CommandParams, deadline: float) -> Result:
+    def found(pattern: str) -> Any:
+        return search(pattern, text, max(0.0, deadline - time.monotonic()))
+
     output = res.stdout if res.stdout.strip() else res.stderr
     summary, perf = split_plugin_output(output)
     metrics = parse_perfdata(perf)
     statuses: list[Status] = []
-    if res.timed_out:
-        return Result(Status.UNKNOWN, "command timed out", details=_details(res))
     if not p.ignore_exit_code:
         statuses.append(Status.from_exit_code(res.exit_code))
     text = res.stdout + res.stderr
-    if p.crit_regex and re.search(p.crit_regex, text, re.MULTILINE):
+    if p.crit_regex and found(p.crit_regex):
         statuses.append(Status.CRIT)
-    if p.warn_regex and re.search(p.warn_regex, text, re.MULTILINE):
+    if p.warn_regex and found(p.warn_regex):
         statuses.append(Status.WARN)
-    if p.ok_regex and not re.search(p.ok_regex, text, re.MULTILINE):
+    if p.ok_regex and not found(p.ok_regex):
         statuses.append(Status.CRIT)
         summary = f"output does not match {p.ok_regex!r}: {summary}"
     if p.warn is not None or p.crit is not None:
         if p.value_regex:
-            m = re.search(p.value_regex, text, re.MULTILINE)
-            raw = (m.group(1) if m and m.groups() else m.group(0)) if m else None
+            m = found(p.value_regex)
+            raw = (m.groups[0] if m.groups else m.text) if m else None
         else:
-            m = _NUMBER_RE.search(res.stdout)
-            raw = m.group(0) if m else None
+            n = _NUMBER_RE.search(res.stdout)
+            raw = n.group(0) if n else None
         try:
             value = float(raw) if raw is not None else None
         except ValueError:
@@ -123,4 +133,4 @@ class CommandCheck(Check[CommandParams]):
             res = ctx.run_powershell(p.command, timeout=p.timeout)
         else:
             res = ctx.run(p.command, timeout=p.timeout, sudo=p.sudo)
-        return judge(res, p)
+        return judge(res, p, time_limit=ctx.remaining())

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from upkeeper import Check, CheckContext, Params, Result, Status
+from upkeeper.measures import grade, renamed_params
 from upkeeper.powershell import run_powershell_json
 
 
 class UptimeParams(Params):
-    max_days: float = Field(30, gt=0, description="WARN when up longer than this many days")
-    crit_days: float | None = Field(None, gt=0, description="CRIT when up longer than this")
+    warn_days: float = Field(30, gt=0, description="WARN when up at least this many days")
+    crit_days: float | None = Field(None, gt=0, description="CRIT when up at least this long")
+
+    _renamed = model_validator(mode="before")(
+        renamed_params({"max_days": "warn_days"}, since="1.1", owner="system.uptime"))
 
 
 def parse_proc_uptime(text: str) -> float:
@@ -20,23 +24,19 @@ def parse_proc_uptime(text: str) -> float:
 
 def judge_uptime(seconds: float, p: UptimeParams) -> Result:
     days = seconds / 86400
-    status = Status.OK
-    if p.crit_days is not None and days > p.crit_days:
-        status = Status.CRIT
-    elif days > p.max_days:
-        status = Status.WARN
+    status = grade(days, p.warn_days, p.crit_days)
     summary = f"up {days:.1f} days"
     if status is not Status.OK:
-        summary += f" (over {p.crit_days if status is Status.CRIT else p.max_days:g}; reboot to "\
-                   "apply kernel and library updates)"
+        limit = p.crit_days if status is Status.CRIT else p.warn_days
+        summary += f" (limit {limit:g}; reboot to apply kernel and library updates)"
     return Result(status, summary, metrics={"uptime_days": round(days, 3)})
 
 
 class UptimeCheck(Check[UptimeParams]):
-    """Days since boot; WARN past ``max_days``."""
+    """Days since boot; WARN at ``warn_days``."""
 
     name = "system.uptime"
-    description = "Days since the last boot; WARN when longer than max_days"
+    description = "Days since the last boot; WARN/CRIT at warn_days/crit_days"
     Params = UptimeParams
     platforms = ("linux", "windows")
 

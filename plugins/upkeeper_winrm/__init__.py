@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from upkeeper import Transport, hookimpl
-from upkeeper.transport.base import lazy_transport
+from upkeeper import Transport, hookimpl, lazy_transport
 
 __all__ = ["WinRMTransport"]
 

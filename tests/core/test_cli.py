@@ -48,15 +48,17 @@ def test_run_plain_lines_off_a_terminal(tmp_path):
                     "  - system.command: {command: 'echo bad; exit 2'}\n")
     res = upk("run", str(book))
     assert res.returncode == 2
-    assert "OK       localhost system.command: fine" in res.stderr
+    assert "OK       localhost system.command: fine" in res.stdout
     assert "CRIT     localhost system.command: bad" in res.stdout
     # the first line is the verdict, as monitoring systems read it
     assert res.stdout.splitlines()[0].startswith("CRIT: 1 OK, 1 CRIT - run ")
+    # each result line on one stream only: under 2>&1 no line shows twice
+    assert "system.command" not in res.stderr
 
 
 @pytest.mark.parametrize(("body", "needle"), [
     ("name: x\nchecks:\n  - system.uptme: {}\n", ":3:5: unknown check 'system.uptme' (did you"),
-    ("name: x\nchecks:\n  - system.uptime: {max_days: soon}\n", ":3:"),
+    ("name: x\nchecks:\n  - system.uptime: {warn_days: soon}\n", ":3:"),
     ("name: x\nchecks:\n  - system.command: {command: '{{ nope }}'}\n",
      "undefined variable 'nope' for host localhost"),
     ("name: x\nchecks: [\n", "invalid YAML"),
@@ -66,7 +68,12 @@ def test_invalid_input_exits_3_with_one_line(tmp_path, body, needle):
     book.write_text(body)
     res = upk("run", str(book), "--format", "json")
     assert res.returncode == 3
-    assert res.stdout == ""
+    assert res.stderr == ""
+    doc = json.loads(res.stdout)
+    assert doc["exit_code"] == 3 and doc["error"].startswith(str(book))
+    assert needle in doc["error"]
+    res = upk("run", str(book))
+    assert res.returncode == 3 and res.stdout == ""
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1, res.stderr
     assert lines[0].startswith(f"upkeeper: error: {book}")
@@ -84,7 +91,7 @@ def test_validate_schema_checks_plugins():
     schema = json.loads(upk("schema", "playbook").stdout)
     assert schema["title"] == "upkeeper playbook"
     checks = {c["name"]: c for c in json.loads(upk("checks", "--format", "json").stdout)}
-    assert "max_days" in checks["system.uptime"]["params"]["properties"]
+    assert "warn_days" in checks["system.uptime"]["params"]["properties"]
     assert checks["system.uptime"]["plugin"] == "system"
     plugins = {p["name"]: p for p in json.loads(upk("plugins", "--format", "json").stdout)}
     assert plugins["system"]["source"] == "built-in"
@@ -115,16 +122,18 @@ def test_ctrl_c_stops_cleanly_and_keeps_what_finished(tmp_path, state_dir):
     import time
 
     marker = tmp_path / "still-running"
+    started = tmp_path / "second-started"
     book = tmp_path / "pb.yml"
     book.write_text("name: interrupt\nchecks:\n  - system.command: {command: 'echo first'}\n"
-                    f"  - system.command: {{command: 'sleep 3; touch {marker}; sleep 30'}}\n")
+                    f"  - system.command: {{command: 'touch {started}; sleep 3; touch {marker};"
+                    " sleep 30'}\n")
     proc = subprocess.Popen([sys.executable, "-m", "upkeeper", "run", str(book)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             cwd=ROOT)
-    assert proc.stderr is not None
-    line = proc.stderr.readline()
-    assert "first" in line, line
-    time.sleep(0.5)
+    deadline = time.monotonic() + 60
+    while not started.exists():
+        assert time.monotonic() < deadline and proc.poll() is None, "second check never ran"
+        time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 3, out + err

@@ -1,13 +1,20 @@
-"""The package root is the plugin authors' API: exactly what __all__ says."""
+"""The plugin authors' API: the package root and the few public submodules, each exactly
+what its ``__all__`` says (as httpx tests its exported members)."""
 
 from __future__ import annotations
+
+import importlib
+import inspect
+
+import pytest
 
 import upkeeper
 
 EXPECTED = {
-    "API_VERSION", "Action", "Check", "CheckContext", "CommandResult", "Host",
-    "Notification", "Notifier", "Params", "Result", "Status", "Transport", "TransportError",
-    "hookimpl",
+    "API_VERSION", "Action", "Check", "CheckContext", "CommandError", "CommandResult",
+    "Host", "InventoryError", "Notification", "Notifier", "Params", "Result", "RunRecord",
+    "Status", "Transport", "TransportError", "WindowState", "command_text", "hookimpl",
+    "lazy_transport", "load_hosts", "window_state",
 }
 
 
@@ -22,3 +29,25 @@ def test_design_names_are_exported():
     for name in ("hookimpl", "Check", "Action", "Result", "Status", "Host", "Transport",
                  "CommandResult", "Notifier", "TransportError"):
         assert name in upkeeper.__all__
+
+
+@pytest.mark.parametrize("module_name", upkeeper.PUBLIC_MODULES)
+def test_public_submodules_export_exactly_their_all(module_name):
+    module = importlib.import_module(module_name)
+    exported = module.__all__
+    assert len(exported) == len(set(exported)), "duplicates in __all__"
+    for name in exported:
+        assert hasattr(module, name), f"{module_name}.{name} is in __all__ but missing"
+    # Every public function/class defined in the module is either exported or private.
+    defined = {n for n, obj in vars(module).items()
+               if (inspect.isfunction(obj) or inspect.isclass(obj))
+               and getattr(obj, "__module__", "") == module_name and not n.startswith("_")}
+    assert defined <= set(exported), f"public but not in __all__: {defined - set(exported)}"
+
+
+def test_public_modules_are_documented_for_plugin_authors():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "plugins.md").read_text()
+    for module_name in upkeeper.PUBLIC_MODULES:
+        assert f"`{module_name}`" in text, module_name

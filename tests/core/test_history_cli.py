@@ -46,6 +46,12 @@ def state(tmp_path: Path) -> Path:
     return d
 
 
+def rows(out: str) -> list[list[str]]:
+    """Tab-separated rows under their header line."""
+    lines = out.splitlines()
+    return [line.split("\t") for line in lines[1:]]
+
+
 def cli(*args: str) -> tuple[int, str, str]:
     res = CliRunner().invoke(main, list(args))
     assert not isinstance(res.exception, Exception) or isinstance(res.exception,
@@ -56,10 +62,11 @@ def cli(*args: str) -> tuple[int, str, str]:
 def test_runs_lists_runs_as_tab_separated_rows(state: Path) -> None:
     code, out, _ = cli("runs", "--state-dir", str(state))
     assert code == 0
-    rows = [line.split("\t") for line in out.splitlines()]
-    assert [r[0] for r in rows] == ["other-run", "new-run", "old-run"]
-    assert rows[0][1] == "weekly" and rows[0][3] == "WARN" and rows[0][4] == "WARN=2"
-    assert rows[2][5] == "300"  # hosts
+    assert out.splitlines()[0] == "Run\tPlaybook\tStarted\tStatus\tResults\tHosts"
+    found = rows(out)
+    assert [r[0] for r in found] == ["other-run", "new-run", "old-run"]
+    assert found[0][1] == "weekly" and found[0][3] == "WARN" and found[0][4] == "WARN=2"
+    assert found[2][5] == "300"  # hosts
     code, out, _ = cli("runs", "--state-dir", str(state), "--format", "json")
     data = json.loads(out)
     assert data[1]["run_id"] == "new-run" and data[1]["counts"] == {"OK": 2}
@@ -68,15 +75,15 @@ def test_runs_lists_runs_as_tab_separated_rows(state: Path) -> None:
 def test_history_shows_run_ids_and_filters(state: Path) -> None:
     code, out, _ = cli("history", "--state-dir", str(state), "-n", "3")
     assert code == 0
-    rows = [line.split("\t") for line in out.splitlines()]
-    assert len(rows) == 3 and {r[4] for r in rows} <= {"other-run", "new-run"}
+    found = rows(out)
+    assert len(found) == 3 and {r[4] for r in found} <= {"other-run", "new-run"}
     # --playbook takes the name, the file as run, or its file name.
     for given in ("weekly", "playbooks/weekly.yml", "weekly.yml"):
         code, out, _ = cli("history", "--state-dir", str(state), "--playbook", given)
-        assert code == 0 and {line.split("\t")[4] for line in out.splitlines()} == {
+        assert code == 0 and {r[4] for r in rows(out)} == {
             "other-run"}
     code, out, _ = cli("history", "--state-dir", str(state), "--client", "zeta")
-    assert code == 0 and {line.split("\t")[2] for line in out.splitlines()} == {"web1"}
+    assert code == 0 and {r[2] for r in rows(out)} == {"web1"}
     code, out, _ = cli("history", "--state-dir", str(state), "--run", "new-run",
                        "--format", "json")
     data = json.loads(out)
@@ -167,9 +174,9 @@ def test_state_dir_is_accepted_after_every_subcommand(tmp_path: Path, state: Pat
     assert code == 0, out
     assert (fresh / "history.sqlite3").is_file()
     code, out, _ = cli("runs", "--state-dir", str(fresh))
-    assert code == 0 and len(out.splitlines()) == 1
+    assert code == 0 and len(rows(out)) == 1
     # Before the subcommand still works too.
     code, out, _ = cli("--state-dir", str(state), "runs", "-n", "1")
-    assert code == 0 and out.startswith("other-run\t")
+    assert code == 0 and rows(out)[0][0] == "other-run"
     code, _, _ = cli("validate", str(pb), "--state-dir", str(fresh))
     assert code == 0

@@ -227,7 +227,7 @@ def test_warnings_for_unused_vars_files_and_odd_group_names(tmp_path: Path) -> N
 
 ERRORS = {
     "unknown_child.ini": (6, "unknown group 'missing_group' in [app:children]"),
-    "bad_yaml.yml": (5, "invalid YAML: expected ',' or ']'"),
+    "bad_yaml.yml": (5, "expected ',' or ']'"),
     "not_inventory.yml": (1, "'ansible_connection' is not a group"),
     "broken_line.ini": (3, "No closing quotation"),
     "bad_range.ini": (2, "equal-length begin and end"),

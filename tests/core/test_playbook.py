@@ -71,8 +71,8 @@ checks:
 
 
 def test_unknown_param_lists_known_params(tmp_path, registry):
-    msg = error(tmp_path, "name: x\nchecks:\n  - system.uptime: {max_dayz: 3}\n", registry)
-    assert ":3:" in msg and "max_dayz" in msg and "known params: crit_days, max_days" in msg
+    msg = error(tmp_path, "name: x\nchecks:\n  - system.uptime: {warn_dayz: 3}\n", registry)
+    assert ":3:" in msg and "warn_dayz" in msg and "known params: crit_days, warn_days" in msg
 
 
 def test_templated_params_are_not_type_checked_statically(tmp_path, registry):

@@ -65,7 +65,7 @@ def test_third_party_round_trip(tmp_path):
     book.write_text("name: round trip\nchecks:\n"
                     "  - acme_checks.file_age: {path: /etc/hostname, warn_hours: 1000000,"
                     " crit_hours: 2000000}\n"
-                    "  - system.uptime: {max_days: 100000}\n")
+                    "  - system.uptime: {warn_days: 100000}\n")
     ok = run([upk, "run", str(book), "--format", "json"], env=env)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     doc = json.loads(ok.stdout)

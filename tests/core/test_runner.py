@@ -185,7 +185,8 @@ def test_actions_honour_check_mode(tmp_path, plugins):
     inv = ListInventory([local()])
     assert run_playbook(pb, inv, plugins, History(":memory:"),
                         check_mode=True).results[0].changed is False
-    assert run_playbook(pb, inv, plugins, History(":memory:")).results[0].changed is True
+    assert run_playbook(pb, inv, plugins, History(":memory:"),
+                        allow_anytime=True).results[0].changed is True
 
 
 def test_hooks_observe_results_and_runs(tmp_path):
@@ -256,7 +257,8 @@ serial: "34%"
 max_fail_percentage: 0
 checks: [test.echo]
 """), plugins.registry)
-    assert [len(b) for b in pb.batches(list(range(5)))] == [2, 2, 1]
+    # Ansible's pct_to_int truncates: 34% of 5 hosts is 1.7 -> 1
+    assert [len(b) for b in pb.batches(list(range(5)))] == [1] * 5
     hosts = [local(n) for n in "abcde"]
     run = run_playbook(pb, ListInventory(hosts), plugins, History(":memory:"))
     assert [r.status for r in run.results] == [Status.OK] * 5
@@ -291,3 +293,18 @@ def test_checks_returning_no_results_or_wrong_types_are_unknown(tmp_path, plugin
     assert by["str"].summary == "check returned str instead of Result"
     assert by["empty"].status is Status.UNKNOWN
     assert by["empty"].summary == "check returned no result"
+
+
+@pytest.mark.parametrize(("serial", "hosts", "sizes"), [
+    ("25%", 10, [2, 2, 2, 2, 2]),   # Ansible: int(0.25 * 10) = 2, not 3
+    ("1%", 10, [1] * 10),           # never 0: at least one host
+    ("50%", 5, [2, 2, 1]),
+    ("29%", 100, [28, 28, 28, 16]),  # float arithmetic as in Ansible: 0.29 * 100 = 28.99..
+    ("100%", 3, [3]),
+    (4, 10, [4, 4, 2]),
+])
+def test_serial_batches_match_ansible(tmp_path, plugins, serial, hosts, sizes):
+    value = f'"{serial}"' if isinstance(serial, str) else serial
+    pb = load_playbook(write_pb(tmp_path, f"name: s\nserial: {value}\nchecks: [test.echo]\n"),
+                       plugins.registry)
+    assert [len(b) for b in pb.batches(list(range(hosts)))] == sizes

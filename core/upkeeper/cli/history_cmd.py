@@ -1,7 +1,8 @@
 """``upkeeper history`` (results with their run ids; ``prune``, ``check``) and
 ``upkeeper runs``: reading and keeping the history database from the command line.
 
-On a terminal results are a table; off it, one tab-separated row per line (for scripts);
+On a terminal results are a table; off it, a header line and one tab-separated row per
+line (for scripts);
 ``--format json`` everywhere. A filter that matches nothing is an error (exit 3) that
 lists what is there.
 """
@@ -9,13 +10,12 @@ lists what is there.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import click
 
-from upkeeper.cli.output import to_json
+from upkeeper.cli.output import print_table, to_json
 from upkeeper.cli.state import die, duration, open_history, resolve_state_dir
 from upkeeper.store.errors import RECOVERY_DOC, HistoryError, HistoryMissing
 from upkeeper.store.history import DB_NAME, History
@@ -29,22 +29,6 @@ from upkeeper.store.runs import (
 )
 
 FORMATS = click.Choice(["table", "json"])
-
-
-def _rows(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    """A rich table on a terminal, else tab-separated lines (tabs and newlines inside a
-    value become spaces so every row stays one line)."""
-    if sys.stdout.isatty():
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table(*headers)
-        for row in rows:
-            table.add_row(*row)
-        Console().print(table)
-        return
-    for row in rows:
-        click.echo("\t".join(" ".join(str(v).split()) for v in row))
 
 
 def _short(ts: str | None) -> str:
@@ -85,10 +69,10 @@ def history(ctx: click.Context, host: str | None, check_name: str | None,
     needs --host). Subcommands keep the database: prune, check."""
     if ctx.invoked_subcommand is not None:
         return
+    if metric and not host:
+        die("--metric needs --host")
     db = open_history(resolve_state_dir(ctx))
-    if metric:
-        if not host:
-            die("--metric needs --host")
+    if metric and host:
         series = db.series(host, metric, check=check_name)[-limit:]
         if not series:
             known = db.metric_names(host)
@@ -97,7 +81,7 @@ def history(ctx: click.Context, host: str | None, check_name: str | None,
         if fmt == "json":
             click.echo(to_json([{"ts": t.isoformat(), "value": v} for t, v in series]))
             return
-        _rows(("Time", metric), [(t.isoformat(timespec="seconds"), f"{v:g}")
+        print_table(("Time", metric), [(t.isoformat(timespec="seconds"), f"{v:g}")
                                  for t, v in series])
         return
     names, hosts = _filters(db, run_id, playbook, client)
@@ -106,7 +90,7 @@ def history(ctx: click.Context, host: str | None, check_name: str | None,
     if fmt == "json":
         click.echo(to_json(results))
         return
-    _rows(("Time", "Status", "Host", "Check", "Run", "Summary"),
+    print_table(("Time", "Status", "Host", "Check", "Run", "Summary"),
           [(_short(r["time"]), r["status"], r["host"], r["name"], r["run_id"], r["summary"])
            for r in results])
 
@@ -131,7 +115,7 @@ def runs(ctx: click.Context, playbook: str | None, client: str | None, limit: in
         status = r["status"] + (" (interrupted)" if r["interrupted"] else "")
         rows.append((r["run_id"], r["playbook"], _short(r["started"]), status, counts,
                      str(r["hosts"])))
-    _rows(("Run", "Playbook", "Started", "Status", "Results", "Hosts"), rows)
+    print_table(("Run", "Playbook", "Started", "Status", "Results", "Hosts"), rows)
 
 
 @history.command()

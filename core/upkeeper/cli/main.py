@@ -5,80 +5,25 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
-from pathlib import Path
-from typing import Any, NoReturn
+from collections.abc import Sequence
+from typing import Any
 
 import click
 
 from upkeeper import __version__
+from upkeeper.cli.common import (
+    EXIT_INVALID,
+    AppState,
+    fail,
+    load_checked_playbook,
+    load_inventory_sources,
+    log,
+    select_or_fail,
+    validate_extras,
+)
 from upkeeper.cli.output import RunDisplay, print_run, to_json
 from upkeeper.cli.state import with_state_dir
-from upkeeper.engine.playbook import Playbook, load_playbook
-from upkeeper.plugins import PluginSystem, get_plugin_manager
-from upkeeper.store.history import (
-    STATE_DIR_ENV,
-    History,
-    HistoryDamaged,
-    HistoryError,
-    HistoryUnwritable,
-    default_state_dir,
-)
-from upkeeper.yamlsource import SourceError
-
-EXIT_INVALID = 3
-log = logging.getLogger("upkeeper")
-
-
-class Invalid(click.ClickException):
-    """Bad input: a one-line error on stderr and exit code 3 (UNKNOWN)."""
-
-    exit_code = EXIT_INVALID
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"upkeeper: error: {self.format_message()}", err=True)
-
-
-class AppState:
-    """Per-invocation objects, built on first use."""
-
-    def __init__(self, state_dir: str | None, disabled: tuple[str, ...]) -> None:
-        self.state_dir = Path(state_dir) if state_dir else default_state_dir()
-        self.disabled = disabled
-        self._plugins: PluginSystem | None = None
-
-    @property
-    def plugins(self) -> PluginSystem:
-        if self._plugins is None:
-            self._plugins = get_plugin_manager(disabled=self.disabled)
-            for info in self._plugins.plugins:
-                for err in info.errors:
-                    log.warning("plugin %s: %s", info.name, err)
-        return self._plugins
-
-    def history(self) -> History:
-        try:
-            return History(self.state_dir / "history.sqlite3")
-        except (HistoryUnwritable, HistoryDamaged) as exc:
-            # The run still runs and prints; its verdict says it was not stored (exit 3).
-            return History.unstorable(self.state_dir / "history.sqlite3", exc)
-        except HistoryError as exc:
-            fail(str(exc))
-
-
-def _table(*columns: str, **kw: Any) -> Any:
-    from rich.table import Table
-
-    return Table(*columns, **kw)
-
-
-def _show(table: Any) -> None:
-    from rich.console import Console
-
-    Console().print(table)
-
-
-def fail(message: str) -> NoReturn:
-    raise Invalid(message)
+from upkeeper.store.history import STATE_DIR_ENV
 
 
 def _setup_logging(verbose: int) -> None:
@@ -107,42 +52,114 @@ def _parse_disable(values: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(out)
 
 
-class LazyGroup(click.Group):
-    """Commands from other modules are imported only when invoked (fast start-up)."""
+#: Commands defined in other modules, imported only when invoked (fast start-up).
+#: One line per command: ``name: (module, attribute)``.
+LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "serve": ("upkeeper.cli.serve", "serve"),
+    "status": ("upkeeper.cli.status", "status"),
+    "history": ("upkeeper.cli.history_cmd", "history"),
+    "runs": ("upkeeper.cli.history_cmd", "runs"),
+    "windows": ("upkeeper.cli.serve", "windows"),
+    "report": ("upkeeper.cli.report", "report"),
+    "plugin": ("upkeeper.cli.plugin", "plugin"),
+    "hostkeys": ("upkeeper_ssh.cli", "hostkeys"),
+    "validate": ("upkeeper.cli.validate", "validate"),
+    "inventory": ("upkeeper.cli.info", "inventory"),
+    "plugins": ("upkeeper.cli.info", "plugins"),
+    "checks": ("upkeeper.cli.info", "checks"),
+    "schema": ("upkeeper.cli.info", "schema"),
+}
+JSON_FORMATS = ("json", "ansible-json")
 
-    lazy: dict[str, tuple[str, str]] = {
-        "serve": ("upkeeper.cli.serve", "serve"),
-        "status": ("upkeeper.cli.status", "status"),
-        "history": ("upkeeper.cli.history_cmd", "history"),
-        "runs": ("upkeeper.cli.history_cmd", "runs"),
-        "windows": ("upkeeper.cli.serve", "windows"),
-        "report": ("upkeeper.cli.report", "report"),
-        "plugin": ("upkeeper.cli.plugin", "plugin"),
-        "hostkeys": ("upkeeper_ssh.cli", "hostkeys"),
-    }
+
+def json_requested(args: Sequence[str]) -> bool:
+    """Whether the command line asks for JSON output (``--format json``)."""
+    for i, arg in enumerate(args):
+        if arg == "--":
+            break
+        value = None
+        if arg == "--format" and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith("--format="):
+            value = arg.partition("=")[2]
+        if value in JSON_FORMATS:
+            return True
+    return False
+
+
+class InvalidInput(click.ClickException):
+    """Any error of a command (click's usage errors too) as exit code 3 (UNKNOWN): one
+    line on stderr, or with ``--format json`` an error document on stdout."""
+
+    exit_code = EXIT_INVALID
+
+    def __init__(self, cause: click.ClickException, as_json: bool) -> None:
+        super().__init__(cause.format_message())
+        self.cause, self.as_json = cause, as_json
+
+    def show(self, file: Any = None) -> None:
+        if self.as_json:
+            click.echo(to_json({"error": self.message, "exit_code": self.exit_code},
+                               pretty=False))
+        elif isinstance(self.cause, click.UsageError):
+            self.cause.show()
+        else:
+            click.echo(f"upkeeper: error: {self.message}", err=True)
+
+
+class LazyGroup(click.Group):
+    """The ``upkeeper`` group: lazily imported commands (:data:`LAZY_COMMANDS`), and one
+    exit-code policy for every command, whoever wrote it: invalid input exits 3."""
+
+    _raw_args: list[str] = []
+
+    def main(self, args: Sequence[str] | None = None, *rest: Any, **kw: Any) -> Any:
+        self._raw_args = list(sys.argv[1:] if args is None else args)
+        return super().main(self._raw_args, *rest, **kw)
+
+    def make_context(self, info_name: str | None, args: list[str],
+                     parent: click.Context | None = None, **extra: Any) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.ClickException as exc:
+            raise self._invalid(exc) from exc
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as exc:
+            raise self._invalid(exc) from exc
+        except Exception as exc:
+            from upkeeper.store.history import HistoryError
+            from upkeeper.yamlsource import SourceError
+
+            if not isinstance(exc, (SourceError, HistoryError)):
+                raise
+            # A file error a command forgot to catch (or a damaged history database) is
+            # still invalid input, not a crash.
+            raise self._invalid(click.ClickException(str(exc))) from exc
+
+    def _invalid(self, exc: click.ClickException) -> InvalidInput:
+        if isinstance(exc, InvalidInput):
+            return exc
+        return InvalidInput(exc, json_requested(self._raw_args))
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), *self.lazy})
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         return with_state_dir(self._get_command(ctx, cmd_name))
 
     def _get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name in self.commands or cmd_name not in self.lazy:
+        if cmd_name in self.commands or cmd_name not in LAZY_COMMANDS:
             return super().get_command(ctx, cmd_name)
-        module, attr = self.lazy[cmd_name]
+        module, attr = LAZY_COMMANDS[cmd_name]
         try:
             cmd = getattr(importlib.import_module(module), attr)
         except ImportError as exc:
             log.warning("command %s is unavailable: %s", cmd_name, exc)
             return None
         return cmd if isinstance(cmd, click.Command) else None
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except HistoryError as exc:  # e.g. a damaged database: one line, not a traceback
-            fail(str(exc))
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -160,54 +177,6 @@ def main(ctx: click.Context, state_dir: str | None, plugin_opts: tuple[str, ...]
     ctx.obj = AppState(state_dir, _parse_disable(plugin_opts))
 
 
-def load_inventory_sources(sources: tuple[str, ...], plugins: PluginSystem) -> Any:
-    from upkeeper.inventory.loader import InventoryError, load_inventory, local_inventory
-
-    if not sources:
-        return local_inventory()
-    try:
-        inv = load_inventory(list(sources), extra_sources=plugins.registry.inventory_sources)
-    except (InventoryError, SourceError) as exc:
-        fail(str(exc))
-    for warning in inv.warnings:
-        log.warning("inventory: %s", warning)
-    return inv
-
-
-def select_or_fail(inv: Any, pattern: str, limit: str | None) -> list[Any]:
-    """Hosts for a playbook pattern and ``--limit``; a bad pattern is invalid input."""
-    from upkeeper.engine.runner import select_hosts
-    from upkeeper.inventory.loader import InventoryError
-
-    try:
-        hosts = select_hosts(inv, pattern, limit)
-        for pat in (pattern, limit):
-            for name in inv.unmatched(pat) if pat else []:
-                log.warning("pattern %r: nothing matches %r", pat, name)
-    except InventoryError as exc:
-        fail(str(exc))
-    return hosts
-
-
-def load_checked_playbook(path: str, plugins: PluginSystem) -> Playbook:
-    if not Path(path).exists():
-        fail(f"playbook {path}: no such file")
-    try:
-        return load_playbook(path, plugins.registry)
-    except SourceError as exc:
-        fail(str(exc))
-
-
-def _validate_extras(pb: Playbook, plugins: PluginSystem) -> list[str]:
-    """Problems in the ``schedule``, ``notify`` and ``report`` sections."""
-    from upkeeper.after_run.alerts import validate_notify
-    from upkeeper.after_run.report import validate_report
-    from upkeeper.schedule.specs import validate_schedule
-
-    return [*validate_schedule(pb), *validate_notify(pb, registry=plugins.registry),
-            *validate_report(pb)]
-
-
 @main.command()
 @click.argument("playbook", type=click.Path(dir_okay=False))
 @click.option("-i", "--inventory", "inventories", multiple=True, metavar="INV",
@@ -218,132 +187,39 @@ def _validate_extras(pb: Playbook, plugins: PluginSystem) -> list[str]:
 @click.option("-f", "--forks", type=click.IntRange(1, 1000), help="Hosts in parallel.")
 @click.option("--force", is_flag=True,
               help="Run actions outside maintenance windows (logged and noted in results).")
+@click.option("--now", is_flag=True,
+              help="Let actions change hosts that have no maintenance_windows, now.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @click.pass_obj
 def run(app: AppState, playbook: str, inventories: tuple[str, ...], limit: str | None,
-        check_mode: bool, forks: int | None, force: bool, fmt: str) -> None:
+        check_mode: bool, forks: int | None, force: bool, now: bool, fmt: str) -> None:
     """Run PLAYBOOK; exit 0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN (worst result wins)."""
+    from upkeeper.engine.preflight import action_plan
     from upkeeper.engine.runner import preflight, run_playbook
 
     plugins = app.plugins
     pb = load_checked_playbook(playbook, plugins)
-    problems = _validate_extras(pb, plugins)
+    problems = validate_extras(pb, plugins)
     if problems:
         fail(problems[0])
     inv = load_inventory_sources(inventories, plugins)
     hosts = select_or_fail(inv, pb.hosts, limit)
-    if not hosts:
-        fail(f"no hosts match '{pb.hosts}'" + (f" limited to '{limit}'" if limit else ""))
     problems = preflight(pb, hosts)
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         fail(problems[0] + more)
+    plan = action_plan(pb, hosts, plugins.registry, check_mode=check_mode, allow_anytime=now)
+    if plan and sys.stdin.isatty() and sys.stdout.isatty():
+        click.echo("These actions would change hosts that have no maintenance_windows:", err=True)
+        for host, action in plan:
+            click.echo(f"  {host}: {action}", err=True)
+        fail("nothing was run; try --check first, then run again with --now (or set "
+             "allow_anytime: true in the playbook, or give the hosts maintenance_windows)")
     history = app.history()
     with RunDisplay(len(hosts), len(pb.checks), quiet=fmt == "json") as display:
         record = run_playbook(pb, inv, plugins, history, limit=limit, check_mode=check_mode,
-                              forks=forks, on_result=display.result, force=force)
+                              forks=forks, on_result=display.result, force=force,
+                              allow_anytime=now)
     print_run(record, fmt)
     history.close()
     sys.exit(record.exit_code)
-
-
-@main.command()
-@click.argument("playbook", type=click.Path(dir_okay=False))
-@click.option("-i", "--inventory", "inventories", multiple=True, metavar="INV")
-@click.option("-l", "--limit", metavar="PATTERN")
-@click.pass_obj
-def validate(app: AppState, playbook: str, inventories: tuple[str, ...],
-             limit: str | None) -> None:
-    """Check PLAYBOOK (and with -i, its variables on every host) without running it."""
-    from upkeeper.engine.runner import preflight
-
-    pb = load_checked_playbook(playbook, app.plugins)
-    problems = _validate_extras(pb, app.plugins)
-    inv = load_inventory_sources(inventories, app.plugins)
-    hosts = select_or_fail(inv, pb.hosts, limit)
-    problems += preflight(pb, hosts)
-    if problems:
-        for p in problems[1:]:
-            click.echo(f"upkeeper: error: {p}", err=True)
-        fail(problems[0])
-    click.echo(f"{playbook}: OK ({len(pb.checks)} checks, {len(hosts)} hosts)")
-
-
-@main.group()
-def inventory() -> None:
-    """Inspect inventories."""
-
-
-@inventory.command("list")
-@click.option("-i", "--inventory", "inventories", multiple=True, metavar="INV")
-@click.option("-l", "--limit", metavar="PATTERN")
-@click.option("--format", "fmt", type=click.Choice(["table", "ansible-json", "json"]),
-              default="table")
-@click.pass_obj
-def inventory_list(app: AppState, inventories: tuple[str, ...], limit: str | None,
-                   fmt: str) -> None:
-    """List hosts; --format ansible-json prints what `ansible-inventory --list` prints."""
-    from upkeeper.inventory.loader import InventoryError
-
-    inv = load_inventory_sources(inventories, app.plugins)
-    try:
-        if fmt in ("ansible-json", "json"):
-            click.echo(inv.to_ansible_json(limit))
-            return
-        hosts = inv.select(limit or "all")
-    except InventoryError as exc:
-        fail(str(exc))
-    table = _table("Host", "Address", "Connection", "Groups")
-    for h in hosts:
-        groups = ", ".join(g for g in h.groups if g not in ("all", "ungrouped"))
-        table.add_row(h.name, h.address, h.connection, groups)
-    _show(table)
-
-
-@main.command()
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
-@click.pass_obj
-def plugins(app: AppState, fmt: str) -> None:
-    """Loaded plugins, what they provide, and errors of those that were skipped."""
-    infos = app.plugins.plugins
-    if fmt == "json":
-        click.echo(to_json([i.to_dict() for i in infos]))
-        return
-    table = _table("Plugin", "Version", "Source", "Provides", "Status")
-    for i in infos:
-        provides = ", ".join(i.checks + i.transports + i.notifiers)
-        status = ("disabled" if i.disabled else "; ".join(i.errors) if i.errors
-                  else "loaded")
-        table.add_row(i.name, i.version, i.source, provides,
-                      f"[red]{status}[/]" if i.errors else status)
-    _show(table)
-
-
-@main.command()
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
-@click.pass_obj
-def checks(app: AppState, fmt: str) -> None:
-    """Every registered check and action with its params."""
-    reg = app.plugins.registry
-    described = [reg.checks[n].describe() | {"plugin": reg.origin[("check", n)]}
-                 for n in sorted(reg.checks)]
-    if fmt == "json":
-        click.echo(to_json(described))
-        return
-    table = _table("Check", "Kind", "Platforms", "Params", "Description")
-    for d in described:
-        props = d["params"].get("properties", {})
-        required = set(d["params"].get("required", []))
-        params = ", ".join(f"{k}{'*' if k in required else ''}" for k in props)
-        table.add_row(d["name"], d["kind"], ",".join(d["platforms"]), params, d["description"])
-    _show(table)
-
-
-@main.command()
-@click.argument("what", type=click.Choice(["playbook"]))
-def schema(what: str) -> None:
-    """JSON Schema for playbooks (for editors: yaml-language-server)."""
-    doc = Playbook.model_json_schema()
-    doc["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    doc["title"] = "upkeeper playbook"
-    click.echo(to_json(doc))

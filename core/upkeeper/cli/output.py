@@ -1,7 +1,10 @@
 """Showing runs to people and machines: progress, result tables, plain lines and JSON.
 
-rich is imported only when a terminal is there to show it (it costs start-up time that
-scheduled and monitoring-system runs do not need).
+On a terminal: rich tables and a progress bar. Off a terminal (a pipe, a file, a
+monitoring system): nothing is truncated or wrapped, tables are tab-separated rows under
+one header line (so ``grep`` and ``cut`` work), and each result line is printed once, on
+stdout. rich is imported only when a terminal is there to show it (it costs start-up time
+that scheduled and monitoring-system runs do not need).
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -38,12 +41,42 @@ def to_json(data: Any, pretty: bool | None = None) -> str:
     return json.dumps(data, default=str, ensure_ascii=False)
 
 
+def _cell(value: Any) -> str:
+    # A tab or newline inside a value would shift columns or split a row.
+    return " ".join(str(value).split()) if value is not None else ""
+
+
+def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]],
+                stream: TextIO | None = None, styles: Sequence[str | None] = ()) -> None:
+    """A table: rich on a terminal, else tab-separated rows under a header line.
+
+    ``styles`` gives an optional rich style per row (the terminal only).
+    """
+    out = stream or sys.stdout
+    if not out.isatty():
+        out.write("\t".join(columns) + "\n")
+        for row in rows:
+            out.write("\t".join(_cell(v) for v in row) + "\n")
+        return
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(*columns)
+    for i, row in enumerate(rows):
+        style = styles[i] if i < len(styles) else None
+        table.add_row(*(Text(str(v)) for v in row), style=style)
+    Console(file=out).print(table)
+
+
 def plain_line(r: Result) -> str:
     return f"{r.status.value:<8} {r.host} {r.name}: {r.summary}"
 
 
 class RunDisplay:
-    """Progress while hosts run: a rich bar on a terminal, one plain line per result off it.
+    """Progress while hosts run: a rich bar on a terminal; off a terminal nothing, since
+    the final report on stdout carries every result line (printing them here too would
+    show each line twice under ``2>&1``).
 
     With ``quiet`` (``--format json``) nothing is shown while running.
     """
@@ -84,15 +117,11 @@ class RunDisplay:
             self._progress.stop()
 
     def result(self, r: Result) -> None:
-        if self.quiet:
+        if self._progress is None:
             return
         with self._lock:
-            if self._progress is not None:
-                self._progress.update(self._task, advance=1,
-                                      last=f"{r.host}: {r.name} {r.status.value}")
-            else:
-                self.stream.write(plain_line(r) + "\n")
-                self.stream.flush()
+            self._progress.update(self._task, advance=1,
+                                  last=f"{r.host}: {r.name} {r.status.value}")
 
 
 def results_table(results: Iterable[Result], title: str | None = None) -> Table:

@@ -44,7 +44,7 @@ from upkeeper import hookimpl
 
 from {name}.checks import FileAge
 
-#: The upkeeper plugin API this plugin was written for (major version must match).
+#: The upkeeper plugin API this plugin was written for (same major, minor at most ours).
 UPKEEPER_API = "{api}"
 
 
@@ -60,12 +60,16 @@ from __future__ import annotations
 from pydantic import Field
 
 from upkeeper import Check, CheckContext, Params, Result, Status
+from upkeeper.measures import Duration, format_duration, grade
 
 
 class FileAgeParams(Params):
-    path: str = Field(description="File whose age is checked")
-    warn_hours: float = Field(26, gt=0, description="WARN when older than this")
-    crit_hours: float = Field(50, gt=0, description="CRIT when older than this")
+    path: str = Field(description="Absolute path of the file whose age is checked",
+                      pattern=r"^/")
+    warn_age: Duration = Field("26h", validate_default=True,
+                               description="WARN when at least this old")
+    crit_age: Duration = Field("50h", validate_default=True,
+                               description="CRIT when at least this old")
 
 
 def parse_stat_epoch(text: str) -> int:
@@ -77,27 +81,23 @@ class FileAge(Check[FileAgeParams]):
     """How old a file is (a nightly export, a heartbeat file...)."""
 
     name = "{name}.file_age"
-    description = "Age of a file; WARN/CRIT past warn_hours/crit_hours"
+    description = "Age of a file; WARN/CRIT at warn_age/crit_age"
     Params = FileAgeParams
     platforms = ("linux",)
 
     def run(self, ctx: CheckContext[FileAgeParams]) -> Result:
         p = ctx.params
-        res = ctx.run(["stat", "-c", "%Y", p.path])
+        res = ctx.run(["stat", "-c", "%Y", "--", p.path])
         if not res.ok:
             return Result(Status.CRIT, f"{{p.path}}: {{res.stderr.strip() or 'missing'}}")
         try:
             mtime = parse_stat_epoch(res.stdout)
         except (ValueError, IndexError):
             return Result(Status.UNKNOWN, f"unexpected stat output: {{res.stdout[:80]!r}}")
-        hours = (ctx.now.timestamp() - mtime) / 3600
-        status = Status.OK
-        if hours > p.crit_hours:
-            status = Status.CRIT
-        elif hours > p.warn_hours:
-            status = Status.WARN
-        return Result(status, f"{{p.path}} is {{hours:.1f}} h old",
-                      metrics={{"age_hours": round(hours, 2)}})
+        age = ctx.now.timestamp() - mtime
+        status = grade(age, p.warn_age.total_seconds(), p.crit_age.total_seconds())
+        return Result(status, f"{{p.path}} is {{format_duration(age)}} old",
+                      metrics={{"age_hours": round(age / 3600, 2)}})
 '''
 
 TESTS = '''"""Tests for {name}, using upkeeper.testing (installed with upkeeper)."""
@@ -120,10 +120,11 @@ def test_parse_stat_epoch() -> None:
 
 def test_fresh_file_is_ok() -> None:
     mtime = int(NOW.timestamp()) - 3600
-    t = FakeTransport(responses={{"stat -c %Y /srv/export.csv": f"{{mtime}}\\n"}})
+    t = FakeTransport(responses={{"stat -c %Y -- /srv/export.csv": f"{{mtime}}\\n"}})
     (result,) = run_check(FileAge, {{"path": "/srv/export.csv"}}, transport=t, now=NOW)
     assert result.status is Status.OK
     assert result.metrics == {{"age_hours": 1.0}}
+    t.assert_all_called()
 
 
 def test_old_file_is_crit_and_missing_file_is_crit() -> None:
@@ -136,11 +137,16 @@ def test_old_file_is_crit_and_missing_file_is_crit() -> None:
     assert result.status is Status.CRIT and "No such file" in result.summary
 
 
-def test_registered_through_the_entry_point() -> None:
-    from upkeeper.plugins import get_plugin_manager
+def test_runs_in_a_playbook_through_the_entry_point(tmp_path) -> None:
+    from upkeeper.testing import run_playbook
 
-    registry = get_plugin_manager().registry
-    assert registry.check("{name}.file_age") is FileAge
+    exported = tmp_path / "export.csv"
+    exported.write_text("a,b\\n")
+    run = run_playbook({{"name": "exports", "hosts": "localhost",
+                        "checks": [{{"{name}.file_age": {{"path": str(exported)}}}}]}},
+                       builtins=True)
+    (result,) = run.results
+    assert result.status is Status.OK, result.summary
 '''
 
 README = '''# {name}
@@ -156,7 +162,7 @@ upkeeper checks               # lists {name}.file_age
 name: exports are fresh
 hosts: all
 checks:
-  - {name}.file_age: {{path: /srv/export.csv, warn_hours: 26}}
+  - {name}.file_age: {{path: /srv/export.csv, warn_age: 26h}}
 ```
 
 Develop: `pip install -e './{name}[test]' && pytest {name}/tests`.
@@ -166,7 +172,7 @@ Publish: `python -m build` then `twine upload dist/*`.
 PLAYBOOK = '''name: {name} example
 hosts: all
 checks:
-  - {name}.file_age: {{path: /etc/hostname, warn_hours: 1000000, crit_hours: 2000000}}
+  - {name}.file_age: {{path: /etc/hostname, warn_age: 100000d, crit_age: 200000d}}
 '''
 
 
@@ -184,7 +190,7 @@ def new_plugin(name: str, parent: Path) -> Path:
     if root.exists() and any(root.iterdir()):
         raise ScaffoldError(f"{root} already exists and is not empty")
     major = int(__version__.split(".")[0])
-    fields = {"name": name, "dist": name.replace("_", "-"), "api": API_VERSION.split(".")[0],
+    fields = {"name": name, "dist": name.replace("_", "-"), "api": API_VERSION,
               "version": __version__, "next_major": f"{major + 1}"}
     files = {
         "pyproject.toml": PYPROJECT,

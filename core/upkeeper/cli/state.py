@@ -11,12 +11,12 @@ import click
 
 from upkeeper.store.history import DB_NAME, History, HistoryError, default_state_dir
 
-EXIT_INVALID = 3
-
 
 def die(message: str) -> NoReturn:
-    click.echo(f"upkeeper: error: {message}", err=True)
-    raise SystemExit(EXIT_INVALID)
+    """One line on stderr (or a JSON error document with ``--format json``), exit 3."""
+    from upkeeper.cli.common import fail
+
+    fail(message)
 
 
 def resolve_state_dir(ctx: click.Context, given: str | None = None) -> Path:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +18,35 @@ LONG_FORM_KEYS = {"name", "check", "params", "when", "timeout"}
 
 
 class PlaybookError(SourceError):
-    """A playbook is invalid; the message starts with ``file:line:column:``."""
+    """A playbook is invalid; the message starts with ``file:line:column:``.
+
+    ``problems`` holds every problem found (this one first); the message of one with
+    several ends in ``(and N more problems)``.
+    """
+
+    def __init__(self, path: str | None, line: int | None, message: str,
+                 column: int | None = None) -> None:
+        super().__init__(path, line, message, column)
+        self.problems: list[PlaybookError] = [self]
+
+    @classmethod
+    def of(cls, problems: list[PlaybookError]) -> PlaybookError:
+        first = problems[0]
+        more = len(problems) - 1
+        if not more:
+            return first
+        err = cls(first.path, first.line, f"{first.reason} (and {more} more "
+                  f"problem{'s' if more > 1 else ''})", first.column)
+        err.problems = problems
+        return err
+
+
+def did_you_mean(name: object, known: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``known``, or ``""``."""
+    import difflib
+
+    close = difflib.get_close_matches(str(name), list(known), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 class CheckSpec(BaseModel):
@@ -58,6 +86,9 @@ class Playbook(BaseModel):
     max_fail_percentage: float | None = Field(
         None, ge=0, le=100, description="Stop after a batch in which more than this percent "
                                         "of hosts had a CRIT or UNKNOWN result")
+    allow_anytime: bool = Field(
+        False, description="Let actions change hosts that have no maintenance_windows "
+                           "(otherwise they are SKIPPED unless the run is given --now)")
     schedule: Any = Field(None, description="When `upkeeper serve` runs it (see scheduling docs)")
     notify: Any = Field(None, description="Notifiers to alert (see notifications docs)")
     report: Any = Field(None, description="Report written after each run (see reports docs)")
@@ -85,13 +116,18 @@ class Playbook(BaseModel):
         return v
 
     def batches(self, hosts: list[Any]) -> list[list[Any]]:
-        """Hosts split by ``serial`` (one batch when unset)."""
+        """Hosts split by ``serial`` (one batch when unset).
+
+        A percentage is truncated as Ansible's ``pct_to_int`` does (10 hosts at 25% ->
+        batches of 2), and is never below one host.
+        """
         if self.serial is None or not hosts:
             return [hosts]
         if isinstance(self.serial, int):
             size = self.serial
         else:
-            size = max(1, -(-len(hosts) * int(self.serial.strip()[:-1]) // 100))
+            # Ansible's float arithmetic, quirk kept on purpose: 29% of 100 is 28.
+            size = int((int(self.serial.strip()[:-1]) / 100.0) * len(hosts)) or 1
         return [hosts[i:i + size] for i in range(0, len(hosts), size)]
 
     @property
@@ -161,34 +197,54 @@ def parse_playbook(src: LocatedYAML) -> Playbook:
     try:
         pb = Playbook.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = tuple(err["loc"])
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = f"unknown key '{loc[-1]}'"
-        elif err["type"] == "missing":
-            msg = f"missing required key '{loc[-1]}'"
-        else:
-            msg = f"{_format_loc(loc)}: {msg}"
-        more = len(exc.errors()) - 1
-        if more:
-            msg += f" (and {more} more problem{'s' if more > 1 else ''})"
-        raise probe.error(loc, msg) from None
+        raise PlaybookError.of([probe.error(tuple(err["loc"]), _describe(err))
+                                for err in exc.errors()]) from None
     pb._source, pb._raw_keys = src, raw_keys
     return pb
 
 
-def check_against_registry(pb: Playbook, registry: Registry) -> None:
-    """Every check must exist; literal (untemplated) params must fit its model."""
+def _describe(err: Any) -> str:
+    loc = tuple(err["loc"])
+    if err["type"] == "extra_forbidden":
+        model: type[BaseModel] = Playbook
+        if len(loc) == 3 and loc[0] == "checks":
+            model = CheckSpec
+        return f"unknown key '{loc[-1]}'{did_you_mean(loc[-1], model.model_fields)}"
+    if err["type"] == "missing":
+        return f"missing required key '{loc[-1]}'"
+    return f"{_format_loc(loc)}: {err['msg']}"
+
+
+def check_against_registry(pb: Playbook, registry: Registry, *,
+                           strict: bool = False) -> None:
+    """Every check must exist; literal (untemplated) params must fit its model; every
+    template and ``when:`` must be valid Jinja2. All problems are collected.
+
+    ``strict`` (``upkeeper validate``): a check whose plugin failed to load is an error
+    too; a run instead reports it per host and runs the rest.
+
+    :raises PlaybookError: the first problem, with every one in ``problems``.
+    """
+    problems = registry_problems(pb, registry, strict=strict) + template_problems(pb)
+    if problems:
+        problems.sort(key=lambda p: (p.line or 0, p.column or 0))
+        raise PlaybookError.of(problems)
+
+
+def registry_problems(pb: Playbook, registry: Registry, *,
+                      strict: bool = False) -> list[PlaybookError]:
     from upkeeper.plugins import UnknownNameError
 
+    problems: list[PlaybookError] = []
     for i, spec in enumerate(pb.checks):
         try:
             cls = registry.check(spec.check)
         except UnknownNameError as exc:
-            if registry.missing_check_reason(spec.check):
+            reason = registry.missing_check_reason(spec.check)
+            if reason and not strict:
                 continue  # its plugin is broken: the runner reports it per host
-            raise pb.error(("checks", i, "check"), str(exc)) from None
+            problems.append(pb.error(("checks", i, "check"), reason or str(exc)))
+            continue
         templated = {k for k, v in spec.params.items() if is_templated(v)}
         try:
             cls.Params.model_validate(spec.params)
@@ -198,22 +254,64 @@ def check_against_registry(pb: Playbook, registry: Registry) -> None:
                 if loc and loc[0] in templated:
                     continue  # checked per host once rendered
                 key = _format_loc(loc) or "params"
-                raise pb.error(("checks", i, "params", *loc),
-                               f"{spec.check}: param '{key}': {err['msg']}"
-                               f"{_param_hint(cls.Params, loc)}") from None
+                problems.append(pb.error(("checks", i, "params", *loc),
+                                         f"{spec.check}: param '{key}': {err['msg']}"
+                                         f"{_param_hint(cls.Params, loc)}"))
+    return problems
+
+
+def template_problems(pb: Playbook) -> list[PlaybookError]:
+    """Jinja2 syntax errors in params (at any depth), ``when:``, ``vars`` and ``notify``
+    params: found before any host is contacted (a run would make each host UNKNOWN, or
+    fail to send its alerts)."""
+    if not is_templated([pb.vars, pb.notify, [c.params for c in pb.checks]]) \
+            and not any(c.when for c in pb.checks):
+        return []  # nothing to parse: do not import Jinja2
+    import jinja2
+
+    env = jinja2.Environment()
+    problems: list[PlaybookError] = []
+
+    def visit(value: Any, key_path: KeyPath, label: str) -> None:
+        if isinstance(value, str) and is_templated(value):
+            try:
+                env.parse(value)
+            except jinja2.TemplateSyntaxError as exc:
+                problems.append(pb.error(key_path, f"{label}: template syntax error: "
+                                                   f"{exc.message} in {value!r}"))
+        elif isinstance(value, Mapping):
+            for k, v in value.items():
+                visit(v, (*key_path, str(k)), label)
+        elif isinstance(value, list):
+            for n, v in enumerate(value):
+                visit(v, (*key_path, n), label)
+
+    visit(pb.vars, ("vars",), "vars")
+    visit(pb.notify, ("notify",), "notify")
+    for i, spec in enumerate(pb.checks):
+        visit(spec.params, ("checks", i, "params"), spec.check)
+        if spec.when is not None:
+            try:
+                env.compile_expression(spec.when)
+            except jinja2.TemplateSyntaxError as exc:
+                problems.append(pb.error(("checks", i, "when"), f"{spec.check}: when: "
+                                         f"syntax error: {exc.message} in {spec.when!r}"))
+    return problems
 
 
 def _param_hint(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
     if len(loc) == 1 and loc[0] not in model.model_fields:
         known = ", ".join(sorted(model.model_fields)) or "none"
-        return f" (known params: {known})"
+        return f"{did_you_mean(loc[0], model.model_fields)} (known params: {known})"
     return ""
 
 
-def load_playbook(path: str | Path, registry: Registry | None = None) -> Playbook:
-    """Load and validate a playbook file; with a registry also check names and params.
+def load_playbook(path: str | Path, registry: Registry | None = None, *,
+                  strict: bool = False) -> Playbook:
+    """Load and validate a playbook file; with a registry also check names, params and
+    templates (``strict``: see :func:`check_against_registry`).
 
-    :raises PlaybookError: with file:line:column and a hint.
+    :raises PlaybookError: with file:line:column and a hint; ``problems`` has them all.
     """
     try:
         src = load_yaml(path)
@@ -223,7 +321,7 @@ def load_playbook(path: str | Path, registry: Registry | None = None) -> Playboo
         raise PlaybookError(exc.path, exc.line, exc.reason, exc.column) from None
     pb = parse_playbook(src)
     if registry is not None:
-        check_against_registry(pb, registry)
+        check_against_registry(pb, registry, strict=strict)
     return pb
 
 

@@ -7,17 +7,16 @@ import ast
 import re
 import shlex
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from upkeeper.inventory.data import InventoryData
 from upkeeper.inventory.patterns import (
     INVALID_GROUP_NAME,
     InventoryError,
     expand_hostname_range,
     split_host_and_port,
 )
-
-if TYPE_CHECKING:
-    from upkeeper.inventory.loader import InventoryData
+from upkeeper.yamlsource import MAX_DEPTH, within_depth
 
 _COMMENT = ("#", ";")
 _SECTION = re.compile(r"^\[([^:\]\s]+)(?::(\w+))?\]\s*(?:\#.*)?$")
@@ -36,6 +35,8 @@ def parse_value(text: str) -> Any:
         pass
     except (TypeError, MemoryError, RecursionError) as exc:
         raise ValueError(f"cannot read value {text[:60]!r}: {exc}") from None
+    if not within_depth(value):
+        raise ValueError(f"value {text[:60]!r} is nested more than {MAX_DEPTH} levels deep")
     return _coerce(value)
 
 
@@ -103,12 +104,12 @@ def parse_ini(text: str, path: str, inv: InventoryData) -> None:
                 raise ValueError(f"invalid section {line!r}: no spaces or other invalid "
                                  f"characters are allowed in a section header")
             if state == "hosts":
-                _parse_host_line(line, group, inv)
+                _parse_host_line(line, group, inv, f"{path}:{lineno}")
             elif state == "vars":
                 if "=" not in line:
                     raise ValueError(f"expected key=value in [{group}:vars], got {line!r}")
                 key, value = (part.strip() for part in line.split("=", 1))
-                inv.set_group_var(group, key, parse_value(value))
+                inv.set_group_var(group, key, parse_value(value), f"{path}:{lineno}")
             else:
                 gm = _GROUP_NAME.match(line)
                 if not gm:
@@ -140,7 +141,7 @@ def _add_pending_children(inv: InventoryData, group: str,
     del pending[group]
 
 
-def _parse_host_line(line: str, group: str, inv: InventoryData) -> None:
+def _parse_host_line(line: str, group: str, inv: InventoryData, origin: str) -> None:
     try:
         tokens = shlex.split(line, comments=True)
     except ValueError as exc:
@@ -167,4 +168,4 @@ def _parse_host_line(line: str, group: str, inv: InventoryData) -> None:
     for name in names:
         inv.add_host(name, group, port)
         for key, value in variables.items():
-            inv.set_host_var(name, key, value)
+            inv.set_host_var(name, key, value, origin)

@@ -5,31 +5,27 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from upkeeper.inventory.ini import parse_ini
+from upkeeper.inventory.data import Group, InventoryData
 from upkeeper.inventory.patterns import (
     LOCALHOST,
     HostPatternError,
     InventoryError,
     PatternMatcher,
-    split_host_and_port,
 )
+from upkeeper.inventory.sources import parse_source
 from upkeeper.inventory.yamlfile import (
     YAML_EXTS,
     UnsafeText,
     VarsFiles,
     VaultedValue,
-    load_yaml,
-    parse_yaml_inventory,
-    read_text,
 )
 from upkeeper.models import Host
+from upkeeper.yamlsource import SourceError
+from upkeeper.yamlsource import read_text as read_bounded
 
 __all__ = [
     "Group",
@@ -40,10 +36,6 @@ __all__ = [
     "local_inventory",
 ]
 
-# What Ansible skips when a directory is the source (INVENTORY_IGNORE_EXTS and friends).
-_IGNORED = re.compile(r"^\.|^host_vars$|^group_vars$|^vars_plugins$|"
-                      r"(\.pyc|\.pyo|\.swp|\.bak|~|\.rpm|\.md|\.txt|\.rst|\.orig|\.cfg|"
-                      r"\.retry)$")
 #: Names ``ansible-inventory --list`` never prints as host vars (Ansible's magic vars).
 INTERNAL_VARS = frozenset({
     "ansible_async_path", "ansible_collection_name", "ansible_config_file",
@@ -57,141 +49,12 @@ INTERNAL_VARS = frozenset({
 })
 
 
-@dataclass
-class Group:
-    """A group as written: its own hosts (file order), child groups and its own vars."""
-
-    name: str
-    hosts: list[str] = field(default_factory=list)
-    children: list[str] = field(default_factory=list)
-    vars: dict[str, Any] = field(default_factory=dict)
-    parents: list[str] = field(default_factory=list)
-    #: ``ansible_group_priority``: among groups of equal depth, higher wins.
-    priority: int = 1
-    #: Longest path from ``all`` (0); deeper groups override shallower ones.
-    depth: int = 0
-
-
-class InventoryData:
-    """Hosts and groups as sources add them, with Ansible's rules for each addition."""
-
-    def __init__(self) -> None:
-        self.groups: dict[str, Group] = {"all": Group("all"), "ungrouped": Group("ungrouped")}
-        self.groups["all"].children.append("ungrouped")
-        self.groups["ungrouped"].parents.append("all")
-        #: host name -> vars set on the host itself (inline / hosts: entries).
-        self.host_vars: dict[str, dict[str, Any]] = {}
-        self.warnings: list[str] = []
-        self._members: dict[str, set[str]] = {}
-
-    def has_group(self, name: str) -> bool:
-        return name in self.groups
-
-    def add_group(self, name: str) -> str:
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"invalid group name {name!r}")
-        self.groups.setdefault(name, Group(name))
-        return name
-
-    def add_host(self, name: str, group: str | None = None, port: int | None = None) -> None:
-        if not name:
-            raise ValueError("empty host name")
-        if name not in self.host_vars:
-            # Like Ansible, a port counts only where the host is first declared.
-            self.host_vars[name] = {"ansible_port": port} if port else {}
-        if group is not None:
-            members = self._members.setdefault(group, set())
-            if name not in members:
-                members.add(name)
-                self.groups[group].hosts.append(name)
-
-    def add_child(self, parent: str, child: str) -> None:
-        if child in self.groups:
-            if child == parent or child in self.ancestors(parent):
-                raise ValueError(f"adding group {child!r} to {parent!r} creates a "
-                                 f"dependency loop")
-            if child not in self.groups[parent].children:
-                self.groups[parent].children.append(child)
-                self.groups[child].parents.append(parent)
-        elif child in self.host_vars:
-            self.add_host(child, parent)
-        else:
-            raise ValueError(f"{child!r} is not a known host nor group")
-
-    def set_group_var(self, group: str, key: Any, value: Any) -> None:
-        if key == "ansible_group_priority":
-            try:
-                self.groups[group].priority = int(value)
-            except (TypeError, ValueError):
-                raise ValueError(f"ansible_group_priority must be an integer, got "
-                                 f"{value!r}") from None
-        else:
-            self.groups[group].vars[key] = value
-
-    def set_host_var(self, host: str, key: Any, value: Any) -> None:
-        self.host_vars[host][key] = value
-
-    def ancestors(self, group: str) -> list[str]:
-        """Every group above ``group`` (nearest first, no duplicates)."""
-        out: list[str] = []
-        todo = list(self.groups[group].parents)
-        while todo:
-            g = todo.pop(0)
-            if g not in out:
-                out.append(g)
-                todo.extend(self.groups[g].parents)
-        return out
-
-    def reconcile(self) -> None:
-        """Ansible's post-load rules: top-level groups join ``all``; a host in no group
-        joins ``ungrouped``, one in a real group leaves it."""
-        for name in list(self.groups):
-            if name != "all" and not self.groups[name].parents:
-                self.add_child("all", name)
-        direct: dict[str, set[str]] = {h: set() for h in self.host_vars}
-        for g in self.groups.values():
-            for h in g.hosts:
-                direct[h].add(g.name)
-        ungrouped = self.groups["ungrouped"].hosts
-        for host, groups in direct.items():
-            if "ungrouped" in groups and groups - {"all", "ungrouped"}:
-                ungrouped.remove(host)
-                self._members["ungrouped"].discard(host)
-            elif not groups - {"all"} and "ungrouped" not in groups:
-                self.add_host(host, "ungrouped")
-        self._set_depths()
-        for name in sorted(self.groups.keys() & self.host_vars.keys()):
-            self.warnings.append(f"{name!r} is both a group and a host: the pattern "
-                                 f"{name!r} selects only the host")
-
-    def _set_depths(self) -> None:
-        order: list[str] = []
-        state: dict[str, int] = {}
-
-        def visit(name: str) -> None:
-            if state.get(name) == 2:
-                return
-            if state.get(name) == 1:
-                raise ValueError(f"group {name!r} has a recursive dependency loop")
-            state[name] = 1
-            for parent in self.groups[name].parents:
-                visit(parent)
-            state[name] = 2
-            order.append(name)
-
-        for name in self.groups:
-            visit(name)
-        for name in order:
-            g = self.groups[name]
-            g.depth = max((self.groups[p].depth + 1 for p in g.parents), default=0)
-
-
 class Inventory:
     """A loaded inventory: hosts with merged vars, groups, host-pattern selection."""
 
     def __init__(self, data: InventoryData, vars_dirs: Sequence[Path] = ()) -> None:
         self._data = data
-        self._vars = VarsFiles(vars_dirs)
+        self._vars = VarsFiles(vars_dirs, data.warnings)
         self.groups: dict[str, Group] = data.groups
         self.warnings: list[str] = data.warnings
         self._ancestors = {g: data.ancestors(g) for g in data.groups}
@@ -256,6 +119,27 @@ class Inventory:
                     if not stem.startswith(".") and stem not in known:
                         self.warnings.append(f"{entry}: no {kind.split('_')[0]} named "
                                              f"{stem!r} in the inventory; file ignored")
+
+    def var_source(self, host: str, key: str) -> str | None:
+        """Where the value of ``key`` on ``host`` was set (``file:line`` or a file): the
+        source that wins, walking :meth:`_make_host`'s precedence from the top."""
+        dirs = self._vars.dirs
+        found = self._vars.source("host_vars", host, key, dirs)
+        if found or key in self._data.host_vars.get(host, {}):
+            return found or self._data.origins.get(("host", host, key), "inventory")
+        groups = [g for g in reversed(self._host_groups(host)) if g.name != "all"]
+        for vars_dir in reversed(dirs):
+            for g in groups:
+                found = self._vars.source("group_vars", g.name, key, [vars_dir])
+                if found:
+                    return found
+        found = self._vars.source("group_vars", "all", key, dirs)
+        if found:
+            return found
+        for g in [*groups, self.groups["all"]]:
+            if key in g.vars:
+                return self._data.origins.get(("group", g.name, key), "inventory")
+        return None
 
     def matcher(self) -> PatternMatcher:
         return PatternMatcher(self._members, list(self.hosts))
@@ -358,133 +242,9 @@ def to_plain_json(value: Any) -> Any:
 
 def _read_limit_file(path: str) -> list[str]:
     try:
-        return Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise HostPatternError(f"cannot read limit file {path}: {exc.strerror or exc}")\
-            from None
-
-
-def _looks_like_yaml(text: str) -> bool:
-    for line in text.splitlines():
-        s = line.strip()
-        if s and s[0] not in "#;":
-            return s.startswith("---") or (s.endswith(":") and not s.startswith("["))
-    return False
-
-
-def _parse_file(path: Path, inv: InventoryData) -> None:
-    name = str(path)
-    ext = path.suffix.lower()
-    if ext == ".toml":
-        raise InventoryError("TOML inventories are not supported; use INI or YAML", name)
-    if ext in YAML_EXTS:
-        doc = load_yaml(path)
-        if isinstance(doc.data, Mapping) and isinstance(doc.data.get("_meta"), Mapping):
-            # Saved `ansible-inventory --list` output (or an RMM export in that shape).
-            _parse_document(name, doc.data, inv)
-        else:
-            parse_yaml_inventory(doc, inv)
-        return
-    text = read_text(path)
-    if not ext:
-        # Extension-less files may be either format: Ansible tries YAML, then INI.
-        try:
-            doc = load_yaml(path, text)
-        except InventoryError as yaml_error:
-            if _looks_like_yaml(text):
-                raise yaml_error from None
-        else:
-            if isinstance(doc.data, Mapping):
-                parse_yaml_inventory(doc, inv)
-                return
-    parse_ini(text, name, inv)
-
-
-def _parse_host_list(source: str, inv: InventoryData) -> None:
-    for item in source.split(","):
-        item = item.strip()
-        if item and item not in inv.host_vars:
-            host, port = split_host_and_port(item)
-            if "[" in host:
-                host, port = item, None
-            inv.add_host(host, "ungrouped", port)
-
-
-def _parse_document(source: str, doc: Any, inv: InventoryData) -> None:
-    """An ``ansible-inventory --list`` style document from an inventory-source plugin."""
-    if not isinstance(doc, Mapping):
-        raise InventoryError(f"inventory source returned {type(doc).__name__}, expected a "
-                             f"mapping of groups", source)
-    try:
-        groups = {k: v for k, v in doc.items() if k != "_meta"}
-        for name in groups:
-            inv.add_group(str(name))
-        for name, body in groups.items():
-            if isinstance(body, list):
-                body = {"hosts": body}
-            if not isinstance(body, Mapping):
-                raise ValueError(f"group {name!r} must be a mapping, got "
-                                 f"{type(body).__name__}")
-            hosts = body.get("hosts") or []
-            for host in hosts:
-                inv.add_host(str(host), str(name))
-                if isinstance(hosts, Mapping):
-                    for key, value in (hosts[host] or {}).items():
-                        inv.set_host_var(str(host), key, value)
-            for child in body.get("children") or []:
-                inv.add_child(str(name), str(child))
-            for key, value in (body.get("vars") or {}).items():
-                inv.set_group_var(str(name), key, value)
-        meta = doc.get("_meta") or {}
-        for host, host_vars in (meta.get("hostvars") or {}).items():
-            inv.add_host(str(host))
-            for key, value in (host_vars or {}).items():
-                inv.set_host_var(str(host), key, value)
-    except (ValueError, AttributeError, TypeError) as exc:
-        raise InventoryError(f"bad inventory document: {exc}", source) from None
-
-
-def _parse_source(source: str | Path, inv: InventoryData, extra: Sequence[Any],
-                  vars_dirs: list[Path]) -> None:
-    text = str(source)
-    for plugin in extra:
-        name = getattr(plugin, "name", type(plugin).__name__)
-        try:
-            if not plugin.matches(text):
-                continue
-            doc = plugin.load(text)
-        except InventoryError:
-            raise
-        except Exception as exc:
-            # A broken plugin must name itself, not surface as a traceback.
-            raise InventoryError(f"inventory source {name} failed: {exc}", text) from exc
-        _parse_document(text, doc, inv)
-        if Path(text).exists():
-            vars_dirs.append(Path(text) if Path(text).is_dir() else Path(text).parent)
-        return
-    path = Path(source)
-    if not path.exists():
-        if isinstance(source, str) and "," in source:
-            _parse_host_list(source, inv)
-            return
-        raise InventoryError("no such inventory file or directory", text)
-    if path.is_dir():
-        vars_dirs.append(path)
-        _parse_dir(path, inv)
-    else:
-        vars_dirs.append(path.parent)
-        _parse_file(path, inv)
-
-
-def _parse_dir(path: Path, inv: InventoryData) -> None:
-    for entry in sorted(os.listdir(path)):
-        if _IGNORED.search(entry):
-            continue
-        full = path / entry
-        if full.is_dir():
-            _parse_dir(full, inv)
-        else:
-            _parse_file(full, inv)
+        return read_bounded(path).splitlines()
+    except SourceError as exc:
+        raise HostPatternError(f"cannot read limit file {path}: {exc.reason}") from None
 
 
 def load_inventory(sources: Sequence[str | Path], extra_sources: Sequence[Any] = ()) -> Inventory:
@@ -499,7 +259,7 @@ def load_inventory(sources: Sequence[str | Path], extra_sources: Sequence[Any] =
     inv = InventoryData()
     vars_dirs: list[Path] = []
     for source in sources:
-        _parse_source(source, inv, extra_sources, vars_dirs)
+        parse_source(source, inv, extra_sources, vars_dirs)
     try:
         inv.reconcile()
     except ValueError as exc:

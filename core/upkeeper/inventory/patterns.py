@@ -4,10 +4,13 @@ patterns of ``hosts:`` and ``--limit`` (``a:b``, ``a,b``, ``a:&b``, ``a:!b``, gl
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
 import string
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+
+from upkeeper.yamlsource import SourceError
 
 #: Characters that make a group name unusable as a Jinja variable (Ansible warns).
 INVALID_GROUP_NAME = re.compile(r"^[\d\W]|[^\w]")
@@ -15,18 +18,12 @@ INVALID_GROUP_NAME = re.compile(r"^[\d\W]|[^\w]")
 LOCALHOST = ("127.0.0.1", "localhost", "::1")
 
 
-class InventoryError(Exception):
+class InventoryError(SourceError):
     """Bad inventory input; ``str()`` is ``"file:line: reason"`` (line omitted when unknown)."""
 
     def __init__(self, message: str, path: str | Path | None = None,
                  line: int | None = None) -> None:
-        self.reason = message
-        self.path = str(path) if path is not None else None
-        self.line = line
-        where = ""
-        if self.path is not None:
-            where = self.path if line is None else f"{self.path}:{line}"
-        super().__init__(f"{where}: {message}" if where else message)
+        super().__init__(str(path) if path is not None else None, line, message)
 
 
 class HostPatternError(InventoryError):
@@ -44,17 +41,24 @@ _LABEL = rf"(?:[\w]|{_ALNUM_RANGE})(?:[\w_-]|{_ALNUM_RANGE})*(?<![_-])"
 
 _BRACKETED_HOSTPORT = re.compile(r"^\[(.+)\]:([0-9]+)$")
 _HOSTPORT = re.compile(r"^((?:[^:\[\]]|\[[^\]]*\])*):([0-9]+)$")
-_IPV4 = re.compile(rf"^(?:{_V4}\.){{3}}{_V4}$", re.I)
-_IPV6 = re.compile(
+_IPV4 = rf"^(?:{_V4}\.){{3}}{_V4}$"
+_IPV6 = (
     rf"""^((?:{_V6}:){{7}}{_V6}|(?:{_V6}:){{1,6}}:|(?:{_V6}:)(?::{_V6}){{1,6}}|
     (?:{_V6}:){{2}}(?::{_V6}){{1,5}}|(?:{_V6}:){{3}}(?::{_V6}){{1,4}}|
     (?:{_V6}:){{4}}(?::{_V6}){{1,3}}|(?:{_V6}:){{5}}(?::{_V6}){{1,2}}|
     (?:{_V6}:){{6}}(?::{_V6})|:(?::{_V6}){{1,6}}|{_V6}?::|
     (?:0:){{6}}(?:{_V6}\.){{3}}{_V6}|::(?:ffff:)?(?:{_V6}\.){{3}}{_V6}|
-    (?:0:){{5}}ffff:(?:{_V6}\.){{3}}{_V6})$""",
-    re.X | re.I,
+    (?:0:){{5}}ffff:(?:{_V6}\.){{3}}{_V6})$"""
 )
-_HOSTNAME = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$", re.I | re.UNICODE)
+_HOSTNAME = rf"^{_LABEL}(?:\.{_LABEL})*$"
+
+
+@functools.cache
+def _address_patterns() -> tuple[re.Pattern[str], ...]:
+    # Compiled on first use: the IPv6 grammar alone takes milliseconds to compile, which
+    # every start-up would pay whether or not an inventory is read.
+    return (re.compile(_IPV4, re.I), re.compile(_IPV6, re.X | re.I),
+            re.compile(_HOSTNAME, re.I | re.UNICODE))
 
 
 def parse_address(address: str, allow_ranges: bool = False) -> tuple[str, int | None]:
@@ -68,7 +72,7 @@ def parse_address(address: str, allow_ranges: bool = False) -> tuple[str, int | 
         m = pattern.match(address)
         if m:
             address, port = m.group(1), int(m.group(2))
-    if not any(p.match(address) for p in (_IPV4, _IPV6, _HOSTNAME)):
+    if not any(p.match(address) for p in _address_patterns()):
         raise ValueError(f"not a valid network hostname: {address}")
     if not allow_ranges and "[" in address:
         raise ValueError("range in host where ranges are not allowed")
@@ -92,11 +96,24 @@ class _RangeOrderError(ValueError):
     pass
 
 
+class _TooManyHosts(ValueError):
+    pass
+
+
 def expand_hostname_range(line: str) -> list[str]:
     """Expand ``web[01:03]``, ``db-[a:c]``, ``n[1:9:2]`` (several ranges allowed).
 
-    :raises ValueError: for a malformed range, with Ansible's reason.
+    :raises ValueError: for a malformed range, with Ansible's reason, or one whose ranges
+        together make more than :data:`MAX_RANGE_HOSTS` names (``h[0:99999][0:99999]``
+        would be ten billion).
     """
+    try:
+        return _expand(line, MAX_RANGE_HOSTS)
+    except _TooManyHosts:
+        raise ValueError(f"{line!r} expands to more than {MAX_RANGE_HOSTS} hosts") from None
+
+
+def _expand(line: str, limit: int) -> list[str]:
     if "[" not in line:
         return [line]
     parts = line.replace("[", "|", 1).replace("]", "|", 1).split("|")
@@ -130,13 +147,13 @@ def expand_hostname_range(line: str) -> list[str]:
             seq = range(int(beg), int(end) + 1, int(step_text))
     except ValueError as exc:
         raise ValueError(f"bad host range [{nrange}]: {exc}") from None
-    if len(seq) > MAX_RANGE_HOSTS:
-        raise ValueError(f"host range [{nrange}] expands to {len(seq)} hosts, more than "
-                         f"{MAX_RANGE_HOSTS}")
+    if len(seq) > limit:
+        raise _TooManyHosts()
     hosts: list[str] = []
     for item in seq:
         text = str(item).zfill(width) if width else str(item)
-        hosts.extend(expand_hostname_range(head + text + tail))
+        # Every item has the same tail, so the tail's ranges get an equal share.
+        hosts.extend(_expand(head + text + tail, limit // len(seq)))
     return hosts
 
 
@@ -227,7 +244,7 @@ class PatternMatcher:
         if not found or subscript is None:
             return found
         start, end = subscript
-        if end is None:
+        if not end:  # Ansible tests the end's truth: web[1:0] is web[1], as is web[1]
             try:
                 return [found[start]]
             except IndexError:

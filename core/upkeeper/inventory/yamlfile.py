@@ -3,26 +3,24 @@ plugin reads them, remembering each key's line for error messages."""
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
+from upkeeper.inventory.data import InventoryData
 from upkeeper.inventory.patterns import (
     INVALID_GROUP_NAME,
     InventoryError,
     expand_hostname_range,
     split_host_and_port,
 )
+from upkeeper.yamlsource import LocatedLoader, LocatedYAML, SourceError
+from upkeeper.yamlsource import load_yaml as _load_yaml
+from upkeeper.yamlsource import read_text as _read_text
 
-if TYPE_CHECKING:
-    from upkeeper.inventory.loader import InventoryData
-
-KeyPath = tuple[str, ...]
 _SECTIONS = ("vars", "children", "hosts")
 YAML_EXTS = (".yml", ".yaml", ".json")
 
@@ -52,89 +50,58 @@ class VaultedValue:
         return hash(self.ciphertext)
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader plus the two tags Ansible inventories use."""
+class InventoryLoader(LocatedLoader):
+    """The shared bounded loader plus the two tags Ansible inventories use."""
 
 
-def _construct_unsafe(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+def _construct_unsafe(loader: LocatedLoader, node: yaml.Node) -> Any:
     if isinstance(node, yaml.ScalarNode):
         return UnsafeText(loader.construct_scalar(node))
     raise yaml.constructor.ConstructorError(
         None, None, "!unsafe is only supported on strings here", node.start_mark)
 
 
-def _construct_vault(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+def _construct_vault(loader: LocatedLoader, node: yaml.Node) -> Any:
     if not isinstance(node, yaml.ScalarNode):
         raise yaml.constructor.ConstructorError(
             None, None, "!vault expects an encrypted string", node.start_mark)
     return VaultedValue(str(loader.construct_scalar(node)))
 
 
-_Loader.add_constructor("!unsafe", _construct_unsafe)
-_Loader.add_constructor("!vault", _construct_vault)
-_Loader.add_constructor("!vault-encrypted", _construct_vault)
+InventoryLoader.add_constructor("!unsafe", _construct_unsafe)  # type: ignore[type-var]
+InventoryLoader.add_constructor("!vault", _construct_vault)  # type: ignore[type-var]
+InventoryLoader.add_constructor("!vault-encrypted", _construct_vault)  # type: ignore[type-var]
 
 
-@dataclass
-class YamlDoc:
-    """Parsed YAML (or JSON) and the 1-based line of each mapping key path."""
-
-    path: str
-    data: Any
-    lines: dict[KeyPath, int] = field(default_factory=dict)
-
-    def line_of(self, *keys: object) -> int | None:
-        """Line of the key path, or of its nearest ancestor that has one."""
-        path = tuple(str(k) for k in keys)
-        while path:
-            if path in self.lines:
-                return self.lines[path]
-            path = path[:-1]
-        return self.lines.get((), None)
-
-    def error(self, message: str, *keys: object) -> InventoryError:
-        return InventoryError(message, self.path, self.line_of(*keys))
+def _error(doc: LocatedYAML, message: str, *keys: object) -> InventoryError:
+    return InventoryError(message, doc.path, _line(doc, *keys))
 
 
-def _walk(node: yaml.Node, path: KeyPath, out: dict[KeyPath, int]) -> None:
-    out.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node)
-            child = (*path, str(key))
-            out[child] = key_node.start_mark.line + 1
-            _walk(value_node, child, out)
+def _line(doc: LocatedYAML, *keys: object) -> int | None:
+    return doc.line_of(tuple(str(k) for k in keys))
 
 
-def _compose(text: str) -> tuple[Any, dict[KeyPath, int]]:
-    loader = _Loader(text)
-    try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
-    finally:
-        loader.dispose()
-    lines: dict[KeyPath, int] = {}
-    if node is not None:
-        _walk(node, (), lines)
-    return data, lines
+def _as_inventory_error(exc: SourceError) -> InventoryError:
+    if isinstance(exc, InventoryError):
+        return exc
+    reason = exc.reason if exc.column is None else f"{exc.reason} (column {exc.column})"
+    return InventoryError(reason, exc.path, exc.line)
 
 
 def read_text(path: Path) -> str:
+    """A bounded regular file's text (see :func:`upkeeper.yamlsource.read_text`)."""
     try:
-        # utf-8-sig: inventories saved by Windows editors start with a byte-order mark.
-        return path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InventoryError(f"not UTF-8 text ({exc.reason} at byte {exc.start})",
-                             path) from None
-    except OSError as exc:
-        raise InventoryError(f"cannot read: {exc.strerror or exc}", path) from None
+        return _read_text(path)
+    except SourceError as exc:
+        raise _as_inventory_error(exc) from None
 
 
-def load_yaml(path: Path, text: str | None = None) -> YamlDoc:
-    """Parse a YAML or JSON file. JSON is tried first, as Ansible's loader does (so
-    ``1e3`` in a .json file is a number).
+def load_yaml(path: Path, text: str | None = None) -> LocatedYAML:
+    """Parse a YAML or JSON file with the shared bounded loader. JSON is tried first, as
+    Ansible's loader does (so ``1e3`` in a .json file is a number). Duplicate keys are
+    only warnings (``doc.warnings``), as in Ansible: the later value wins.
 
-    :raises InventoryError: with the line YAML reports.
+    :raises InventoryError: naming the file and line.
     """
     if text is None:
         text = read_text(path)
@@ -144,39 +111,24 @@ def load_yaml(path: Path, text: str | None = None) -> YamlDoc:
                              "decrypt; keep the secrets upkeeper needs in the environment "
                              "(\"{{ env.NAME }}\")", name, 1)
     try:
-        data = json.loads(text)
-    except ValueError:
-        pass
-    else:
-        try:
-            lines = _compose(text)[1]
-        except yaml.YAMLError:
-            lines = {}
-        return YamlDoc(name, data, lines)
-    try:
-        data, lines = _compose(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        problem = exc.problem or exc.context or "invalid YAML"
-        col = f" (column {mark.column + 1})" if mark else ""
-        ctx = exc.context_mark
-        if exc.context and ctx is not None and mark is not None and ctx.line != mark.line:
-            col = f" (column {mark.column + 1}; {exc.context} at line {ctx.line + 1})"
-        raise InventoryError(f"invalid YAML: {problem}{col}", name,
-                             mark.line + 1 if mark else None) from None
-    except yaml.YAMLError as exc:
-        raise InventoryError(f"invalid YAML: {exc}", name) from None
-    return YamlDoc(name, data, lines)
+        doc = _load_yaml(name, text, loader=InventoryLoader, duplicates="warn",
+                         json_first=True)
+    except SourceError as exc:
+        raise _as_inventory_error(exc) from None
+    return doc
 
 
-def load_vars_file(path: Path) -> dict[str, Any]:
-    """A group_vars/ or host_vars/ file: a mapping of variables (empty file -> {})."""
+def load_vars_file(path: Path, warnings: list[str] | None = None) -> dict[str, Any]:
+    """A group_vars/ or host_vars/ file: a mapping of variables (empty file -> {}); its
+    warnings (duplicate keys) are appended to ``warnings``."""
     doc = load_yaml(path)
+    if warnings is not None:
+        warnings.extend(doc.warnings)
     if doc.data is None:
         return {}
     if not isinstance(doc.data, Mapping):
-        raise doc.error(f"a vars file must be a mapping of variables, "
-                        f"not {_kind(doc.data)}")
+        raise _error(doc, f"a vars file must be a mapping of variables, "
+                          f"not {_kind(doc.data)}")
     return dict(doc.data)
 
 
@@ -188,54 +140,55 @@ def _kind(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
-def parse_yaml_inventory(doc: YamlDoc, inv: InventoryData) -> None:
+def parse_yaml_inventory(doc: LocatedYAML, inv: InventoryData) -> None:
     """Add a parsed YAML inventory (``all:``/``hosts:``/``children:``/``vars:``) to ``inv``.
 
     Where Ansible only warns and skips (a top-level key that is not a group, an unknown
     key in a group) this raises: such a file is almost always a vars file given as an
     inventory, or a typo that would silently drop hosts.
     """
+    inv.warnings.extend(doc.warnings)
     data = doc.data
     if data is None:
         inv.warnings.append(f"{doc.path}: empty inventory file")
         return
     if not isinstance(data, Mapping):
-        raise doc.error(f"not a YAML inventory: expected a mapping of groups "
+        raise _error(doc, f"not a YAML inventory: expected a mapping of groups "
                         f"(all:, hosts:, children:), got {_kind(data)}")
     if "plugin" in data:
-        raise doc.error(f"this is an Ansible inventory plugin configuration "
+        raise _error(doc, f"this is an Ansible inventory plugin configuration "
                         f"(plugin: {data['plugin']}), which upkeeper cannot run; use an "
                         f"upkeeper inventory-source plugin instead", "plugin")
     for name, group_data in data.items():
         _parse_group(doc, inv, name, group_data, (name,))
 
 
-def _parse_group(doc: YamlDoc, inv: InventoryData, name: Any, group_data: Any,
+def _parse_group(doc: LocatedYAML, inv: InventoryData, name: Any, group_data: Any,
                  keys: tuple[Any, ...]) -> str:
     if not isinstance(name, str) or not name:
-        raise doc.error(f"invalid group name {name!r}: expected a non-empty string", *keys)
+        raise _error(doc, f"invalid group name {name!r}: expected a non-empty string", *keys)
     if not isinstance(group_data, (Mapping, type(None))):
-        raise doc.error(
+        raise _error(doc,
             f"not a YAML inventory: {name!r} is not a group (expected a mapping with "
             f"hosts/children/vars, got {_kind(group_data)}); is this a vars file?", *keys)
     if INVALID_GROUP_NAME.search(name) and not inv.has_group(name):
-        inv.warnings.append(f"{doc.path}:{doc.line_of(*keys)}: group name {name!r} has "
+        inv.warnings.append(f"{doc.path}:{_line(doc, *keys)}: group name {name!r} has "
                             f"characters that are not valid in variable names")
     try:
         inv.add_group(name)
     except ValueError as exc:
-        raise doc.error(str(exc), *keys) from None
+        raise _error(doc, str(exc), *keys) from None
     if not group_data:
         return name
     sections = dict(group_data)
     for key, value in sections.items():
         if key not in _SECTIONS:
-            raise doc.error(f"unexpected key {key!r} in group {name!r}: only hosts, "
+            raise _error(doc, f"unexpected key {key!r} in group {name!r}: only hosts, "
                             f"children and vars are valid", *keys, key)
         if isinstance(value, str):
             sections[key] = {value: None}
         elif not isinstance(value, (Mapping, type(None))):
-            raise doc.error(f"invalid {key!r} entry for group {name!r}: requires a "
+            raise _error(doc, f"invalid {key!r} entry for group {name!r}: requires a "
                             f"mapping, found {_kind(value)}", *keys, key)
     for key, value in sections.items():
         if not value:
@@ -243,49 +196,52 @@ def _parse_group(doc: YamlDoc, inv: InventoryData, name: Any, group_data: Any,
         try:
             if key == "vars":
                 for var, var_value in value.items():
-                    inv.set_group_var(name, var, var_value)
+                    inv.set_group_var(name, var, var_value,
+                                      f"{doc.path}:{_line(doc, *keys, key, var)}")
             elif key == "children":
                 for sub, sub_data in value.items():
                     child = _parse_group(doc, inv, sub, sub_data, (*keys, key, sub))
                     try:
                         inv.add_child(name, child)
                     except ValueError as exc:
-                        raise doc.error(str(exc), *keys, key, sub) from None
+                        raise _error(doc, str(exc), *keys, key, sub) from None
             else:
                 for pattern, host_vars in value.items():
                     _add_hosts(doc, inv, name, pattern, host_vars, (*keys, key, pattern))
         except ValueError as exc:
-            raise doc.error(str(exc), *keys, key) from None
+            raise _error(doc, str(exc), *keys, key) from None
     return name
 
 
-def _add_hosts(doc: YamlDoc, inv: InventoryData, group: str, pattern: Any, host_vars: Any,
+def _add_hosts(doc: LocatedYAML, inv: InventoryData, group: str, pattern: Any, host_vars: Any,
                keys: tuple[Any, ...]) -> None:
     if not isinstance(pattern, str):
-        raise doc.error(f"host pattern {pattern!r} must be a string: enclose numbers in "
+        raise _error(doc, f"host pattern {pattern!r} must be a string: enclose numbers in "
                         f"quotes", *keys)
     if not isinstance(host_vars, (Mapping, type(None))):
-        raise doc.error(f"vars of host {pattern!r} must be a mapping, not "
+        raise _error(doc, f"vars of host {pattern!r} must be a mapping, not "
                         f"{_kind(host_vars)}", *keys)
     host, port = split_host_and_port(pattern)
     try:
         names = expand_hostname_range(host)
     except ValueError as exc:
-        raise doc.error(f"invalid host range in {pattern!r}: {exc}", *keys) from None
+        raise _error(doc, f"invalid host range in {pattern!r}: {exc}", *keys) from None
     for hostname in names:
         try:
             inv.add_host(hostname, group, port)
             for var, value in (host_vars or {}).items():
-                inv.set_host_var(hostname, var, value)
+                inv.set_host_var(hostname, var, value,
+                                 f"{doc.path}:{_line(doc, *keys, var)}")
         except ValueError as exc:
-            raise doc.error(str(exc), *keys) from None
+            raise _error(doc, str(exc), *keys) from None
 
 
 class VarsFiles:
     """group_vars/ and host_vars/ beside each source, each file read once."""
 
-    def __init__(self, dirs: Sequence[Path]) -> None:
+    def __init__(self, dirs: Sequence[Path], warnings: list[str] | None = None) -> None:
         self.dirs = list(dict.fromkeys(dirs))
+        self.warnings = warnings if warnings is not None else []
         self._cache: dict[Path, dict[str, Any]] = {}
         self._found: dict[tuple[Path, str, str], list[Path]] = {}
         # Listing each group_vars/ host_vars/ once spares a stat per name and extension.
@@ -307,9 +263,17 @@ class VarsFiles:
                 self._found[key] = self._find(d / kind, name)
             for path in self._found[key]:
                 if path not in self._cache:
-                    self._cache[path] = load_vars_file(path)
+                    self._cache[path] = load_vars_file(path, self.warnings)
                 merged.update(self._cache[path])
         return merged
+
+    def source(self, kind: str, name: str, key: str, dirs: Sequence[Path]) -> str | None:
+        """The file whose value of ``key`` wins for ``name`` (None if none sets it)."""
+        for d in reversed(dirs):
+            for path in reversed(self._found.get((d, kind, name), [])):
+                if key in self._cache.get(path, {}):
+                    return str(path)
+        return None
 
     def _find(self, base: Path, name: str) -> list[Path]:
         if base not in self._listing:

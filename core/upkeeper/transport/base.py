@@ -44,6 +44,13 @@ class Transport(ABC):
     the end of the host, also after errors. Implementations raise :class:`TransportError`
     for connection problems and return a :class:`CommandResult` for anything the
     command itself did (non-zero exit, timeout).
+
+    Closing under a running command (the contract every transport follows): ``close``
+    may be called from another thread while ``run`` is waiting; that is how the runner
+    stops a run or abandons a hung check. The command is killed on the host and that
+    ``run`` raises :class:`TransportError` (UNKNOWN), never returns a
+    :class:`CommandResult`: the exit code of a command killed under it says nothing
+    about the host, and judging it would report a false CRIT.
     """
 
     #: The ``ansible_connection`` value that selects this transport.
@@ -59,7 +66,9 @@ class Transport(ABC):
         """Connect. Called lazily by ``run``; must be idempotent."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
-        """Release the connection. Safe to call more than once, and when never opened."""
+        """Release the connection and kill commands still running (their ``run`` raises
+        :class:`TransportError`). Safe to call more than once, from another thread, and
+        when never opened."""
 
     @abstractmethod
     def run(
@@ -80,7 +89,8 @@ class Transport(ABC):
         :param env: extra environment; values never appear on a command line (safe
             for secrets such as ``RESTIC_PASSWORD``).
         :returns: the command's exit code and (capped) output.
-        :raises TransportError: the host is unreachable or the connection dropped.
+        :raises TransportError: the host is unreachable, the connection dropped, or
+            ``close`` was called while the command ran (it was killed).
         """
 
     def run_powershell(self, script: str, timeout: float | None = None) -> CommandResult:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import selectors
 import shlex
 import signal
 import subprocess
@@ -16,38 +17,35 @@ from upkeeper.models import CommandResult, Host
 from upkeeper.transport import children
 from upkeeper.transport.base import Transport, TransportError, command_text
 
+#: Once the command's own process has exited, output still arriving from children it left
+#: behind holding its pipes is read for this many seconds; then the pipes are closed.
+DRAIN_AFTER_EXIT = 0.25
+#: How often the reader looks at whether the command has exited (while its pipes are open).
+_POLL = 0.05
+
 _SUDO_ENV_WRAPPER = (
     'm=$1; s=; while IFS= read -r l; do [ "$l" = "$m" ] && break; s="$s$l\n"; done; '
     'eval "$s"; exec /bin/sh -c "$2"'
 )
 
 
-class _CappedReader(threading.Thread):
-    """Drains a pipe into memory, keeping at most ``limit`` bytes."""
+class _Capped:
+    """One output stream kept in memory, at most ``limit`` bytes."""
 
-    def __init__(self, stream: IO[bytes], limit: int) -> None:
-        super().__init__(daemon=True)
-        self.stream = stream
+    def __init__(self, limit: int) -> None:
         self.limit = limit
-        self.chunks: list[bytes] = []
-        self.size = 0
+        self.data = bytearray()
         self.truncated = False
 
-    def run(self) -> None:
-        with self.stream:
-            while True:
-                chunk = self.stream.read(65536)
-                if not chunk:
-                    return
-                room = self.limit - self.size
-                if room > 0:
-                    self.chunks.append(chunk[:room])
-                    self.size += min(room, len(chunk))
-                if len(chunk) > room:
-                    self.truncated = True
+    def feed(self, chunk: bytes) -> None:
+        room = self.limit - len(self.data)
+        if room > 0:
+            self.data += chunk[:room]
+        if len(chunk) > room:
+            self.truncated = True
 
     def text(self) -> str:
-        return b"".join(self.chunks).decode("utf-8", errors="replace")
+        return self.data.decode("utf-8", errors="replace")
 
 
 class LocalTransport(Transport):
@@ -58,12 +56,15 @@ class LocalTransport(Transport):
     def __init__(self, host: Host) -> None:
         super().__init__(host)
         self._running: set[subprocess.Popen[bytes]] = set()
+        self._killed: set[int] = set()
         self._lock = threading.Lock()
 
     def close(self) -> None:
-        """Kill commands still running (a timed-out check or an interrupted run)."""
+        """Kill commands still running (a timed-out check or an interrupted run); their
+        ``run`` calls raise :class:`TransportError`. Later calls to ``run`` work again."""
         with self._lock:
             running = list(self._running)
+            self._killed.update(p.pid for p in running)
         for proc in running:
             _kill_group(proc)
 
@@ -105,40 +106,82 @@ class LocalTransport(Transport):
         except OSError as exc:
             raise TransportError(f"cannot start /bin/sh: {exc}", host=self.host.name) from exc
         children.started(proc.pid)
-        assert proc.stdout is not None and proc.stderr is not None
         with self._lock:
             self._running.add(proc)
-        readers = [_CappedReader(proc.stdout, self.output_limit),
-                   _CappedReader(proc.stderr, self.output_limit)]
-        for r in readers:
-            r.start()
         if stdin is not None and proc.stdin is not None:
             data = stdin.encode() if isinstance(stdin, str) else stdin
             threading.Thread(target=_feed, args=(proc.stdin, data), daemon=True).start()
-        timed_out = False
+        out, err = _Capped(self.output_limit), _Capped(self.output_limit)
         try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            _kill_group(proc)
+            timed_out = _collect(proc, out, err, timeout)
         except BaseException:
             _kill_group(proc)
             raise
         finally:
             with self._lock:
                 self._running.discard(proc)
+                killed = proc.pid in self._killed
+                self._killed.discard(proc.pid)
             children.ended(proc.pid)
-        for r in readers:
-            r.join(timeout=5)
+        if killed:
+            raise TransportError(f"command killed: the local transport to {self.host.name} "
+                                 "was closed (run stopped or check abandoned)",
+                                 host=self.host.name)
         return CommandResult(
             command=text,
             exit_code=proc.returncode if proc.returncode is not None else -1,
-            stdout=readers[0].text(),
-            stderr=readers[1].text(),
+            stdout=out.text(),
+            stderr=err.text(),
             duration=time.monotonic() - started,
             timed_out=timed_out,
-            truncated=readers[0].truncated or readers[1].truncated,
+            truncated=out.truncated or err.truncated,
         )
+
+
+def _collect(proc: subprocess.Popen[bytes], out: _Capped, err: _Capped,
+             timeout: float | None) -> bool:
+    """Read both pipes until EOF or, once the command itself has exited, for at most
+    :data:`DRAIN_AFTER_EXIT` more seconds: a background child (``nohup x &``) that keeps
+    the pipes open must not stall the check or lose what was read. True if timed out."""
+    assert proc.stdout is not None and proc.stderr is not None
+    deadline = None if timeout is None else time.monotonic() + timeout
+    timed_out = False
+    exited_at: float | None = None
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ, out)
+    sel.register(proc.stderr, selectors.EVENT_READ, err)
+    try:
+        while sel.get_map():
+            now = time.monotonic()
+            if exited_at is None and proc.poll() is not None:
+                exited_at = now
+            if exited_at is not None and now - exited_at >= DRAIN_AFTER_EXIT:
+                break
+            if not timed_out and deadline is not None and now >= deadline:
+                timed_out = True
+                _kill_group(proc)
+                continue
+            wait = _POLL if exited_at is None else DRAIN_AFTER_EXIT
+            if deadline is not None and not timed_out:
+                wait = min(wait, max(0.0, deadline - now))
+            for key, _ in sel.select(wait):
+                chunk = os.read(key.fd, 65536)
+                if chunk:
+                    key.data.feed(chunk)
+                else:
+                    sel.unregister(key.fileobj)
+    finally:
+        sel.close()
+        proc.stdout.close()
+        proc.stderr.close()
+    if proc.poll() is None:  # closed its output but still running
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        try:
+            proc.wait(timeout=remaining)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            _kill_group(proc)
+    return timed_out
 
 
 def _feed(pipe: IO[bytes], data: bytes) -> None:

@@ -15,9 +15,9 @@ from upkeeper_backup.wbadmin import WindowsServerBackupCheck
 
 try:
     from upkeeper_winrm import WinRMTransport
+    from upkeeper_winrm.testserver import Reply, WSManServer
 
     from ..winrm.conftest import FakeWindows, host_for
-    from ..winrm.wsman_server import Reply, WSManServer
 except ImportError as exc:  # the winrm plugin or its test endpoint is not there
     pytest.skip(f"WinRM test endpoint unavailable: {exc}", allow_module_level=True)
 

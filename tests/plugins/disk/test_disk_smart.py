@@ -82,7 +82,7 @@ def test_fixtures_judged(name: str, status: Status, words: list[str]) -> None:
 def test_temperature_and_wear_thresholds_are_params() -> None:
     assert judge("smartctl_ata_hot.json", warn_temp_c=60).status is Status.OK
     assert judge("smartctl_ata_hot.json", crit_temp_c=58).status is Status.CRIT
-    assert judge("smartctl_nvme_worn.json", wear_warn_pct=98).summary.endswith(
+    assert judge("smartctl_nvme_worn.json", warn_wear_pct=98).summary.endswith(
         "WARN: 3 media errors")
 
 

@@ -258,3 +258,21 @@ def test_windows_powershell_failure_is_unknown() -> None:
     tr = FakeTransport(host, {"Win32_LogicalDisk": (1, "", "Get-CimInstance : Access denied")})
     res = one(run_check(DiskUsage, {}, transport=tr))
     assert res.status is Status.UNKNOWN and "Access denied" in res.summary
+
+
+def test_thresholds_use_the_one_rule_at_or_past():
+    """Free space exactly at its limit and a forecast exactly at its limit both fire."""
+    from datetime import datetime, timezone
+
+    from upkeeper_disk.forecast import Forecast
+    from upkeeper_disk.parsers import Filesystem
+    from upkeeper_disk.usage import Thresholds, judge
+
+    gb = 1024 ** 3
+    fs = Filesystem("/srv", "/dev/sdb1", "ext4", 100 * gb, 90 * gb, 10 * gb)
+    rep = judge(fs, Thresholds(warn_pct=None, crit_pct=None, crit_free_gb=10), None)
+    assert rep.status is Status.CRIT
+    fc = Forecast(days_to_full=14.0, growth_bytes_per_day=gb, points=10, span_hours=48,
+                  since=datetime(2026, 1, 1, tzinfo=timezone.utc))
+    rep = judge(fs, Thresholds(warn_pct=None, crit_pct=None), fc)
+    assert rep.status is Status.WARN and "forecast WARN" in rep.reasons[0]

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from tests.plugins.winrm.wsman_server import Execution, WSManServer
 from upkeeper import Host
 from upkeeper.models import Status
 from upkeeper.testing import run_check
 from upkeeper_patching.apply import PatchApply
 from upkeeper_patching.checks import PatchStatus
 from upkeeper_winrm import WinRMTransport
+from upkeeper_winrm.testserver import Execution, WSManServer
 
 from .helpers import data
 

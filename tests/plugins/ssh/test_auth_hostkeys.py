@@ -95,13 +95,13 @@ def test_wrong_password_is_not_logged_or_shown(host_vars: Vars, password_user: s
     assert "Wrong-Pass-42" not in repr(SSHTransport(Host("x", vars=v)).settings)
 
 
-def test_unknown_host_key(host_vars: Vars) -> None:
+def test_unknown_host_key(host_vars: Vars, sshd: SSHServer) -> None:
     with pytest.raises(TransportError) as info:
         run_once(host_vars(ssh_known_hosts_file=None))
     err = info.value
     assert err.status is Status.UNKNOWN
     assert "host key for h1 is not known (ED25519 SHA256:" in str(err)
-    assert "upkeeper hostkeys scan 127.0.0.1 --port" in str(err)
+    assert f"`upkeeper hostkeys scan 127.0.0.1:{sshd.port} --accept`" in str(err)
 
 
 def test_changed_host_key_is_crit(host_vars: Vars, sshd: SSHServer, tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ PLAYBOOK = {
     "name": "ssh fleet",
     "hosts": "fleet",
     "checks": [
-        {"system.uptime": {"max_days": 100000}},
+        {"system.uptime": {"warn_days": 100000}},
         {"name": "disk", "check": "system.command", "params": {"command": "df -P"}},
         {"name": "os-release", "check": "system.command",
          "params": {"command": "cat /etc/os-release"}},

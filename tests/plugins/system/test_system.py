@@ -75,9 +75,9 @@ def test_command_on_this_machine_is_not_injectable(tmp_path):
 
 def test_uptime_thresholds():
     t = FakeTransport(responses={"cat /proc/uptime": "864000.50 100.0\n"})
-    (r,) = run_check(UptimeCheck, {"max_days": 5}, transport=t)
+    (r,) = run_check(UptimeCheck, {"warn_days": 5}, transport=t)
     assert r.status is Status.WARN and r.metrics == {"uptime_days": 10.0}
-    (r,) = run_check(UptimeCheck, {"max_days": 5, "crit_days": 8}, transport=t)
+    (r,) = run_check(UptimeCheck, {"warn_days": 5, "crit_days": 8}, transport=t)
     assert r.status is Status.CRIT
     t = FakeTransport(responses={"cat /proc/uptime": "garbage"})
     (r,) = run_check(UptimeCheck, {}, transport=t)
@@ -87,11 +87,27 @@ def test_uptime_thresholds():
 def test_uptime_windows_from_powershell_json():
     t = FakeTransport(make_host("win", facts={"os_family": "windows"}),
                       {"LastBootUpTime": "172800"})
-    (r,) = run_check(UptimeCheck, {"max_days": 1}, transport=t)
+    (r,) = run_check(UptimeCheck, {"warn_days": 1}, transport=t)
     assert r.status is Status.WARN and r.metrics["uptime_days"] == 2.0
 
 
 def test_uptime_on_this_machine():
     host = make_host("localhost", vars={"ansible_connection": "local"})
-    (r,) = run_check(UptimeCheck, {"max_days": 100000}, transport=LocalTransport(host))
+    (r,) = run_check(UptimeCheck, {"warn_days": 100000}, transport=LocalTransport(host))
     assert r.status is Status.OK and r.metrics["uptime_days"] > 0
+
+
+def test_uptime_old_param_name_is_accepted_with_a_warning():
+    from upkeeper.measures import UpkeeperDeprecationWarning
+
+    t = FakeTransport(responses={"cat /proc/uptime": "864000.00 100.0\n"})
+    with pytest.warns(UpkeeperDeprecationWarning, match="'max_days' is deprecated"):
+        (r,) = run_check(UptimeCheck, {"max_days": 5}, transport=t)
+    assert r.status is Status.WARN
+
+
+def test_uptime_at_the_threshold_is_past_it():
+    """One comparison rule for every built-in: at or past a threshold is that level."""
+    t = FakeTransport(responses={"cat /proc/uptime": f"{5 * 86400}.00 100.0\n"})
+    (r,) = run_check(UptimeCheck, {"warn_days": 5}, transport=t)
+    assert r.status is Status.WARN

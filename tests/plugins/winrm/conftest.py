@@ -19,8 +19,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from upkeeper import Host
 from upkeeper_winrm import WinRMTransport
-
-from .wsman_server import Execution, Reply, WSManServer
+from upkeeper_winrm.testserver import Execution, Reply, WSManServer
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "winrm"
 #: What the facts query prints on a domain-joined Server 2022 (PowerShell 5.1 JSON).

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from upkeeper_winrm.testserver import Reply, WSManServer
+
 from .conftest import FakeWindows
-from .wsman_server import Reply, WSManServer
 
 PLAYBOOK = """\
 name: Windows health

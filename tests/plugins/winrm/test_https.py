@@ -9,9 +9,9 @@ import pytest
 
 from upkeeper import TransportError
 from upkeeper_winrm import WinRMTransport
+from upkeeper_winrm.testserver import WSManServer
 
 from .conftest import FakeWindows, TLSFiles
-from .wsman_server import WSManServer
 
 MakeTransport = Callable[..., WinRMTransport]
 

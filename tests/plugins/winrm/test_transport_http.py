@@ -14,9 +14,9 @@ from upkeeper import TransportError
 from upkeeper.powershell import ps_quote
 from upkeeper_winrm import WinRMTransport
 from upkeeper_winrm.scripts import CMD_LINE_LIMIT
+from upkeeper_winrm.testserver import Execution, Fault, Reply, WSManServer
 
 from .conftest import FakeWindows
-from .wsman_server import Execution, Fault, Reply, WSManServer
 
 MakeTransport = Callable[..., WinRMTransport]
 

@@ -1,28 +1,29 @@
-"""Test helpers for plugin authors (a pytest plugin, loaded automatically).
-
-``FakeTransport`` answers commands from a mapping or a handler, ``make_host`` builds
-hosts, ``run_check`` runs one check the way the runner does. Fixtures:
-``fake_transport``, ``history`` (an in-memory :class:`~upkeeper.store.history.History`).
-"""
+"""Test doubles for plugin authors: a strict fake transport, a fake clock, a fake notifier,
+and ``run_check`` that runs one check the way the runner does."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta, timezone
+from typing import Any, ClassVar
 
-import pytest
 from pydantic import BaseModel
 
 from upkeeper.checks import Check, CheckContext, as_results
+from upkeeper.hookspecs import hookimpl
 from upkeeper.models import CommandResult, Host, Result
+from upkeeper.notifier import Notification, Notifier
 from upkeeper.store.history import History
 from upkeeper.transport.base import Transport, command_text
 
 Response = CommandResult | str | tuple[int, str] | tuple[int, str, str]
 Handler = Callable[..., Response | None]
+
+
+class UnexpectedCommand(AssertionError):
+    """A strict :class:`FakeTransport` was sent a command it has no answer for."""
 
 
 @dataclass
@@ -54,8 +55,12 @@ class FakeTransport(Transport):
     text, when it is ``re:PATTERN`` and the pattern is found in the command, or when it
     occurs in the command text. Values are a :class:`CommandResult`, a stdout string
     (exit 0), or ``(exit_code, stdout[, stderr])``. ``handler(command, **kw)`` is asked
-    first and may return ``None`` to fall through. Unmatched commands exit 127. Every
-    call is kept in ``calls``.
+    first and may return ``None`` to fall through. Every call is kept in ``calls``.
+
+    Strict by default: a command nobody answers raises :class:`UnexpectedCommand`, which
+    fails the test (a check that reads exit 127 as "tool missing" must say so with an
+    explicit response). ``strict=False`` answers unmatched commands with exit 127.
+    ``assert_all_called()`` fails when a canned response was never used.
     """
 
     name = "fake"
@@ -64,8 +69,10 @@ class FakeTransport(Transport):
     def __init__(self, host: Host | None = None,
                  responses: Mapping[str, Response] | None = None,
                  handler: Handler | None = None,
-                 facts: Mapping[str, Any] | None = None) -> None:
+                 facts: Mapping[str, Any] | None = None, *, strict: bool = True) -> None:
         super().__init__(host or make_host())
+        self.strict = strict
+        self.used: set[str] = set()
         self.responses: dict[str, Response] = dict(responses or {})
         self.handler = handler
         self.facts = dict(facts or {"os_family": "linux", "distro": "debian",
@@ -89,14 +96,25 @@ class FakeTransport(Transport):
             if resp is not None:
                 return _as_result(text, resp)
         if text in self.responses:
+            self.used.add(text)
             return _as_result(text, self.responses[text])
         for key, resp in self.responses.items():
             if key.startswith("re:"):
                 if re.search(key[3:], text):
+                    self.used.add(key)
                     return _as_result(text, resp)
             elif key in text:
+                self.used.add(key)
                 return _as_result(text, resp)
+        if self.strict:
+            raise UnexpectedCommand(
+                f"FakeTransport: no response for {text!r}; known: {sorted(self.responses)}")
         return CommandResult(text, 127, "", f"FakeTransport: no response for {text!r}")
+
+    def assert_all_called(self) -> None:
+        """Fail when a canned response was never asked for."""
+        unused = sorted(set(self.responses) - self.used)
+        assert not unused, f"FakeTransport: responses never used: {unused}"
 
     def run(self, command: str | Sequence[str], timeout: float | None = None,
             sudo: bool = False, stdin: str | bytes | None = None,
@@ -115,6 +133,63 @@ class FakeTransport(Transport):
     @property
     def commands(self) -> list[str]:
         return [c.command for c in self.calls]
+
+
+class FakeClock:
+    """A clock that moves only when told: ``clock.now()``, ``clock.advance(hours=2)``.
+
+    Pass ``now=clock.now()`` to :func:`run_check` to run a check at that moment.
+    """
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = start or datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
+        if self._now.tzinfo is None:
+            self._now = self._now.replace(tzinfo=timezone.utc)
+
+    def now(self) -> datetime:
+        return self._now
+
+    def advance(self, delta: timedelta | None = None, **kwargs: float) -> datetime:
+        self._now += delta if delta is not None else timedelta(**kwargs)
+        return self._now
+
+    def set(self, moment: datetime) -> None:
+        self._now = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+class FakeNotifier(Notifier):
+    """A notifier that keeps what it was asked to send (``FakeNotifier.sent``).
+
+    Register it with ``FakeNotifier.plugin()`` as an extra plugin; a playbook's
+    ``notify: [{notifier: fake}]`` then delivers to it. ``fail_with`` makes ``send`` raise.
+    """
+
+    name = "fake"
+    sent: ClassVar[list[Notification]] = []
+    fail_with: ClassVar[Exception | None] = None
+
+    def send(self, notification: Notification) -> None:
+        failure = type(self).fail_with
+        if failure is not None:
+            raise failure
+        type(self).sent.append(notification)
+
+    @classmethod
+    def reset(cls) -> None:
+        cls.sent = []
+        cls.fail_with = None
+
+    @classmethod
+    def plugin(cls) -> object:
+        """A plugin object registering this notifier."""
+        notifier = cls
+
+        class _Plugin:
+            @hookimpl
+            def upkeeper_register_notifiers(self) -> list[type[Notifier]]:
+                return [notifier]
+
+        return _Plugin()
 
 
 def make_host(name: str = "testhost", vars: Mapping[str, Any] | None = None,
@@ -164,17 +239,3 @@ def run_check(check: type[Check[Any]], params: Mapping[str, Any] | BaseModel | N
     if now is not None:
         ctx.now = now
     return normalize_results(check().run(ctx), host.name, check.name)
-
-
-@pytest.fixture
-def fake_transport() -> FakeTransport:
-    """A :class:`FakeTransport` on a Debian test host; add responses with ``.add``."""
-    return FakeTransport()
-
-
-@pytest.fixture
-def history() -> Iterator[History]:
-    """An in-memory history database."""
-    h = History(":memory:")
-    yield h
-    h.close()

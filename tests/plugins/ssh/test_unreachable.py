@@ -1,0 +1,166 @@
+"""A host that accepts TCP but never speaks SSH costs one bounded connect per run.
+
+The server here is a real loopback listener that accepts and then stays silent (a hung
+sshd, a tarpit, a port forward to nothing); it counts the connections it accepts, so the
+tests assert how often upkeeper connected rather than how long it took.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from upkeeper import Host, Status, TransportError
+from upkeeper_ssh import SSHTransport
+
+
+class MuteServer:
+    """Accepts connections on 127.0.0.1 and never sends a byte."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = int(self.sock.getsockname()[1])
+        self.accepted = 0
+        self._held: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            self._held.append(conn)
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self._held:
+            conn.close()
+
+
+@pytest.fixture
+def mute() -> Iterator[MuteServer]:
+    srv = MuteServer()
+    yield srv
+    srv.close()
+
+
+def mute_vars(mute: MuteServer, tmp_path: Path, **extra: Any) -> dict[str, Any]:
+    # Default retries on purpose: a silent server must not be retried.
+    v: dict[str, Any] = {"ansible_host": "127.0.0.1", "ansible_port": mute.port,
+                         "ansible_user": "root", "ansible_connection": "ssh",
+                         "ansible_ssh_timeout": 1, "ansible_password": "Secret-Pw-19",
+                         "ssh_known_hosts_file": str(tmp_path / "known_hosts")}
+    v.update(extra)
+    return v
+
+
+def test_silent_server_is_unreachable_once(mute: MuteServer, tmp_path: Path) -> None:
+    t = SSHTransport(Host("mute", vars=mute_vars(mute, tmp_path)))
+    try:
+        with pytest.raises(TransportError) as first:
+            t.run("true")
+        assert first.value.status is Status.UNKNOWN
+        text = str(first.value)
+        assert text.startswith("unreachable: ")
+        assert f"mute (127.0.0.1:{mute.port})" in text
+        assert "no SSH banner within 1s" in text
+        assert "\n" not in text and "Secret-Pw-19" not in text
+        # Later commands on the same transport fail at once with the same reason.
+        for _ in range(2):
+            with pytest.raises(TransportError) as again:
+                t.run("true")
+            assert str(again.value) == text
+        assert mute.accepted == 1
+    finally:
+        t.close()
+
+
+def test_close_forgets_the_failure(mute: MuteServer, tmp_path: Path) -> None:
+    # An explicit close() then open() (a reboot waiting for the host) tries again.
+    t = SSHTransport(Host("mute", vars=mute_vars(mute, tmp_path)))
+    for _ in range(2):
+        with pytest.raises(TransportError):
+            t.open()
+        t.close()
+    assert mute.accepted == 2
+
+
+PLAYBOOK_CHECKS: list[dict[str, Any]] = [
+    {"system.uptime": {"warn_days": 100000}},
+    # Facts in when: are gathered lazily; a failure there must not reconnect.
+    {"name": "a", "check": "system.command", "params": {"command": "true"},
+     "when": "facts.os_family == 'linux'"},
+    {"name": "b", "check": "system.command", "params": {"command": "true"},
+     "when": "facts.os_family == 'linux'"},
+]
+
+
+@pytest.mark.parametrize("first_check", ["plain", "when-facts"])
+def test_runner_connects_once_for_three_checks(mute: MuteServer, tmp_path: Path,
+                                               first_check: str) -> None:
+    from upkeeper.engine.playbook import load_playbook
+    from upkeeper.engine.runner import run_playbook
+    from upkeeper.inventory.loader import load_inventory
+    from upkeeper.plugins import get_plugin_manager
+    from upkeeper.store.history import History
+
+    checks: list[dict[str, Any]] = list(PLAYBOOK_CHECKS)
+    if first_check == "when-facts":
+        checks[0] = {**checks[1], "name": "first"}
+    playbook = {"name": "three checks", "hosts": "all", "checks": checks}
+    inv = tmp_path / "inventory.yml"
+    inv.write_text(yaml.safe_dump({"all": {"hosts": {"mute": mute_vars(mute, tmp_path)}}}))
+    pb = tmp_path / "playbook.yml"
+    pb.write_text(yaml.safe_dump(playbook, sort_keys=False))
+    plugins = get_plugin_manager()
+    run = run_playbook(load_playbook(pb, plugins.registry), load_inventory([inv]), plugins,
+                       History(tmp_path / "h.db"), forks=2)
+    assert [r.status for r in run.results] == [Status.UNKNOWN] * 3
+    summaries = [r.summary for r in run.results]
+    for summary in summaries:
+        assert "unreachable: " in summary, summaries
+        assert "no SSH banner within 1s" in summary, summaries
+        assert "Secret-Pw-19" not in summary
+    assert mute.accepted == 1, summaries
+
+
+def test_server_text_in_errors_is_one_clean_line(tmp_path: Path) -> None:
+    # A hostile or broken server controls part of paramiko's error text: terminal escapes
+    # and newlines must not reach a report, nor a secret it echoes back.
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    port = int(srv.getsockname()[1])
+
+    def talk() -> None:
+        conn, _ = srv.accept()
+        with conn:
+            conn.sendall(b"junk \x1b[31mSecret-Pw-19\x07 \r\n" * 100)
+            conn.recv(1024)
+
+    threading.Thread(target=talk, daemon=True).start()
+    t = SSHTransport(Host("odd", vars={"ansible_host": "127.0.0.1", "ansible_port": port,
+                                       "ansible_password": "Secret-Pw-19",
+                                       "ssh_connect_retries": 0}))
+    try:
+        with pytest.raises(TransportError) as info:
+            t.run("true")
+    finally:
+        t.close()
+        srv.close()
+    text = str(info.value)
+    assert text.startswith("unreachable: cannot connect to odd (127.0.0.1:")
+    assert "Indecipherable protocol version" in text
+    assert "Secret-Pw-19" not in text and "********" in text
+    assert text.isprintable()
