@@ -311,6 +311,7 @@ class Daemon(SlotDispatcher):
         if self._lock is not None:
             self._lock.release()
             self._lock = None
+        self.wakeup.close()
         log.info("stopped")
         return len(self.running()) if left else 0
 
