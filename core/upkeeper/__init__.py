@@ -18,9 +18,17 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from upkeeper.checks import Action, Check, CheckContext, Params
     from upkeeper.engine.windows import WindowState, window_state
-    from upkeeper.hookspecs import hookimpl
+    from upkeeper.hookspecs import InventorySource, hookimpl
     from upkeeper.inventory.patterns import InventoryError
-    from upkeeper.models import CommandError, CommandResult, Host, Result, RunRecord, Status
+    from upkeeper.models import (
+        CommandError,
+        CommandResult,
+        Host,
+        ReportSection,
+        Result,
+        RunRecord,
+        Status,
+    )
     from upkeeper.notifier import Notification, Notifier
     from upkeeper.plugins import API_VERSION
     from upkeeper.transport.base import Transport, TransportError, command_text, lazy_transport
@@ -66,9 +74,11 @@ __all__ = [
     "CommandResult",
     "Host",
     "InventoryError",
+    "InventorySource",
     "Notification",
     "Notifier",
     "Params",
+    "ReportSection",
     "Result",
     "RunRecord",
     "Status",
@@ -88,7 +98,8 @@ _HOME = {
     "Action": "upkeeper.checks", "Check": "upkeeper.checks",
     "CheckContext": "upkeeper.checks", "Params": "upkeeper.checks",
     "WindowState": "upkeeper.engine.windows", "window_state": "upkeeper.engine.windows",
-    "hookimpl": "upkeeper.hookspecs", "InventoryError": "upkeeper.inventory.patterns",
+    "hookimpl": "upkeeper.hookspecs", "InventorySource": "upkeeper.hookspecs",
+    "InventoryError": "upkeeper.inventory.patterns", "ReportSection": "upkeeper.models",
     "CommandError": "upkeeper.models", "CommandResult": "upkeeper.models",
     "Host": "upkeeper.models", "Result": "upkeeper.models", "RunRecord": "upkeeper.models",
     "Status": "upkeeper.models",

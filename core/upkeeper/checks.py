@@ -245,19 +245,3 @@ def _jsonable(value: Any, depth: int) -> Any:
     if isinstance(value, (list, tuple, set, frozenset)):
         return [_jsonable(v, depth + 1) for v in value]
     return _safe_str(value)
-
-
-def ok(summary: str, **kw: Any) -> Result:
-    return Result(Status.OK, summary, **kw)
-
-
-def warn(summary: str, **kw: Any) -> Result:
-    return Result(Status.WARN, summary, **kw)
-
-
-def crit(summary: str, **kw: Any) -> Result:
-    return Result(Status.CRIT, summary, **kw)
-
-
-def unknown(summary: str, **kw: Any) -> Result:
-    return Result(Status.UNKNOWN, summary, **kw)

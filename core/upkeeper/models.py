@@ -1,10 +1,11 @@
-"""Plain data types shared by the core and plugins: statuses, results, hosts and runs."""
+"""Plain data types shared by the core and plugins: statuses, results, hosts, runs and
+report sections."""
 
 from __future__ import annotations
 
 import enum
 import sys
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -157,6 +158,9 @@ class Host:
     vars: dict[str, Any] = field(default_factory=dict)
     groups: list[str] = field(default_factory=list)
     facts: MutableMapping[str, Any] = field(default_factory=dict)
+    #: The OS family the host's transport reaches unless facts say otherwise (the first of
+    #: ``Transport.os_families``); set by the runner when it picks the transport.
+    transport_os_family: str | None = field(default=None, repr=False)
 
     @property
     def address(self) -> str:
@@ -175,14 +179,13 @@ class Host:
     @property
     def os_family(self) -> str:
         """``linux``, ``windows``, ``darwin`` ...: from facts when gathered, else the
-        ``os_family`` host var, else guessed from the connection (winrm -> windows)."""
+        ``os_family`` host var, else what the host's transport reaches (a Windows-only
+        transport says ``windows``), else this machine's for a local host, else linux."""
         peek = getattr(self.facts, "peek", None)
         fam = peek("os_family") if peek else self.facts.get("os_family")
-        fam = fam or self.vars.get("os_family")
+        fam = fam or self.vars.get("os_family") or self.transport_os_family
         if fam:
             return str(fam).lower()
-        if self.connection in ("winrm", "psrp"):
-            return "windows"
         if self.connection == "local":
             return sys.platform.replace("win32", "windows").rstrip("0123456789") or "linux"
         return "linux"
@@ -192,6 +195,38 @@ class Host:
         if key in self.vars:
             return self.vars[key]
         return self.facts.get(key, default)
+
+
+@dataclass
+class Notification:
+    """One message about a run: what changed and needs someone.
+
+    ``results`` are the results worth telling about (new or changed problems, and
+    recoveries); ``run`` gives the whole picture for templates. Text fields come
+    without control characters or terminal escape sequences.
+    """
+
+    subject: str
+    text: str
+    run: RunRecord
+    results: list[Result] = field(default_factory=list)
+    status: Status = Status.OK
+    html: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Unreachable:
+    """Why a host could not be reached, and the results that say only that.
+
+    :param reason: the transport's error, secrets masked.
+    :param status: the status those results got (UNKNOWN; CRIT for a changed host key).
+    :param checks: names of the host's results that failed or were not run because of it.
+    """
+
+    reason: str
+    status: Status = Status.UNKNOWN
+    checks: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -208,9 +243,8 @@ class RunRecord:
     meta: dict[str, Any] = field(default_factory=dict)
     #: The hosts the run targeted (with vars and facts), for notifiers and reports.
     hosts: dict[str, Host] = field(default_factory=dict, repr=False)
-    #: Live objects of the run, not serialised: ``history``, ``playbook``, ``inventory``,
-    #: ``plugins`` (the PluginSystem).
-    context: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: Hosts the run could not reach, by name (filled by the runner).
+    unreachable: dict[str, Unreachable] = field(default_factory=dict, repr=False)
 
     @property
     def status(self) -> Status:
@@ -237,3 +271,62 @@ class RunRecord:
             "interrupted": self.interrupted,
             "results": [r.to_dict() for r in self.results],
         }
+
+
+MetricFormatter = Callable[[float], str]
+#: Units a report section may name for a metric instead of giving a function.
+METRIC_UNITS = ("number", "bytes", "percent", "hours", "days", "seconds", "celsius",
+                "yes_no")
+
+
+@dataclass(frozen=True)
+class ReportSection:
+    """A part of the client report that gathers the results of some checks.
+
+    Plugins register them with ``upkeeper_register_report_sections``; results whose check
+    matches no section are shown under "Other checks".
+
+    :param key: unique id (``certs``), used as the HTML class ``section-<key>``.
+    :param title: heading (``Certificates``).
+    :param prefixes: check names it gathers, by prefix (``("acme_certs.",)``).
+    :param metrics: metrics shown per result, in order: exact names, or ``*suffix`` for
+        per-device names (``*:used_pct`` matches ``/var:used_pct``). Empty: the first
+        few metrics by name.
+    :param formats: how to show a metric: a unit from :data:`METRIC_UNITS` or a function
+        of the value, keyed like ``metrics`` (exact name or ``*suffix``).
+    :param order: sections are shown by ascending ``order``, then title.
+    """
+
+    key: str
+    title: str
+    prefixes: tuple[str, ...]
+    metrics: tuple[str, ...] = ()
+    formats: Mapping[str, str | MetricFormatter] = field(default_factory=dict)
+    order: int = 100
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.key, str) and self.key.isidentifier()):
+            raise ValueError(f"report section key {self.key!r} is not an identifier")
+        if isinstance(self.prefixes, str) or not self.prefixes or not all(
+                isinstance(p, str) and p for p in self.prefixes):
+            raise ValueError(f"report section {self.key!r}: prefixes must be a tuple of "
+                             "non-empty check-name prefixes")
+        for name, fmt in self.formats.items():
+            if isinstance(fmt, str) and fmt not in METRIC_UNITS:
+                raise ValueError(f"report section {self.key!r}: metric {name!r}: unknown "
+                                 f"unit {fmt!r} (units: {', '.join(METRIC_UNITS)})")
+            if not (isinstance(fmt, str) or callable(fmt)):
+                raise ValueError(f"report section {self.key!r}: metric {name!r}: format "
+                                 "must be a unit name or a function")
+
+    def matches(self, check: str) -> bool:
+        return any(check.startswith(p) for p in self.prefixes)
+
+    def format_of(self, metric: str) -> str | MetricFormatter | None:
+        """The format declared for ``metric``: by exact name, else by ``*suffix``."""
+        if metric in self.formats:
+            return self.formats[metric]
+        for pattern, fmt in self.formats.items():
+            if pattern.startswith("*") and metric.endswith(pattern[1:]):
+                return fmt
+        return None

@@ -2,37 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from pydantic import BaseModel
 
 from upkeeper.checks import NoParams
-from upkeeper.models import Result, RunRecord, Status
+from upkeeper.models import Notification
 
-
-@dataclass
-class Notification:
-    """One message about a run: what changed and needs someone.
-
-    ``results`` are the results worth telling about (new or changed problems, and
-    recoveries); ``run`` gives the whole picture for templates.
-    """
-
-    subject: str
-    text: str
-    run: RunRecord
-    results: list[Result] = field(default_factory=list)
-    status: Status = Status.OK
-    html: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+__all__ = ["Notification", "Notifier"]
 
 
 class Notifier:
     """Sends notifications (email, webhook, PSA ticket ...).
 
     Subclasses set ``name`` (used in a playbook's ``notify:`` entries) and ``Params``,
-    and implement ``send``; raising from ``send`` is logged and recorded, never fatal.
+    and implement ``send``; raising from ``send`` is logged and recorded, never fatal, and
+    retried with backoff unless the exception has ``retryable = False``. Deciding what to
+    send, to whom and when is core's work (``upkeeper.after_run``).
     """
 
     name: ClassVar[str] = ""

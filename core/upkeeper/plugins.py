@@ -1,4 +1,4 @@
-"""Plugin loading and the registries of checks, transports, notifiers and templates.
+"""Plugin loading and the registries of what plugins provide (checks, transports ...).
 
 Plugins are found through the ``upkeeper`` entry-point group, loaded one at a time: a
 plugin that fails to import, targets another API major version, has a malformed hook,
@@ -7,14 +7,13 @@ or whose register hook raises is recorded on its :class:`PluginInfo` and skipped
 
 from __future__ import annotations
 
-import difflib
 import functools
 import importlib.metadata as md
 import logging
 import os
 import sys
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +21,11 @@ import pluggy
 
 from upkeeper import hookspecs
 from upkeeper.bounded import run_bounded
-from upkeeper.checks import Check
+
+# Re-exported: the registry types have always been importable from here.
+from upkeeper.registry import Registry as Registry
+from upkeeper.registry import RegistryError as RegistryError
+from upkeeper.registry import UnknownNameError as UnknownNameError
 from upkeeper.transport.base import Transport
 from upkeeper.transport.local import LocalTransport
 
@@ -38,21 +41,6 @@ MAX_PLUGIN_ERRORS = 20
 ENTRY_POINT_GROUP = "upkeeper"
 DISABLE_ENV = "UPKEEPER_DISABLE_PLUGINS"
 TRACE_ENV = "UPKEEPER_TRACE_PLUGINS"
-
-
-class RegistryError(Exception):
-    """A name registered twice, or a malformed plugin object."""
-
-
-class UnknownNameError(LookupError):
-    """A playbook names a check/transport/notifier nobody registered."""
-
-    def __init__(self, kind: str, name: str, known: Iterable[str]) -> None:
-        self.kind, self.name, self.known = kind, name, sorted(known)
-        close = difflib.get_close_matches(name, self.known, n=3, cutoff=0.6)
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        known_text = ", ".join(self.known) or "none"
-        super().__init__(f"unknown {kind} '{name}'{hint}; known {kind}s: {known_text}")
 
 
 @dataclass
@@ -84,79 +72,6 @@ class PluginInfo:
             self.errors.append(message)
         else:
             self.errors_dropped += 1
-
-
-@dataclass
-class Registry:
-    """Named plugin objects, each remembering the plugin that registered it."""
-
-    checks: dict[str, type[Check[Any]]] = field(default_factory=dict)
-    transports: dict[str, type[Transport]] = field(default_factory=dict)
-    notifiers: dict[str, type[Any]] = field(default_factory=dict)
-    inventory_sources: list[Any] = field(default_factory=list)
-    template_dirs: list[str] = field(default_factory=list)
-    origin: dict[tuple[str, str], str] = field(default_factory=dict)
-    #: Plugins that failed to load: name -> first error. Checks they would have provided
-    #: become UNKNOWN results instead of invalidating whole playbooks.
-    failed_plugins: dict[str, str] = field(default_factory=dict)
-
-    def missing_check_reason(self, name: str) -> str | None:
-        """Why ``name`` may be missing because a plugin broke (None if no plugin did)."""
-        if not self.failed_plugins:
-            return None
-        namespace = name.split(".", 1)[0]
-        if any(n.split(".", 1)[0] == namespace for n in self.checks):
-            return None
-        broken = "; ".join(f"plugin {p}: {e}" for p, e in sorted(self.failed_plugins.items()))
-        return f"check '{name}' is not available ({broken})"
-
-    def _add(self, kind: str, table: dict[str, Any], name: str, obj: Any, plugin: str) -> None:
-        if not name or not isinstance(name, str):
-            raise RegistryError(f"{kind} {obj!r} from plugin '{plugin}' has no name")
-        if name in table:
-            first = self.origin[(kind, name)]
-            raise RegistryError(
-                f"{kind} '{name}' is registered twice: by plugin '{first}' and by plugin '{plugin}'"
-            )
-        table[name] = obj
-        self.origin[(kind, name)] = plugin
-
-    def add_check(self, cls: Any, plugin: str) -> None:
-        if not (isinstance(cls, type) and issubclass(cls, Check)):
-            raise RegistryError(f"plugin '{plugin}' registered {cls!r}, which is not a Check")
-        from pydantic import BaseModel
-
-        if not (isinstance(cls.Params, type) and issubclass(cls.Params, BaseModel)):
-            raise RegistryError(
-                f"check '{cls.name}' from plugin '{plugin}': Params must be a pydantic model"
-            )
-        self._add("check", self.checks, cls.name, cls, plugin)
-
-    def add_transport(self, cls: Any, plugin: str) -> None:
-        if not (isinstance(cls, type) and issubclass(cls, Transport)):
-            raise RegistryError(f"plugin '{plugin}' registered {cls!r}, which is not a Transport")
-        self._add("transport", self.transports, cls.name, cls, plugin)
-
-    def add_notifier(self, cls: Any, plugin: str) -> None:
-        self._add("notifier", self.notifiers, getattr(cls, "name", ""), cls, plugin)
-
-    def check(self, name: str) -> type[Check[Any]]:
-        try:
-            return self.checks[name]
-        except KeyError:
-            raise UnknownNameError("check", name, self.checks) from None
-
-    def transport(self, name: str) -> type[Transport]:
-        try:
-            return self.transports[name]
-        except KeyError:
-            raise UnknownNameError("transport", name, self.transports) from None
-
-    def notifier(self, name: str) -> type[Any]:
-        try:
-            return self.notifiers[name]
-        except KeyError:
-            raise UnknownNameError("notifier", name, self.notifiers) from None
 
 
 class CorePlugin:
@@ -255,6 +170,7 @@ def get_plugin_manager(
         infos.append(info)
     registry = build_registry(pm, infos)
     registry.failed_plugins = {i.name: i.errors[0] for i in infos if i.errors and not i.loaded}
+    registry.disabled_plugins = [i.name for i in infos if i.disabled]
     return PluginSystem(pm, registry, infos)
 
 
@@ -393,8 +309,8 @@ def build_registry(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> Registr
     collect("upkeeper_register_checks", reg.add_check, "checks")
     collect("upkeeper_register_transports", reg.add_transport, "transports")
     collect("upkeeper_register_notifiers", reg.add_notifier, "notifiers")
-    collect("upkeeper_register_inventory_sources",
-            lambda obj, _p: reg.inventory_sources.append(obj), None)
+    collect("upkeeper_register_inventory_sources", reg.add_inventory_source, None)
     collect("upkeeper_register_template_dirs",
             lambda obj, _p: reg.template_dirs.append(str(obj)), None)
+    collect("upkeeper_register_report_sections", reg.add_report_section, None)
     return reg

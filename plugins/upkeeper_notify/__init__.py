@@ -1,32 +1,22 @@
-"""upkeeper built-in plugin: notify. Email and webhook notifiers, and the after-run hook
-that sends alerts and writes reports as a playbook's ``notify:`` and ``report:`` ask.
+"""upkeeper built-in plugin: notify. The ``email`` (SMTP) and ``webhook`` (generic JSON,
+Slack, Teams, or your own body) notifiers that a playbook's ``notify:`` channels name.
+
+Deciding what is worth a message, routing, retries and the record of deliveries are
+core's work (``upkeeper.after_run``); this plugin only sends.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from upkeeper import hookimpl
-from upkeeper.models import RunRecord
+from upkeeper import Notifier, hookimpl
 
 from .smtp import EmailNotifier
 from .webhook import WebhookNotifier
 
-UPKEEPER_API = "1"
+UPKEEPER_API = "1.1"
 
 __all__ = ["EmailNotifier", "WebhookNotifier"]
 
 
 @hookimpl
-def upkeeper_register_notifiers() -> list[type[Any]]:
+def upkeeper_register_notifiers() -> list[type[Notifier]]:
     return [EmailNotifier, WebhookNotifier]
-
-
-@hookimpl
-def upkeeper_run_finished(run: RunRecord) -> None:
-    playbook = run.context.get("playbook")
-    if playbook is not None and not (playbook.notify or playbook.report):
-        return  # nothing to send or write: skip importing the delivery machinery
-    from .dispatch import run_finished
-
-    run_finished(run)

@@ -84,39 +84,57 @@ def generic_body(n: Notification) -> dict[str, Any]:
     return {"source": "upkeeper", **payload_context(n)}
 
 
+def chat_escape(text: Any) -> str:
+    """Text from hosts made inert for Slack mrkdwn and Teams card text: ``&``, ``<`` and
+    ``>`` as entities (Slack's own escaping rule), so ``<!channel>``, ``<@U123>``,
+    ``<!here>``, ``<https://evil|a link>`` or ``<at>`` arrive as text, not as mentions
+    or links."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _code(text: Any) -> str:
+    """Inline code in mrkdwn; a backtick inside would end it early."""
+    return "`" + chat_escape(text).replace("`", "'") + "`"
+
+
 def slack_body(n: Notification) -> dict[str, Any]:
     lines = []
     for a in n.extra.get("alerts", []):
         label = "RECOVERED" if a["kind"] == "recovery" else a["status"]
-        lines.append(f"{_EMOJI.get(a['status'], '')} *{label}* `{a['host']}` "
-                     f"{a['name']}: {a['summary']}")
+        lines.append(f"{_EMOJI.get(a['status'], '')} *{label}* {_code(a['host'])} "
+                     f"{chat_escape(a['name'])}: {chat_escape(a['summary'])}")
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": n.subject[:150]}},
+        # Slack reads &, < and > as control characters in every text object
+        {"type": "header", "text": {"type": "plain_text",
+                                    "text": chat_escape(n.subject[:150])}},
     ]
     if lines:
         blocks.append({"type": "section",
                        "text": {"type": "mrkdwn", "text": "\n".join(lines)[:2900]}})
     blocks.append({"type": "context", "elements": [
-        {"type": "mrkdwn", "text": f"run {n.run.run_id} of {n.run.playbook}"}]})
-    return {"text": n.subject, "blocks": blocks}
+        {"type": "mrkdwn",
+         "text": f"run {chat_escape(n.run.run_id)} of {chat_escape(n.run.playbook)}"}]})
+    return {"text": chat_escape(n.subject), "blocks": blocks}
 
 
 def teams_body(n: Notification) -> dict[str, Any]:
     """An Adaptive Card, as Teams Workflows ("Post to a channel when a webhook request is
     received") and the older incoming webhooks both accept."""
-    facts = [{"title": f"{a['host']} {a['name']}",
+    facts = [{"title": chat_escape(f"{a['host']} {a['name']}"),
               "value": f"{'RECOVERED' if a['kind'] == 'recovery' else a['status']}: "
-                       f"{a['summary']}"}
+                       f"{chat_escape(a['summary'])}"}
              for a in n.extra.get("alerts", [])]
     card = {
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
         "type": "AdaptiveCard",
         "version": "1.4",
         "body": [
-            {"type": "TextBlock", "text": n.subject, "weight": "Bolder", "size": "Medium",
-             "wrap": True, "color": _TEAMS_COLOUR.get(n.status.value, "Default")},
+            {"type": "TextBlock", "text": chat_escape(n.subject), "weight": "Bolder",
+             "size": "Medium", "wrap": True,
+             "color": _TEAMS_COLOUR.get(n.status.value, "Default")},
             {"type": "FactSet", "facts": facts},
-            {"type": "TextBlock", "text": f"run {n.run.run_id} of {n.run.playbook}",
+            {"type": "TextBlock",
+             "text": chat_escape(f"run {n.run.run_id} of {n.run.playbook}"),
              "isSubtle": True, "size": "Small", "wrap": True},
         ],
     }

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from upkeeper import hookimpl
+from upkeeper import ReportSection, hookimpl
 from upkeeper_patching.apply import PatchApply
 from upkeeper_patching.checks import PatchStatus
+from upkeeper_patching.report import SECTION
 
 
 @hookimpl
 def upkeeper_register_checks() -> list[type[Any]]:
     return [PatchStatus, PatchApply]
+
+
+@hookimpl
+def upkeeper_register_report_sections() -> list[ReportSection]:
+    return [SECTION]

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 from upkeeper import Transport, hookimpl, lazy_transport
 
 if TYPE_CHECKING:
+    import click
+
     from upkeeper_ssh.transport import SSHTransport
 
 __all__ = ["SSHTransport"]
@@ -29,3 +31,10 @@ def __getattr__(name: str) -> Any:
 @hookimpl
 def upkeeper_register_transports() -> list[type[Transport]]:
     return [_Lazy]
+
+
+@hookimpl
+def upkeeper_register_commands() -> list[click.Command]:
+    from upkeeper_ssh.cli import hostkeys  # paramiko: only when the command is used
+
+    return [hostkeys]

@@ -11,15 +11,9 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from upkeeper.after_run.alerts import (
-    decide,
-    group_alerts,
-    in_maintenance,
-    mark_told,
-    parse_duration,
-    parse_notify,
-    validate_notify,
-)
+from upkeeper.after_run.alerts import decide, group_alerts, in_maintenance, mark_told
+from upkeeper.after_run.notify_config import parse_duration, parse_notify
+from upkeeper.after_run.validate import validate_notify
 from upkeeper.engine.playbook import load_playbook
 from upkeeper.models import Host, Result, Status
 from upkeeper.plugins import get_plugin_manager
@@ -213,3 +207,27 @@ def test_in_maintenance() -> None:
     assert in_maintenance(Host("web1", {**vars_, "mute_in_window": True}), inside, None)
     assert not in_maintenance(Host("web2", {}), inside, True)
     assert not in_maintenance(Host("bad", {"maintenance_windows": ["whenever"]}), inside, True)
+
+
+def test_failing_channels_from_the_delivery_record(mem_history: History) -> None:
+    from upkeeper.after_run.delivery import Delivery
+    from upkeeper.after_run.ledger import failing_channels, record
+
+    def deliver(run: str, *items: tuple[str, bool], hours: int) -> None:
+        record(mem_history, run, [Delivery("mail", "email", "s", ok, 1,
+                                           "" if ok else "refused", ["h/c"], target)
+                                  for target, ok in items], T0 + timedelta(hours=hours))
+
+    assert failing_channels(mem_history) == []
+    deliver("r1", ("it@acme", True), ("helpdesk@globex", False), hours=0)
+    deliver("r2", ("helpdesk@globex", False), hours=1)
+    (failing,) = failing_channels(mem_history)
+    assert (failing["target"], failing["failures"], failing["error"]) == \
+        ("helpdesk@globex", 2, "refused")
+    assert failing["failing_since"] == T0.isoformat()
+    deliver("r3", ("helpdesk@globex", True), hours=2)
+    assert failing_channels(mem_history) == []
+    deliver("r4", ("(host g1)", False), ("it@acme", True), hours=3)  # same run: still failing
+    assert [f["target"] for f in failing_channels(mem_history)] == ["(host g1)"]
+    deliver("r5", ("it@acme", True), hours=4)  # a later run needed no g1 message
+    assert failing_channels(mem_history) == []

@@ -12,9 +12,9 @@ import upkeeper
 
 EXPECTED = {
     "API_VERSION", "Action", "Check", "CheckContext", "CommandError", "CommandResult",
-    "Host", "InventoryError", "Notification", "Notifier", "Params", "Result", "RunRecord",
-    "Status", "Transport", "TransportError", "WindowState", "command_text", "hookimpl",
-    "lazy_transport", "load_hosts", "window_state",
+    "Host", "InventoryError", "InventorySource", "Notification", "Notifier", "Params",
+    "ReportSection", "Result", "RunRecord", "Status", "Transport", "TransportError",
+    "WindowState", "command_text", "hookimpl", "lazy_transport", "load_hosts", "window_state",
 }
 
 

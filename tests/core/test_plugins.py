@@ -160,7 +160,7 @@ def test_template_dirs_and_inventory_sources_hooks(tmp_path):
 
         @hookimpl
         def upkeeper_register_inventory_sources(self):
-            return ["source-object"]
+            return [source]
 
         @hookimpl
         def upkeeper_register_notifiers(self):
@@ -173,9 +173,19 @@ def test_template_dirs_and_inventory_sources_hooks(tmp_path):
                     return None
             return [Null]
 
+    class Source:
+        name = "psa"
+
+        def matches(self, source):
+            return source.startswith("psa:")
+
+        def load(self, source):
+            return {}
+
+    source = Source()
     reg = get_plugin_manager(load_entrypoints=False, extra_plugins=[("x", Extras())]).registry
     assert reg.template_dirs == [str(tmp_path)]
-    assert reg.inventory_sources == ["source-object"]
+    assert reg.inventory_sources == [source]
     assert reg.notifier("null").name == "null"
 
 

@@ -17,25 +17,25 @@ from click.testing import CliRunner
 from upkeeper import hookimpl
 from upkeeper.after_run.report import (
     ReportConfig,
-    format_metric,
     md_escape,
-    pick_metrics,
     remember_clients,
     render_report,
-    section_of,
     sparkline_svg,
     sparkline_text,
-    validate_report,
     write_reports,
 )
+from upkeeper.after_run.sections import format_metric, pick_metrics, section_of
+from upkeeper.after_run.validate import validate_report
 from upkeeper.cli.main import main
 from upkeeper.engine.playbook import load_playbook
-from upkeeper.models import Host, Result, RunRecord, Status
+from upkeeper.models import Host, ReportSection, Result, RunRecord, Status
 from upkeeper.plugins import get_plugin_manager
 from upkeeper.store.history import History
 
 NOW = datetime(2026, 11, 26, 3, 0, tzinfo=timezone.utc)
 HOSTILE = '<script>alert("x")</script>'
+#: The sections the built-in plugins register (core knows none of them by name).
+SECTIONS = get_plugin_manager().registry.report_sections
 
 
 class Page(HTMLParser):
@@ -104,7 +104,8 @@ def history() -> History:
 
 def test_client_report_html_sections_trends_and_escaping(history: History) -> None:
     run = seeded(history)
-    html = render_report(run, history, template="client", fmt="html", now=NOW)
+    html = render_report(run, history, template="client", fmt="html", now=NOW,
+                         sections=SECTIONS)
     page = Page(html)
     assert page.all("script") == [] and HOSTILE in "".join(page.text)
     assert "&lt;script&gt;" in html
@@ -166,7 +167,7 @@ def test_sparkline_shapes() -> None:
 
 def test_markdown_report(history: History) -> None:
     run = seeded(history)
-    md = render_report(run, history, template="client", fmt="md", now=NOW)
+    md = render_report(run, history, template="client", fmt="md", now=NOW, sections=SECTIONS)
     assert "# Acme \\&lt;Corp\\&gt;: maintenance report" not in md
     assert "# Acme &lt;Corp&gt;: maintenance report" in md
     assert "## Patch compliance" in md and "## Disks" in md and "## Backups" in md
@@ -183,27 +184,62 @@ def test_md_escape() -> None:
         "a\\|b \\*c\\* &lt;x&gt; \\[l\\](u) \\`t\\`"
 
 
-@pytest.mark.parametrize(("name", "value", "text"), [
-    ("/:used_bytes", 5 * 2**30, "5.0 GiB"), ("total_size", 512, "512 B"),
-    ("/var:used_pct", 93.2, "93%"), ("age_hours", 26.04, "26.0 h"),
-    ("/var:days_to_full", 6.2, "6.2 d"), ("reboot_required", 1, "yes"),
-    ("restore_ok", 0, "no"), ("pending_total", 12, "12"), ("sda:temperature_c", 41, "41 °C"),
-    ("days_since_patch", 12.25, "12.2 d"), ("integrity_ok", 1, "yes")])
-def test_format_metric(name: str, value: float, text: str) -> None:
-    assert format_metric(name, value) == text
+@pytest.mark.parametrize(("check", "name", "value", "text"), [
+    ("disk.usage", "/:used_bytes", 5 * 2**30, "5.0 GiB"),
+    ("backup.restic", "total_size", 512, "512 B"),
+    ("disk.usage", "/var:used_pct", 93.2, "93%"), ("backup.borg", "age_hours", 26.04, "26.0 h"),
+    ("disk.usage", "/var:days_to_full", 6.2, "6.2 d"),
+    ("patching.status", "reboot_required", 1, "yes"), ("backup.restic", "restore_ok", 0, "no"),
+    ("patching.status", "pending_total", 12, "12"),
+    ("disk.smart", "sda:temperature_c", 41, "41 °C"),
+    ("patching.status", "days_since_patch", 12.25, "12.2 d"),
+    ("backup.borg", "integrity_ok", 1, "yes"),
+    # No section declares these: the name's convention decides.
+    ("system.command", "data:used_pct", 95, "95%"), ("system.command", "log_bytes", 2048,
+                                                     "2.0 KiB"),
+    ("system.command", "queue_depth", 7, "7")])
+def test_format_metric(check: str, name: str, value: float, text: str) -> None:
+    assert format_metric(name, value, section_of(check, SECTIONS)) == text
+
+
+def test_format_metric_from_a_plugin_function_and_a_broken_one() -> None:
+    sec = ReportSection("acme", "Acme", ("acme.",), formats={
+        "tickets": lambda v: f"{v:.0f} open", "*:ratio": lambda v: 1 / 0})
+    assert format_metric("tickets", 3, sec) == "3 open"
+    assert format_metric("db:ratio", 0.5, sec) == "0.5"  # a broken formatter: the number
+    with pytest.raises(ValueError, match="unknown unit 'furlongs'"):
+        ReportSection("bad", "Bad", ("bad.",), formats={"x": "furlongs"})
+    with pytest.raises(ValueError, match="prefixes"):
+        ReportSection("bad", "Bad", "bad.")  # type: ignore[arg-type]
 
 
 def test_pick_metrics_groups_devices() -> None:
     disk = {"/var:used_pct": 1, "/:used_pct": 2, "/:days_to_full": 3, "/var:used_bytes": 4,
             "/var:days_to_full": 5, "sda:temperature_c": 40, "sda:ata_5": 0}
-    assert pick_metrics(section_of("disk.usage"), disk) == [
+    assert pick_metrics(section_of("disk.usage", SECTIONS), disk) == [
         "/:used_pct", "/:days_to_full", "/var:used_pct", "/var:days_to_full",
         "sda:temperature_c", "sda:ata_5"]
     backup = {"restore_ok": 1, "age_hours": 3, "repository_size": 9, "integrity_ok": 1}
-    assert pick_metrics(section_of("backup.borg"), backup) == [
+    assert pick_metrics(section_of("backup.borg", SECTIONS), backup) == [
         "age_hours", "integrity_ok", "restore_ok"]
     other = {f"m{i}": i for i in range(12)}
-    assert len(pick_metrics(section_of("system.command"), other)) == 8
+    assert len(pick_metrics(section_of("system.command", SECTIONS), other)) == 8
+
+
+def test_core_knows_no_plugin_sections(history: History) -> None:
+    """Without plugins every result is under "Other checks", and the report code names no
+    plugin's checks or metrics."""
+    run = seeded(history)
+    page = Page(render_report(run, history, template="client", fmt="html", now=NOW))
+    titles = {h.strip().split(" ")[0] for h in page.headings[1:]}
+    assert "Other" in titles and not titles & {"Patch", "Backups", "Disks"}
+    core = Path(__file__).resolve().parents[2] / "core" / "upkeeper"
+    for path in [*(core / "after_run").rglob("*.py"), *(core / "after_run").rglob("*.j2"),
+                 core / "cli" / "report.py"]:
+        text = path.read_text()
+        for needle in ('"patching.', '"backup.', '"disk.', "pending_security",
+                       "days_to_full", "restore_ok"):
+            assert needle not in text, f"{path} names {needle}"
 
 
 def test_summary_html(history: History) -> None:
@@ -234,7 +270,7 @@ def test_template_search_order(history: History, tmp_path: Path) -> None:
     assert render_report(run, history, template="client", plugin_dirs=dirs) == "plugin client"
     assert render_report(run, history, template="brand", plugin_dirs=dirs) == "plugin brand"
     branded = render_report(run, history, template="brand", plugin_dirs=dirs,
-                            template_dir=user)
+                            template_dir=user, sections=SECTIONS)
     assert "<title>MSP Inc: nightly</title>" in branded and "Patch compliance" in branded
     assert render_report(run, history, template="summary", plugin_dirs=dirs,
                          template_dir=user).startswith("<!DOCTYPE html>")

@@ -1,182 +1,31 @@
 """Alert policy: which results are worth a message (new problems, changes, reminders and
 recoveries), per channel, with the last notified state kept in history across restarts.
+
+An unreachable host is one problem, not one per check: its checks' results are set aside
+and a single "host unreachable" result stands for them (see :func:`host_results`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-
-from upkeeper.engine.templating import is_templated
-from upkeeper.models import Host, Result, Status
+from upkeeper.after_run.text import clean_data, clean_text
+from upkeeper.models import Host, Result, RunRecord, Status
 
 if TYPE_CHECKING:
-    from upkeeper.engine.playbook import Playbook
-    from upkeeper.plugins import Registry
     from upkeeper.store.history import History
 
 log = logging.getLogger("upkeeper.after_run.alerts")
 
-#: Keys of a channel entry that belong to the policy, not to the notifier's params.
-CHANNEL_KEYS = {"notifier", "name", "min_status", "recovery", "digest", "retries", "backoff"}
-POLICY_KEYS = {"min_status", "renotify", "digest", "mute_in_window", "recovery", "channels",
-               "template_dir"}
 STATE_PREFIX = "notify:"
 AlertKind = Literal["new", "changed", "reminder", "recovery"]
-_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)", re.IGNORECASE)
-_UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
-
-
-def parse_duration(value: Any) -> timedelta | None:
-    """``24h``, ``1d12h``, ``90m``, ``30s``, a number of seconds; 0/None/"never" -> None."""
-    if value is None or value is False:
-        return None
-    if isinstance(value, timedelta):
-        return value or None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return timedelta(seconds=float(value)) if value > 0 else None
-    text = str(value).strip().lower()
-    if text in ("", "0", "never", "off", "no"):
-        return None
-    if re.fullmatch(r"\d+(\.\d+)?", text):
-        return timedelta(seconds=float(text))
-    pos, total = 0, 0.0
-    for m in _DURATION_RE.finditer(text):
-        if text[pos:m.start()].strip():
-            break
-        total += float(m.group(1)) * _UNIT_SECONDS[m.group(2).lower()]
-        pos = m.end()
-    if pos == 0 or text[pos:].strip():
-        raise ValueError(f"'{value}' is not a duration (use e.g. 30m, 24h, 2d)")
-    return timedelta(seconds=total) if total > 0 else None
-
-
-def _status(value: Any) -> Status:
-    try:
-        status = Status(str(value).upper())
-    except ValueError:
-        raise ValueError(f"'{value}' is not a status (WARN, UNKNOWN or CRIT)") from None
-    if status.severity < Status.WARN.severity:
-        raise ValueError("min_status must be WARN, UNKNOWN or CRIT")
-    return status
-
-
-class ChannelConfig(BaseModel):
-    """One destination: a registered notifier and its params, with policy overrides."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    notifier: str
-    name: str | None = Field(None, description="Stable id for dedup state (default: derived)")
-    min_status: Status | None = None
-    recovery: bool | None = None
-    digest: bool | None = None
-    retries: int = Field(3, ge=0, le=10, description="Extra attempts after a failure")
-    backoff: float = Field(2.0, ge=0, le=600, description="First retry delay, doubled each time")
-    params: dict[str, Any] = Field(default_factory=dict)
-    #: Where this channel's params sit in the playbook, for file:line messages.
-    source_path: tuple[str | int, ...] = Field(default=(), exclude=True)
-
-    @field_validator("min_status", mode="before")
-    @classmethod
-    def _check_min(cls, v: Any) -> Status | None:
-        return None if v is None else _status(v)
-
-    @property
-    def channel_id(self) -> str:
-        """Names the dedup state: explicit ``name``, else notifier + a hash of its target,
-        so reordering channels does not re-send every open alert."""
-        if self.name:
-            return self.name
-        target = {k: self.params.get(k) for k in ("to", "url", "host", "smtp_host")
-                  if k in self.params}
-        digest = hashlib.sha256(json.dumps(target, sort_keys=True, default=str).encode())
-        return f"{self.notifier}-{digest.hexdigest()[:8]}"
-
-
-class NotifyConfig(BaseModel):
-    """A playbook's ``notify:`` section."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    min_status: Status = Field(Status.WARN, description="Least severe status that alerts")
-    renotify: timedelta | None = Field(timedelta(hours=24),
-                                       description="Remind while still failing (0: never)")
-    digest: bool = Field(False, description="One message per run per client")
-    mute_in_window: bool | None = Field(
-        None, description="No alerts for hosts inside a maintenance window (default: the "
-                          "host var mute_in_window)")
-    recovery: bool = Field(True, description="Tell when a problem is back to OK")
-    template_dir: str | None = Field(None, description="Overrides for notification templates")
-    channels: list[ChannelConfig] = Field(min_length=1)
-
-    @field_validator("min_status", mode="before")
-    @classmethod
-    def _check_min(cls, v: Any) -> Status:
-        return _status(v)
-
-    @field_validator("renotify", mode="before")
-    @classmethod
-    def _check_renotify(cls, v: Any) -> timedelta | None:
-        return parse_duration(v)
-
-    def effective(self, channel: ChannelConfig) -> tuple[Status, bool, bool]:
-        """(min_status, recovery, digest) for one channel."""
-        return (channel.min_status or self.min_status,
-                self.recovery if channel.recovery is None else channel.recovery,
-                self.digest if channel.digest is None else channel.digest)
-
-
-def _channel(item: Any, path: tuple[str | int, ...]) -> dict[str, Any]:
-    """``{notifier: email, to: ...}`` or ``{email: {to: ...}}`` to the ChannelConfig shape."""
-    if not isinstance(item, Mapping):
-        raise ValueError(f"a channel is a mapping like {{email: {{...}}}}, "
-                         f"not {type(item).__name__}")
-    if "notifier" in item:
-        params = {k: v for k, v in item.items() if k not in CHANNEL_KEYS}
-        policy = {k: v for k, v in item.items() if k in CHANNEL_KEYS}
-        return {**policy, "params": params, "source_path": path}
-    if len(item) == 1:
-        (kind, body), = item.items()
-        body = body or {}
-        if not isinstance(body, Mapping):
-            raise ValueError(f"{kind}: expected a mapping of settings, not {type(body).__name__}")
-        params = {k: v for k, v in body.items() if k not in CHANNEL_KEYS}
-        policy = {k: v for k, v in body.items() if k in CHANNEL_KEYS and k != "notifier"}
-        return {**policy, "notifier": str(kind), "params": params,
-                "source_path": (*path, str(kind))}
-    raise ValueError("a channel needs 'notifier: NAME' or a single key naming the notifier")
-
-
-def normalise_notify(raw: Any) -> dict[str, Any]:
-    """Accept a list of channels, one channel, or the full policy mapping."""
-    if isinstance(raw, list):
-        return {"channels": [_channel(c, ("notify", i)) for i, c in enumerate(raw)]}
-    if not isinstance(raw, Mapping):
-        raise ValueError(f"notify: expected a mapping or a list of channels, "
-                         f"not {type(raw).__name__}")
-    if "channels" not in raw and ("notifier" in raw or not set(raw) & POLICY_KEYS):
-        return {"channels": [_channel(raw, ("notify",))]}
-    out = dict(raw)
-    chans = raw.get("channels")
-    if isinstance(chans, list):
-        out["channels"] = [_channel(c, ("notify", "channels", i)) for i, c in enumerate(chans)]
-    return out
-
-
-def parse_notify(raw: Any) -> NotifyConfig | None:
-    """The ``notify:`` section as a config; raises ValueError / ValidationError."""
-    if raw is None:
-        return None
-    return NotifyConfig.model_validate(normalise_notify(raw))
+#: Check and result name of the results that stand for a whole host's reachability.
+HOST_CHECK = "upkeeper.host"
+HOST_NAME = "host"
 
 
 @dataclass
@@ -194,10 +43,22 @@ class Alert:
     def status(self) -> Status:
         return self.result.status
 
+    @property
+    def unreachable(self) -> bool:
+        """True for the alert that stands for a whole host (unreachable or back)."""
+        return self.result.check == HOST_CHECK
+
     def to_dict(self) -> dict[str, Any]:
-        return {**self.result.to_dict(), "kind": self.kind, "client": self.client,
-                "previous": self.previous.value if self.previous else None,
-                "since": self.since.isoformat() if self.since else None}
+        """JSON form for webhook bodies; texts from hosts are cleaned of control
+        characters and escape sequences."""
+        out = {**self.result.to_dict(), "kind": self.kind, "client": self.client,
+               "previous": self.previous.value if self.previous else None,
+               "since": self.since.isoformat() if self.since else None}
+        for key in ("host", "check", "name", "client"):
+            out[key] = clean_text(out[key], single_line=True)
+        out["summary"] = clean_text(out["summary"])
+        out["details"] = clean_data(out["details"])
+        return out
 
 
 def state_key(channel_id: str, result: Result) -> str:
@@ -276,13 +137,55 @@ def mark_told(history: History, channel_id: str, alerts: Iterable[Alert],
 
 
 def group_alerts(alerts: Sequence[Alert], digest: bool) -> list[list[Alert]]:
-    """One message per alert, or with ``digest`` one per client (in the run's order)."""
-    if not digest:
-        return [[a] for a in alerts]
-    groups: dict[str, list[Alert]] = {}
+    """One message per alert, or with ``digest`` one per client (in the run's order).
+
+    Unreachable hosts are always told one message per client: ten unreachable hosts of
+    one client are one message, not ten (and not one per check).
+    """
+    groups: dict[tuple[str, str], list[Alert]] = {}
+    out: list[list[Alert]] = []
     for a in alerts:
-        groups.setdefault(a.client, []).append(a)
-    return list(groups.values())
+        if not (digest or a.unreachable):
+            out.append([a])
+            continue
+        key = ("digest" if digest else "hosts", a.client)
+        if key not in groups:
+            groups[key] = []
+            out.append(groups[key])
+        groups[key].append(a)
+    return out
+
+
+def host_results(run: RunRecord) -> tuple[list[Result], list[Result]]:
+    """(the results alerts are decided on, one reachability result per host).
+
+    Results an unreachable host's transport failure produced are left out: one ``host``
+    result ``unreachable: <reason>`` (UNKNOWN, or CRIT for a changed host key) stands
+    for them.
+    Every other host that answered gets an OK reachability result, so a host back after
+    being unreachable is told as a recovery. Their state stays as it was, so a problem
+    that was told before the host went away is not told again when it comes back.
+    """
+    checks: list[Result] = []
+    answered: dict[str, bool] = {}
+    for r in run.results:
+        lost = run.unreachable.get(r.host)
+        if lost is not None and (r.name or r.check) in lost.checks:
+            continue
+        checks.append(r)
+        if r.status is not Status.SKIPPED:
+            answered[r.host] = True
+    hosts: list[Result] = []
+    seen = dict.fromkeys(r.host for r in run.results)
+    for host in seen:
+        lost = run.unreachable.get(host)
+        if lost is not None:
+            hosts.append(Result(lost.status, f"unreachable: {lost.reason}", host=host,
+                                check=HOST_CHECK, name=HOST_NAME, started=run.started))
+        elif answered.get(host):
+            hosts.append(Result(Status.OK, "reachable", host=host, check=HOST_CHECK,
+                                name=HOST_NAME, started=run.started))
+    return checks, hosts
 
 
 def in_maintenance(host: Host | None, now: datetime, mute_in_window: bool | None = True) -> bool:
@@ -301,72 +204,3 @@ def in_maintenance(host: Host | None, now: datetime, mute_in_window: bool | None
         return False
     # muted() reads the flag from host vars; the playbook's setting wins here.
     return bool(muted({**host.vars, "mute_in_window": True}, now))
-
-
-def validate_notify(pb: Playbook, registry: Registry | None = None) -> list[str]:
-    """Problems in ``pb.notify`` as ``file:line: message`` (empty when valid).
-
-    With a registry (or the installed plugins when none is given) each channel's
-    notifier must exist and its literal params must fit the notifier's model.
-    """
-    raw = pb.notify
-    if raw is None:
-        return []
-    try:
-        data = normalise_notify(raw)
-    except ValueError as exc:
-        return [_at(pb, ("notify",), f"notify: {exc}")]
-    try:
-        cfg = NotifyConfig.model_validate(data)
-    except ValidationError as exc:
-        return [_at(pb, _raw_loc(data, tuple(e["loc"])), f"notify: {_describe(e)}")
-                for e in exc.errors()]
-    if registry is None:
-        from upkeeper.plugins import get_plugin_manager
-
-        registry = get_plugin_manager().registry
-    from upkeeper.plugins import UnknownNameError
-
-    problems: list[str] = []
-    for chan in cfg.channels:
-        try:
-            cls = registry.notifier(chan.notifier)
-        except UnknownNameError as exc:
-            problems.append(_at(pb, chan.source_path, f"notify: {exc}"))
-            continue
-        try:
-            cls.Params.model_validate(chan.params)
-        except ValidationError as exc:
-            for err in exc.errors():
-                loc = tuple(err["loc"])
-                if loc and is_templated(chan.params.get(str(loc[0]))):
-                    continue  # rendered at send time
-                problems.append(_at(pb, (*chan.source_path, *loc),
-                                    f"notify: {chan.notifier}: {_describe(err)}"))
-    return problems
-
-
-def _raw_loc(data: Mapping[str, Any], loc: tuple[Any, ...]) -> tuple[str | int, ...]:
-    """A pydantic error location inside the normalised data -> the playbook key path."""
-    if len(loc) >= 2 and loc[0] == "channels" and isinstance(loc[1], int):
-        chans = data.get("channels") or []
-        if loc[1] < len(chans) and isinstance(chans[loc[1]], Mapping):
-            base = tuple(chans[loc[1]].get("source_path", ()))
-            rest = loc[3:] if len(loc) > 2 and loc[2] == "params" else loc[2:]
-            return (*base, *rest)
-    return ("notify", *loc)
-
-
-def _describe(err: Any) -> str:
-    loc = ".".join(str(p) for p in err["loc"] if p != "params")
-    if err["type"] == "extra_forbidden":
-        return f"unknown key '{loc}'"
-    if err["type"] == "missing":
-        return f"missing required key '{loc}'"
-    msg = str(err["msg"]).removeprefix("Value error, ")
-    return f"{loc}: {msg}" if loc else msg
-
-
-def _at(pb: Playbook, key_path: Sequence[str | int], message: str) -> str:
-    line = pb.line_of(tuple(key_path))
-    return f"{pb.path}:{line}: {message}" if line else f"{pb.path}: {message}"

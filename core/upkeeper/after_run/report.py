@@ -1,77 +1,41 @@
 """Reports from run history: Jinja2 (HTML autoescaped, Markdown), per-client grouping and
 inline SVG sparklines, with templates looked up in the user's, plugins' and built-in dirs.
+
+Which results go in which section, and how metrics read, comes from the sections plugins
+register (:mod:`upkeeper.after_run.sections`).
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from upkeeper.models import Host, Result, RunRecord, Status
+from upkeeper.after_run.report_config import ReportConfig, ReportError
+from upkeeper.after_run.sections import format_metric, pick_metrics, section_of, with_other
+from upkeeper.after_run.text import clean_text
+from upkeeper.models import Host, ReportSection, Result, RunRecord, Status
 
 if TYPE_CHECKING:
     import jinja2
 
-    from upkeeper.engine.playbook import Playbook
     from upkeeper.store.history import History
+
+__all__ = ["ReportConfig", "ReportError", "render_report", "write_reports"]
 
 BUILTIN_DIR = Path(__file__).parent / "templates"
 FORMATS = ("html", "md")
-Format = Literal["html", "md"]
 NO_CLIENT = "(no client)"
 #: History state under which the client of each host is remembered for later reports.
 CLIENT_STATE = ("_upkeeper", "client")
 TREND_DAYS = 30
 _SPARK_BLOCKS = "▁▂▃▄▅▆▇█"
-
-
-class ReportError(Exception):
-    """A report cannot be produced: unknown template, unknown run, bad format."""
-
-
-class ReportConfig(BaseModel):
-    """One entry of a playbook's ``report:`` section (a mapping or a list of them)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    template: str = Field("client", description="Template name: client, summary or your own")
-    format: Format = Field("html", description="html or md")
-    path: str = Field(description="Output file; {client}, {date}, {run_id}, {playbook} are "
-                                  "filled in; with {client} one file per client")
-    template_dir: str | None = Field(None, description="Directory searched before built-ins")
-    client: str | None = Field(None, description="Only this client")
-    trend_days: int = Field(TREND_DAYS, ge=1, le=3660, description="Days shown in sparklines")
-
-
-@dataclass(frozen=True)
-class Section:
-    """A report section: which checks it gathers and which metrics it shows."""
-
-    key: str
-    title: str
-    prefixes: tuple[str, ...]
-    metrics: tuple[str, ...]  # exact names, or ``*suffix`` for per-mount style names
-
-
-SECTIONS: tuple[Section, ...] = (
-    Section("patching", "Patch compliance", ("patching.",),
-            ("pending_total", "pending_security", "reboot_required", "days_since_patch")),
-    Section("backup", "Backups", ("backup.",),
-            ("age_hours", "snapshot_count", "total_size", "integrity_ok", "restore_ok")),
-    Section("disk", "Disks", ("disk.",),
-            ("*:used_pct", "*:days_to_full", "*:temperature_c", "*:percentage_used",
-             "*:ata_5", "*:nvme_media_errors", "*:scsi_grown_defects")),
-    Section("other", "Other checks", ("",), ()),
-)
-_MAX_METRICS = 8
 
 
 @dataclass
@@ -138,47 +102,6 @@ class ClientView:
         return out
 
 
-def section_of(check: str) -> Section:
-    for sec in SECTIONS:
-        if any(check.startswith(p) for p in sec.prefixes):
-            return sec
-    return SECTIONS[-1]
-
-
-def pick_metrics(section: Section, metrics: Mapping[str, float]) -> list[str]:
-    """The metrics a section shows for a result, in the section's preferred order;
-    per-device names (``/var:used_pct``) are grouped by device."""
-    if not section.metrics:
-        return sorted(metrics)[:_MAX_METRICS]
-    exact = [m for m in section.metrics if not m.startswith("*") and m in metrics]
-    suffixes = [m[1:] for m in section.metrics if m.startswith("*")]
-    ranked = sorted(((name[:-len(suf)], i, name) for name in metrics
-                     for i, suf in enumerate(suffixes) if name.endswith(suf)))
-    per_device = list(dict.fromkeys(name for _, _, name in ranked))
-    return [*exact, *per_device][:_MAX_METRICS]
-
-
-def format_metric(name: str, value: float) -> str:
-    """Human form of a metric value, guessed from its name (bytes, percent, hours)."""
-    if name.endswith(("bytes", "total_size", "_size")):
-        size = float(value)
-        for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-            if abs(size) < 1024 or unit == "PiB":
-                return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-            size /= 1024
-    if name.endswith("pct"):
-        return f"{value:.0f}%"
-    if name.endswith("temperature_c"):
-        return f"{value:.0f} °C"
-    if name.endswith("hours"):
-        return f"{value:.1f} h"
-    if name.endswith(("days", "days_to_full")) or name.startswith("days_since"):
-        return f"{value:.1f} d"
-    if name in ("reboot_required", "restore_ok") or name.endswith("_ok"):
-        return "yes" if value else "no"
-    return f"{value:g}"
-
-
 def sparkline_svg(values: Sequence[float], width: int = 120, height: int = 24,
                   label: str = "") -> Markup:
     """An inline SVG polyline of ``values`` (oldest first); empty for fewer than 2 points.
@@ -223,8 +146,9 @@ _MD_SPECIAL = re.compile(r"([\\`*_\[\]|<>#])")
 
 
 def md_escape(value: Any) -> str:
-    """Escape text for a Markdown table cell: no markup, no HTML, one line."""
-    text = " ".join(str(value if value is not None else "").split())
+    """Escape text for a Markdown table cell: no markup, no HTML, no control characters,
+    one line."""
+    text = clean_text(value, single_line=True)
     return _MD_SPECIAL.sub(lambda m: "&lt;" if m.group(1) == "<" else
                            "&gt;" if m.group(1) == ">" else "\\" + m.group(1), text)
 
@@ -249,6 +173,14 @@ def environment(fmt: str, template_dir: str | Path | None = None,
     return _environment(fmt == "html", dirs)
 
 
+def _finalize(value: Any) -> Any:
+    """Every printed expression loses control characters and escape sequences (markup the
+    templates build themselves, such as sparklines, is kept as it is)."""
+    if isinstance(value, Markup) or not isinstance(value, str):
+        return value
+    return clean_text(value)
+
+
 @functools.lru_cache(maxsize=32)
 def _environment(autoescape: bool, dirs: tuple[str, ...]) -> jinja2.Environment:
     import jinja2
@@ -259,7 +191,8 @@ def _environment(autoescape: bool, dirs: tuple[str, ...]) -> jinja2.Environment:
     ])
     env = jinja2.Environment(loader=loader, autoescape=autoescape,
                              undefined=jinja2.StrictUndefined, trim_blocks=True,
-                             lstrip_blocks=True, keep_trailing_newline=True)
+                             lstrip_blocks=True, keep_trailing_newline=True,
+                             finalize=_finalize)
     env.filters["md"] = md_escape
     env.filters["metric"] = lambda v, name="": format_metric(name, v)
     env.globals["sparkline"] = sparkline_svg
@@ -302,10 +235,11 @@ def remember_clients(run: RunRecord, history: History) -> None:
             history.set_state(name, CLIENT_STATE[0], CLIENT_STATE[1], str(client))
 
 
-def build_row(result: Result, history: History | None, trend_days: int) -> Row:
+def build_row(result: Result, history: History | None, trend_days: int,
+              sections: Sequence[ReportSection] = ()) -> Row:
     """A result with its key metrics and their trend up to the result itself, so a report
     of an old run shows the history as it was then."""
-    sec = section_of(result.check)
+    sec = section_of(result.check, sections)
     row = Row(result, sec.key)
     since = result.started - timedelta(days=trend_days)
     for name in pick_metrics(sec, result.metrics):
@@ -315,14 +249,19 @@ def build_row(result: Result, history: History | None, trend_days: int) -> Row:
             trend = [v for _, v in history.series(result.host, name, check=result.check,
                                                   since=since, until=result.started)][-60:]
         label = f"{name}: min {min(trend or [value]):g}, max {max(trend or [value]):g}"
-        row.metrics.append(MetricView(name, value, format_metric(name, value), trend,
+        row.metrics.append(MetricView(name, value, format_metric(name, value, sec), trend,
                                       sparkline_svg(trend, label=label), sparkline_text(trend)))
     return row
 
 
 def build_clients(run: RunRecord, history: History | None, *, client: str | None = None,
-                  trend_days: int = TREND_DAYS) -> list[ClientView]:
-    """The run's results grouped client -> host -> rows, and client -> section -> rows."""
+                  trend_days: int = TREND_DAYS,
+                  sections: Sequence[ReportSection] = ()) -> list[ClientView]:
+    """The run's results grouped client -> host -> rows, and client -> section -> rows.
+
+    ``sections`` are the registered report sections; "Other checks" gathers the rest.
+    """
+    shown = with_other(sections)
     clients = clients_for_run(run, history)
     hosts: dict[str, HostView] = {}
     for result in run.results:
@@ -330,14 +269,14 @@ def build_clients(run: RunRecord, history: History | None, *, client: str | None
         if client is not None and cname != client:
             continue
         view = hosts.setdefault(result.host, HostView(result.host, cname, []))
-        view.rows.append(build_row(result, history, trend_days))
+        view.rows.append(build_row(result, history, trend_days, shown))
     out: list[ClientView] = []
     for cname in sorted({h.client for h in hosts.values()}, key=lambda c: (c == NO_CLIENT, c)):
         members = [h for h in hosts.values() if h.client == cname]
-        sections = [SectionView(sec.key, sec.title,
-                                [r for h in members for r in h.rows if r.section == sec.key])
-                    for sec in SECTIONS]
-        out.append(ClientView(cname, members, sections))
+        views = [SectionView(sec.key, sec.title,
+                             [r for h in members for r in h.rows if r.section == sec.key])
+                 for sec in shown]
+        out.append(ClientView(cname, members, views))
     return out
 
 
@@ -345,8 +284,12 @@ def render_report(run: RunRecord, history: History | None, *, template: str = "c
                   fmt: str = "html", client: str | None = None,
                   template_dir: str | Path | None = None,
                   plugin_dirs: Iterable[str | Path] = (), now: datetime | None = None,
-                  trend_days: int = TREND_DAYS) -> str:
-    """Render one report of ``run``; raises :class:`ReportError` for a missing template."""
+                  trend_days: int = TREND_DAYS,
+                  sections: Sequence[ReportSection] = ()) -> str:
+    """Render one report of ``run``; raises :class:`ReportError` for a missing template.
+
+    ``sections`` are the registered report sections (``registry.report_sections``).
+    """
     import jinja2
 
     env = environment(fmt, template_dir, plugin_dirs)
@@ -357,7 +300,8 @@ def render_report(run: RunRecord, history: History | None, *, template: str = "c
         dirs = ", ".join(str(p) for p in search_path(template_dir, plugin_dirs))
         raise ReportError(f"template '{name}' not found in {dirs}") from None
     now = now or datetime.now(timezone.utc)
-    clients = build_clients(run, history, client=client, trend_days=trend_days)
+    clients = build_clients(run, history, client=client, trend_days=trend_days,
+                            sections=sections)
     if client is not None and not clients:
         raise ReportError(f"no results for client '{client}' in run {run.run_id}")
     try:
@@ -385,7 +329,8 @@ def output_path(pattern: str, *, run: RunRecord, client: str | None,
 
 def write_reports(run: RunRecord, history: History | None, config: ReportConfig, *,
                   plugin_dirs: Iterable[str | Path] = (), base: Path | None = None,
-                  now: datetime | None = None) -> list[Path]:
+                  now: datetime | None = None,
+                  sections: Sequence[ReportSection] = ()) -> list[Path]:
     """Write the report(s) one ``report:`` entry asks for; one per client with {client}."""
     plugin_dirs = list(plugin_dirs)
     tdir = Path(config.template_dir).expanduser() if config.template_dir else None
@@ -399,7 +344,7 @@ def write_reports(run: RunRecord, history: History | None, config: ReportConfig,
     for client in targets:
         text = render_report(run, history, template=config.template, fmt=config.format,
                              client=client, template_dir=tdir, plugin_dirs=plugin_dirs,
-                             now=now, trend_days=config.trend_days)
+                             now=now, trend_days=config.trend_days, sections=sections)
         path = output_path(config.path, run=run, client=client, base=base)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
@@ -407,68 +352,3 @@ def write_reports(run: RunRecord, history: History | None, config: ReportConfig,
         tmp.replace(path)  # readers never see half a report
         written.append(path)
     return written
-
-
-def parse_report(raw: Any) -> list[ReportConfig]:
-    """The ``report:`` section as configs; raises ValidationError or ValueError."""
-    if raw is None:
-        return []
-    items = raw if isinstance(raw, list) else [raw]
-    out = []
-    for item in items:
-        if not isinstance(item, Mapping):
-            raise ValueError(f"each report entry is a mapping with template, format and path,"
-                             f" not {type(item).__name__}")
-        out.append(ReportConfig.model_validate(item))
-    return out
-
-
-def validate_report(pb: Playbook) -> list[str]:
-    """Problems in ``pb.report`` as ``file:line: message`` strings (empty when valid)."""
-    raw = pb.report
-    if raw is None:
-        return []
-    items = raw if isinstance(raw, list) else [raw]
-    prefix: tuple[str | int, ...] = ("report",)
-    problems: list[str] = []
-    for i, item in enumerate(items):
-        where = (*prefix, i) if isinstance(raw, list) else prefix
-        if not isinstance(item, Mapping):
-            problems.append(_at(pb, where, "report: each entry is a mapping with template, "
-                                           f"format and path, not {type(item).__name__}"))
-            continue
-        try:
-            cfg = ReportConfig.model_validate(item)
-        except ValidationError as exc:
-            for err in exc.errors():
-                loc = tuple(err["loc"])
-                problems.append(_at(pb, (*where, *loc), f"report: {_describe(err)}"))
-            continue
-        if cfg.template_dir is None:
-            import jinja2
-
-            try:
-                environment(cfg.format).get_template(template_file(cfg.template, cfg.format))
-            except jinja2.TemplateNotFound:
-                problems.append(_at(pb, (*where, "template"),
-                                    f"report: no built-in template '{cfg.template}' for "
-                                    f"{cfg.format} (built-ins: client, summary)"))
-        try:
-            output_path(cfg.path, run=RunRecord("r", "p"), client="c")
-        except ReportError as exc:
-            problems.append(_at(pb, (*where, "path"), str(exc)))
-    return problems
-
-
-def _describe(err: Any) -> str:
-    loc = ".".join(str(p) for p in err["loc"])
-    if err["type"] == "extra_forbidden":
-        return f"unknown key '{loc}'"
-    if err["type"] == "missing":
-        return f"missing required key '{loc}'"
-    return f"{loc}: {err['msg']}"
-
-
-def _at(pb: Playbook, key_path: tuple[str | int, ...], message: str) -> str:
-    line = pb.line_of(key_path)
-    return f"{pb.path}:{line}: {message}" if line else f"{pb.path}: {message}"

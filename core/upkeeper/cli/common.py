@@ -129,9 +129,8 @@ def load_checked_playbook(path: str, plugins: PluginSystem, *,
 
 def validate_extras(pb: Playbook, plugins: PluginSystem) -> list[str]:
     """Problems in the ``schedule``, ``notify`` and ``report`` sections."""
-    from upkeeper.after_run.alerts import validate_notify
-    from upkeeper.after_run.report import validate_report
+    from upkeeper.after_run.validate import validate_notify, validate_report
     from upkeeper.schedule.specs import validate_schedule
 
-    return [*validate_schedule(pb), *validate_notify(pb, registry=plugins.registry),
+    return [*validate_schedule(pb), *validate_notify(pb, plugins.registry),
             *validate_report(pb)]

@@ -62,7 +62,6 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "windows": ("upkeeper.cli.serve", "windows"),
     "report": ("upkeeper.cli.report", "report"),
     "plugin": ("upkeeper.cli.plugin", "plugin"),
-    "hostkeys": ("upkeeper_ssh.cli", "hostkeys"),
     "validate": ("upkeeper.cli.validate", "validate"),
     "inventory": ("upkeeper.cli.info", "inventory"),
     "plugins": ("upkeeper.cli.info", "plugins"),
@@ -145,14 +144,16 @@ class LazyGroup(click.Group):
         return InvalidInput(exc, json_requested(self._raw_args))
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS, *self._from_plugins(ctx)})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         return with_state_dir(self._get_command(ctx, cmd_name))
 
     def _get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name in self.commands or cmd_name not in LAZY_COMMANDS:
+        if cmd_name in self.commands:
             return super().get_command(ctx, cmd_name)
+        if cmd_name not in LAZY_COMMANDS:  # plugins' commands are looked up only now
+            return self._from_plugins(ctx).get(cmd_name)
         module, attr = LAZY_COMMANDS[cmd_name]
         try:
             cmd = getattr(importlib.import_module(module), attr)
@@ -160,6 +161,20 @@ class LazyGroup(click.Group):
             log.warning("command %s is unavailable: %s", cmd_name, exc)
             return None
         return cmd if isinstance(cmd, click.Command) else None
+
+    def _from_plugins(self, ctx: click.Context) -> dict[str, click.Command]:
+        from upkeeper.cli.plugin_commands import cached_commands
+
+        return cached_commands(ctx, {*self.commands, *LAZY_COMMANDS}, lambda: _app(ctx).plugins)
+
+
+def _app(ctx: click.Context) -> AppState:
+    """The invocation's AppState; plugin commands are resolved before ``main`` runs, so
+    the first to need it builds it from the options parsed so far."""
+    if not isinstance(ctx.obj, AppState):
+        ctx.obj = AppState(ctx.params.get("state_dir"),
+                           _parse_disable(tuple(ctx.params.get("plugin_opts") or ())))
+    return ctx.obj
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -174,7 +189,8 @@ def main(ctx: click.Context, state_dir: str | None, plugin_opts: tuple[str, ...]
          verbose: int) -> None:
     """upkeeper: proactive maintenance checks and actions for fleets of hosts."""
     _setup_logging(verbose)
-    ctx.obj = AppState(state_dir, _parse_disable(plugin_opts))
+    if not isinstance(ctx.obj, AppState):  # a plugin command may have built it already
+        ctx.obj = AppState(state_dir, _parse_disable(plugin_opts))
 
 
 @main.command()
@@ -194,8 +210,11 @@ def main(ctx: click.Context, state_dir: str | None, plugin_opts: tuple[str, ...]
 def run(app: AppState, playbook: str, inventories: tuple[str, ...], limit: str | None,
         check_mode: bool, forks: int | None, force: bool, now: bool, fmt: str) -> None:
     """Run PLAYBOOK; exit 0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN (worst result wins)."""
+    from upkeeper.after_run.context import RunContext
+    from upkeeper.after_run.pipeline import after_run
+    from upkeeper.after_run.validate import preflight
     from upkeeper.engine.preflight import action_plan
-    from upkeeper.engine.runner import preflight, run_playbook
+    from upkeeper.engine.runner import run_playbook
 
     plugins = app.plugins
     pb = load_checked_playbook(playbook, plugins)
@@ -204,7 +223,7 @@ def run(app: AppState, playbook: str, inventories: tuple[str, ...], limit: str |
         fail(problems[0])
     inv = load_inventory_sources(inventories, plugins)
     hosts = select_or_fail(inv, pb.hosts, limit)
-    problems = preflight(pb, hosts)
+    problems = preflight(pb, hosts, plugins.registry)
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         fail(problems[0] + more)
@@ -221,5 +240,6 @@ def run(app: AppState, playbook: str, inventories: tuple[str, ...], limit: str |
                               forks=forks, on_result=display.result, force=force,
                               allow_anytime=now)
     print_run(record, fmt)
+    after_run(record, RunContext.for_run(record, pb, history, plugins, inventory=inv))
     history.close()
     sys.exit(record.exit_code)

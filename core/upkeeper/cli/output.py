@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TextIO
 
+from upkeeper.after_run.text import clean_text
 from upkeeper.models import Result, RunRecord, Status
 
 if TYPE_CHECKING:
@@ -42,8 +43,9 @@ def to_json(data: Any, pretty: bool | None = None) -> str:
 
 
 def _cell(value: Any) -> str:
-    # A tab or newline inside a value would shift columns or split a row.
-    return " ".join(str(value).split()) if value is not None else ""
+    # A tab or newline inside a value would shift columns or split a row; an escape
+    # sequence from a host would rewrite the terminal.
+    return clean_text(value, single_line=True)
 
 
 def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]],
@@ -65,12 +67,14 @@ def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]],
     table = Table(*columns)
     for i, row in enumerate(rows):
         style = styles[i] if i < len(styles) else None
-        table.add_row(*(Text(str(v)) for v in row), style=style)
+        table.add_row(*(Text(_cell(v)) for v in row), style=style)
     Console(file=out).print(table)
 
 
 def plain_line(r: Result) -> str:
-    return f"{r.status.value:<8} {r.host} {r.name}: {r.summary}"
+    """One result on one line, without escape sequences or control characters from the
+    host (a summary must not be able to rewrite the terminal)."""
+    return f"{r.status.value:<8} {_cell(r.host)} {_cell(r.name)}: {_cell(r.summary)}"
 
 
 class RunDisplay:
@@ -120,8 +124,10 @@ class RunDisplay:
         if self._progress is None:
             return
         with self._lock:
+            from rich.markup import escape  # the column parses markup
+
             self._progress.update(self._task, advance=1,
-                                  last=f"{r.host}: {r.name} {r.status.value}")
+                                  last=escape(_cell(f"{r.host}: {r.name} {r.status.value}")))
 
 
 def results_table(results: Iterable[Result], title: str | None = None) -> Table:
@@ -135,8 +141,8 @@ def results_table(results: Iterable[Result], title: str | None = None) -> Table:
     table.add_column("Summary")
     table.add_column("Time", justify="right", no_wrap=True)
     for r in results:
-        table.add_row(Text(r.status.value, style=STATUS_STYLE[r.status]), r.host, r.name,
-                      Text(r.summary), f"{r.duration:.1f}s")
+        table.add_row(Text(r.status.value, style=STATUS_STYLE[r.status]), Text(_cell(r.host)),
+                      Text(_cell(r.name)), Text(_cell(r.summary)), f"{r.duration:.1f}s")
     return table
 
 

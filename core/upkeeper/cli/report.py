@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from upkeeper.after_run.report import FORMATS, ReportError, render_report
 from upkeeper.store.history import DB_NAME, History, HistoryError, default_state_dir
 
+if TYPE_CHECKING:
+    from upkeeper.registry import Registry
 
-def _plugin_template_dirs(ctx: click.Context) -> list[str]:
-    plugins = getattr(ctx.obj, "plugins", None)  # the upkeeper group's AppState, if any
+
+def _registry(ctx: click.Context) -> Registry:
+    """Plugins' template dirs and report sections (the upkeeper group's, if any)."""
+    plugins = getattr(ctx.obj, "plugins", None)
     if plugins is None:
         from upkeeper.plugins import get_plugin_manager
 
         plugins = get_plugin_manager()
-    return list(plugins.registry.template_dirs)
+    registry: Registry = plugins.registry
+    return registry
 
 
 def _state_dir(ctx: click.Context, given: str | None) -> Path:
@@ -67,10 +73,11 @@ def report(ctx: click.Context, run_id: str | None, last: bool, playbook: str | N
                 f"run {run_id} not found" if run_id else
                 f"no runs of playbook '{playbook}' in history" if playbook else
                 "no runs in history yet")
+        registry = _registry(ctx)
         try:
             text = render_report(run, history, template=template, fmt=fmt, client=client,
-                                 template_dir=template_dir,
-                                 plugin_dirs=_plugin_template_dirs(ctx), trend_days=trend_days)
+                                 template_dir=template_dir, plugin_dirs=registry.template_dirs,
+                                 trend_days=trend_days, sections=registry.report_sections)
         except ReportError as exc:
             raise click.ClickException(str(exc)) from None
     finally:

@@ -102,13 +102,18 @@ class PlaybookDir:
         return LoadResult(jobs=jobs, errors=errors)
 
     def run(self, job: JobDef, slot: Slot, stop: threading.Event) -> RunRecord:
+        from upkeeper.after_run.context import RunContext
+        from upkeeper.after_run.pipeline import after_run
         from upkeeper.engine.runner import run_playbook
 
         assert self.history is not None
-        return run_playbook(job.payload, self.inventory, self.plugins, self.history,
-                            stop_event=stop, run_id=slot.run_id,
-                            meta={"trigger": "schedule", "job": job.key,
-                                  "schedule": slot.index, "slot_due": slot.due.isoformat()})
+        record = run_playbook(job.payload, self.inventory, self.plugins, self.history,
+                              stop_event=stop, run_id=slot.run_id,
+                              meta={"trigger": "schedule", "job": job.key,
+                                    "schedule": slot.index, "slot_due": slot.due.isoformat()})
+        after_run(record, RunContext.for_run(record, job.payload, self.history, self.plugins,
+                                             inventory=self.inventory, sleep=stop.wait))
+        return record
 
 
 def kill_children() -> int:

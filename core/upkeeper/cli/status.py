@@ -40,7 +40,8 @@ def daemon_state(row: Any, info: dict[str, Any], age: float) -> tuple[str, str |
 
 def collect_status(history: History, now: datetime, since: datetime) -> dict[str, Any]:
     """Daemon liveness, its jobs, and slot outcomes since ``since`` (for ``status``)."""
-    out: dict[str, Any] = {"daemon": None, "jobs": [], "problems": [], "counts": {}}
+    out: dict[str, Any] = {"daemon": None, "jobs": [], "problems": [], "counts": {},
+                           "failing_channels": []}
     if not history.query("SELECT 1 FROM sqlite_master WHERE name='schedule_daemons'"):
         return out  # history of ad hoc runs only: serve never ran here
     rows = history.query("SELECT * FROM schedule_daemons ORDER BY started DESC LIMIT 1")
@@ -75,6 +76,9 @@ def collect_status(history: History, now: datetime, since: datetime) -> dict[str
     out["counts"] = {r["state"]: r["n"] for r in history.query(
         "SELECT state, SUM(count) AS n FROM schedule_slots WHERE recorded>=? GROUP BY state",
         (since.timestamp(),))}
+    from upkeeper.after_run.ledger import failing_channels
+
+    out["failing_channels"] = failing_channels(history)
     return out
 
 
@@ -97,10 +101,11 @@ def _fmt_ts(value: float | str | None) -> str:
 @click.pass_context
 def status(ctx: click.Context, state_opt: str | None, since: str, show_slots: bool,
            job: str | None, fmt: str) -> None:
-    """Daemon heartbeat, each job's next and last run, skipped and missed slots.
+    """Daemon heartbeat, each job's next and last run, skipped and missed slots, and
+    alert channels whose last delivery failed.
 
-    Exit 0 running and clean, 1 problems since --since, 2 daemon stopped or dead,
-    3 never started.
+    Exit 0 running and clean, 1 problems since --since or an alert channel failing,
+    2 daemon stopped, dead or stalled, 3 never started.
     """
     state_dir = resolve_state_dir(ctx, state_opt)
     if not (state_dir / DB_NAME).is_file():
@@ -159,6 +164,10 @@ def status(ctx: click.Context, state_opt: str | None, since: str, show_slots: bo
         n = f" x{p['count']}" if p["count"] > 1 else ""
         click.echo(f"  {p['state']}{n}: {p['job']}#{p['schedule']} slot {_fmt_ts(p['due'])}:"
                    f" {p['reason'] or ''}")
+    for c in report["failing_channels"]:
+        to = f" -> {c['target']}" if c["target"] else ""
+        click.echo(f"alerting FAILED: {c['channel']} ({c['notifier']}{to}) since "
+                   f"{_fmt_ts(c['failing_since'])}, {c['failures']} failed: {c['error']}")
     sys.exit(code)
 
 
@@ -168,4 +177,4 @@ def _status_code(report: dict[str, Any]) -> int:
         return 3
     if d["state"] != "running":
         return 2
-    return 1 if report["problems"] else 0
+    return 1 if report["problems"] or report.get("failing_channels") else 0

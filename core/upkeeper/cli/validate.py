@@ -75,8 +75,9 @@ def notify_template_problems(pb: Any) -> list[str]:
 def check_playbook(app: AppState, path: str, inv: Any, limit: str | None,
                    hosts_required: bool) -> tuple[list[str], str]:
     """(problems, summary) for one playbook."""
+    from upkeeper.after_run.validate import preflight
     from upkeeper.engine.playbook import PlaybookError, load_playbook
-    from upkeeper.engine.runner import preflight, select_hosts
+    from upkeeper.engine.runner import select_hosts
 
     try:
         pb = load_playbook(path, app.plugins.registry, strict=True)
@@ -97,7 +98,7 @@ def check_playbook(app: AppState, path: str, inv: Any, limit: str | None,
     for hint in hints if hosts or not hosts_required else []:
         log.warning("%s: %s", path, hint)
     problems += port_problems(inv, hosts)
-    problems += preflight(pb, hosts)
+    problems += preflight(pb, hosts, app.plugins.registry)  # checks and notify, per host
     return problems, f"{len(pb.checks)} checks, {len(hosts)} hosts"
 
 

@@ -20,7 +20,7 @@ from upkeeper.engine.playbook import CheckSpec, Playbook
 from upkeeper.engine.preflight import template_context, unwindowed_reason
 from upkeeper.engine.secrets import Redactor, secrets_in_model, secrets_in_vars
 from upkeeper.engine.templating import TemplateError, evaluate, render_host_vars, render_value
-from upkeeper.models import CommandError, Host, Result, Status, utcnow
+from upkeeper.models import CommandError, Host, Result, RunRecord, Status, Unreachable, utcnow
 from upkeeper.plugins import PluginSystem, UnknownNameError
 from upkeeper.store.history import History
 from upkeeper.transport.base import Transport, TransportError
@@ -42,6 +42,7 @@ class RunState(Protocol):
     allow_anytime: bool
     stop: threading.Event
     run_id: str
+    run: RunRecord | None
 
     def deliver(self, host: str, index: int, results: Sequence[Result],
                 redactor: Redactor) -> None: ...
@@ -99,6 +100,7 @@ def run_host(state: RunState, raw: Host) -> None:
     except UnknownNameError as exc:
         state.fail_rest(host, 0, Status.UNKNOWN, str(exc), redactor)
         return
+    host.transport_os_family = tcls.os_families[0] if tcls.os_families else None
     slot = TransportSlot(tcls, host)
     host.facts = LazyFacts(lambda: slot.get().gather_facts(timeout=FACTS_TIMEOUT))
     deadline = time.monotonic() + pb.host_timeout
@@ -124,6 +126,10 @@ def run_host(state: RunState, raw: Host) -> None:
             state.deliver(host.name, index, results, redactor)
             if fatal is not None:
                 state.fail_rest(host, index + 1, fatal.status, f"not run: {fatal}", redactor)
+                if state.run is not None:  # alerts tell it once, not once per check
+                    lost = [r.name for r in results] + [s.label for s in pb.checks[index + 1:]]
+                    state.run.unreachable[host.name] = Unreachable(
+                        redactor.text(str(fatal)), fatal.status, frozenset(lost))
                 return
     finally:
         state.track(slot, False)
@@ -140,7 +146,10 @@ def run_check(state: RunState, index: int, spec: CheckSpec, host: Host, slot: Tr
         reason = state.plugins.registry.missing_check_reason(spec.check)
         return [Result(Status.UNKNOWN, reason or str(exc))], None
     timeout = min(spec.timeout or state.pb.timeout or cls.timeout, remaining)
-    prep = prepare(state, index, spec, cls, host, redactor)
+    try:
+        prep = prepare(state, index, spec, cls, host, redactor)
+    except TransportError as exc:  # facts for `when:` could not be gathered: host is lost
+        return [Result(exc.status, str(exc))], exc
     if isinstance(prep, Result):
         return [prep], None
     params, note = prep
@@ -191,8 +200,6 @@ def prepare(state: RunState, index: int, spec: CheckSpec, cls: type[Check[Any]],
     except TemplateError as exc:
         line = pb.line_of(("checks", index))
         return Result(Status.UNKNOWN, f"{pb.path}:{line}: {exc} for host {host.name}")
-    except TransportError as exc:
-        return Result(exc.status, str(exc))
     try:
         params = cls.Params.model_validate(rendered)
     except ValidationError as exc:

@@ -145,6 +145,8 @@ class Runner:
         run.meta["clients"] = {h.name: str(h.vars["client"]) for h in hosts
                                if h.vars.get("client") is not None}
         self.history.start_run(run)
+        self.plugins.call_bounded("upkeeper_run_started", self.run_finished_hook_timeout,
+                                  self.hook_problems, set(), run=run)
         try:
             with _sigint_stops(self.stop):
                 self._run_batches(hosts, forks, run)
@@ -301,8 +303,6 @@ def run_playbook(playbook: Playbook, inventory: Any, plugins: PluginSystem, hist
                     check_mode=check_mode)
     run.meta = {"playbook_path": playbook.path, "hosts": playbook.hosts, "limit": limit,
                 "host_count": len(hosts), **(meta or {})}
-    run.context = {"history": history, "playbook": playbook, "inventory": inventory,
-                   "plugins": plugins}
     runner = Runner(playbook, plugins, history, check_mode=check_mode,
                     on_result=on_result, stop_event=stop_event, force=force,
                     allow_anytime=allow_anytime)

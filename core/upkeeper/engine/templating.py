@@ -13,6 +13,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from upkeeper.transport.base import TransportError
+
 if TYPE_CHECKING:
     from jinja2.nativetypes import NativeEnvironment
 
@@ -84,6 +86,8 @@ def _guarded(thunk: Callable[[], Any], bad: str, failed: str) -> Any:
         raise TemplateError(f"undefined variable '{var or exc}'", var) from exc
     except jinja2.TemplateError as exc:
         raise TemplateError(f"{bad}: {exc}") from exc
+    except TransportError:
+        raise  # facts could not be gathered: the host is unreachable, not the template wrong
     except Exception as exc:  # e.g. a TypeError comparing a string fact with a number
         raise TemplateError(f"{failed}: {type(exc).__name__}: {exc}") from exc
 

@@ -9,6 +9,8 @@ from typing import Any
 
 import yaml
 
+from upkeeper.after_run.context import RunContext
+from upkeeper.after_run.pipeline import after_run
 from upkeeper.engine.playbook import load_playbook
 from upkeeper.engine.runner import run_playbook as _run
 from upkeeper.models import RunRecord
@@ -21,7 +23,8 @@ def run_playbook(playbook: str | Path | Mapping[str, Any], *,
                  inventory: str | Path | Mapping[str, Any] | None = None,
                  history: History | None = None, check_mode: bool = False,
                  limit: str | None = None) -> RunRecord:
-    """Load and run ``playbook`` and return its run record (``run.results``).
+    """Load and run ``playbook`` and return its run record (``run.results``); then, as
+    ``upkeeper run`` does, write its ``report:`` and send its ``notify:`` alerts.
 
     :param playbook: a path, or the playbook itself as a mapping.
     :param plugins: plugin objects or modules to register (named ``plugin0``...).
@@ -47,4 +50,7 @@ def run_playbook(playbook: str | Path | Mapping[str, Any], *,
         pb = load_playbook(playbook, system.registry)
         inv = load_inventory([str(inventory)]) if inventory is not None else local_inventory()
         hist = history if history is not None else History(":memory:")
-        return _run(pb, inv, system, hist, check_mode=check_mode, limit=limit)
+        run = _run(pb, inv, system, hist, check_mode=check_mode, limit=limit)
+        # as `upkeeper run` does: the playbook's report: and notify: (FakeNotifier hears it)
+        after_run(run, RunContext.for_run(run, pb, hist, system, inventory=inv))
+        return run

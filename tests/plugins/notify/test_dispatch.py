@@ -1,5 +1,6 @@
-"""Runs through the real runner and plugin system: alerts per channel, dedup across runs,
-reminders with a fake clock, digests, failures recorded, and reports written."""
+"""Runs through the real runner, plugin system and core's after-run step with the notify
+plugin's notifiers: alerts per channel, dedup across runs, reminders with a fake clock,
+digests, failures recorded, and reports written."""
 
 from __future__ import annotations
 
@@ -12,15 +13,14 @@ from typing import Any
 
 import pytest
 
-from upkeeper import hookimpl
+from upkeeper.after_run.context import RunContext
+from upkeeper.after_run.pipeline import after_run
 from upkeeper.engine.playbook import load_playbook
 from upkeeper.engine.runner import run_playbook
 from upkeeper.inventory.loader import load_inventory
 from upkeeper.models import RunRecord
 from upkeeper.plugins import PluginSystem, get_plugin_manager
 from upkeeper.store.history import History
-from upkeeper_notify import EmailNotifier, WebhookNotifier
-from upkeeper_notify.dispatch import run_finished
 
 from .helpers import ScriptedPlugin, write_inventory, write_playbook
 from .servers import SMTP_PASSWORD, SMTP_USER, SMTPServer, WebhookServer, free_port
@@ -35,27 +35,8 @@ class Clock:
         self.sleeps: list[float] = []
 
 
-class FakeClockNotify:
-    """The notify plugin's hooks with an injected clock and sleep (for reminders)."""
-
-    def __init__(self, clock: Clock) -> None:
-        self.clock = clock
-
-    @hookimpl
-    def upkeeper_register_notifiers(self) -> list[type[Any]]:
-        return [EmailNotifier, WebhookNotifier]
-
-    @hookimpl
-    def upkeeper_run_finished(self, run: RunRecord) -> None:
-        run_finished(run, now=self.clock.now, sleep=self.clock.sleeps.append)
-
-
-def plugin_system(clock: Clock | None = None) -> PluginSystem:
-    extra: list[tuple[str, object]] = [("scripted", ScriptedPlugin())]
-    if clock is not None:
-        extra.append(("fakeclock-notify", FakeClockNotify(clock)))
-        return get_plugin_manager(extra_plugins=extra, disabled=["notify"])
-    return get_plugin_manager(extra_plugins=extra)
+def plugin_system() -> PluginSystem:
+    return get_plugin_manager(extra_plugins=[("scripted", ScriptedPlugin())])
 
 
 def email_channel(smtp: SMTPServer, **over: Any) -> dict[str, Any]:
@@ -75,14 +56,24 @@ class Fleet:
     def __init__(self, tmp: Path, notify: Any = None, report: Any = None,
                  clock: Clock | None = None) -> None:
         self.tmp = tmp
+        self.clock = clock
         self.pb_path = write_playbook(tmp / "nightly.yml", notify=notify, report=report)
-        self.plugins = plugin_system(clock)
+        self.plugins = plugin_system()
         self.history = History(tmp / "state" / "history.sqlite3")
+
+    def context(self, run: RunRecord) -> RunContext:
+        pb = load_playbook(self.pb_path, self.plugins.registry)
+        ctx = RunContext.for_run(run, pb, self.history, self.plugins)
+        if self.clock is not None:
+            ctx.now, ctx.sleep = self.clock.now, self.clock.sleeps.append
+        return ctx
 
     def run(self, hosts: Mapping[str, Mapping[str, Any]]) -> RunRecord:
         inv = load_inventory([write_inventory(self.tmp / "inventory.yml", hosts)])
         pb = load_playbook(self.pb_path, self.plugins.registry)
-        return run_playbook(pb, inv, self.plugins, self.history)
+        run = run_playbook(pb, inv, self.plugins, self.history)
+        after_run(run, self.context(run))
+        return run
 
 
 @pytest.fixture(autouse=True)
@@ -251,12 +242,16 @@ def test_interrupted_run_does_not_alert_on_unknown(tmp_path: Path,
     from upkeeper.models import Host, Result, Status
 
     fleet = Fleet(tmp_path, notify=[webhook_channel(webhook.url)])
-    pb = load_playbook(fleet.pb_path, fleet.plugins.registry)
     run = RunRecord("r-int", "nightly", interrupted=True)
     run.hosts = {h: Host(h, {"client": "Acme"}) for h in ("web1", "web2")}
     run.results = [Result(Status.UNKNOWN, "run interrupted", host="web1", check="test.scripted"),
                    Result(Status.CRIT, "really broken", host="web2", check="test.scripted")]
-    run.context = {"playbook": pb, "history": fleet.history, "plugins": fleet.plugins}
     fleet.history.start_run(run)
-    run_finished(run, sleep=lambda s: None)
+    after_run(run, fleet.context(run))
+    assert webhook.hits == []  # not even the finished CRIT: the next full run tells it
+    assert run.meta["notify_skipped"] == "run interrupted"
+    again = RunRecord("r-next", "nightly")
+    again.hosts, again.results = run.hosts, run.results[1:]
+    fleet.history.start_run(again)
+    after_run(again, fleet.context(again))
     assert [h.json()["alerts"][0]["host"] for h in webhook.hits] == ["web2"]

@@ -9,8 +9,9 @@ import pytest
 from pydantic import ValidationError
 
 from upkeeper import Notification, Status
+from upkeeper.after_run.delivery import send_with_retry
 from upkeeper.models import Result, RunRecord
-from upkeeper_notify.common import DeliveryError, send_with_retry
+from upkeeper_notify.common import DeliveryError
 from upkeeper_notify.smtp import EmailNotifier, EmailParams
 
 from .servers import SMTP_PASSWORD, SMTP_USER, SMTPServer

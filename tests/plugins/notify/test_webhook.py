@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from upkeeper import Notification, Status
+from upkeeper.after_run.delivery import send_with_retry
 from upkeeper.models import Result, RunRecord
-from upkeeper_notify.common import DeliveryError, safe_url, send_with_retry
+from upkeeper_notify.common import DeliveryError, safe_url
 from upkeeper_notify.webhook import WebhookNotifier, WebhookParams
 
 from .servers import WebhookServer, webhook_server
