@@ -206,3 +206,24 @@ def test_read_only_command_creates_nothing(tmp_path):
     with pytest.raises(HistoryMissing, match="nothing has run with this state dir"):
         History(tmp_path / "nope" / "history.sqlite3", create=False)
     assert not (tmp_path / "nope").exists()
+
+
+@needs_unshare
+def test_run_with_a_read_only_state_dir_prints_and_says_not_stored(tmp_path):
+    pb = tmp_path / "pb.yml"
+    pb.write_text("name: ro\nchecks:\n  - {check: system.command, params: {command: 'echo"
+                  " hi'}}\n")
+    out = in_small_tmpfs(tmp_path, f'''
+"$PY" -m upkeeper run {pb} --state-dir "$D" > /dev/null 2>&1
+mount -o remount,ro "$D"
+set +e
+"$PY" -m upkeeper run {pb} --state-dir "$D" 2> "$D/../ro.err"
+echo "exit=$?"
+''')
+    lines = out.splitlines()
+    assert lines[0].startswith("UNKNOWN: 1 OK, 1 UNKNOWN - run ")
+    assert lines[0].endswith(" - results not stored")
+    assert lines[1].startswith("OK ") and "hi" in lines[1]
+    assert "read-only" in lines[2] and lines[-1] == "exit=3"
+    err = (tmp_path / "ro.err").read_text()
+    assert "Traceback" not in err and len([x for x in err.splitlines() if "ERROR" in x]) == 1

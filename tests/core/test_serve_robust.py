@@ -42,7 +42,7 @@ def test_signal_storms_never_stop_the_heartbeat_or_sigterm(
     s = serving(pbs, "--grace", "30s")
     s.until(lambda rows: any(r["state"] == "running" for r in rows))
     pid = s.proc.pid
-    for _ in range(15):
+    for _ in range(40):
         for _ in range(500):
             os.kill(pid, signal.SIGHUP)
         mark = s.health().get("heartbeat", "")

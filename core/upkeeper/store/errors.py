@@ -52,14 +52,27 @@ def _no_space(path: str) -> bool:
         return False
 
 
+def _read_only_dir(path: str) -> bool:
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        return bool(os.statvfs(directory).f_flag & os.ST_RDONLY) or not os.access(
+            directory, os.W_OK)
+    except (OSError, AttributeError):  # no statvfs on Windows
+        return False
+
+
 def history_error(exc: BaseException, path: str, doing: str = "use") -> HistoryError:
     """A :class:`HistoryError` for ``exc`` (an ``sqlite3.Error`` or ``OSError``)."""
     if isinstance(exc, HistoryError):
         return exc
     reason = str(exc) or type(exc).__name__
     code = _code(exc) if isinstance(exc, sqlite3.Error) else ""
-    if code.startswith(("SQLITE_IOERR", "SQLITE_CANTOPEN")) and _no_space(path):
-        code = "SQLITE_FULL"  # SQLite says "I/O error" when it cannot create its -shm file
+    if code.startswith(("SQLITE_IOERR", "SQLITE_CANTOPEN")):
+        # SQLite says "I/O error" or "unable to open" when it cannot create its -shm file.
+        if _no_space(path):
+            code = "SQLITE_FULL"
+        elif os.path.exists(path) and _read_only_dir(path):
+            code = "SQLITE_READONLY"
     if code.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
         return HistoryDamaged(
             f"the history database {path} is damaged ({reason}): check it with"
