@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from upkeeper.notifier import Notification, Notifier
     from upkeeper.plugins import API_VERSION
     from upkeeper.transport.base import Transport, TransportError, command_text, lazy_transport
+    from upkeeper.transport.env import EnvName, check_env, env_block, read_env_sh
 
 __version__ = "0.1.0"
 
@@ -62,8 +63,10 @@ def load_hosts(sources: Sequence[str], pattern: str | None = None) -> list[Host]
     return hosts
 
 #: The public submodules, for plugin authors: PowerShell/Windows helpers, the shared
-#: vocabulary of thresholds, durations and sizes, and the test kit.
-PUBLIC_MODULES = ("upkeeper.powershell", "upkeeper.measures", "upkeeper.testing")
+#: vocabulary of thresholds, durations and sizes, checks for values put on command
+#: lines, and the test kit.
+PUBLIC_MODULES = ("upkeeper.powershell", "upkeeper.measures", "upkeeper.argv",
+                  "upkeeper.testing")
 
 __all__ = [
     "API_VERSION",
@@ -72,6 +75,7 @@ __all__ = [
     "CheckContext",
     "CommandError",
     "CommandResult",
+    "EnvName",
     "Host",
     "InventoryError",
     "InventorySource",
@@ -85,10 +89,13 @@ __all__ = [
     "Transport",
     "TransportError",
     "WindowState",
+    "check_env",
     "command_text",
+    "env_block",
     "hookimpl",
     "lazy_transport",
     "load_hosts",
+    "read_env_sh",
     "window_state",
 ]
 
@@ -107,6 +114,8 @@ _HOME = {
     "API_VERSION": "upkeeper.plugins",
     "Transport": "upkeeper.transport.base", "TransportError": "upkeeper.transport.base",
     "command_text": "upkeeper.transport.base", "lazy_transport": "upkeeper.transport.base",
+    "EnvName": "upkeeper.transport.env", "check_env": "upkeeper.transport.env",
+    "env_block": "upkeeper.transport.env", "read_env_sh": "upkeeper.transport.env",
 }
 
 

@@ -23,10 +23,11 @@ class Params(BaseModel):
     """Base for check parameter models: unknown keys are rejected.
 
     Validators are built on first use (``defer_build``), so loading many plugins stays
-    cheap for runs that use few of their checks.
+    cheap for runs that use few of their checks. Validation errors never quote the input
+    (it may be a secret rendered from the environment).
     """
 
-    model_config = ConfigDict(extra="forbid", defer_build=True)
+    model_config = ConfigDict(extra="forbid", defer_build=True, hide_input_in_errors=True)
 
 
 class NoParams(Params):

@@ -161,6 +161,10 @@ class Host:
     #: The OS family the host's transport reaches unless facts say otherwise (the first of
     #: ``Transport.os_families``); set by the runner when it picks the transport.
     transport_os_family: str | None = field(default=None, repr=False)
+    #: ``var_origin(name)``: the ``file:line`` that sets a var (for error messages), when
+    #: the inventory knows it.
+    var_origin: Callable[[str], str | None] | None = field(default=None, repr=False,
+                                                          compare=False)
 
     @property
     def address(self) -> str:

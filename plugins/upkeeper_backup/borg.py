@@ -2,31 +2,21 @@
 
 from __future__ import annotations
 
-import shlex
+import time
+from collections.abc import Sequence
 from typing import Any
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
-from upkeeper import Check, CheckContext, CommandError, CommandResult, Result, Status
-from upkeeper_backup.common import (
-    Finding,
-    RepoParams,
-    combine,
-    compare_restore,
-    display_location,
-    due,
-    judge_age,
-    judge_shrink,
-    make_tempdir,
-    mark_done,
-    pick_sample,
-    remove_tempdir,
-    restore_finding,
-    scrub,
-    stat_and_hash,
-)
-from upkeeper_backup.durations import Duration, format_size
+from upkeeper import Check, CheckContext, CommandResult, Result
+from upkeeper.argv import check_operand
+from upkeeper_backup.common import RepoParams, check_program, scrub
+from upkeeper_backup.durations import Duration
+from upkeeper_backup.gate import Access
+from upkeeper_backup.locks import describe_lock, parse_borg_roster
 from upkeeper_backup.parsers import (
+    FileNode,
+    IntegrityReport,
     ParseError,
     Snapshot,
     ToolFailure,
@@ -36,20 +26,22 @@ from upkeeper_backup.parsers import (
     parse_borg_files,
     parse_borg_repo_size,
 )
+from upkeeper_backup.tool import RepoRun, secret_env
 
-_FAILURE_STATUS = {
-    "wrong_password": Status.CRIT,
-    "no_repository": Status.CRIT,
-    "locked": Status.WARN,
-}
+#: Who holds a local repository's lock, and since when (borg names neither).
+_LOCK_SCRIPT = ('cat -- "$1/lock.roster" 2>/dev/null; echo; '
+                'stat -c %Y -- "$1/lock.exclusive" 2>/dev/null; date +%s')
+#: borg extract writes into the working directory: make and enter the target, then exec.
+_IN_DIR = 'mkdir -p -- "$1" && cd -- "$1" && shift && exec "$@"'
 
 
 class BorgParams(RepoParams):
     passphrase: SecretStr | None = Field(
         None, description="repository passphrase (template it from a vault var); sent in "
                           "the environment, never on a command line")
-    passcommand: str | None = Field(None, description="command printing the passphrase "
-                                                      "(BORG_PASSCOMMAND)")
+    passcommand: str | None = Field(
+        None, description="command printing the passphrase (BORG_PASSCOMMAND, run by borg "
+                          "as written: a trusted value, like system.command)")
     glob_archives: str | None = Field(None, description="only archives matching this glob, "
                                                         "e.g. 'web01-*'")
     verify_data: bool = Field(False, description="borg check --verify-data (reads all data)")
@@ -58,6 +50,16 @@ class BorgParams(RepoParams):
                           "where it stopped on the next run")
     lock_wait: int = Field(30, ge=0, description="seconds to wait for a repository lock")
     borg_bin: str = Field("borg", description="borg executable on the host")
+
+    @field_validator("glob_archives")
+    @classmethod
+    def _glob(cls, v: str | None) -> str | None:
+        return None if v is None else check_operand(v)
+
+    @field_validator("borg_bin")
+    @classmethod
+    def _bin(cls, v: str) -> str:
+        return check_program(v)
 
     @model_validator(mode="after")
     def _no_two_secrets(self) -> BorgParams:
@@ -81,83 +83,79 @@ class BorgCheck(Check[BorgParams]):
     def run(self, ctx: CheckContext[BorgParams]) -> Result:
         secret = ctx.params.passphrase
         secrets = [secret.get_secret_value()] if secret is not None else []
-        return scrub(_Run(ctx).run(), ctx.params, secrets)
+        return scrub(BorgRun(ctx).run(), ctx.params, secrets)
 
 
-class _Run:
-    def __init__(self, ctx: CheckContext[BorgParams]) -> None:
-        self.ctx = ctx
-        self.p = ctx.params
-        self.where = display_location(self.p.repository)
+class BorgRun(RepoRun[BorgParams]):
+    """borg's commands and parsers for the shared flow."""
+
+    tool = "borg"
+    noun = "archive"
+    list_step = "list"
+    restore_step = "extract"
+    restore_word = "extract"
+
+    def tool_env(self) -> dict[str, str]:
+        p = self.p
         # Naive borg 1.x timestamps are local time: TZ=UTC makes them UTC.
-        self.env = {"BORG_RELOCATED_REPO_ACCESS_IS_OK": "no",
-                    "BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK": "no",
-                    **{k: v.get_secret_value() for k, v in self.p.env.items()},
-                    "BORG_REPO": self.p.repository, "TZ": "UTC"}
-        if self.p.passphrase is not None:
-            self.env["BORG_PASSPHRASE"] = self.p.passphrase.get_secret_value()
-        elif self.p.passcommand is not None:
-            self.env["BORG_PASSCOMMAND"] = self.p.passcommand
-        self.details: dict[str, Any] = {"repository": self.where}
+        env = {"BORG_RELOCATED_REPO_ACCESS_IS_OK": "no",
+               "BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK": "no",
+               **secret_env(p.env), "BORG_REPO": p.repository, "TZ": "UTC"}
+        if p.passphrase is not None:
+            env["BORG_PASSPHRASE"] = p.passphrase.get_secret_value()
+        elif p.passcommand is not None:
+            env["BORG_PASSCOMMAND"] = p.passcommand
+        return env
 
     def argv(self, *args: str) -> list[str]:
         cmd, *rest = args
         return [self.p.borg_bin, cmd, "--log-json", "--lock-wait", str(self.p.lock_wait), *rest]
 
-    def borg(self, *args: str) -> CommandResult:
-        return self.ctx.run(self.argv(*args), env=self.env, sudo=self.p.sudo,
-                            timeout=self.p.tool_timeout)
+    def classify(self, res: CommandResult) -> ToolFailure:
+        return classify_borg_failure(res.exit_code, res.stderr)
 
-    def failed(self, failure: ToolFailure, step: str) -> Result:
-        status = _FAILURE_STATUS.get(failure.kind, Status.UNKNOWN)
-        self.details["failure"] = failure.kind
-        return Result(status, f"borg {step} failed for {self.where}: {failure.message}",
-                      details=self.details)
+    def lock_text(self, failure: ToolFailure) -> str:
+        """borg's LockTimeout names neither holder nor age: a local repository's roster
+        and lock directory tell both."""
+        repo = self.p.repository.removeprefix("file://")
+        if not repo.startswith("/"):
+            return failure.message
+        res = self.ctx.run(["sh", "-c", _LOCK_SCRIPT, "sh", repo], sudo=self.p.sudo,
+                           timeout=30)
+        lines = res.stdout.strip().splitlines()
+        numbers = [int(x) for x in lines if x.strip().isdigit()]
+        roster = next((x for x in lines if x.lstrip().startswith("{")), "")
+        now = numbers[-1] if numbers else time.time()
+        since = numbers[-2] if len(numbers) >= 2 else None
+        info = parse_borg_roster(roster, since, now) if roster else None
+        return describe_lock("borg", info) if info else failure.message
 
     def selection(self) -> list[str]:
-        return ["--glob-archives", self.p.glob_archives] if self.p.glob_archives else []
+        return [f"--glob-archives={self.p.glob_archives}"] if self.p.glob_archives else []
 
-    def run(self) -> Result:
-        p = self.p
-        res = self.borg("list", "--json", *self.selection())
-        if res.timed_out:
-            return Result(Status.UNKNOWN, f"borg list timed out for {self.where}")
-        if not res.ok:
-            return self.failed(classify_borg_failure(res.exit_code, res.stderr), "list")
-        try:
-            archives = parse_borg_archives(res.stdout)
-        except ParseError as exc:
-            return Result(Status.UNKNOWN, f"unexpected borg list output: {exc}")
-        metrics: dict[str, float] = {"snapshot_count": len(archives)}
-        if not archives:
-            glob = f" matching {p.glob_archives}" if p.glob_archives else ""
-            return Result(Status.CRIT, f"no archives{glob} in {self.where}", metrics=metrics,
-                          details=self.details)
-        latest = archives[-1]
-        previous = archives[-2] if len(archives) > 1 else None
-        self.details.update(latest=latest.name, latest_time=latest.time.isoformat())
-        metrics["age_hours"] = round((self.ctx.now - latest.time).total_seconds() / 3600, 3)
-        findings = [judge_age(f"latest archive {latest.name}", latest.time, self.ctx.now, p)]
-        findings[0].text += f" ({len(archives)} archive{'s' if len(archives) != 1 else ''})"
-        self.fill_sizes(latest, previous, metrics)
-        if latest.size is not None:
-            metrics["total_size"] = latest.size
-            self.details["total_size"] = format_size(latest.size)
-        shrink = judge_shrink(latest, previous, p.max_shrink_pct)
-        if shrink:
-            findings.append(shrink)
-        if p.integrity and due(self.ctx, "integrity", p.integrity_every):
-            findings.append(self.integrity(metrics))
-        if p.restore_sample and due(self.ctx, "restore", p.restore_every):
-            findings.append(self.restore(latest, metrics))
-        return combine(findings, metrics, self.details)
+    def list_args(self) -> tuple[list[str], Access]:
+        return ["list", "--json", *self.selection()], "shared"
+
+    def parse_list(self, stdout: str) -> list[Snapshot]:
+        return parse_borg_archives(stdout)
+
+    def filter_text(self) -> str:
+        return f" matching {self.p.glob_archives}" if self.p.glob_archives else ""
+
+    def previous_of(self, snaps: Sequence[Snapshot]) -> Snapshot | None:
+        return snaps[-2] if len(snaps) > 1 else None
+
+    def latest_details(self, latest: Snapshot) -> dict[str, Any]:
+        return {"latest": latest.name, "latest_time": latest.time.isoformat()}
 
     def fill_sizes(self, latest: Snapshot, previous: Snapshot | None,
                    metrics: dict[str, float]) -> None:
         last = "2" if previous is not None else "1"
-        res = self.borg("info", "--json", "--last", last, *self.selection())
+        # borg info locks the local cache too: one at a time per repository.
+        res = self.run_tool(["info", "--json", "--last", last, *self.selection()],
+                            "exclusive")
         if not res.ok:
-            self.details["info_error"] = classify_borg_failure(res.exit_code, res.stderr).message
+            self.details["info_error"] = self.classify(res).message
             return
         try:
             infos = {a.name: a for a in parse_borg_archives(res.stdout)}
@@ -174,77 +172,57 @@ class _Run:
         if latest.hostname:
             self.details["hostname"] = latest.hostname
 
-    def integrity(self, metrics: dict[str, float]) -> Finding:
+    def integrity_args(self) -> list[str]:
         p = self.p
         args = ["check"]
         if p.verify_data:
             args.append("--verify-data")
         if p.max_duration is not None:
-            args += ["--repository-only", "--max-duration",
-                     str(max(1, int(p.max_duration.total_seconds())))]
-        res = self.borg(*args)
-        if res.timed_out:
-            return Finding(Status.UNKNOWN, f"borg check timed out after {p.tool_timeout:g}s")
-        if res.exit_code == 2:
-            failure = classify_borg_failure(res.exit_code, res.stderr)
-            if failure.kind != "error":
-                return Finding(_FAILURE_STATUS.get(failure.kind, Status.UNKNOWN),
-                               f"integrity check skipped: {failure.message}")
-        report = parse_borg_check(res.stderr, res.exit_code)
-        metrics["integrity_ok"] = 1 if report.ok else 0
-        mark_done(self.ctx, "integrity", report.ok)
-        if report.ok:
-            what = ("verify-data" if p.verify_data else
-                    "partial repository" if p.max_duration is not None else "")
-            return Finding(Status.OK, f"borg check {what + ' ' if what else ''}OK")
-        self.details["check_errors"] = report.errors
-        more = f" (+{len(report.errors) - 1} more)" if len(report.errors) > 1 else ""
-        return Finding(Status.CRIT, f"borg check found errors: {report.errors[0]}{more}")
+            args += ["--repository-only",
+                     f"--max-duration={max(1, int(p.max_duration.total_seconds()))}"]
+        return args
 
-    def restore(self, latest: Snapshot, metrics: dict[str, float]) -> Finding:
-        try:
-            return self._restore(latest, metrics)
-        except (CommandError, RuntimeError) as exc:
-            return Finding(Status.UNKNOWN, f"test restore could not run: {exc}")
+    def integrity_skipped(self, res: CommandResult) -> ToolFailure | None:
+        if res.exit_code != 2:
+            return None
+        failure = self.classify(res)
+        return None if failure.kind == "error" else failure
 
-    def _restore(self, latest: Snapshot, metrics: dict[str, float]) -> Finding:
-        p, ctx = self.p, self.ctx
-        listing = self.borg("list", "--json-lines", f"::{latest.name}")
-        if not listing.ok:
-            failure = classify_borg_failure(listing.exit_code, listing.stderr)
-            metrics["restore_ok"] = 0
-            return Finding(Status.CRIT, f"test extract failed listing files: {failure.message}")
-        sample = pick_sample(parse_borg_files(listing.stdout), p.restore_sample,
-                             p.restore_max_file_size, f"{latest.id}:{ctx.run_id}:{ctx.now}")
-        for node in sample:
-            node.path = node.path.lstrip("/")
-        wanted = [n.path for n in sample if n.size >= 0]
-        if not wanted:
-            if not sample:
-                return Finding(Status.OK, "no files small enough to test-extract")
-            report = compare_restore(sample, [None] * len(sample), [None] * len(sample))
-            metrics["restore_ok"] = 0
-            return restore_finding(report, len(sample))
-        tmp = make_tempdir(ctx, p.sudo)
-        try:
-            # borg extracts into the current directory; the list form quotes every value.
-            extract = shlex.join(self.argv("extract", f"::{latest.name}", *wanted))
-            res = ctx.run(f"cd {shlex.quote(tmp)} && exec {extract}", env=self.env,
-                          sudo=p.sudo, timeout=p.tool_timeout)
-            if res.exit_code != 0 or res.timed_out:
-                failure = classify_borg_failure(res.exit_code, res.stderr)
-                if failure.kind == "locked":
-                    return Finding(Status.WARN, f"test extract skipped: {failure.message}")
-                metrics["restore_ok"] = 0
-                mark_done(ctx, "restore", False)
-                why = "timed out" if res.timed_out else failure.message
-                return Finding(Status.CRIT, f"test restore FAILED: borg extract: {why}")
-            restored = stat_and_hash(ctx, [f"{tmp}/{n.path}" for n in sample], p.sudo)
-            live = stat_and_hash(ctx, [f"/{n.path}" for n in sample], p.sudo)
-        finally:
-            remove_tempdir(ctx, tmp, p.sudo)
-        report = compare_restore(sample, restored, live)
-        self.details["restore"] = report.files
-        metrics["restore_ok"] = 0 if report.failures else 1
-        mark_done(ctx, "restore", not report.failures)
-        return restore_finding(report, len(sample))
+    def parse_integrity(self, res: CommandResult) -> IntegrityReport:
+        return parse_borg_check(res.stderr, res.exit_code)
+
+    def integrity_ok_text(self) -> str:
+        what = ("verify-data" if self.p.verify_data else
+                "partial repository" if self.p.max_duration is not None else "")
+        return f"borg check {what + ' ' if what else ''}OK"
+
+    def files_args(self, latest: Snapshot) -> tuple[list[str], Access]:
+        return ["list", "--json-lines", f"::{latest.name}"], "shared"
+
+    def parse_files(self, stdout: str) -> list[FileNode]:
+        return parse_borg_files(stdout)
+
+    def recorded_hashes(self, latest: Snapshot, nodes: Sequence[FileNode],
+                        workdir: str) -> dict[str, str]:
+        """The SHA-256 borg computes from the archive's chunks for each sampled file."""
+        paths = [n.path.lstrip("/") for n in nodes]
+        res = self.run_tool(["list", "--json-lines", "--format={size}{sha256}",
+                             f"::{latest.name}", "--", *paths], "shared")
+        if not res.ok:
+            self.details["record_error"] = self.classify(res).message
+            return {}
+        wanted = set(paths)
+        return {f.path: f.sha256 for f in parse_borg_files(res.stdout)
+                if f.sha256 and f.path in wanted}
+
+    def restore_command(self, latest: Snapshot, nodes: Sequence[FileNode],
+                        target: str) -> list[str]:
+        paths = [n.path.lstrip("/") for n in nodes]
+        return ["sh", "-c", _IN_DIR, "sh", target,
+                *self.argv("extract", f"::{latest.name}", "--", *paths)]
+
+    def restored_path(self, target: str, node: FileNode) -> str:
+        return f"{target}/{node.path.lstrip('/')}"
+
+    def live_path(self, node: FileNode) -> str:
+        return f"/{node.path.lstrip('/')}"

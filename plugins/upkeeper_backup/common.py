@@ -1,22 +1,20 @@
-"""What restic and borg checks share: params, the freshness/shrink judges, sampled restores."""
+"""What the backup checks share: params, secret scrubbing, the freshness/shrink judges."""
 
 from __future__ import annotations
 
-import random
 import re
-import shlex
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from upkeeper import CheckContext, Params, Result, Status
+from upkeeper import CheckContext, EnvName, Params, Result, Status
+from upkeeper.argv import check_operand, check_path
 from upkeeper_backup.durations import Duration, Size, format_duration, format_size
-from upkeeper_backup.parsers import FileNode, Snapshot
+from upkeeper_backup.parsers import Snapshot
 
-_TEMP_PREFIX = "upkeeper-restore."
 _SUBSET_RE = re.compile(r"^(\d+/\d+|\d+(\.\d+)?%|\d+(\.\d+)?[KMGT]?)$", re.IGNORECASE)
 
 
@@ -43,7 +41,7 @@ class RepoParams(FreshnessParams):
     """Integrity and test-restore params shared by restic and borg."""
 
     repository: str = Field(description="repository location, passed through the environment")
-    env: dict[str, SecretStr] = Field(
+    env: dict[EnvName, SecretStr] = Field(
         default_factory=dict,
         description="extra environment for the tool (e.g. AWS_SECRET_ACCESS_KEY); never "
                     "printed")
@@ -66,7 +64,33 @@ class RepoParams(FreshnessParams):
     def _sample(cls, v: int | list[str]) -> int | list[str]:
         if isinstance(v, int) and not 0 <= v <= 100:
             raise ValueError("restore_sample must be between 0 and 100 files")
+        if isinstance(v, list):
+            for path in v:
+                check_path(path)
         return v
+
+    @field_validator("repository")
+    @classmethod
+    def _repository(cls, v: str) -> str:
+        # Travels in the environment, yet a newline or NUL there is never a repository.
+        return check_operand(v)
+
+    @field_validator("env")
+    @classmethod
+    def _env_values(cls, v: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        # Names are checked by EnvName; a value must survive the environment too.
+        for name, value in v.items():
+            if "\0" in value.get_secret_value():
+                raise ValueError(f"{name}: a NUL cannot travel in the environment")
+        return v
+
+
+def check_program(value: str) -> str:
+    """An executable for argv[0]: a name looked up in PATH, or an absolute path."""
+    check_operand(value)
+    if "/" in value:
+        check_path(value)
+    return value
 
 
 def display_location(repo: str) -> str:
@@ -179,123 +203,3 @@ def validate_subset(value: str | int | None) -> str | int | None:
     if not _SUBSET_RE.match(text):
         raise ValueError("read_data_subset must be a number of runs (7), n/t, x% or a size")
     return text
-
-
-@dataclass
-class FileState:
-    size: int
-    mtime: int
-    sha256: str
-
-
-_HASH_SCRIPT = (
-    'for f in "$@"; do if [ -f "$f" ] && [ -r "$f" ]; then '
-    "printf '%s %s\\n' \"$(stat -L -c '%s %Y' -- \"$f\")\" "
-    "\"$(sha256sum < \"$f\" | cut -d' ' -f1)\"; else echo missing; fi; done"
-)
-
-
-def stat_and_hash(ctx: CheckContext[Any], paths: Sequence[str], sudo: bool,
-                  ) -> list[FileState | None]:
-    """Size, mtime (s) and SHA-256 of each file on the host; None where it is missing."""
-    if not paths:
-        return []
-    res = ctx.run(["sh", "-c", _HASH_SCRIPT, "sh", *paths], sudo=sudo).check_ok("hashing files")
-    return parse_hash_lines(res.stdout, len(paths))
-
-
-def parse_hash_lines(text: str, count: int) -> list[FileState | None]:
-    out: list[FileState | None] = []
-    for line in text.splitlines()[:count]:
-        parts = line.split()
-        if len(parts) == 3 and parts[0].isdigit() and parts[1].lstrip("-").isdigit():
-            out.append(FileState(int(parts[0]), int(parts[1]), parts[2]))
-        else:
-            out.append(None)
-    out.extend([None] * (count - len(out)))
-    return out
-
-
-def make_tempdir(ctx: CheckContext[Any], sudo: bool) -> str:
-    res = ctx.run(["mktemp", "-d", "-t", _TEMP_PREFIX + "XXXXXXXX"], sudo=sudo)
-    res.check_ok("creating a temporary directory for the test restore")
-    path = res.stdout.strip()
-    if not _is_our_tempdir(path):
-        raise RuntimeError(f"mktemp returned an unexpected path: {path!r}")
-    return path
-
-
-def remove_tempdir(ctx: CheckContext[Any], path: str, sudo: bool) -> None:
-    # Guard against ever removing anything but the directory mktemp made for us.
-    if _is_our_tempdir(path):
-        ctx.run(["rm", "-rf", "--", path], sudo=sudo, timeout=300)
-
-
-def _is_our_tempdir(path: str) -> bool:
-    return (path.startswith("/") and "\n" not in path and ".." not in path
-            and path.rstrip("/").rsplit("/", 1)[-1].startswith(_TEMP_PREFIX))
-
-
-def pick_sample(files: Sequence[FileNode], wanted: int | list[str], max_size: int,
-                seed: str) -> list[FileNode]:
-    """Files to restore: the listed paths, or ``wanted`` random non-empty files up to
-    ``max_size`` (the seed changes per run so the sample rotates)."""
-    if isinstance(wanted, list):
-        by_path = {f.path.lstrip("/"): f for f in files}
-        return [by_path.get(w.lstrip("/"), FileNode(w, -1)) for w in wanted]
-    pool = [f for f in files if 0 < f.size <= max_size]
-    rng = random.Random(seed)
-    return rng.sample(pool, min(wanted, len(pool)))
-
-
-@dataclass
-class RestoreReport:
-    verified: int = 0
-    changed: int = 0
-    failures: list[str] = field(default_factory=list)
-    files: list[dict[str, Any]] = field(default_factory=list)
-
-
-def compare_restore(sample: Sequence[FileNode], restored: Sequence[FileState | None],
-                    live: Sequence[FileState | None]) -> RestoreReport:
-    """Judge restored files: present with the snapshot's size, and identical to the live
-    file wherever that is unchanged since the backup (same size and mtime)."""
-    rep = RestoreReport()
-    for node, got, now in zip(sample, restored, live, strict=True):
-        entry: dict[str, Any] = {"path": node.path, "size": node.size}
-        if node.size < 0:
-            rep.failures.append(f"{node.path}: not in the backup")
-            entry["result"] = "not in backup"
-        elif got is None:
-            rep.failures.append(f"{node.path}: not restored")
-            entry["result"] = "not restored"
-        elif got.size != node.size:
-            rep.failures.append(f"{node.path}: restored {got.size} bytes, backup says "
-                                f"{node.size}")
-            entry["result"] = "size mismatch"
-        elif now is None or now.size != got.size or now.mtime != got.mtime:
-            rep.changed += 1
-            entry["result"] = "live file changed since backup (restore not compared)"
-        elif now.sha256 != got.sha256:
-            rep.failures.append(f"{node.path}: restored content differs from the unchanged "
-                                "live file")
-            entry["result"] = "content mismatch"
-        else:
-            rep.verified += 1
-            entry["result"] = "identical"
-        rep.files.append(entry)
-    return rep
-
-
-def restore_finding(rep: RestoreReport, sampled: int) -> Finding:
-    if rep.failures:
-        more = f" (+{len(rep.failures) - 1} more)" if len(rep.failures) > 1 else ""
-        return Finding(Status.CRIT, f"test restore FAILED: {rep.failures[0]}{more}")
-    text = f"test restore of {sampled} file{'s' if sampled != 1 else ''} OK"
-    if rep.changed:
-        text += f" ({rep.verified} identical to live, {rep.changed} changed since backup)"
-    return Finding(Status.OK, text)
-
-
-def quote_list(args: Sequence[str]) -> str:
-    return " ".join(shlex.quote(a) for a in args)

@@ -90,3 +90,19 @@ Size = Annotated[
     WithJsonSchema({"type": ["string", "integer"], "examples": ["500MiB", 1048576],
                     "description": "bytes, or a size such as 500MiB or 2G"}),
 ]
+
+
+def format_age(delta: timedelta) -> str:
+    """How long something has been held, in plain units: ``"45 s"``, ``"12 min"``,
+    ``"3 h 12 min"``, ``"2 d 5 h"``."""
+    seconds = max(0, int(delta.total_seconds()))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"

@@ -10,12 +10,15 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from upkeeper import Check, CheckContext, Result, Status
+from upkeeper.argv import check_path
 from upkeeper.powershell import PowerShellError, parse_ps_date, ps_quote, run_powershell_json
 from upkeeper_backup.common import Finding, FreshnessParams, combine, judge_age, judge_shrink
 from upkeeper_backup.durations import Size, format_size
 from upkeeper_backup.parsers import Snapshot
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_WINDOWS_ABS = re.compile(r"^([A-Za-z]:[\\/]|\\\\[^\\/]+[\\/])")
 
 
 class FilesParams(FreshnessParams):
@@ -33,6 +36,12 @@ class FilesParams(FreshnessParams):
         if not name or _GLOB_CHARS.search(directory):
             raise ValueError("path must be DIRECTORY/PATTERN with wildcards only in the "
                              "file name part")
+        # The directory becomes find's starting point, which has no "--": anything but an
+        # absolute path could be read as an expression ("-delete/*.gz" deleted files).
+        if _CONTROL.search(v) or not (v.startswith(("/", "./")) or _WINDOWS_ABS.match(v)):
+            raise ValueError(f"path must be absolute (/var/backups/*.gz, ./dumps/*.gz, "
+                             f"D:\\Backups\\*.bak, \\\\server\\share\\*.bak), without "
+                             f"control characters: {v!r}")
         return v
 
 
@@ -109,6 +118,12 @@ class FilesCheck(Check[FilesParams]):
             except PowerShellError as exc:
                 return Result(Status.UNKNOWN, f"cannot list {p.path}: {exc}")
         else:
+            try:
+                if directory != ".":
+                    check_path(directory)
+            except ValueError as exc:
+                return Result(Status.UNKNOWN, f"cannot list {p.path} on a Linux host: "
+                                              f"directory {exc}")
             cmd = ["find", directory, "-mindepth", "1"]
             if not p.recursive:
                 cmd += ["-maxdepth", "1"]

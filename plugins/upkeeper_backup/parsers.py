@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from upkeeper_backup.locks import describe_lock, parse_restic_lock
+
 _FRACTION_RE = re.compile(r"(\.\d{6})\d+")
 
 
@@ -92,6 +94,8 @@ class FileNode:
     path: str
     size: int
     mtime: datetime | None = None
+    #: SHA-256 of the content as the repository holds it, where it tells
+    sha256: str | None = None
 
 
 def parse_restic_snapshots(text: str) -> list[Snapshot]:
@@ -200,10 +204,6 @@ class ToolFailure:
     message: str
 
 
-_LOCK_RE = re.compile(r"already locked (exclusively )?by (PID \d+ on \S+ by [^\n(]+)")
-_LOCK_AGE_RE = re.compile(r"lock was created at ([^\n(]+)\(([^)]*) ago\)")
-
-
 def classify_restic_failure(exit_code: int, stderr: str) -> ToolFailure:
     """Map restic's exit code (>= 0.17: 10 no repo, 11 locked, 12 wrong password) or,
     for older versions, its stderr text to a failure kind."""
@@ -217,21 +217,13 @@ def classify_restic_failure(exit_code: int, stderr: str) -> ToolFailure:
             "repository does not exist" in low):
         return ToolFailure("no_repository", "no restic repository at this location")
     if exit_code == 11 or "already locked" in low or "unable to create lock" in low:
-        return ToolFailure("locked", describe_restic_lock(text))
+        return ToolFailure("locked", describe_lock("restic", parse_restic_lock(text)))
     if "resolving password failed" in low or "empty password" in low or (
             "reading repository password" in low):
         return ToolFailure("no_password", f"restic could not get a password: {_last_line(text)}")
     if exit_code == 130:
         return ToolFailure("interrupted", "restic was interrupted")
     return ToolFailure("error", _last_line(text) or f"restic exited {exit_code}")
-
-
-def describe_restic_lock(stderr: str) -> str:
-    m = _LOCK_RE.search(stderr)
-    who = f" {'exclusively ' if m and m.group(1) else ''}by {m.group(2).strip()}" if m else ""
-    age = _LOCK_AGE_RE.search(stderr)
-    since = f", lock created {age.group(2).strip()} ago" if age else ""
-    return f"repository is locked{who}{since} (if no restic runs there: restic unlock)"
 
 
 def _last_line(text: str) -> str:
@@ -269,13 +261,16 @@ def parse_borg_repo_size(text: str) -> int | None:
 
 
 def parse_borg_files(text: str) -> list[FileNode]:
-    """Regular files from ``borg list --json-lines ::ARCHIVE`` (paths have no leading /)."""
+    """Regular files from ``borg list --json-lines ::ARCHIVE`` (paths have no leading /);
+    with ``--format {sha256}`` each also carries the SHA-256 borg computes from its chunks."""
     out = []
     for obj in json_lines(text):
         if obj.get("type") != "-":
             continue
         mtime = parse_time(obj["mtime"]) if obj.get("mtime") else None
-        out.append(FileNode(str(obj["path"]), int(obj.get("size") or 0), mtime))
+        digest = obj.get("sha256")
+        out.append(FileNode(str(obj["path"]), int(obj.get("size") or 0), mtime,
+                            digest if isinstance(digest, str) and digest else None))
     return out
 
 

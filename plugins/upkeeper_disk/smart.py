@@ -59,7 +59,8 @@ def device_script(devices: list[DeviceSpec], wake_standby: bool = False) -> str:
         argv = ["smartctl", "-a", "--json=c"]
         if not wake_standby:
             argv += ["-n", "standby"]
-        argv += ["-d", dev.type or "auto", dev.name]
+        # Names come from params or from the scan's output: "--" keeps them operands.
+        argv += [f"--device={dev.type or 'auto'}", "--", dev.name]
         # Compact JSON has no final newline: the marker goes on a line of its own.
         parts.append(f"{shlex.join(argv)}; rc=$?; echo; echo \"{END_MARK} $rc\"; ")
     return "".join(parts)
@@ -153,7 +154,8 @@ class DiskSmart(Check[SmartParams]):
                 scanned = parse_smartctl_scan(res.stdout)
             except SmartParseError as exc:
                 return Result(Status.UNKNOWN, f"smartctl --scan-open: {exc}"), {}
-            devices = [DeviceSpec(name=s.name, type=s.dev_type)
+            # smartctl's own names, not params: they go after "--", whatever they hold.
+            devices = [DeviceSpec.model_construct(name=s.name, type=s.dev_type)
                        for s in scanned if not s.open_error]
             scan_errors = [s for s in scanned if s.open_error]
         devices = [d for d in devices

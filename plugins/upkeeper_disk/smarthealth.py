@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from upkeeper import Params, Result, Status
+from upkeeper.argv import check_operand, check_path
 from upkeeper.measures import renamed_params
 from upkeeper_disk.smartdata import ATA_COUNTERS, NVME_CRITICAL_BITS, SmartDevice, WindowsDisk
 
@@ -25,6 +26,16 @@ class DeviceSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
     type: str = "auto"
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return check_path(v)
+
+    @field_validator("type")
+    @classmethod
+    def _type(cls, v: str) -> str:
+        return check_operand(v)
 
 
 class SmartParams(Params):
@@ -45,6 +56,14 @@ class SmartParams(Params):
     _renamed = model_validator(mode="before")(renamed_params(
         {"nvme_warn_temp_c": "warn_nvme_temp_c", "nvme_crit_temp_c": "crit_nvme_temp_c",
          "wear_warn_pct": "warn_wear_pct"}, since="1.1", owner="disk.smart"))
+
+    @field_validator("devices")
+    @classmethod
+    def _device_names(cls, v: list[DeviceSpec | str]) -> list[DeviceSpec | str]:
+        for dev in v:
+            if isinstance(dev, str):
+                check_path(dev)
+        return v
 
 
 @dataclass

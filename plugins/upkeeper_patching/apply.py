@@ -13,9 +13,10 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from upkeeper import Action, CheckContext, CommandResult, Params, Result, Status
+from upkeeper.argv import check_operand
 from upkeeper.powershell import PowerShellError, as_list, run_powershell_json
 from upkeeper_patching import apt, dnf, windows, zypper
 from upkeeper_patching.checks import SUPPORTED, gather_state, package_manager
@@ -32,10 +33,13 @@ class ApplyParams(Params):
         default_factory=list, description="package globs (apt, dnf, yum) or KB numbers "
                                           "(Windows) never to install")
     pre: list[str] = Field(
-        default_factory=list, description="commands run as root before patching; the first "
-                                          "failure aborts the run before anything is installed")
+        default_factory=list, description="commands run as root before patching, through the "
+                                          "shell as written (trusted, like system.command); "
+                                          "the first failure aborts before anything is "
+                                          "installed")
     post: list[str] = Field(
-        default_factory=list, description="commands run as root after patching (and reboot)")
+        default_factory=list, description="commands run as root after patching (and reboot), "
+                                          "through the shell as written (trusted)")
     reboot: Literal["never", "if_required", "always"] = Field(
         "if_required", description="reboot policy after installing")
     reboot_timeout: float = Field(
@@ -47,6 +51,12 @@ class ApplyParams(Params):
         True, description="refresh package metadata first (apt-get update, zypper refresh); "
                           "skipped in check mode")
     install_timeout: float = Field(3600, gt=0, description="seconds allowed for the install")
+
+    @field_validator("exclude")
+    @classmethod
+    def _exclude(cls, v: list[str]) -> list[str]:
+        # dnf gets each as --exclude=GLOB: a value, but never one that reads as an option.
+        return [check_operand(glob) for glob in v]
 
 
 def _excluded(update: Update, patterns: list[str]) -> bool:
@@ -199,7 +209,11 @@ class PatchApply(Action[ApplyParams]):
         if pm == "apt":
             packages = None if p.scope == "all" and not p.exclude else [u.name for u in chosen]
             if packages != []:
-                res = ctx.run(apt.simulate_command(packages), timeout=p.install_timeout)
+                try:
+                    argv = apt.simulate_command(packages)
+                except ValueError as exc:
+                    return Result(Status.UNKNOWN, str(exc), details=details)
+                res = ctx.run(argv, timeout=p.install_timeout)
                 if not res.ok:
                     return Result(Status.UNKNOWN, f"apt-get -s failed: {_tail(res, 2)}",
                                   details=details)
@@ -247,7 +261,11 @@ class PatchApply(Action[ApplyParams]):
             return self._install_windows(ctx, details)
         if pm == "apt":
             packages = None if p.scope == "all" and not p.exclude else [u.name for u in chosen]
-            res = ctx.run(apt.apply_command(packages), sudo=True, timeout=p.install_timeout)
+            try:
+                argv = apt.apply_command(packages)
+            except ValueError as exc:
+                return str(exc), [], gather_state(ctx, sudo=True)
+            res = ctx.run(argv, sudo=True, timeout=p.install_timeout)
         elif pm == "zypper":
             cmd = zypper.apply_command(p.scope, check_mode=False)
             res = ctx.run(cmd, sudo=True, timeout=p.install_timeout)

@@ -167,12 +167,26 @@ def state_from_sections(sections: dict[str, Section]) -> PatchState:
     return state
 
 
+#: Debian policy package names (with an optional :arch): nothing apt reads as an option
+#: (``-oAPT::Update::Pre-Invoke::=...``) or as a version/release pin (``pkg=1.0``).
+_PACKAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+(:[a-z0-9-]+)?$")
+
+
+def check_packages(packages: Sequence[str]) -> list[str]:
+    """``packages`` when every name is a Debian package name; names come from apt's own
+    output, which is treated as hostile. Raises ``ValueError`` naming the first bad one."""
+    for name in packages:
+        if not _PACKAGE_NAME.match(name):
+            raise ValueError(f"refusing {name!r} from apt's output: not a package name")
+    return list(packages)
+
+
 def simulate_command(packages: Sequence[str] | None = None) -> list[str]:
     """``apt-get -s`` for what :func:`apply_command` would do (safe without root)."""
     cmd = ["apt-get", "-s", "-o", "Debug::NoLocking=1"]
     if packages is None:
         return [*cmd, "upgrade"]
-    return [*cmd, "install", "--only-upgrade", *packages]
+    return [*cmd, "install", "--only-upgrade", "--", *check_packages(packages)]
 
 
 def apply_command(packages: Sequence[str] | None = None) -> list[str]:
@@ -180,4 +194,4 @@ def apply_command(packages: Sequence[str] | None = None) -> list[str]:
     cmd = [*APT_ENV, "apt-get", "-y", "-q", *APT_OPTS]
     if packages is None:
         return [*cmd, "upgrade"]
-    return [*cmd, "install", "--only-upgrade", *packages]
+    return [*cmd, "install", "--only-upgrade", "--", *check_packages(packages)]

@@ -15,46 +15,31 @@ the root-side wrapper runs the command under ``timeout`` instead.
 from __future__ import annotations
 
 import math
-import re
 import secrets
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from upkeeper import env_block as _shared_env_block
+from upkeeper import read_env_sh
+
 #: First line of stderr of every plain command: ``@@upk PID``.
 PID_PREFIX = "@@upk "
-
-# Reads the env block: sh's read consumes no more than one line from a pipe, so the
-# command still gets the rest of stdin; the block is evaluated once as a whole, and every
-# value in it is shlex-quoted and every name checked, so eval only assigns.
-_READ_ENV = (
-    '__upk_e=; while IFS= read -r __upk_l; do [ "$__upk_l" = {marker} ] && break; '
-    '__upk_e="$__upk_e$__upk_l\n"; done; eval "$__upk_e"; unset __upk_e __upk_l; '
-)
 
 # The root-side wrapper for sudo: $1 env end marker ('' = no env block), $2 ready
 # marker ('' = none), $3 seconds before the command's process group is killed (0 =
 # never), $4 the command. `timeout` runs the command in its own process group and kills
 # the whole group, so a timed-out command cannot outlive the client's deadline.
-WRAPPER = r"""
+WRAPPER = (r"""
 if [ -n "$2" ]; then printf '%s\n' "$2" >&2; fi
 if [ -n "$1" ]; then
-  __upk_env=
-  while IFS= read -r __upk_line; do
-    [ "$__upk_line" = "$1" ] && break
-    __upk_env="$__upk_env$__upk_line
-"
-  done
-  eval "$__upk_env"
-  unset __upk_env __upk_line
+  """ + read_env_sh('"$1"') + r"""
 fi
 if [ "$3" != 0 ] && command -v timeout >/dev/null 2>&1; then
   exec timeout -k 2 "$3" /bin/sh -c "$4"
 fi
 exec /bin/sh -c "$4"
-""".strip()
-
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+""").strip()
 
 
 @dataclass
@@ -74,21 +59,9 @@ def new_token() -> str:
 
 
 def env_block(env: Mapping[str, str] | None, end_marker: str) -> bytes:
-    """``export NAME='value'`` lines ending with ``end_marker`` (empty for no env)."""
-    if not env:
-        return b""
-    lines = []
-    for name, value in env.items():
-        if not _ENV_NAME.match(name):
-            raise ValueError(f"invalid environment variable name {name!r}")
-        text = str(value)
-        if "\0" in text:
-            raise ValueError(f"environment variable {name} contains a NUL byte")
-        lines.append(f"{name}={shlex.quote(text)}; export {name}")
-    body = "\n".join(lines)
-    if any(line == end_marker for line in body.split("\n")):
-        raise ValueError("environment value collides with the end marker")
-    return (body + "\n" + end_marker + "\n").encode()
+    """The shared env block (names checked, values quoted) ending with ``end_marker``;
+    empty for no env. :raises ValueError: a bad name or value."""
+    return _shared_env_block(env, end_marker) if env else b""
 
 
 def remote_timeout(timeout: float | None) -> int:
@@ -111,7 +84,7 @@ def build(command: str, *, timeout: float | None, env: Mapping[str, str] | None,
     end_marker = f"@@upkeeper-env-{token}" if env else ""
     block = env_block(env, end_marker) if env else b""
     if not sudo_user:
-        read_env = _READ_ENV.replace("{marker}", end_marker) if env else ""
+        read_env = read_env_sh(end_marker) + "; " if env else ""
         line = (f"printf '{PID_PREFIX}%s\\n' \"$$\" >&2; {read_env}"
                 f"exec /bin/sh -c {shlex.quote(command)}")
         return RemoteCommand(line=line, env_block=block, ready_marker="", prompt="",

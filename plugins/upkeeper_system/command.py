@@ -17,7 +17,9 @@ _MAX_DETAIL = 4000
 
 
 class CommandParams(Params):
-    command: str = Field(description="Command line (POSIX sh on Linux, PowerShell on Windows)")
+    command: str = Field(
+        description="Command line (POSIX sh on Linux, PowerShell on Windows), run as written "
+                    "by design: a trusted value; quote anything templated into it")
     shell: Literal["auto", "sh", "powershell"] = Field(
         "auto", description="auto: PowerShell on Windows hosts, sh elsewhere")
     sudo: bool = Field(False, description="Run through sudo (become)")

@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from upkeeper import check_env
 from upkeeper.powershell import ps_quote
 
 #: cmd.exe refuses command lines longer than this (pywinrm issues 87 and 184).
@@ -130,10 +131,12 @@ def cmd_with_env_script(command: str, env: Mapping[str, str]) -> str:
     """PowerShell that runs a cmd.exe ``command`` with extra environment variables.
 
     Sent over stdin (see :func:`powershell_invocation` with ``force_stdin``), so the
-    values never appear on any command line.
+    values never appear on any command line. Names are checked as on every transport.
+
+    :raises ValueError: a bad name or value.
     """
     lines = [f"[Environment]::SetEnvironmentVariable({ps_quote(k)}, {ps_quote(v)}, 'Process')"
-             for k, v in env.items()]
+             for k, v in check_env(env).items()]
     lines += [
         "$psi = New-Object System.Diagnostics.ProcessStartInfo",
         "$psi.FileName = $env:ComSpec",

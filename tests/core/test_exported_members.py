@@ -12,9 +12,10 @@ import upkeeper
 
 EXPECTED = {
     "API_VERSION", "Action", "Check", "CheckContext", "CommandError", "CommandResult",
-    "Host", "InventoryError", "InventorySource", "Notification", "Notifier", "Params",
-    "ReportSection", "Result", "RunRecord", "Status", "Transport", "TransportError",
-    "WindowState", "command_text", "hookimpl", "lazy_transport", "load_hosts", "window_state",
+    "EnvName", "Host", "InventoryError", "InventorySource", "Notification", "Notifier",
+    "Params", "ReportSection", "Result", "RunRecord", "Status", "Transport", "TransportError",
+    "WindowState", "check_env", "command_text", "env_block", "hookimpl", "lazy_transport",
+    "load_hosts", "read_env_sh", "window_state",
 }
 
 

@@ -30,8 +30,9 @@ from upkeeper.after_run.notify_config import ChannelConfig, NotifyConfig
 from upkeeper.after_run.report import NO_CLIENT, clients_for_run
 from upkeeper.after_run.targets import Target, build_target, host_context
 from upkeeper.after_run.text import clean_text
-from upkeeper.engine.secrets import secrets_in_vars
-from upkeeper.engine.templating import TemplateError, render_host_vars
+from upkeeper.engine.secrets import secrets_in_values
+from upkeeper.engine.templating import TemplateError
+from upkeeper.engine.variables import bind_host
 from upkeeper.models import Host, Notification, RunRecord
 from upkeeper.notifier import Notifier
 from upkeeper.registry import UnknownNameError
@@ -111,9 +112,9 @@ class _Channel:
         host = self.run.hosts.get(name)
         if host is None:
             return None
-        hostvars = render_host_vars(host.vars, self.ctx.playbook.vars)
-        self.ctx.redactor.add(secrets_in_vars(hostvars))
-        return Host(host.name, hostvars, list(host.groups), host.facts)
+        redactor = self.ctx.redactor
+        return bind_host(host, self.ctx.playbook.vars, lambda var, value: redactor.add(
+            secrets_in_values({var: value})))
 
 
 def notify(run: RunRecord, cfg: NotifyConfig, ctx: RunContext) -> list[Delivery]:

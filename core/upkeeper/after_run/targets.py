@@ -10,12 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections import ChainMap
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from upkeeper.after_run.notify_config import ChannelConfig
 from upkeeper.engine.secrets import SECRET_KEY_RE, Redactor, secrets_in_model
@@ -38,15 +39,16 @@ class UnknownFacts(dict[str, Any]):
         return ""
 
 
-def host_context(playbook_vars: Mapping[str, Any], host: Host | None) -> dict[str, Any]:
+def host_context(playbook_vars: Mapping[str, Any], host: Host | None) -> Mapping[str, Any]:
     """Variables a channel's params see for ``host``; facts only if already gathered
-    (looking must never open a connection after the run)."""
+    (looking must never open a connection after the run). A lookup chain, so a host var
+    renders only when a param names it."""
     if host is None:
         return {**playbook_vars, "facts": UnknownFacts()}
     facts = UnknownFacts(host.facts if getattr(host.facts, "loaded", True) else {})
-    return {**playbook_vars, **host.vars, "facts": facts, "ansible_facts": facts,
-            "inventory_hostname": host.name,
-            "group_names": [g for g in host.groups if g not in ("all", "ungrouped")]}
+    own = {"facts": facts, "ansible_facts": facts, "inventory_hostname": host.name,
+           "group_names": [g for g in host.groups if g not in ("all", "ungrouped")]}
+    return ChainMap(own, host.vars, dict(playbook_vars))
 
 
 class ParamError(TemplateError):
@@ -123,7 +125,14 @@ def build_target(chan: ChannelConfig, cls: type[Notifier],
     """The notifier for ``chan`` on a host; raises TemplateError, ValidationError or
     ValueError when the params do not render or fit the notifier."""
     rendered = render_params(chan, context)
-    model = cls.Params.model_validate(rendered)
+    try:
+        model = cls.Params.model_validate(rendered)
+    except ValidationError as exc:
+        # pydantic quotes the input (``input_value=...``): a token or password would be
+        # printed and stored. Keep where and what, never the value.
+        reasons = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'params'}: {err['msg']}"
+                            for err in exc.errors(include_input=False, include_url=False))
+        raise ValueError(f"invalid {chan.notifier} settings: {reasons}") from None
     key = hashlib.sha256(json.dumps(rendered, sort_keys=True, default=str).encode())
     redactor = Redactor(secrets_in_params(chan, rendered, model))
     label = redactor.text(describe_target(rendered))

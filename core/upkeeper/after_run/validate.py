@@ -14,7 +14,8 @@ from pydantic import ValidationError
 from upkeeper.after_run.notify_config import NotifyConfig, normalise_notify, parse_notify
 from upkeeper.after_run.report_config import ReportConfig, ReportError, at, describe
 from upkeeper.after_run.targets import ParamError, host_context, render_params
-from upkeeper.engine.templating import TemplateError, is_templated, render_host_vars
+from upkeeper.engine.templating import is_templated
+from upkeeper.engine.variables import bind_host
 from upkeeper.models import Host, RunRecord
 
 if TYPE_CHECKING:
@@ -81,11 +82,7 @@ def notify_preflight(pb: Playbook, hosts: Sequence[Host], registry: Registry) ->
         return []
     problems: list[str] = []
     for host in hosts:
-        try:
-            rendered_vars = render_host_vars(host.vars, pb.vars)
-        except TemplateError:
-            continue
-        context = host_context(pb.vars, Host(host.name, rendered_vars, list(host.groups)))
+        context = host_context(pb.vars, bind_host(host, pb.vars))
         for chan in cfg.channels:
             if chan.notifier not in registry.notifiers:
                 continue  # validate_notify said so

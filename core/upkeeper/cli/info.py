@@ -20,14 +20,24 @@ def inventory() -> None:
 @click.option("-l", "--limit", metavar="PATTERN")
 @click.option("--format", "fmt", type=click.Choice(["table", "ansible-json", "json"]),
               default="table")
+@click.option("--show-secrets", is_flag=True,
+              help="Print values of secret vars (password, token ...) instead of ********.")
 @click.pass_obj
 def inventory_list(app: AppState, inventories: tuple[str, ...], limit: str | None,
-                   fmt: str) -> None:
-    """List hosts; --format ansible-json prints what `ansible-inventory --list` prints."""
+                   fmt: str, show_secrets: bool) -> None:
+    """List hosts; --format ansible-json prints what `ansible-inventory --list` prints
+    (secret vars masked unless --show-secrets)."""
+    from upkeeper.engine.secrets import mask_secret_vars
+    from upkeeper.inventory.loader import ansible_json
+
     inv = load_inventory_sources(inventories, app.plugins)
     try:
         if fmt in ("ansible-json", "json"):
-            click.echo(inv.to_ansible_json(limit))
+            doc = inv.to_ansible_list(limit)
+            if not show_secrets:
+                doc["_meta"]["hostvars"] = {name: mask_secret_vars(hv) for name, hv
+                                            in doc["_meta"]["hostvars"].items()}
+            click.echo(ansible_json(doc))
             return
         hosts = inv.select(limit or "all")
     except SourceError as exc:

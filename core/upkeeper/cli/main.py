@@ -27,6 +27,8 @@ from upkeeper.store.history import STATE_DIR_ENV
 
 
 def _setup_logging(verbose: int) -> None:
+    from upkeeper.engine.secrets import install_log_masking
+
     level = logging.WARNING - 10 * min(verbose, 2)
     handler: logging.Handler
     if sys.stderr.isatty():
@@ -37,6 +39,7 @@ def _setup_logging(verbose: int) -> None:
     else:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    install_log_masking(handler)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -212,9 +215,10 @@ def run(app: AppState, playbook: str, inventories: tuple[str, ...], limit: str |
     """Run PLAYBOOK; exit 0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN (worst result wins)."""
     from upkeeper.after_run.context import RunContext
     from upkeeper.after_run.pipeline import after_run
-    from upkeeper.after_run.validate import preflight
+    from upkeeper.after_run.validate import notify_preflight
     from upkeeper.engine.preflight import action_plan
     from upkeeper.engine.runner import run_playbook
+    from upkeeper.engine.variables import check_templates
 
     plugins = app.plugins
     pb = load_checked_playbook(playbook, plugins)
@@ -223,10 +227,15 @@ def run(app: AppState, playbook: str, inventories: tuple[str, ...], limit: str |
         fail(problems[0])
     inv = load_inventory_sources(inventories, plugins)
     hosts = select_or_fail(inv, pb.hosts, limit)
-    problems = preflight(pb, hosts, plugins.registry)
+    # Only the playbook's own problems stop the run: a var one host lacks (one client's
+    # missing secret, one client's notify_email) makes that host's affected checks UNKNOWN
+    # or its alerts a recorded failed delivery; every other host runs.
+    problems = check_templates(pb, hosts)[0]
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         fail(problems[0] + more)
+    for problem in notify_preflight(pb, hosts, plugins.registry):
+        log.warning("%s", problem)
     plan = action_plan(pb, hosts, plugins.registry, check_mode=check_mode, allow_anytime=now)
     if plan and sys.stdin.isatty() and sys.stdout.isatty():
         click.echo("These actions would change hosts that have no maintenance_windows:", err=True)

@@ -149,11 +149,15 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
+        elif record.exc_text:  # already formatted (and secrets masked) by MaskingFilter
+            out["exc"] = record.exc_text
         return json.dumps(out)
 
 
 def setup_logging(fmt: str, verbose: int) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    from upkeeper.engine.secrets import install_log_masking
+
+    handler = install_log_masking(logging.StreamHandler(sys.stderr))
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:

@@ -18,8 +18,9 @@ from upkeeper.engine.facts import LazyFacts
 from upkeeper.engine.guard import HUNG
 from upkeeper.engine.playbook import CheckSpec, Playbook
 from upkeeper.engine.preflight import template_context, unwindowed_reason
-from upkeeper.engine.secrets import Redactor, secrets_in_model, secrets_in_vars
-from upkeeper.engine.templating import TemplateError, evaluate, render_host_vars, render_value
+from upkeeper.engine.secrets import Redactor, secrets_in_model, secrets_in_values
+from upkeeper.engine.templating import TemplateError, evaluate, render_value
+from upkeeper.engine.variables import bind_host
 from upkeeper.models import CommandError, Host, Result, RunRecord, Status, Unreachable, utcnow
 from upkeeper.plugins import PluginSystem, UnknownNameError
 from upkeeper.store.history import History
@@ -43,6 +44,8 @@ class RunState(Protocol):
     stop: threading.Event
     run_id: str
     run: RunRecord | None
+    #: Every secret of the run: masked in whatever any check on any host returns.
+    redactor: Redactor
 
     def deliver(self, host: str, index: int, results: Sequence[Result],
                 redactor: Redactor) -> None: ...
@@ -87,17 +90,13 @@ def _close_quietly(t: Transport) -> None:
 def run_host(state: RunState, raw: Host) -> None:
     """Run every check of the playbook on one host, delivering results as they land."""
     pb = state.pb
-    redactor = Redactor(secrets_in_vars(raw.vars))
-    try:
-        hostvars = render_host_vars(raw.vars, pb.vars)
-    except TemplateError as exc:
-        state.fail_rest(raw, 0, Status.UNKNOWN, f"inventory: {exc}", redactor)
-        return
-    redactor.add(secrets_in_vars(hostvars))
-    host = Host(name=raw.name, vars=hostvars, groups=list(raw.groups))
+    redactor = state.redactor
+    # Vars render when something uses them; a secret among them is masked from then on.
+    host = bind_host(raw, pb.vars, lambda name, value: redactor.add(
+        secrets_in_values({name: value})))
     try:
         tcls = state.plugins.registry.transport(host.connection)
-    except UnknownNameError as exc:
+    except (UnknownNameError, TemplateError) as exc:
         state.fail_rest(host, 0, Status.UNKNOWN, str(exc), redactor)
         return
     host.transport_os_family = tcls.os_families[0] if tcls.os_families else None
@@ -175,7 +174,7 @@ def run_check(state: RunState, index: int, spec: CheckSpec, host: Host, slot: Tr
         return results, None
     if isinstance(error, TransportError):
         return [Result(error.status, f"{error}")], error
-    if isinstance(error, CommandError):
+    if isinstance(error, (CommandError, TemplateError)):
         return [Result(Status.UNKNOWN, str(error))], None
     log.debug("check %s on %s raised", spec.check, host.name, exc_info=error)
     if not isinstance(error, Exception):  # SystemExit (argparse), KeyboardInterrupt ...

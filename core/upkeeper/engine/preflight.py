@@ -3,11 +3,11 @@ the actions that would change hosts with no maintenance windows."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from upkeeper.engine.playbook import Playbook
-from upkeeper.engine.templating import TemplateError, evaluate, render_host_vars, render_value
+from upkeeper.engine.variables import check_templates, scope_of
 from upkeeper.models import Host
 from upkeeper.plugins import Registry, UnknownNameError
 
@@ -21,16 +21,9 @@ def select_hosts(inventory: Any, pattern: str, limit: str | None) -> list[Host]:
     return hosts
 
 
-def template_context(pb: Playbook, host: Host) -> dict[str, Any]:
-    """Variables visible to params and ``when:`` on one host."""
-    return {
-        **pb.vars,
-        **host.vars,
-        "facts": host.facts,
-        "ansible_facts": host.facts,
-        "inventory_hostname": host.name,
-        "group_names": [g for g in host.groups if g not in ("all", "ungrouped")],
-    }
+def template_context(pb: Playbook, host: Host) -> Mapping[str, Any]:
+    """Variables visible to params and ``when:`` on one host, rendered when used."""
+    return scope_of(host, pb.vars)
 
 
 def unwindowed_reason(check: str, host: str) -> str:
@@ -59,48 +52,9 @@ def action_plan(pb: Playbook, hosts: Sequence[Host], registry: Registry, *,
             for h in hosts if not h.vars.get("maintenance_windows") for s in actions]
 
 
-class _FactsPlaceholder(dict[str, Any]):
-    """Stands in for facts before they are gathered: any fact renders as ''."""
-
-    def __missing__(self, key: str) -> str:
-        return ""
-
-    def __getattr__(self, key: str) -> str:
-        return ""
-
-
 def preflight(playbook: Playbook, hosts: Sequence[Host]) -> list[str]:
-    """Undefined variables in params or ``when:``, per host, found before anything runs.
-
-    Host vars are rendered (``{{ env.X }}`` missing is reported too); facts are not
-    gathered here, so expressions on facts are not checked.
-    """
-    problems: list[str] = []
-    for host in hosts:
-        try:
-            hostvars = render_host_vars(host.vars, playbook.vars)
-        except TemplateError as exc:
-            problems.append(f"host {host.name}: inventory: {exc}")
-            continue
-        probe = Host(name=host.name, vars=hostvars, groups=list(host.groups),
-                     facts=_FactsPlaceholder())
-        context = template_context(playbook, probe)
-        for i, spec in enumerate(playbook.checks):
-            items: list[tuple[tuple[str | int, ...], Any]] = [
-                (("checks", i, "params", k), v) for k, v in spec.params.items()]
-            if spec.when is not None:
-                items.insert(0, (("checks", i, "when"), None))
-            for key_path, value in items:
-                try:
-                    if value is None and key_path[-1] == "when":
-                        evaluate(spec.when or "", context)
-                    else:
-                        render_value(value, context)
-                except TemplateError as exc:
-                    if exc.variable is None:
-                        continue  # depends on facts or values only known at run time
-                    line = playbook.line_of(key_path)
-                    hint = " (define it in host/group vars, or use '| default(...)')"
-                    problems.append(f"{playbook.path}:{line}: {spec.check}: {exc} for host "
-                                    f"{host.name}{hint}")
-    return problems
+    """Undefined variables in params or ``when:``, per host, found before anything runs
+    (all of them; :func:`upkeeper.engine.variables.check_templates` tells the
+    playbook's own problems from those of some hosts)."""
+    everywhere, some = check_templates(playbook, hosts)
+    return everywhere + some

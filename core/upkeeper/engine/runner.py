@@ -17,7 +17,7 @@ import secrets as pysecrets
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from types import FrameType
@@ -27,7 +27,7 @@ from upkeeper.engine.guard import HUNG
 from upkeeper.engine.hostrun import TransportSlot, run_host
 from upkeeper.engine.playbook import Playbook
 from upkeeper.engine.preflight import preflight, select_hosts, template_context
-from upkeeper.engine.secrets import Redactor
+from upkeeper.engine.secrets import Redactor, secrets_for_run
 from upkeeper.models import Host, Result, RunRecord, Status, utcnow
 from upkeeper.plugins import PluginSystem
 from upkeeper.store.history import History
@@ -87,6 +87,8 @@ class Runner:
         self.hook_problems: list[str] = []
         self.run: RunRecord | None = None
         self.run_id = ""
+        #: Every secret of the run: masked in whatever any check on any host returns.
+        self.redactor = Redactor()
 
     def deliver(self, host: str, index: int, results: Sequence[Result],
                 redactor: Redactor) -> None:
@@ -306,4 +308,8 @@ def run_playbook(playbook: Playbook, inventory: Any, plugins: PluginSystem, hist
     runner = Runner(playbook, plugins, history, check_mode=check_mode,
                     on_result=on_result, stop_event=stop_event, force=force,
                     allow_anytime=allow_anytime)
+    # Any host's secret can show up in any other host's output (a shared file, a log).
+    everyone = getattr(inventory, "hosts", None)
+    pool = everyone.values() if isinstance(everyone, Mapping) else hosts
+    runner.redactor.add(secrets_for_run(playbook, [*pool, *hosts]))
     return runner.execute(hosts, forks or playbook.forks, run)

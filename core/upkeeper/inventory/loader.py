@@ -4,6 +4,7 @@ host_vars/, Ansible's variable precedence, host patterns and ``ansible-inventory
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -90,7 +91,8 @@ class Inventory:
         merged.update(own)
         merged.update(self._vars.host(name))
         names = [g.name for g in groups] if groups else ["all"]
-        return Host(name=name, vars=merged, groups=names)
+        return Host(name=name, vars=merged, groups=names,
+                    var_origin=functools.partial(self.var_source, name))
 
     def _group_hosts(self, name: str) -> list[str]:
         """Hosts of a group and of every group below it: own hosts, then level by level."""

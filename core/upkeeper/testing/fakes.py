@@ -4,6 +4,7 @@ and ``run_check`` that runs one check the way the runner does."""
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -222,7 +223,8 @@ def run_check(check: type[Check[Any]], params: Mapping[str, Any] | BaseModel | N
               responses: Mapping[str, Response] | None = None,
               history: History | None = None, check_mode: bool = False,
               now: datetime | None = None, timeout: float = 300.0) -> list[Result]:
-    """Run one check like the runner would, letting exceptions through for the test."""
+    """Run one check like the runner would, letting exceptions through for the test.
+    Each call is a run of its own (its own run id)."""
     if transport is None:
         transport = FakeTransport(host, responses)
     host = host or transport.host
@@ -234,7 +236,7 @@ def run_check(check: type[Check[Any]], params: Mapping[str, Any] | BaseModel | N
     ctx: CheckContext[Any] = CheckContext(
         host=host, transport=transport, params=model,
         history=hist.for_host(host.name, check.name), check_mode=check_mode,
-        run_id="test", timeout=timeout,
+        run_id=f"test-{uuid.uuid4().hex[:12]}", timeout=timeout,
     )
     if now is not None:
         ctx.now = now

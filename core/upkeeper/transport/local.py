@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import secrets
 import selectors
-import shlex
 import signal
 import subprocess
 import threading
@@ -16,6 +14,7 @@ from typing import IO
 from upkeeper.models import CommandResult, Host
 from upkeeper.transport import children
 from upkeeper.transport.base import Transport, TransportError, command_text
+from upkeeper.transport.env import READ_ENV_SH, check_env, child_environ, env_block, new_end_marker
 
 #: Once the command's own process has exited, output still arriving from children it left
 #: behind holding its pipes is read for this many seconds; then the pipes are closed.
@@ -23,10 +22,8 @@ DRAIN_AFTER_EXIT = 0.25
 #: How often the reader looks at whether the command has exited (while its pipes are open).
 _POLL = 0.05
 
-_SUDO_ENV_WRAPPER = (
-    'm=$1; s=; while IFS= read -r l; do [ "$l" = "$m" ] && break; s="$s$l\n"; done; '
-    'eval "$s"; exec /bin/sh -c "$2"'
-)
+# sudo resets the environment: the values follow on stdin and this sets them as root.
+_SUDO_ENV_WRAPPER = READ_ENV_SH + '; exec /bin/sh -c "$2"'
 
 
 class _Capped:
@@ -78,20 +75,18 @@ class LocalTransport(Transport):
     ) -> CommandResult:
         text = command_text(command)
         argv = ["/bin/sh", "-c", text]
-        proc_env = dict(os.environ)
+        extra = check_env(env)
         if sudo and os.geteuid() != 0:
             user = str(self.host.vars.get("ansible_become_user") or "root")
-            if env:
-                # sudo resets the environment: hand the values over on stdin instead.
-                marker = f"@@upkeeper-env-{secrets.token_hex(8)}"
+            if extra:
+                marker = new_end_marker()
                 argv = ["/bin/sh", "-c", _SUDO_ENV_WRAPPER, "upkeeper", marker, text]
-                block = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())
                 data = stdin.encode() if isinstance(stdin, str) else (stdin or b"")
-                stdin = (block + marker + "\n").encode() + data
-                env = None
+                stdin = env_block(extra, marker) + data
+                extra = {}
             argv = ["sudo", "-n", "-u", user, "--", *argv]
-        if env:
-            proc_env.update(env)
+        # Children get a minimal environment: upkeeper's own holds every client's secrets.
+        proc_env = child_environ(extra)
         started = time.monotonic()
         try:
             proc = subprocess.Popen(

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from upkeeper import Status
 from upkeeper.store.history import History
@@ -145,3 +146,36 @@ def test_unknown_when_powershell_fails():
 def test_now_injection_is_honoured(dumps, transport):
     later = datetime.now(timezone.utc) + timedelta(days=5)
     assert check(transport, path=f"{dumps}/db-*", now=later).status is Status.CRIT
+
+
+def test_option_looking_path_deletes_nothing(tmp_path, monkeypatch, transport):
+    """``path: "-delete/*.gz"`` once passed validation and ran ``find -delete ...``, which
+    deleted every file in the working directory (``serve`` runs in ``/``)."""
+    cwd = tmp_path / "cwd"
+    (cwd / "sub").mkdir(parents=True)
+    for name in ("a.gz", "b.txt", "sub/c.gz"):
+        (cwd / name).write_text("keep me\n")
+    monkeypatch.chdir(cwd)
+    for recursive in (False, True):
+        with pytest.raises(ValidationError, match="path must be absolute") as err:
+            check(transport, path="-delete/*.gz", recursive=recursive)
+        assert err.value.errors()[0]["loc"] == ("path",)
+    assert sorted(str(p.relative_to(cwd)) for p in cwd.rglob("*")) == [
+        "a.gz", "b.txt", "sub", "sub/c.gz"]
+    assert transport.commands == []
+
+
+@pytest.mark.parametrize("path", ["backups/*.gz", "*.gz", "(/*.gz", "!/x/*.gz",
+                                  "/var/backups\n-delete/*.gz"])
+def test_paths_find_could_misread_are_refused(path):
+    with pytest.raises(ValidationError, match="path"):
+        FilesCheck.Params.model_validate({"path": path})
+
+
+def test_relative_dot_path_and_windows_path_on_linux(tmp_path, monkeypatch, transport):
+    dump(tmp_path, "db.sql.gz", 100, 1)
+    monkeypatch.chdir(tmp_path)
+    assert check(transport, path="./*.gz").status is Status.OK
+    r = check(transport, path="D:\\Backups\\*.bak")
+    assert r.status is Status.UNKNOWN and "on a Linux host" in r.summary
+    assert not [c for c in transport.commands if c.startswith("find") and "D:" in c]

@@ -7,16 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from upkeeper_backup.common import (
-    FileState,
-    compare_restore,
-    display_location,
-    judge_shrink,
-    parse_hash_lines,
-    pick_sample,
-    validate_subset,
+from upkeeper_backup.common import display_location, judge_shrink, validate_subset
+from upkeeper_backup.durations import (
+    format_age,
+    format_duration,
+    format_size,
+    parse_duration,
+    parse_size,
 )
-from upkeeper_backup.durations import format_duration, format_size, parse_duration, parse_size
+from upkeeper_backup.locks import describe_lock, parse_borg_roster, parse_go_duration
 from upkeeper_backup.parsers import (
     FileNode,
     ParseError,
@@ -34,6 +33,7 @@ from upkeeper_backup.parsers import (
     parse_time,
 )
 from upkeeper_backup.restic import _escape_pattern
+from upkeeper_backup.restore import FileState, compare_restore, parse_hash_lines, pick_sample
 from upkeeper_backup.wbadmin import parse_wbadmin_versions, wbadmin_message
 
 UTC = timezone.utc
@@ -155,9 +155,39 @@ def test_restic_failure_exit_codes_of_new_versions():
 
 def test_restic_lock_description(data):
     msg = classify_restic_failure(1, read(data, "restic-0.14_check_locked.stderr.txt")).message
-    assert "locked by PID" in msg and "ago" in msg and "restic unlock" in msg
+    assert msg == "repository is locked for 1 s by host vm pid 16906 (user root)"
     excl = read(data, "restic-0.14_snapshots_locked_exclusive.stderr.txt")
-    assert "exclusively" in classify_restic_failure(1, excl).message
+    assert classify_restic_failure(1, excl).message == (
+        "repository is locked for 1 s by host vm pid 17302 (user root, exclusive)")
+
+
+def test_restic_lock_age_in_human_units_and_unlock_hint_only_when_stale(data):
+    text = read(data, "restic-0.14_snapshots_locked_exclusive.stderr.txt")
+    live = text.replace("(1.603850595s ago)", "(4m59.2s ago)")
+    assert "restic unlock" not in classify_restic_failure(1, live).message
+    assert "locked for 4 min by host vm" in classify_restic_failure(1, live).message
+    stale = text.replace("(1.603850595s ago)", "(3h12m5.5s ago)")
+    msg = classify_restic_failure(1, stale).message
+    assert msg.startswith("repository is locked for 3 h 12 min by host vm pid 17302")
+    assert "`restic unlock` removes it" in msg
+
+
+def test_go_durations_and_ages():
+    assert parse_go_duration("3h12m5.5s") == timedelta(hours=3, minutes=12, seconds=5.5)
+    assert parse_go_duration("250ms") == timedelta(milliseconds=250)
+    assert parse_go_duration("soon") is None
+    assert [format_age(timedelta(seconds=s)) for s in (45, 720, 3600, 11520, 190000)] == [
+        "45 s", "12 min", "1 h", "3 h 12 min", "2 d 4 h"]
+
+
+def test_borg_lock_roster():
+    info = parse_borg_roster('{"exclusive": [["vm@3281355014145", 23387, 0]]}',
+                             1000.0, 1000.0 + 11520)
+    assert describe_lock("borg", info) == (
+        "repository is locked for 3 h 12 min by host vm pid 23387 (exclusive)")
+    old = parse_borg_roster('{"exclusive": [["nas@1", 5, 0]]}', 0.0, 200000.0)
+    assert "`borg break-lock` removes it" in describe_lock("borg", old)
+    assert parse_borg_roster("not json", None, 0.0) is None
 
 
 def test_borg_archives_and_info(data):

@@ -142,7 +142,9 @@ def test_locked_repository_skips_integrity_and_restore_with_warn(restic_repo, tr
         proc.stdin.close()
         proc.wait(timeout=20)
     assert r.status is Status.WARN, r.summary
-    assert "integrity check skipped: repository is locked exclusively by PID" in r.summary
+    assert "integrity check skipped: repository is locked for " in r.summary
+    assert f"by host {os.uname().nodename} pid {proc.pid} (user " in r.summary
+    assert "exclusive" in r.summary and "restic unlock" not in r.summary  # a live lock
     assert "test restore skipped" in r.summary
     assert r.metrics["snapshot_count"] == 1  # freshness still judged (snapshots --no-lock)
 
@@ -232,3 +234,12 @@ def test_integrity_every_skips_recent_successful_checks(restic_repo, transport):
     third = check(restic_repo, transport, integrity=True, integrity_every="1d", history=hist,
                   now=later, max_age="5d", crit_age="6d")
     assert "restic check OK" in third.summary
+
+
+def test_each_run_checks_again(restic_repo, transport):
+    """The once-per-run integrity outcome never outlives its run."""
+    assert "restic check OK" in check(restic_repo, transport, integrity=True).summary
+    largest_pack(restic_repo.path).unlink()
+    again = check(restic_repo, transport, integrity=True)
+    assert again.status is Status.CRIT and "restic check found errors" in again.summary
+    assert "shared" not in again.summary

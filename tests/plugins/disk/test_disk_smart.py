@@ -135,7 +135,7 @@ def test_check_scans_and_reads_every_disk_in_one_round_trip() -> None:
                           "/dev/bus/0": "smartctl_ata_failing.json"})
     [res] = run_check(DiskSmart, {}, transport=tr)
     assert len(tr.calls) == 2
-    assert "-d megaraid,0 /dev/bus/0" in tr.calls[1].command
+    assert "--device=megaraid,0 -- /dev/bus/0" in tr.calls[1].command
     assert "-n standby" in tr.calls[1].command
     assert not any(c.sudo for c in tr.calls)
     assert res.status is Status.CRIT
@@ -201,7 +201,7 @@ def test_devices_param_is_quoted_and_excludes_apply() -> None:
                           "/dev/sdz"], "exclude_devices": ["/dev/sdz"]}
     [res] = run_check(DiskSmart, params, transport=tr)
     assert "'/dev/sda; touch /tmp/pwned'" in seen[0]
-    assert "-d megaraid,1 /dev/bus/0" in seen[0] and "/dev/sdz" not in seen[0]
+    assert "--device=megaraid,1 -- /dev/bus/0" in seen[0] and "/dev/sdz" not in seen[0]
     assert res.status is Status.UNKNOWN  # no output for either disk
 
 

@@ -28,9 +28,15 @@ from upkeeper.inventory.loader import load_inventory
 from upkeeper.models import Host, RunRecord, Status
 from upkeeper.plugins import get_plugin_manager
 from upkeeper.store.history import History
+from upkeeper_notify.testserver import (
+    SMTP_PASSWORD,
+    SMTP_USER,
+    SMTPServer,
+    WebhookServer,
+    free_port,
+)
 
 from .helpers import ScriptedPlugin, write_inventory
-from .servers import SMTP_PASSWORD, SMTP_USER, SMTPServer, WebhookServer, free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 PW_ENV = "UPK_TEST_SMTP_PASSWORD"
@@ -125,8 +131,12 @@ def test_validate_renders_notify_settings_for_every_host(tmp_path: Path) -> None
     assert (f"{book}:{url_line}: notify: webhook: url: url must start with http:// or "
             "https:// for host badurl") in res.stderr
     assert "ok1" not in res.stderr
-    # run refuses to start on the same problems (nothing is half done)
-    assert upk("run", str(book), "-i", str(inv)).returncode == 3
+    # run warns about the same problems but runs every host: one client's missing
+    # notify_email must not stop every client's checks (its delivery is recorded failed)
+    ran = upk("run", str(book), "-i", str(inv))
+    assert ran.returncode != 3, ran.stderr
+    assert "undefined variable 'notify_email' for host nomail" in ran.stderr
+    assert all(h in ran.stdout for h in ("ok1", "nomail", "badurl"))
 
 
 def test_unreachable_hosts_are_one_message_per_channel(

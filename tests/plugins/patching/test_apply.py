@@ -89,7 +89,7 @@ def test_check_mode_changes_nothing_and_reports_the_simulation():
     assert not any("apt-get update" in c.command or "systemctl reboot" in c.command or
                    "pre-hook" in c.command for c in t.calls)
     sim = [c.command for c in t.calls if c.command.startswith("apt-get -s")]
-    assert sim == ["apt-get -s -o Debug::NoLocking=1 install --only-upgrade " + " ".join(
+    assert sim == ["apt-get -s -o Debug::NoLocking=1 install --only-upgrade -- " + " ".join(
         sorted(SECURITY, key=BEFORE.index))]
     assert [u["name"] for u in res.details["would_install"]] == [
         "docker-ce", "libssl3", "openssl", "libxml2", "python3-urllib3", "snapd"]
@@ -110,7 +110,7 @@ def test_apply_security_installs_reboots_and_records_versions():
     assert argv[:4] == ["env", "DEBIAN_FRONTEND=noninteractive", "NEEDRESTART_MODE=a",
                         "APT_LISTCHANGES_FRONTEND=none"]
     assert "Dpkg::Options::=--force-confold" in argv
-    assert argv[-len(SECURITY) - 2:-len(SECURITY)] == ["install", "--only-upgrade"]
+    assert argv[-len(SECURITY) - 3:-len(SECURITY)] == ["install", "--only-upgrade", "--"]
     assert sorted(argv[-len(SECURITY):]) == sorted(SECURITY)
     installed = {i["name"]: i for i in res.details["installed"]}
     assert installed["libssl3"] == {"name": "libssl3", "from": "3.0.2-0ubuntu1.10",
