@@ -27,7 +27,27 @@ def state_dir(_isolated_state: Path) -> Path:
     return _isolated_state
 
 
+#: Modules whose tests drive real processes and servers (sshd, restic/borg repositories,
+#: the CLI in a subprocess, serve): each test is quick, together they are most of the
+#: suite's time, so they are `slow` (kept in CI, left out of `pytest -m "not slow"`).
+SLOW_MODULES = frozenset({
+    "tests/core/test_after_run.py", "tests/core/test_cli_output.py",
+    "tests/core/test_input_limits.py", "tests/core/test_secret_masking.py",
+    "tests/core/test_serve_robust.py", "tests/core/test_template_sandbox.py",
+    "tests/core/test_validate.py", "tests/plugins/backup/test_backup_borg.py",
+    "tests/plugins/backup/test_backup_restic.py",
+    "tests/plugins/backup/test_backup_restore_record.py",
+    "tests/plugins/backup/test_backup_shared_repo.py",
+    "tests/plugins/notify/test_after_run.py", "tests/plugins/winrm/test_transport_http.py",
+})
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's own -m deselection
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        module = Path(str(item.fspath)).resolve().relative_to(ROOT).as_posix()
+        if module in SLOW_MODULES or item.get_closest_marker("sshd"):
+            item.add_marker(pytest.mark.slow)
     # Without the corpus its tests are not run, and tests/test_shared_corpus.py says so on
     # one SKIPPED line with their number, instead of each skipping (or, parametrized from
     # the corpus, vanishing) on its own.
