@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
+from pydantic import BeforeValidator, PlainSerializer, ValidationInfo, WithJsonSchema
 
 from upkeeper.models import Status
 
@@ -42,6 +42,7 @@ __all__ = [
     "parse_duration",
     "parse_size",
     "renamed_params",
+    "warn_bare_duration",
 ]
 
 log = logging.getLogger("upkeeper.measures")
@@ -203,12 +204,10 @@ def duration_field_type(bare_unit: str | None = None, *, legacy: bool = True) ->
     """
     description = f"a duration with a unit ({_DURATION_EXAMPLES})"
 
-    def parse(value: Any) -> timedelta:
+    def parse(value: Any, info: ValidationInfo) -> timedelta:
         if bare_unit is not None and legacy and _is_bare_number(value):
-            warnings.warn(UpkeeperDeprecationWarning(
-                f"duration {value!r} without a unit is read as {value}{bare_unit}; write "
-                f"'{value}{bare_unit}' (bare numbers are refused from API 2.0)"), stacklevel=2)
-            log.warning("duration %r without a unit is read as %r%s", value, value, bare_unit)
+            warn_bare_duration(value, bare_unit, f"param '{info.field_name}'"
+                               if info.field_name else "")
         return parse_duration(value, bare_unit=bare_unit)
 
     return Annotated[
@@ -218,6 +217,17 @@ def duration_field_type(bare_unit: str | None = None, *, legacy: bool = True) ->
         WithJsonSchema({"type": "string", "examples": ["26h", "2d", "90m"],
                         "description": description}),
     ]
+
+
+def warn_bare_duration(value: Any, bare_unit: str, what: str = "") -> None:
+    """Warn that a bare number was read as ``bare_unit`` (the legacy reading of a field
+    that predates units): an :class:`UpkeeperDeprecationWarning` and a log line."""
+    shown = str(value).strip()
+    message = (f"{what + ': ' if what else ''}duration {shown} without a unit is read as "
+               f"{shown}{bare_unit}; write '{shown}{bare_unit}' (bare numbers are refused "
+               "from API 2.0)")
+    warnings.warn(UpkeeperDeprecationWarning(message), stacklevel=3)
+    log.warning("%s", message)
 
 
 def _is_bare_number(value: Any) -> bool:
