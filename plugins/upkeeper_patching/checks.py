@@ -11,6 +11,7 @@ from upkeeper import Check, CheckContext, Params, Result, Status
 from upkeeper.powershell import PowerShellError, run_powershell_json
 from upkeeper_patching import apt, dnf, windows, zypper
 from upkeeper_patching.model import PatchState, split_sections
+from upkeeper_patching.runs import CLEARED_STATE, last_patched, track_cleared
 
 SUPPORTED = ("apt", "dnf", "yum", "zypper")
 
@@ -20,8 +21,9 @@ class StatusParams(Params):
         14, ge=0, description="CRIT when a security update has been pending this many days "
                               "(counted from the first run that saw it)")
     max_days_since_patch: float | None = Field(
-        45, gt=0, description="CRIT when updates are pending and nothing was patched for "
-                              "this many days (null disables)")
+        45, gt=0, description="CRIT when updates are pending and the pending security "
+                              "updates were last brought to zero (or the host last fully "
+                              "upgraded) this many days ago (null disables)")
     reboot_warn_days: float = Field(
         3, ge=0, description="WARN when a reboot has been pending this many days")
     warn_on_pending: bool = Field(
@@ -124,9 +126,14 @@ def judge(state: PatchState, p: StatusParams, ctx: CheckContext[Any]) -> Result:
                             f"(limit {p.security_crit_days:g})")
     elif total and p.warn_on_pending:
         status = Status.WARN
+    cleared = track_cleared(ctx.history.get_state(CLEARED_STATE),
+                            security == 0 if state.security_known else None, total == 0,
+                            state.last_patch_run, now)
+    ctx.history.set_state(CLEARED_STATE, cleared)
+    patched = last_patched(state.last_patch_run, cleared)
     days_since: float | None = None
-    if state.last_patched is not None:
-        days_since = _days(state.last_patched, now)
+    if patched.when is not None:
+        days_since = _days(patched.when, now)
         parts.append(f"last patched {days_since:.0f} days ago")
         if total and p.max_days_since_patch is not None and days_since > p.max_days_since_patch:
             status = Status.CRIT
@@ -159,7 +166,11 @@ def judge(state: PatchState, p: StatusParams, ctx: CheckContext[Any]) -> Result:
         "reboot": {"required": state.reboot_required, "reasons": state.reboot_reasons,
                    "since": reboot_since.isoformat() if state.reboot_required and reboot_since
                    else None},
-        "last_patched": state.last_patched.isoformat() if state.last_patched else None,
+        "last_patched": patched.when.isoformat() if patched.when else None,
+        "last_patched_from": patched.source,
+        "last_patch_run": ({"at": patched.run.when.isoformat(), "kind": patched.run.kind}
+                           if patched.run else None),
+        "security_cleared": patched.cleared.isoformat() if patched.cleared else None,
     }
     if state.notes:
         details["notes"] = state.notes
