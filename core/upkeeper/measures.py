@@ -82,11 +82,11 @@ def parse_duration(value: Any, *, bare_unit: str | None = None) -> timedelta:
     text = str(value).strip().lower()
     if isinstance(value, (int, float)) or _BARE_NUMBER.fullmatch(text):
         number = float(value) if isinstance(value, (int, float)) else float(text)
+        if not math.isfinite(number) or number < 0:
+            raise ValueError(f"not a duration: {value!r} (negative or not finite)")
         if bare_unit is None:
             raise ValueError(f"{value!r} has no unit: write it with one ({_DURATION_EXAMPLES})")
-        if not math.isfinite(number) or number < 0:
-            raise ValueError(f"not a duration: {value!r}")
-        return timedelta(seconds=number * _UNIT_SECONDS[bare_unit])
+        return _seconds(number * _UNIT_SECONDS[bare_unit], value)
     pos, seconds = 0, 0.0
     for m in _DURATION_PART.finditer(text):
         if text[pos:m.start()].strip() or m.group(2) not in _UNIT_SECONDS:
@@ -95,7 +95,14 @@ def parse_duration(value: Any, *, bare_unit: str | None = None) -> timedelta:
         pos = m.end()
     if pos == 0 or text[pos:].strip():
         raise ValueError(f"not a duration: {value!r} ({_DURATION_EXAMPLES})")
-    return timedelta(seconds=seconds)
+    return _seconds(seconds, value)
+
+
+def _seconds(seconds: float, value: Any) -> timedelta:
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise ValueError(f"duration {value!r} is too long") from None
 
 
 def format_duration(delta: timedelta | float) -> str:
@@ -130,7 +137,10 @@ def parse_size(value: Any) -> int:
     m = _SIZE_RE.match(str(value).strip())
     if not m or (m.group(3) and not m.group(2)):
         raise ValueError(f"not a size: {value!r} (e.g. 1048576, 500MiB, 2G, 1.5 TiB)")
-    return int(float(m.group(1)) * 1024 ** _SIZE_POWER[m.group(2).lower()])
+    size = float(m.group(1)) * 1024 ** _SIZE_POWER[m.group(2).lower()]
+    if not math.isfinite(size):
+        raise ValueError(f"not a size: {value!r} (too large)")
+    return int(size)
 
 
 def format_size(size: float) -> str:
