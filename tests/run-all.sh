@@ -32,5 +32,7 @@ echo "== ruff"
 "$py" -m ruff check core plugins tests bench
 echo "== mypy (core and built-in plugins)"
 "$py" -m mypy
+echo "== import-linter (layers, core knows no plugin, plugins use the public API)"
+"$(dirname "$py")/lint-imports" --no-cache
 echo "== pytest"
 "$py" -m pytest "$@"

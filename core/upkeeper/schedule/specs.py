@@ -31,6 +31,9 @@ _DURATION_UNITS = {"": 1, "s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1
                    "m": 60, "min": 60, "mins": 60, "minute": 60, "minutes": 60,
                    "h": 3600, "hr": 3600, "hrs": 3600, "hour": 3600, "hours": 3600,
                    "d": 86400, "day": 86400, "days": 86400}
+#: The longest interval, jitter or catch-up a schedule may name (and the longest CLI
+#: duration): ten years. Larger values overflow date arithmetic and are always typos.
+MAX_SECONDS = 10 * 366 * 86400
 _EPOCH = datetime(1970, 1, 1)
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
@@ -44,13 +47,14 @@ class ScheduleError(ValueError):
 
 
 def parse_duration(value: Any, what: str = "duration") -> float:
-    """``"5m"``, ``"1h30m"``, ``"90s"``, ``"2 hours"`` or a number of seconds."""
+    """``"5m"``, ``"1h30m"``, ``"90s"``, ``"2 hours"`` or a number of seconds, at most
+    :data:`MAX_SECONDS`."""
     if isinstance(value, bool):
         raise ScheduleError(None, f"{what} must be a duration such as '5m', not {value!r}")
     if isinstance(value, (int, float)):
-        if value < 0:
+        if value < 0 or value != value:
             raise ScheduleError(None, f"{what} must not be negative")
-        return float(value)
+        return _bounded(float(value), value, what)
     text = str(value).strip().lower()
     pos, total, parts = 0, 0.0, 0
     for m in _DURATION_RE.finditer(text):
@@ -61,7 +65,13 @@ def parse_duration(value: Any, what: str = "duration") -> float:
     if not parts or text[pos:].strip():
         raise ScheduleError(None, f"{what} {value!r} is not a duration (examples: 30s, 5m,"
                                   " 1h30m, 2 hours)")
-    return total
+    return _bounded(total, value, what)
+
+
+def _bounded(seconds: float, value: Any, what: str) -> float:
+    if seconds > MAX_SECONDS:
+        raise ScheduleError(None, f"{what} {value!r} is longer than the limit of 10 years")
+    return seconds
 
 
 def local_zone_name() -> str:
@@ -214,6 +224,8 @@ def _parse_every(value: Any) -> tuple[str, int, int | None]:
     word = m.group(2)
     if count < 1:
         raise ScheduleError("every", f"every {value!r}: the interval must be at least 1")
+    if count * UNIT_SECONDS.get(word if word.endswith("s") else word + "s", 1) > MAX_SECONDS:
+        raise ScheduleError("every", f"every {value!r}: longer than the limit of 10 years")
     if word.endswith("s") and word[:-1] in DAY_NAMES and count != 1:
         word = word[:-1]
     if word in DAY_NAMES:
