@@ -38,10 +38,10 @@ def open_history(state_dir: Path, *, create: bool = False) -> History:
 
 
 def duration(value: str, what: str) -> float:
-    from upkeeper.schedule.specs import ScheduleError, parse_duration
+    from upkeeper.schedule.specs import ScheduleError, duration_seconds
 
     try:
-        return parse_duration(value, what)
+        return duration_seconds(value, what)
     except ScheduleError as exc:
         raise click.BadParameter(str(exc)) from None
 

@@ -39,7 +39,7 @@ def test_apt_install_pulling_upgrades_does_not_reset_days_since_patch(history):
     # The full log: the newest entry installed postgresql and upgraded libpq5 and libssl3
     # on 03-12 while security updates stayed pending; the last `apt-get upgrade` was 02-20.
     res = check(apt_host(UBUNTU_LIST, data("apt_history__ubuntu2204.log")), history,
-                max_days_since_patch=21)
+                crit_days_since_patch=21)
     assert res.metrics["pending_security"] == 7
     assert res.metrics["days_since_patch"] == pytest.approx(28.62, abs=0.01)
     assert res.status is Status.CRIT and "not patched for 29 days (limit 21)" in res.summary
