@@ -17,8 +17,9 @@ def test_import_linter_contracts_hold():
     """.importlinter: cli -> schedule -> after_run -> engine -> ... -> models; core never
     names a plugin; plugins import only the public API."""
     pytest.importorskip("importlinter")
-    proc = subprocess.run([sys.executable, "-c", "from importlinter.cli import lint_imports_command; lint_imports_command()"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    code = "from importlinter.cli import lint_imports_command; lint_imports_command()"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
 
 
@@ -78,7 +79,8 @@ def test_no_core_module_over_400_lines():
 def test_every_subpackage_says_what_it_owns():
     for init in CORE.glob("*/__init__.py"):
         doc = init.read_text().split('"""')
-        assert len(doc) >= 3 and len(doc[1].split()) >= 12, f"{init}: no docstring saying what it owns"
+        assert len(doc) >= 3 and len(doc[1].split()) >= 12, \
+            f"{init}: no docstring saying what it owns"
 
 
 def test_plugins_contract_forbids_every_internal_module():
@@ -89,8 +91,10 @@ def test_plugins_contract_forbids_every_internal_module():
 
     cfg = configparser.ConfigParser()
     cfg.read(ROOT / ".importlinter")
-    forbidden = set(cfg["importlinter:contract:plugins-use-public-api"]["forbidden_modules"].split())
-    top = {f"upkeeper.{p.stem}" for p in CORE.glob("*.py") if p.stem not in ("__init__", "__main__")}
+    contract = cfg["importlinter:contract:plugins-use-public-api"]
+    forbidden = set(contract["forbidden_modules"].split())
+    top = {f"upkeeper.{p.stem}" for p in CORE.glob("*.py")
+           if p.stem not in ("__init__", "__main__")}
     top |= {f"upkeeper.{p.parent.name}" for p in CORE.glob("*/__init__.py")}
     internal = top - set(upkeeper.PUBLIC_MODULES)
     assert forbidden == internal, (f"missing: {sorted(internal - forbidden)}, "
