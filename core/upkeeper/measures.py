@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
+from pydantic import BeforeValidator, PlainSerializer, ValidationInfo, WithJsonSchema
 
 from upkeeper.models import Status
 
@@ -42,6 +42,7 @@ __all__ = [
     "parse_duration",
     "parse_size",
     "renamed_params",
+    "warn_bare_duration",
 ]
 
 log = logging.getLogger("upkeeper.measures")
@@ -81,11 +82,11 @@ def parse_duration(value: Any, *, bare_unit: str | None = None) -> timedelta:
     text = str(value).strip().lower()
     if isinstance(value, (int, float)) or _BARE_NUMBER.fullmatch(text):
         number = float(value) if isinstance(value, (int, float)) else float(text)
+        if not math.isfinite(number) or number < 0:
+            raise ValueError(f"not a duration: {value!r} (negative or not finite)")
         if bare_unit is None:
             raise ValueError(f"{value!r} has no unit: write it with one ({_DURATION_EXAMPLES})")
-        if not math.isfinite(number) or number < 0:
-            raise ValueError(f"not a duration: {value!r}")
-        return timedelta(seconds=number * _UNIT_SECONDS[bare_unit])
+        return _seconds(number * _UNIT_SECONDS[bare_unit], value)
     pos, seconds = 0, 0.0
     for m in _DURATION_PART.finditer(text):
         if text[pos:m.start()].strip() or m.group(2) not in _UNIT_SECONDS:
@@ -94,7 +95,14 @@ def parse_duration(value: Any, *, bare_unit: str | None = None) -> timedelta:
         pos = m.end()
     if pos == 0 or text[pos:].strip():
         raise ValueError(f"not a duration: {value!r} ({_DURATION_EXAMPLES})")
-    return timedelta(seconds=seconds)
+    return _seconds(seconds, value)
+
+
+def _seconds(seconds: float, value: Any) -> timedelta:
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise ValueError(f"duration {value!r} is too long") from None
 
 
 def format_duration(delta: timedelta | float) -> str:
@@ -129,7 +137,10 @@ def parse_size(value: Any) -> int:
     m = _SIZE_RE.match(str(value).strip())
     if not m or (m.group(3) and not m.group(2)):
         raise ValueError(f"not a size: {value!r} (e.g. 1048576, 500MiB, 2G, 1.5 TiB)")
-    return int(float(m.group(1)) * 1024 ** _SIZE_POWER[m.group(2).lower()])
+    size = float(m.group(1)) * 1024 ** _SIZE_POWER[m.group(2).lower()]
+    if not math.isfinite(size):
+        raise ValueError(f"not a size: {value!r} (too large)")
+    return int(size)
 
 
 def format_size(size: float) -> str:
@@ -203,12 +214,10 @@ def duration_field_type(bare_unit: str | None = None, *, legacy: bool = True) ->
     """
     description = f"a duration with a unit ({_DURATION_EXAMPLES})"
 
-    def parse(value: Any) -> timedelta:
+    def parse(value: Any, info: ValidationInfo) -> timedelta:
         if bare_unit is not None and legacy and _is_bare_number(value):
-            warnings.warn(UpkeeperDeprecationWarning(
-                f"duration {value!r} without a unit is read as {value}{bare_unit}; write "
-                f"'{value}{bare_unit}' (bare numbers are refused from API 2.0)"), stacklevel=2)
-            log.warning("duration %r without a unit is read as %r%s", value, value, bare_unit)
+            warn_bare_duration(value, bare_unit, f"param '{info.field_name}'"
+                               if info.field_name else "")
         return parse_duration(value, bare_unit=bare_unit)
 
     return Annotated[
@@ -218,6 +227,17 @@ def duration_field_type(bare_unit: str | None = None, *, legacy: bool = True) ->
         WithJsonSchema({"type": "string", "examples": ["26h", "2d", "90m"],
                         "description": description}),
     ]
+
+
+def warn_bare_duration(value: Any, bare_unit: str, what: str = "") -> None:
+    """Warn that a bare number was read as ``bare_unit`` (the legacy reading of a field
+    that predates units): an :class:`UpkeeperDeprecationWarning` and a log line."""
+    shown = str(value).strip()
+    message = (f"{what + ': ' if what else ''}duration {shown} without a unit is read as "
+               f"{shown}{bare_unit}; write '{shown}{bare_unit}' (bare numbers are refused "
+               "from API 2.0)")
+    warnings.warn(UpkeeperDeprecationWarning(message), stacklevel=3)
+    log.warning("%s", message)
 
 
 def _is_bare_number(value: Any) -> bool:

@@ -10,8 +10,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from upkeeper import Check, CheckContext, CommandResult, Result
 from upkeeper.argv import check_operand
-from upkeeper_backup.common import RepoParams, check_program, scrub
-from upkeeper_backup.durations import Duration
+from upkeeper_backup.common import BackupDuration, RepoParams, check_program, scrub
 from upkeeper_backup.gate import Access
 from upkeeper_backup.locks import describe_lock, parse_borg_roster
 from upkeeper_backup.parsers import (
@@ -45,7 +44,7 @@ class BorgParams(RepoParams):
     glob_archives: str | None = Field(None, description="only archives matching this glob, "
                                                         "e.g. 'web01-*'")
     verify_data: bool = Field(False, description="borg check --verify-data (reads all data)")
-    max_duration: Duration | None = Field(
+    max_duration: BackupDuration | None = Field(
         None, description="partial repository-only check of at most this long; borg resumes "
                           "where it stopped on the next run")
     lock_wait: int = Field(30, ge=0, description="seconds to wait for a repository lock")

@@ -6,34 +6,58 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from upkeeper import CheckContext, EnvName, Params, Result, Status
 from upkeeper.argv import check_operand, check_path
-from upkeeper_backup.durations import Duration, Size, format_duration, format_size
+from upkeeper.measures import (
+    Findings,
+    Size,
+    duration_field_type,
+    format_duration,
+    format_size,
+    grade,
+    renamed_params,
+)
 from upkeeper_backup.parsers import Snapshot
 
 _SUBSET_RE = re.compile(r"^(\d+/\d+|\d+(\.\d+)?%|\d+(\.\d+)?[KMGT]?)$", re.IGNORECASE)
 
 
+#: Durations of the backup params. A bare number was hours before API 1.1: it is still
+#: read so, with a deprecation warning asking for a unit.
+if TYPE_CHECKING:
+    BackupDuration = timedelta
+else:
+    BackupDuration = duration_field_type("h")
+
+#: Param names before API 1.1, accepted with a warning until the next minor version.
+RENAMED = {"max_age": "warn_age", "max_shrink_pct": "warn_shrink_pct"}
+
+
 class FreshnessParams(Params):
     """RPO and shrinkage params shared by every backup check."""
 
-    max_age: Duration = Field("26h", validate_default=True,
-                              description="WARN when the newest backup is older (the RPO)")
-    crit_age: Duration | None = Field("50h", validate_default=True,
-                                      description="CRIT when the newest backup is older")
-    max_shrink_pct: float | None = Field(
+    warn_age: BackupDuration = Field(
+        "26h", validate_default=True,
+        description="WARN when the newest backup is at least this old (the RPO)")
+    crit_age: BackupDuration | None = Field(
+        "50h", validate_default=True,
+        description="CRIT when the newest backup is at least this old; null disables")
+    warn_shrink_pct: float | None = Field(
         50, ge=0, le=100,
-        description="WARN when the newest backup is this many percent smaller (size or "
-                    "file count) than the previous one; null disables")
+        description="WARN when the newest backup is at least this many percent smaller "
+                    "(size or file count) than the previous one; null disables")
+
+    _renamed = model_validator(mode="before")(
+        renamed_params(RENAMED, since="1.1", owner="backup checks"))
 
     @model_validator(mode="after")
     def _ages_ordered(self) -> FreshnessParams:
-        if self.crit_age is not None and self.crit_age < self.max_age:
-            raise ValueError("crit_age must not be shorter than max_age")
+        if self.crit_age is not None and self.crit_age < self.warn_age:
+            raise ValueError("crit_age must not be shorter than warn_age")
         return self
 
 
@@ -47,7 +71,7 @@ class RepoParams(FreshnessParams):
                     "printed")
     sudo: bool = Field(False, description="run the tool as root (repository owned by root)")
     integrity: bool = Field(True, description="run the tool's repository check")
-    integrity_every: Duration | None = Field(
+    integrity_every: BackupDuration | None = Field(
         None, description="run the integrity check at most this often (e.g. 7d); a failed "
                           "check is repeated on every run")
     restore_sample: int | list[str] = Field(
@@ -55,7 +79,7 @@ class RepoParams(FreshnessParams):
                        "or a list of paths to restore; 0 disables")
     restore_max_file_size: Size = Field(
         "16MiB", validate_default=True, description="only sample files up to this size")
-    restore_every: Duration | None = Field(
+    restore_every: BackupDuration | None = Field(
         None, description="run the test restore at most this often")
     tool_timeout: float = Field(1800, gt=0, description="seconds for each tool command")
 
@@ -132,33 +156,44 @@ class Finding:
 
 
 def judge_age(label: str, when: datetime, now: datetime, p: FreshnessParams) -> Finding:
-    """Freshness against the RPO; ``label`` names the backup ("latest snapshot 1a2b3c4d")."""
+    """Freshness against the RPO; ``label`` names the backup ("latest snapshot 1a2b3c4d").
+    At or past ``crit_age`` is CRIT, at or past ``warn_age`` WARN (the one rule of
+    :func:`upkeeper.measures.grade`)."""
     age = now - when
-    text = f"{label} is {format_duration(age)} old"
-    if p.crit_age is not None and age > p.crit_age:
-        return Finding(Status.CRIT, f"{text} (over crit_age {format_duration(p.crit_age)})")
-    if age > p.max_age:
-        return Finding(Status.WARN, f"{text} (over max_age {format_duration(p.max_age)})")
     if age < -timedelta(minutes=10):
-        return Finding(Status.WARN, f"{text}: check the clocks")
+        return Finding(Status.WARN, f"{label} is dated {format_duration(-age)} in the "
+                                    "future: check the clocks")
+    text = f"{label} is {format_duration(max(age, timedelta(0)))} old"
+    crit = p.crit_age.total_seconds() if p.crit_age is not None else None
+    status = grade(age.total_seconds(), p.warn_age.total_seconds(), crit)
+    if status is Status.CRIT and p.crit_age is not None:
+        return Finding(status, f"{text} (crit_age is {format_duration(p.crit_age)})")
+    if status is Status.WARN:
+        return Finding(status, f"{text} (warn_age is {format_duration(p.warn_age)})")
     return Finding(Status.OK, text)
 
 
 def judge_shrink(latest: Snapshot, previous: Snapshot | None, pct: float | None,
                  ) -> Finding | None:
-    """WARN when size or file count dropped more than ``pct`` percent since ``previous``."""
+    """WARN when size or file count dropped by at least ``pct`` percent since ``previous``
+    (``0``: any drop)."""
     if pct is None or previous is None:
         return None
+
+    def shrank(old: int | None, new: int | None) -> float | None:
+        if new is None or not old:
+            return None
+        drop = 100 * (old - new) / old
+        return drop if drop > 0 and grade(drop, warn=pct) is Status.WARN else None
+
     drops = []
-    if latest.size is not None and previous.size:
-        drop = 100 * (previous.size - latest.size) / previous.size
-        if drop > pct:
-            drops.append(f"size {format_size(previous.size)} -> {format_size(latest.size)} "
-                         f"(-{drop:.0f}%)")
-    if latest.files is not None and previous.files:
-        drop = 100 * (previous.files - latest.files) / previous.files
-        if drop > pct:
-            drops.append(f"files {previous.files} -> {latest.files} (-{drop:.0f}%)")
+    drop = shrank(previous.size, latest.size)
+    if drop is not None:
+        drops.append(f"size {format_size(previous.size or 0)} -> "
+                     f"{format_size(latest.size or 0)} (-{drop:.0f}%)")
+    drop = shrank(previous.files, latest.files)
+    if drop is not None:
+        drops.append(f"files {previous.files} -> {latest.files} (-{drop:.0f}%)")
     if not drops:
         return None
     return Finding(Status.WARN, f"latest backup shrank against {previous.short_id}: "
@@ -167,10 +202,11 @@ def judge_shrink(latest: Snapshot, previous: Snapshot | None, pct: float | None,
 
 def combine(findings: Sequence[Finding], metrics: dict[str, float], details: dict[str, Any],
             ) -> Result:
-    """One result: worst status, problems first in the summary."""
-    status = Status.worst(f.status for f in findings)
+    """One result: the worst status; every finding in the summary, problems first."""
+    combined = Findings([(f.status, f.text) for f in findings])
     ordered = sorted(findings, key=lambda f: -f.status.severity)
-    return Result(status, "; ".join(f.text for f in ordered), metrics=metrics, details=details)
+    return Result(combined.status, "; ".join(f.text for f in ordered), metrics=metrics,
+                  details=details)
 
 
 def due(ctx: CheckContext[Any], key: str, every: timedelta | None) -> bool:

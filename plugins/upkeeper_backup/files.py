@@ -11,9 +11,9 @@ from pydantic import Field, field_validator
 
 from upkeeper import Check, CheckContext, Result, Status
 from upkeeper.argv import check_path
+from upkeeper.measures import Size, format_size
 from upkeeper.powershell import PowerShellError, parse_ps_date, ps_quote, run_powershell_json
 from upkeeper_backup.common import Finding, FreshnessParams, combine, judge_age, judge_shrink
-from upkeeper_backup.durations import Size, format_size
 from upkeeper_backup.parsers import Snapshot
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
@@ -171,7 +171,7 @@ def judge_files(files: list[BackupFile], p: FilesParams, now: datetime,
         findings.append(Finding(Status.WARN, f"only {len(files)} cop"
                                              f"{'y' if len(files) == 1 else 'ies'} kept "
                                              f"(min_count {p.min_count})"))
-    shrink = judge_shrink(snap, previous, p.max_shrink_pct)
+    shrink = judge_shrink(snap, previous, p.warn_shrink_pct)
     if shrink:
         findings.append(shrink)
     details = {"newest": newest.path, "newest_time": newest.mtime.isoformat(),

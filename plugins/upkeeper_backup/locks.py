@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 
-from upkeeper_backup.durations import format_age
+from upkeeper.measures import format_duration
 
 _RESTIC_HOLDER = re.compile(
     r"already locked (?P<excl>exclusively )?by PID (?P<pid>\d+) on (?P<host>\S+)"
@@ -80,7 +80,7 @@ def describe_lock(tool: str, info: LockInfo | None) -> str:
         return "repository is locked (a backup, prune or check running?)"
     text = "repository is locked"
     if info.age is not None:
-        text += f" for {format_age(info.age)}"
+        text += f" for {format_duration(max(info.age, timedelta(0)))}"
     who = [f"host {info.host}"] if info.host else []
     who += [f"pid {info.pid}"] if info.pid is not None else []
     if who:

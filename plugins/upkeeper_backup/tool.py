@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import Any, ClassVar, Generic, TypeVar
 
 from upkeeper import CheckContext, CommandResult, Result, Status, TransportError
+from upkeeper.measures import format_size
 from upkeeper_backup.common import (
     Finding,
     RepoParams,
@@ -19,7 +20,6 @@ from upkeeper_backup.common import (
     judge_shrink,
     mark_done,
 )
-from upkeeper_backup.durations import format_size
 from upkeeper_backup.gate import COORDINATOR, Access, GateTimeout, outcome_key, repo_identity
 from upkeeper_backup.parsers import FileNode, IntegrityReport, ParseError, Snapshot, ToolFailure
 from upkeeper_backup.restore import (
@@ -214,7 +214,7 @@ class RepoRun(ABC, Generic[P]):
         if latest.size is not None:
             metrics["total_size"] = latest.size
             self.details["total_size"] = format_size(latest.size)
-        shrink = judge_shrink(latest, previous, p.max_shrink_pct)
+        shrink = judge_shrink(latest, previous, p.warn_shrink_pct)
         if shrink:
             findings.append(shrink)
         if p.integrity and due(ctx, "integrity", p.integrity_every):

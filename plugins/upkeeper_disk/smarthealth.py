@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from upkeeper import Params, Result, Status
 from upkeeper.argv import check_operand, check_path
-from upkeeper.measures import renamed_params
+from upkeeper.measures import grade, renamed_params
 from upkeeper_disk.smartdata import ATA_COUNTERS, NVME_CRITICAL_BITS, SmartDevice, WindowsDisk
 
 #: Reasons shown in the one-line summary; details keep them all.
@@ -103,12 +103,13 @@ def _temperature(rep: DeviceReport, temp: int | None, warn: int, crit: int,
                  trip: int | None = None) -> None:
     if not temp or temp <= 0:
         return
-    if trip and temp >= trip:
+    if trip and grade(temp, crit=trip) is Status.CRIT:
         rep.add(Status.CRIT, f"temperature {temp}°C (drive trip point {trip}°C)")
-    elif temp >= crit:
-        rep.add(Status.CRIT, f"temperature {temp}°C (limit {crit}°C)")
-    elif temp >= warn:
-        rep.add(Status.WARN, f"temperature {temp}°C (limit {warn}°C)")
+        return
+    status = grade(temp, warn, crit)
+    if status is not Status.OK:
+        limit = crit if status is Status.CRIT else warn
+        rep.add(status, f"temperature {temp}°C (limit {limit}°C)")
 
 
 def _no_smart_reason(dev: SmartDevice) -> str | None:
@@ -197,7 +198,7 @@ def _judge_nvme(rep: DeviceReport, dev: SmartDevice, p: SmartParams,
     used = log.get("percentage_used")
     if isinstance(used, int):
         rep.metrics[f"{dev.name}:percentage_used"] = used
-        if used >= p.warn_wear_pct:
+        if grade(used, p.warn_wear_pct) is Status.WARN:
             rep.add(Status.WARN, f"{used}% of rated endurance used")
     media = log.get("media_errors")
     _counter(rep, "nvme_media_errors", media if isinstance(media, int) else None,
@@ -226,7 +227,7 @@ def judge_windows_disk(disk: WindowsDisk, p: SmartParams,
             rep.add(Status.CRIT, f"operational status {op}")
         elif op in _WARN_OPS:
             rep.add(Status.WARN, f"operational status {op}")
-    if disk.wear is not None and disk.wear >= p.warn_wear_pct:
+    if disk.wear is not None and grade(disk.wear, p.warn_wear_pct) is Status.WARN:
         rep.add(Status.WARN, f"{disk.wear}% of rated endurance used")
     _counter(rep, "read_uncorrected", disk.read_errors_uncorrected, "uncorrected read errors",
              prev)

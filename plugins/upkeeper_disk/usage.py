@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from upkeeper import Check, CheckContext, Params, Result, Status
-from upkeeper.measures import grade, renamed_params
+from upkeeper.measures import format_duration, format_size, grade, renamed_params
 from upkeeper.powershell import PowerShellError, run_powershell_json
 from upkeeper_disk.forecast import Forecast, forecast_full
 from upkeeper_disk.parsers import (
@@ -50,9 +50,9 @@ class Thresholds(Params):
     warn_pct: float | None = Field(85, ge=0, le=100, description="WARN at this percent used")
     crit_pct: float | None = Field(95, ge=0, le=100, description="CRIT at this percent used")
     warn_free_gb: float | None = Field(
-        None, ge=0, description="WARN below this many GB free (with warn_pct: both must hold)")
+        None, ge=0, description="WARN at or below this many GiB free (with warn_pct: both hold)")
     crit_free_gb: float | None = Field(
-        None, ge=0, description="CRIT below this many GB free (with crit_pct: both must hold)")
+        None, ge=0, description="CRIT at or below this many GiB free (with crit_pct: both hold)")
     warn_inodes_pct: float | None = Field(85, ge=0, le=100, description="WARN at this inode %")
     crit_inodes_pct: float | None = Field(95, ge=0, le=100, description="CRIT at this inode %")
     warn_forecast_days: float | None = Field(
@@ -99,12 +99,12 @@ class MountReport:
 
     def summary(self) -> str:
         fs = self.fs
-        text = f"{fs.mount} {fs.used_pct}% used, {human_bytes(fs.avail_bytes)} free"
+        text = f"{fs.mount} {fs.used_pct}% used, {format_size(fs.avail_bytes)} free"
         ipct = fs.inodes_used_pct
         if self.inodes_alarm and ipct is not None:
             text += f", inodes {ipct}% used"
         if self.forecast is not None:
-            text += f", full in {human_days(self.forecast.days_to_full)}"
+            text += f", full in {about(self.forecast.days_to_full)}"
         if fs.readonly:
             text += " (read-only)"
         return text
@@ -121,19 +121,11 @@ class MountReport:
         }
 
 
-def human_bytes(n: float) -> str:
-    """Binary units as df -h and Windows Explorer show them (GB here means GiB)."""
-    for unit, size in (("TB", 1024**4), ("GB", GB), ("MB", 1024**2), ("KB", 1024)):
-        if abs(n) >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{int(n)} B"
-
-
-def human_days(days: float) -> str:
-    if days < 1:
-        return f"~{max(1, round(days * 24))} h"
-    whole = round(days)
-    return f"~{whole} day" if whole == 1 else f"~{whole} days"
+def about(days: float) -> str:
+    """A forecast's time to full, as rough as the forecast: ``~6 d``, ``~36 h``."""
+    if days >= 2:
+        return "~" + format_duration(timedelta(days=round(days)))
+    return "~" + format_duration(timedelta(hours=max(1, round(days * 24))))
 
 
 def _matches(mount: str, globs: list[str], windows: bool) -> bool:
@@ -203,10 +195,10 @@ def judge(fs: Filesystem, t: Thresholds, forecast: Forecast | None,
         if _level(crossed):
             statuses.append(status)
             limits = [f"{pct_limit:g}%" if pct_limit is not None else "",
-                      f"{free_limit:g} GB free" if free_limit is not None else ""]
+                      f"{format_size(free_limit * GB)} free" if free_limit is not None else ""]
             limit = " and ".join(x for x in limits if x)
             rep.reasons.append(f"space {status.value}: {pct}% used, "
-                               f"{free_gb:.1f} GB free (limit {limit})")
+                               f"{format_size(fs.avail_bytes)} free (limit {limit})")
             break
     ipct = fs.inodes_used_pct
     if ipct is not None:
@@ -223,7 +215,7 @@ def judge(fs: Filesystem, t: Thresholds, forecast: Forecast | None,
             days = t.crit_forecast_days if fstatus is Status.CRIT else t.warn_forecast_days
             statuses.append(fstatus)
             rep.reasons.append(f"forecast {fstatus.value}: full in "
-                               f"{human_days(forecast.days_to_full)} (limit {days:g} days)")
+                               f"{about(forecast.days_to_full)} (limit {days:g} days)")
     rep.status = Status.worst(statuses)
     return rep
 

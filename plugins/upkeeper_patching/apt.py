@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 
 from upkeeper_patching.model import PatchState, Section, Update, parse_epoch, parse_offset
+from upkeeper_patching.runs import PatchRun, newest, operands, program
 
 STATUS_SCRIPT = r"""LC_ALL=C; export LC_ALL
 echo '@@upk:apt-list'
@@ -20,10 +21,8 @@ echo '@@upk:reboot'
 if [ -f /var/run/reboot-required ]; then stat -c %Y /var/run/reboot-required
   cat /var/run/reboot-required.pkgs 2>/dev/null; fi
 echo '@@upk:history'
-for f in /var/log/apt/history.log /var/log/apt/history.log.1.gz; do
-  [ -r "$f" ] && zcat -f "$f"; done 2>/dev/null | grep -E '^(Start-Date|Upgrade):' | cut -c1-40
-echo '@@upk:dpkg-log'
-grep -h ' upgrade ' /var/log/dpkg.log 2>/dev/null | tail -n 1
+zcat -f /var/log/apt/history.log* 2>/dev/null | grep -E '^(Start-Date|Commandline|Error):' |
+  cut -c1-500
 echo '@@upk:lists'
 stat -c %Y /var/lib/apt/lists 2>/dev/null
 echo '@@upk:tz'
@@ -36,6 +35,13 @@ APT_ENV = ("env", "DEBIAN_FRONTEND=noninteractive", "NEEDRESTART_MODE=a",
            "APT_LISTCHANGES_FRONTEND=none")
 APT_OPTS = ("-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold",
             "-o", "DPkg::Lock::Timeout=300")
+
+#: apt, apt-get and aptitude verbs that upgrade every upgradable package.
+_APT_UPGRADE_VERBS = frozenset({"upgrade", "full-upgrade", "dist-upgrade", "safe-upgrade"})
+#: Options taking a separate value (``-o Dpkg::Options::=--force-confold``).
+_APT_VALUE_OPTIONS = frozenset({"-o", "--option", "-c", "--config-file", "-t",
+                                "--target-release", "--default-release", "-a",
+                                "--host-architecture"})
 
 _LIST_RE = re.compile(
     r"^(?P<name>[^/\s]+)/(?P<suites>\S+)\s+(?P<new>\S+)\s+(?P<arch>\S+)"
@@ -103,31 +109,54 @@ def parse_apt_get_simulate(text: str) -> list[Update]:
     return updates
 
 
-def parse_apt_history(text: str, tz: timezone = timezone.utc) -> datetime | None:
-    """The start of the newest apt history entry that upgraded something.
+def apt_patch_kind(commandline: str) -> str | None:
+    """What an apt history ``Commandline:`` ran, when it was a patch run; else None.
 
-    ``text`` is the history log filtered to ``Start-Date:`` and ``Upgrade:`` lines; dates
-    in the log are the host's local time, ``tz`` its UTC offset.
+    ``apt upgrade``, ``apt-get dist-upgrade``, ``aptitude safe-upgrade`` and
+    unattended-upgrades bring in every pending (security) update; ``apt install X`` and
+    ``apt upgrade X`` (apt's upgrade with package names upgrades only those) do not.
     """
-    newest: datetime | None = None
+    args = commandline.split()
+    if not args:
+        return None
+    prog = program(args[0])
+    if prog.startswith("unattended-upgrade"):
+        return "unattended-upgrade"
+    if prog not in ("apt", "apt-get", "aptitude"):
+        return None
+    words = operands(args[1:], _APT_VALUE_OPTIONS)
+    if len(words) == 1 and words[0] in _APT_UPGRADE_VERBS:
+        return f"{prog} {words[0]}"
+    return None
+
+
+def parse_apt_history(text: str, tz: timezone = timezone.utc) -> PatchRun | None:
+    """The newest successful patch run in apt's history log.
+
+    ``text`` is the log (all rotations, any order) or just its ``Start-Date:``,
+    ``Commandline:`` and ``Error:`` lines; dates are the host's local time, ``tz`` its
+    UTC offset. Entries without a command line (PackageKit, aptdaemon) cannot tell what
+    they were and are left out, and so are entries that record an error.
+    """
+    runs: list[PatchRun | None] = []
     start: datetime | None = None
+    kind: str | None = None
+
+    def close() -> None:
+        if start is not None and kind is not None:
+            runs.append(PatchRun(start, kind))
+
     for raw in text.splitlines():
         line = raw.strip()
         if line.startswith("Start-Date:"):
-            start = _local_time(line.split(":", 1)[1], tz)
-        elif line.startswith("Upgrade:") and start is not None and (
-                newest is None or start > newest):
-            newest = start
-    return newest
-
-
-def parse_dpkg_log_upgrade(text: str, tz: timezone = timezone.utc) -> datetime | None:
-    """The time of the last ``upgrade`` line in ``/var/log/dpkg.log`` (world readable)."""
-    for raw in reversed(text.strip().splitlines()):
-        parts = raw.split()
-        if len(parts) >= 3 and parts[2] == "upgrade":
-            return _local_time(f"{parts[0]} {parts[1]}", tz)
-    return None
+            close()
+            start, kind = _local_time(line.split(":", 1)[1], tz), None
+        elif line.startswith("Commandline:"):
+            kind = apt_patch_kind(line.split(":", 1)[1])
+        elif line.startswith("Error:"):
+            kind = None
+    close()
+    return newest(runs)
 
 
 def _local_time(text: str, tz: timezone) -> datetime | None:
@@ -157,10 +186,7 @@ def state_from_sections(sections: dict[str, Section]) -> PatchState:
         pkgs = [p.strip() for p in reboot.splitlines()[1:] if p.strip()]
         state.reboot_reasons = sorted(set(pkgs)) or ["/var/run/reboot-required"]
     tz = parse_offset(sections.get("tz", Section("")).text)
-    stamps = [parse_apt_history(sections.get("history", Section("")).text, tz),
-              parse_dpkg_log_upgrade(sections.get("dpkg-log", Section("")).text, tz)]
-    known = [s for s in stamps if s is not None]
-    state.last_patched = max(known) if known else None
+    state.last_patch_run = parse_apt_history(sections.get("history", Section("")).text, tz)
     lists = parse_epoch(sections.get("lists", Section("")).text)
     if lists is not None:
         state.extra["lists_updated"] = lists.isoformat()

@@ -5,28 +5,36 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from upkeeper import Check, CheckContext, Params, Result, Status
+from upkeeper.measures import grade, renamed_params
 from upkeeper.powershell import PowerShellError, run_powershell_json
 from upkeeper_patching import apt, dnf, windows, zypper
 from upkeeper_patching.model import PatchState, split_sections
+from upkeeper_patching.runs import CLEARED_STATE, last_patched, track_cleared
 
 SUPPORTED = ("apt", "dnf", "yum", "zypper")
 
 
 class StatusParams(Params):
-    security_crit_days: float = Field(
-        14, ge=0, description="CRIT when a security update has been pending this many days "
-                              "(counted from the first run that saw it)")
-    max_days_since_patch: float | None = Field(
-        45, gt=0, description="CRIT when updates are pending and nothing was patched for "
-                              "this many days (null disables)")
-    reboot_warn_days: float = Field(
-        3, ge=0, description="WARN when a reboot has been pending this many days")
+    crit_security_days: float = Field(
+        14, ge=0, description="CRIT when a security update has been pending at least this "
+                              "many days (counted from the first run that saw it)")
+    crit_days_since_patch: float | None = Field(
+        45, gt=0, description="CRIT when updates are pending and the pending security "
+                              "updates were last brought to zero (or the host last fully "
+                              "upgraded) at least this many days ago (null disables)")
+    warn_reboot_days: float = Field(
+        3, ge=0, description="WARN when a reboot has been pending at least this many days")
     warn_on_pending: bool = Field(
         False, description="WARN when any update (not only security) is pending")
     sudo: bool = Field(False, description="gather as root (yum history, zypper locks)")
+
+    _renamed = model_validator(mode="before")(renamed_params(
+        {"security_crit_days": "crit_security_days",
+         "max_days_since_patch": "crit_days_since_patch",
+         "reboot_warn_days": "warn_reboot_days"}, since="1.1", owner="patching.status"))
 
 
 def package_manager(ctx: CheckContext[Any]) -> str:
@@ -118,26 +126,31 @@ def judge(state: PatchState, p: StatusParams, ctx: CheckContext[Any]) -> Result:
         status = Status.WARN
         oldest = min(first_seen.values())
         age = _days(oldest, now)
-        if age >= p.security_crit_days:
+        if grade(age, crit=p.crit_security_days) is Status.CRIT:
             status = Status.CRIT
             problems.append(f"security updates pending {age:.0f} days "
-                            f"(limit {p.security_crit_days:g})")
+                            f"(limit {p.crit_security_days:g})")
     elif total and p.warn_on_pending:
         status = Status.WARN
+    cleared = track_cleared(ctx.history.get_state(CLEARED_STATE),
+                            security == 0 if state.security_known else None, total == 0,
+                            state.last_patch_run, now)
+    ctx.history.set_state(CLEARED_STATE, cleared)
+    patched = last_patched(state.last_patch_run, cleared)
     days_since: float | None = None
-    if state.last_patched is not None:
-        days_since = _days(state.last_patched, now)
+    if patched.when is not None:
+        days_since = _days(patched.when, now)
         parts.append(f"last patched {days_since:.0f} days ago")
-        if total and p.max_days_since_patch is not None and days_since > p.max_days_since_patch:
+        if total and grade(days_since, crit=p.crit_days_since_patch) is Status.CRIT:
             status = Status.CRIT
             problems.append(f"not patched for {days_since:.0f} days "
-                            f"(limit {p.max_days_since_patch:g})")
+                            f"(limit {p.crit_days_since_patch:g})")
     if state.reboot_required:
         reboot_days = _days(reboot_since or now, now)
         parts.append(f"reboot required for {reboot_days:.1f} days")
-        if reboot_days >= p.reboot_warn_days:
+        if grade(reboot_days, p.warn_reboot_days) is Status.WARN:
             status = Status.worst([status, Status.WARN])
-            problems.append(f"reboot pending over {p.reboot_warn_days:g} days")
+            problems.append(f"reboot pending over {p.warn_reboot_days:g} days")
     summary = "; ".join(parts)
     if problems:
         summary += " - " + "; ".join(problems)
@@ -159,7 +172,11 @@ def judge(state: PatchState, p: StatusParams, ctx: CheckContext[Any]) -> Result:
         "reboot": {"required": state.reboot_required, "reasons": state.reboot_reasons,
                    "since": reboot_since.isoformat() if state.reboot_required and reboot_since
                    else None},
-        "last_patched": state.last_patched.isoformat() if state.last_patched else None,
+        "last_patched": patched.when.isoformat() if patched.when else None,
+        "last_patched_from": patched.source,
+        "last_patch_run": ({"at": patched.run.when.isoformat(), "kind": patched.run.kind}
+                           if patched.run else None),
+        "security_cleared": patched.cleared.isoformat() if patched.cleared else None,
     }
     if state.notes:
         details["notes"] = state.notes

@@ -17,14 +17,35 @@ from upkeeper_patching.model import (
     PatchState,
     Section,
     Update,
-    parse_epoch,
     parse_offset,
     rpm_name,
 )
+from upkeeper_patching.runs import PatchRun, newest, operands, program
 
 _SEVERITY_RE = re.compile(r"^([A-Za-z]*)/?Sec\.?$")
-_HISTORY_DATE_RE = re.compile(r"(\d{4}-\d{2}-\d{2} \d{2}:\d{2}(?::\d{2})?)")
-_UPGRADE_ACTIONS = frozenset({"u", "update", "upgrade", "upgraded", "o", "obsoleting"})
+#: One ``history list`` row: dnf 4 separates cells with ``|``, dnf5 with spaces only.
+_HISTORY_ROW_RE = re.compile(
+    r"^\s*(?P<id>\d+)\s*\|?(?P<cmd>.*?)\|?\s*"
+    r"(?P<date>\d{4}-\d{2}-\d{2} \d{2}:\d{2}(?::\d{2})?)\s*\|?[^|\d]*\|?\s*"
+    r"(?P<altered>\d+)\s*(?P<flags>\S*)\s*$")
+_DNF_PROGRAMS = frozenset({"dnf", "dnf5", "dnf-3", "dnf4", "yum", "microdnf"})
+_DNF_UPGRADE_VERBS = frozenset({
+    "upgrade", "update", "up", "upgrade-minimal", "update-minimal", "up-min",
+    "distro-sync", "distrosync", "distribution-synchronization", "dsync", "automatic",
+})
+#: Options that pick some advisories only: the run is not a patch run.
+_DNF_SELECTING_OPTIONS = frozenset({
+    "--advisory", "--advisories", "--cve", "--cves", "--bz", "--bzs", "--sec-severity",
+    "--secseverity", "--updateinfo-id",
+})
+_DNF_VALUE_OPTIONS = frozenset({
+    "-x", "--exclude", "--excludepkgs", "--setopt", "-c", "--config", "--releasever",
+    "--installroot", "--enablerepo", "--disablerepo", "--repo", "--repoid", "--from-repo",
+    "-d", "--debuglevel", "-e", "--errorlevel", "--rpmverbosity", "--forcearch",
+    "--downloaddir", "--destdir", "--comment", "--color", "--repofrompath",
+    "--disableplugin", "--enableplugin", "--disableexcludes", "--disableexcludepkgs",
+    *_DNF_SELECTING_OPTIONS,
+})
 
 
 def status_script(pm: str) -> str:
@@ -44,7 +65,8 @@ def status_script(pm: str) -> str:
         "rpm -qa --qf '%{NAME}.%{ARCH} %{EPOCHNUM}:%{VERSION}-%{RELEASE} %{INSTALLTIME}\\n'"
         " 2>/dev/null\n"
         "echo '@@upk:history'\n"
-        f"{pm} history list 2>/dev/null | head -n 60\n"
+        # dnf5 truncates the command line to the terminal width (80 off a terminal).
+        f"COLUMNS=400 {pm} history list 2>/dev/null\n"
         "echo '@@upk:reboot'\n"
         f"{restart}\n"
         'echo "@@upk-rc $?"\n'
@@ -167,22 +189,52 @@ def parse_rpm_installed(text: str) -> dict[str, tuple[str, int]]:
     return out
 
 
-def parse_history_list(text: str, tz: timezone = timezone.utc) -> datetime | None:
-    """Newest transaction in ``dnf|yum history list`` that updated packages."""
-    newest: datetime | None = None
-    for raw in text.splitlines():
-        cells = [c.strip() for c in raw.split("|")]
-        if len(cells) < 5:
+def dnf_patch_kind(commandline: str) -> str | None:
+    """What a dnf/yum transaction's command line ran, when it was a patch run; else None.
+
+    ``upgrade``, ``update``, ``upgrade-minimal``, ``distro-sync`` without package names
+    (``--security`` keeps it a patch run of the security updates; ``--advisory``,
+    ``--cve``, ``--bugfix`` alone and the like pick some updates only) and dnf5's
+    ``automatic`` count; ``install X`` and ``upgrade X`` do not. dnf 4 records the
+    arguments only, dnf5 the program too.
+    """
+    args = commandline.split()
+    if args and program(args[0]) in _DNF_PROGRAMS:
+        args = args[1:]
+    words = operands(args, _DNF_VALUE_OPTIONS)
+    if not words or words[0] not in _DNF_UPGRADE_VERBS or len(words) > 1:
+        return None
+    flags = {a.split("=", 1)[0] for a in args if a.startswith("-")}
+    if flags & _DNF_SELECTING_OPTIONS:
+        return None
+    security = "--security" in flags
+    if flags & {"--bugfix", "--enhancement", "--newpackage"} and not security:
+        return None
+    return f"dnf {words[0]}" + (" --security" if security else "")
+
+
+def parse_history_list(text: str, tz: timezone = timezone.utc) -> PatchRun | None:
+    """The newest patch run in ``dnf|yum history list`` (dnf 4 ``|`` table or dnf5's).
+
+    yum 3 (EL 7) lists the login user where dnf lists the command line, so it cannot tell
+    a patch run from an install: then None. Transactions flagged ``*`` (aborted) or ``#``
+    (non-zero exit) are left out.
+    """
+    runs: list[PatchRun | None] = []
+    for raw in text.replace("\r", "").splitlines():
+        if "Login user" in raw:
+            return None
+        m = _HISTORY_ROW_RE.match(raw)
+        if not m or set(m.group("flags")) & {"*", "#"}:
             continue
-        m = _HISTORY_DATE_RE.search(cells[2])
-        actions = {a.lower() for a in re.split(r"[,\s]+", cells[3]) if a}
-        if not m or not actions & _UPGRADE_ACTIONS:
+        kind = dnf_patch_kind(m.group("cmd").strip(" |"))
+        if kind is None:
             continue
-        fmt = "%Y-%m-%d %H:%M:%S" if m.group(1).count(":") == 2 else "%Y-%m-%d %H:%M"
-        stamp = datetime.strptime(m.group(1), fmt).replace(tzinfo=tz).astimezone(timezone.utc)
-        if newest is None or stamp > newest:
-            newest = stamp
-    return newest
+        date = m.group("date")
+        fmt = "%Y-%m-%d %H:%M:%S" if date.count(":") == 2 else "%Y-%m-%d %H:%M"
+        stamp = datetime.strptime(date, fmt).replace(tzinfo=tz).astimezone(timezone.utc)
+        runs.append(PatchRun(stamp, kind))
+    return newest(runs)
 
 
 def parse_needs_restarting(text: str) -> tuple[bool | None, list[str]]:
@@ -228,6 +280,7 @@ def state_from_sections(pm: str, sections: dict[str, Section]) -> PatchState:
             upd.severity = match.severity
             upd.advisory = match.advisory
     if info.rc not in (0, None):
+        state.security_known = False
         state.notes.append(f"{pm} updateinfo failed (exit {info.rc}): security status unknown")
     elif not advisories and state.updates:
         state.notes.append("no security advisories in the repositories (updateinfo is empty: "
@@ -237,10 +290,7 @@ def state_from_sections(pm: str, sections: dict[str, Section]) -> PatchState:
     if state.reboot_required is None:
         state.notes.append("needs-restarting unavailable (install dnf-utils / yum-utils)")
     tz = parse_offset(sections.get("tz", Section("")).text)
-    state.last_patched = parse_history_list(sections.get("history", Section("")).text, tz)
-    if state.last_patched is None and installed:
-        # history needs root on yum; the newest package install time is the next best.
-        state.last_patched = parse_epoch(str(max(t for _, t in installed.values())))
+    state.last_patch_run = parse_history_list(sections.get("history", Section("")).text, tz)
     return state
 
 

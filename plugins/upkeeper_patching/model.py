@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from upkeeper_patching.runs import PatchRun
+
 _RC_RE = re.compile(r"^@@upk-rc (-?\d+)\s*$")
 _OFFSET_RE = re.compile(r"^([+-])(\d{2}):?(\d{2})$")
 
@@ -60,7 +62,12 @@ class PatchState:
     reboot_required: bool | None = None
     reboot_since: datetime | None = None
     reboot_reasons: list[str] = field(default_factory=list)
-    last_patched: datetime | None = None
+    #: The newest patch run in the package manager's history (None: none, or history
+    #: cannot tell). Installing a single package is not a patch run.
+    last_patch_run: PatchRun | None = None
+    #: False when the security status of pending updates cannot be told (updateinfo
+    #: failed): then only a full upgrade (nothing pending) counts as patched.
+    security_known: bool = True
     error: str | None = None
     notes: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)

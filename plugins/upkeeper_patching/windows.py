@@ -15,6 +15,7 @@ from typing import Any
 
 from upkeeper.powershell import as_list, parse_ps_date, ps_quote
 from upkeeper_patching.model import PatchState, Update
+from upkeeper_patching.runs import PatchRun, newest
 
 #: Common Windows Update Agent HRESULTs, for a readable UNKNOWN reason.
 WU_ERRORS = {
@@ -38,7 +39,7 @@ _SEARCH = "IsInstalled=0 and IsHidden=0"
 STATUS_SCRIPT = r"""
 $r = [ordered]@{ Service = $null; WsusServer = $null; Updates = @(); Error = $null;
   HResult = $null; RebootCbs = $false; RebootWu = $false; PendingRename = $false;
-  LastHotfix = $null; LastInstalled = $null }
+  LastHotfix = $null; LastInstalled = $null; History = @(); HistoryError = $null }
 try { $r.Service = [string](Get-CimInstance Win32_Service -Filter "Name='wuauserv'").StartMode }
 catch { $r.Service = 'Unknown' }
 $pol = Get-ItemProperty 'HKLM:\SOFTWARE\Policies\Microsoft\Windows\WindowsUpdate' `
@@ -68,6 +69,20 @@ if ($r.Service -ne 'Disabled') {
     $r.HResult = $e.HResult
   }
 }
+try {
+  # Installs, newest first, without Defender's several-a-day definition updates that
+  # would otherwise fill the window. WUA keeps these dates in UTC.
+  $hs = (New-Object -ComObject Microsoft.Update.Session).CreateUpdateSearcher()
+  $n = [math]::Min($hs.GetTotalHistoryCount(), 1000)
+  $all = @(if ($n -gt 0) { foreach ($h in $hs.QueryHistory(0, $n)) {
+    if ($h.Operation -ne 1) { continue }
+    $cats = @($h.Categories | ForEach-Object { $_.Name })
+    if ($cats -contains 'Definition Updates') { continue }
+    [pscustomobject]@{ Date = $h.Date.ToString('s') + 'Z'; Result = [int]$h.ResultCode
+      Title = $h.Title; Categories = $cats }
+  } })
+  $r.History = @($all | Select-Object -First 100)
+} catch { $r.HistoryError = $_.Exception.Message }
 $cv = 'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion'
 $r.RebootCbs = Test-Path "$cv\Component Based Servicing\RebootPending"
 $r.RebootWu = Test-Path "$cv\WindowsUpdate\Auto Update\RebootRequired"
@@ -152,6 +167,44 @@ def newest_hotfix(value: Any) -> tuple[str, datetime] | None:
     return best
 
 
+_SECURITY_TITLE_RE = re.compile(
+    r"\bSecurity (?:Update|Monthly Quality Rollup|Only Quality Update)\b"
+    r"|\bCumulative Update for (?:Windows|Microsoft server operating system)", re.I)
+_DEFINITION_RE = re.compile(r"Security Intelligence Update|Definition Update", re.I)
+
+
+def is_security_install(item: dict[str, Any]) -> bool:
+    """A Windows Update history entry installing a security update (not a definition)."""
+    cats = [c.lower() for c in _categories(item.get("Categories"))]
+    title = str(item.get("Title") or "")
+    if "definition updates" in cats or _DEFINITION_RE.search(title):
+        return False
+    if cats:
+        return "security updates" in cats
+    # History entries of some installs carry no categories: go by the title.
+    return bool(_SECURITY_TITLE_RE.search(title))
+
+
+def parse_update_history(value: Any) -> PatchRun | None:
+    """The newest successful installation of a security update in the WUA history
+    (``QueryHistory`` entries: ``Date``, ``Result`` code, ``Title``, ``Categories``)."""
+    runs: list[PatchRun | None] = []
+    for item in as_list(value):
+        if not isinstance(item, dict) or not is_security_install(item):
+            continue
+        try:
+            result = int(item.get("Result", item.get("ResultCode", 0)) or 0)
+        except (TypeError, ValueError):
+            continue
+        when = parse_hotfix_date(item.get("Date"))
+        if result != 2 or when is None:  # 2: orcSucceeded
+            continue
+        title = str(item.get("Title") or "")
+        kbs = _kbs(re.findall(r"KB\d+", title))
+        runs.append(PatchRun(when, f"Windows Update {kbs[0]}" if kbs else "Windows Update"))
+    return newest(runs)
+
+
 def wu_error_reason(message: str | None, hresult: Any, wsus: str | None) -> str:
     """A readable reason for a failed search, naming WSUS when one is configured."""
     code: int | None = None
@@ -193,10 +246,13 @@ def state_from_json(rows: list[Any]) -> PatchState:
                if data.get(key)]
     state.reboot_required = bool(reasons)
     state.reboot_reasons = reasons
+    state.last_patch_run = parse_update_history(data.get("History"))
+    if data.get("HistoryError"):
+        state.notes.append(f"Windows Update history unreadable: {str(data['HistoryError'])[:200]}")
+    # Any hotfix, security or not: shown, not taken as the last patch.
     when = parse_hotfix_date(data.get("LastInstalled"))
     if when is not None:
-        state.last_patched = when
-        state.extra["last_hotfix"] = data.get("LastHotfix")
+        state.extra["last_hotfix"] = {"id": data.get("LastHotfix"), "installed": when.isoformat()}
     return state
 
 

@@ -6,10 +6,13 @@ needed patch under ``<blocked-update-list>``; those still count as pending.
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
-from upkeeper_patching.model import PatchState, Section, Update, parse_epoch
+from upkeeper_patching.model import PatchState, Section, Update, parse_epoch, parse_offset
+from upkeeper_patching.runs import PatchRun, newest, operands, option_values, program
 
 ZYPPER = ("zypper", "--non-interactive")
 
@@ -27,9 +30,25 @@ echo '@@upk:reboot'
 zypper --non-interactive needs-rebooting >/dev/null 2>&1
 echo "@@upk-rc $?"
 for f in /run/reboot-needed /var/run/reboot-needed; do [ -f "$f" ] && stat -c %Y "$f" && break; done
-echo '@@upk:installtime'
-rpm -qa --qf '%{INSTALLTIME}\n' 2>/dev/null | sort -n | tail -n 1
+echo '@@upk:history'
+grep -h '^[0-9-]* [0-9:]*|command|' /var/log/zypp/history 2>/dev/null | cut -c1-500
+echo '@@upk:tz'
+date +%z
 """
+
+#: zypper verbs that bring in every pending patch or update.
+_ZYPPER_PATCH_VERBS = {"patch": "patch", "update": "update", "up": "update",
+                       "dist-upgrade": "dist-upgrade", "dup": "dist-upgrade"}
+#: Options that pick some patches only: the run is not a patch run.
+_ZYPPER_SELECTING_OPTIONS = frozenset({"-b", "--bugzilla", "--bz", "--cve", "--issues",
+                                       "--date", "--severity", "--updatestack-only",
+                                       "--from"})
+_ZYPPER_VALUE_OPTIONS = frozenset({
+    "-R", "--root", "-c", "--config", "-D", "--reposd-dir", "-C", "--cache-dir",
+    "--raw-cache-dir", "--solv-cache-dir", "--pkg-cache-dir", "--userdata", "-t", "--type",
+    "-r", "--repo", "--from", "-g", "--category", "--severity", "-b", "--bugzilla", "--bz",
+    "--cve", "--date",
+})
 
 
 class ZypperXMLError(ValueError):
@@ -110,6 +129,52 @@ def parse_zypper_patches(text: str, security_only: bool = False) -> ZypperResult
     return ZypperResult(updates, _errors(root))
 
 
+def zypper_patch_kind(args: list[str]) -> str | None:
+    """What a zypper command (its argv, program first) ran, when it was a patch run.
+
+    ``zypper patch`` (all needed patches, or ``--category security``), ``update`` and
+    ``dist-upgrade`` without package names count; ``zypper in X``, ``up X`` and patches
+    picked by bug, CVE, date or severity do not.
+    """
+    if not args or program(args[0]) != "zypper":
+        return None
+    words = operands(args[1:], _ZYPPER_VALUE_OPTIONS)
+    if len(words) != 1 or words[0] not in _ZYPPER_PATCH_VERBS:
+        return None
+    flags = {a.strip("'").split("=", 1)[0] for a in args[1:] if a.strip("'").startswith("-")}
+    if flags & _ZYPPER_SELECTING_OPTIONS:
+        return None
+    kind = f"zypper {_ZYPPER_PATCH_VERBS[words[0]]}"
+    categories = [c for v in option_values(args, ("-g", "--category")) for c in v.split(",")]
+    if categories:
+        if "security" not in categories:
+            return None
+        kind += " --category security"
+    return kind
+
+
+def parse_zypp_history(text: str, tz: timezone = timezone.utc) -> PatchRun | None:
+    """The newest patch run among the ``command`` lines of ``/var/log/zypp/history``.
+
+    A line is ``2024-03-09 22:30:01|command|root@host|'zypper' '-n' 'patch'|``: the time is
+    the host's local time (``tz``), the argv single-quoted word by word.
+    """
+    runs: list[PatchRun | None] = []
+    for raw in text.splitlines():
+        fields = raw.strip().split("|")
+        if len(fields) < 4 or fields[1].strip() != "command":
+            continue
+        kind = zypper_patch_kind(re.findall(r"'([^']*)'", fields[3]) or fields[3].split())
+        if kind is None:
+            continue
+        try:
+            stamp = datetime.strptime(fields[0].strip(), "%Y-%m-%d %H:%M:%S")
+        except ValueError:
+            continue
+        runs.append(PatchRun(stamp.replace(tzinfo=tz).astimezone(timezone.utc), kind))
+    return newest(runs)
+
+
 def state_from_sections(sections: dict[str, Section]) -> PatchState:
     """Build the patch state from the sections printed by :data:`STATUS_SCRIPT`."""
     state = PatchState(manager="zypper")
@@ -144,7 +209,8 @@ def state_from_sections(sections: dict[str, Section]) -> PatchState:
         state.reboot_since = parse_epoch(lines[0])
     if state.reboot_required:
         state.reboot_reasons = ["zypper needs-rebooting"]
-    state.last_patched = parse_epoch(sections.get("installtime", Section("")).text)
+    tz = parse_offset(sections.get("tz", Section("")).text)
+    state.last_patch_run = parse_zypp_history(sections.get("history", Section("")).text, tz)
     return state
 
 

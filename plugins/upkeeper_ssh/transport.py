@@ -208,6 +208,7 @@ class SSHTransport(Transport):
         silent = TransportError(
             f"unreachable: {where} accepted the TCP connection but sent no SSH banner "
             f"within {s.connect_timeout:g}s", host=self.host.name)
+        started = time.monotonic()
         try:
             ssh.start_client(timeout=s.connect_timeout)
         except IncompatiblePeer as exc:
@@ -215,7 +216,11 @@ class SSHTransport(Transport):
                                  f"{self._reason(exc)}",
                                  host=self.host.name) from None
         except (paramiko.SSHException, EOFError, OSError) as exc:
-            if not ssh.remote_version and isinstance(exc.__context__, TimeoutError):
+            # paramiko's banner timeout arrives as SSHException, its TimeoutError cause
+            # sometimes lost on the way from its thread: the time spent tells too.
+            waited = time.monotonic() - started >= 0.9 * s.connect_timeout
+            if not ssh.remote_version and (isinstance(exc.__context__, TimeoutError)
+                                           or waited):
                 raise silent from None
             # Before authentication nothing is lost by trying again, and a throttled
             # or overloaded sshd (MaxStartups, a full accept queue) fails in many

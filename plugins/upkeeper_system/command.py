@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from upkeeper import Check, CheckContext, CommandResult, Params, Result, Status
+from upkeeper.measures import grade
 from upkeeper_system.perfdata import parse_perfdata, split_plugin_output
 from upkeeper_system.saferegex import RegexError, search, validate_pattern
 
@@ -31,9 +32,10 @@ class CommandParams(Params):
     value_regex: str | None = Field(
         None, description="Regex whose first group (or match) is the number compared "
                           "with warn/crit; default: the first number in the output")
-    warn: float | None = Field(None, description="WARN threshold for the number")
-    crit: float | None = Field(None, description="CRIT threshold for the number")
-    below: bool = Field(False, description="Thresholds are lower limits (alert when below)")
+    warn: float | None = Field(None, description="WARN when the number is at or above this")
+    crit: float | None = Field(None, description="CRIT when the number is at or above this")
+    below: bool = Field(
+        False, description="Thresholds are lower limits (alert at or below them)")
     metric: str = Field("value", description="Metric name for the extracted number")
     timeout: float | None = Field(None, gt=0, description="Seconds for the command")
 
@@ -44,14 +46,7 @@ class CommandParams(Params):
 
 
 def _threshold_status(value: float, p: CommandParams) -> Status:
-    def beyond(limit: float | None) -> bool:
-        return limit is not None and (value < limit if p.below else value > limit)
-
-    if beyond(p.crit):
-        return Status.CRIT
-    if beyond(p.warn):
-        return Status.WARN
-    return Status.OK
+    return grade(value, p.warn, p.crit, higher_is_worse=not p.below)
 
 
 def judge(res: CommandResult, p: CommandParams, time_limit: float = 10.0) -> Result:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -12,9 +13,10 @@ import yaml
 from pydantic import ValidationError
 
 from upkeeper.after_run.alerts import decide, group_alerts, in_maintenance, mark_told
-from upkeeper.after_run.notify_config import parse_duration, parse_notify
+from upkeeper.after_run.notify_config import parse_notify, parse_renotify
 from upkeeper.after_run.validate import validate_notify
 from upkeeper.engine.playbook import load_playbook
+from upkeeper.measures import UpkeeperDeprecationWarning
 from upkeeper.models import Host, Result, Status
 from upkeeper.plugins import get_plugin_manager
 from upkeeper.store.history import History
@@ -24,20 +26,38 @@ T0 = datetime(2026, 11, 20, 2, 0, tzinfo=timezone.utc)
 
 @pytest.mark.parametrize(("text", "seconds"), [
     ("24h", 86400), ("1d12h", 129600), ("90m", 5400), ("30s", 30), ("2w", 1209600),
-    (3600, 3600), ("1.5h", 5400), ("45", 45), ("1h 30m", 5400)])
-def test_parse_duration(text: Any, seconds: float) -> None:
-    assert parse_duration(text) == timedelta(seconds=seconds)
+    ("1.5h", 5400), ("1h 30m", 5400), ("2 hours", 7200)])
+def test_parse_renotify(text: Any, seconds: float) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert parse_renotify(text) == timedelta(seconds=seconds)
 
 
-@pytest.mark.parametrize("text", [0, "0", "never", None, ""])
-def test_parse_duration_off(text: Any) -> None:
-    assert parse_duration(text) is None
+@pytest.mark.parametrize("text", [0, "0", "0.0", "never", "off", None, "", False, "0s"])
+def test_parse_renotify_off(text: Any) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert parse_renotify(text) is None
 
 
-@pytest.mark.parametrize("text", ["soon", "5x", "h", "10 parsecs", "1h fish"])
-def test_parse_duration_rejects(text: str) -> None:
-    with pytest.raises(ValueError, match="not a duration"):
-        parse_duration(text)
+@pytest.mark.parametrize(("text", "seconds"), [(3600, 3600), ("45", 45), (1.5, 1.5)])
+def test_bare_renotify_is_still_seconds_with_a_warning(text: Any, seconds: float) -> None:
+    # Before API 1.1 a bare number was seconds here (and hours in the backup params): it
+    # keeps its old meaning for one minor version, and says so.
+    with pytest.warns(UpkeeperDeprecationWarning,
+                      match=rf"notify: renotify: duration {text} without a unit is read as "
+                            rf"{text}s; write '{text}s'"):
+        assert parse_renotify(text) == timedelta(seconds=seconds)
+    with pytest.warns(UpkeeperDeprecationWarning):
+        assert parse_notify({"renotify": text, "channels": [
+            {"webhook": {"url": "http://x"}}]}).renotify == timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize("text", ["soon", "5x", "h", "10 parsecs", "1h fish", -5, "-5m",
+                                  "1e9", True, "99999999999w"])
+def test_parse_renotify_rejects(text: Any) -> None:
+    with pytest.raises(ValueError, match="duration"):
+        parse_renotify(text)
 
 
 def test_notify_shapes() -> None:
@@ -92,8 +112,8 @@ def test_validate_reports_file_and_line(tmp_path: Path) -> None:
         {"pager": {"number": 1}},
         {"email": {"host": "mx", "from": "a@b", "to": "c@d", "colour": "red"}}]})
     path = tmp_path / "pb.yml"
-    assert found == [f"{path}:{line_of(path, 'renotify')}: notify: renotify: 'soon' is not "
-                     "a duration (use e.g. 30m, 24h, 2d)"]
+    assert found == [f"{path}:{line_of(path, 'renotify')}: notify: renotify: not a duration: "
+                     "'soon' (e.g. 30s, 90m, 26h, 2d, 1d12h, 1w)"]
     found = problems(tmp_path, {"channels": [
         {"webhook": {"url": "http://x", "format": "discord"}},
         {"pager": {"number": 1}},

@@ -76,5 +76,9 @@ def test_history_table_off_a_terminal(tmp_path):
     assert upk("run", str(book)).returncode == 0
     res = upk("history")
     header, row = res.stdout.splitlines()
-    assert header == "Time\tStatus\tHost\tCheck\tSummary"
-    assert row.split("\t")[1:] == ["OK", "localhost", "system.command", summary.strip()]
+    assert header == "Time\tStatus\tHost\tCheck\tRun\tSummary"
+    cells = row.split("\t")
+    assert cells[1:4] == ["OK", "localhost", "system.command"]
+    assert cells[5] == summary.strip()
+    runs = upk("runs").stdout.splitlines()
+    assert runs[1].split("\t")[0] == cells[4]  # the run id, as `upkeeper runs` lists it

@@ -29,6 +29,7 @@ def count(db: Path, table: str) -> int:
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="POSIX signals")
+@pytest.mark.slow
 @pytest.mark.parametrize("after", [0, 1, 30, 80])
 def test_sigint_stores_exactly_one_result_per_host_and_check(tmp_path: Path,
                                                              after: int) -> None:

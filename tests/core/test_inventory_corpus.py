@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.corpus import CORPUS
 from upkeeper.inventory.loader import load_inventory
 from upkeeper.inventory.patterns import InventoryError
 
-ROOT = Path(__file__).resolve().parent.parent.parent
-INVENTORIES = ROOT.parent / "shared" / "corpus" / "ansible_inventory"
+pytestmark = pytest.mark.corpus
+INVENTORIES = CORPUS / "ansible_inventory"
 EXPECTED = INVENTORIES / "_expected_ansible-inventory"
 
 #: Sources Ansible warned about: the line we refuse them at, and why.

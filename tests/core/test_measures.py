@@ -39,6 +39,16 @@ def test_bare_numbers_and_junk_are_refused(bad):
         parse_duration(bad)
 
 
+def test_absurd_durations_are_a_value_error_not_a_crash():
+    for bad in ("99999999999d", "1" * 400 + "s"):
+        with pytest.raises(ValueError, match="too long"):
+            parse_duration(bad)
+    with pytest.raises(ValueError, match="too long"):
+        parse_duration(10**30, bare_unit="s")
+    with pytest.raises(ValidationError, match="too long"):
+        P(every="99999999999w")
+
+
 def test_bare_number_in_a_declared_unit():
     assert parse_duration(26, bare_unit="h") == timedelta(hours=26)
     assert parse_duration("90", bare_unit="s") == timedelta(seconds=90)
@@ -60,7 +70,8 @@ def test_sizes(text, size):
     assert parse_size(text) == size
 
 
-@pytest.mark.parametrize("bad", ["ten", "5 XB", -1, "iB", True, float("nan")])
+@pytest.mark.parametrize("bad", ["ten", "5 XB", -1, "iB", True, float("nan"), "9" * 400 + "P",
+                                 float("inf")])
 def test_bad_sizes(bad):
     with pytest.raises(ValueError, match="not a size"):
         parse_size(bad)
@@ -107,8 +118,12 @@ def test_pydantic_types():
     assert p.model_dump(mode="json")["every"] == "5 min"
     with pytest.raises(ValidationError, match="has no unit"):
         P(every=5)
-    with pytest.warns(UpkeeperDeprecationWarning, match="read as 26h"):
+    with pytest.warns(UpkeeperDeprecationWarning,
+                      match="param 'max_age': duration 26 without a unit is read as 26h"):
         assert P(every="1h", max_age=26).max_age == timedelta(hours=26)
+    with pytest.warns(UpkeeperDeprecationWarning, match="duration 2.5 without a unit is read "
+                                                        "as 2.5h; write '2.5h'"):
+        assert P(every="1h", max_age="2.5").max_age == timedelta(hours=2.5)
 
 
 class Renamed(BaseModel):

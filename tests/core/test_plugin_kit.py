@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import sysconfig
 import venv
 from pathlib import Path
 
@@ -25,6 +26,7 @@ def test_scaffold_rejects_bad_names(tmp_path):
         new_plugin("acme", tmp_path)
 
 
+@pytest.mark.slow
 def test_scaffold_passes_its_own_tests_in_process(tmp_path, monkeypatch):
     root = new_plugin("acme_inproc", tmp_path)
     monkeypatch.syspath_prepend(str(root / "src"))
@@ -49,8 +51,14 @@ def test_third_party_round_trip(tmp_path):
     assert made.returncode == 0, made.stderr
     plugin_dir = tmp_path / "acme_checks"
     env_dir = tmp_path / "venv"
-    venv.EnvBuilder(system_site_packages=True, with_pip=True).create(env_dir)
+    venv.EnvBuilder(with_pip=False).create(env_dir)
     py = str(env_dir / "bin" / "python")
+    # Behind its own packages the new venv sees those of the environment running the tests
+    # (dependencies, pip, pytest), whether that is a venv or not: system_site_packages
+    # would show the base interpreter's instead, which lacks them inside a venv.
+    new_site = run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"])
+    ours = dict.fromkeys(sysconfig.get_paths()[k] for k in ("purelib", "platlib"))
+    (Path(new_site.stdout.strip()) / "zz-test-environment.pth").write_text("\n".join(ours) + "\n")
     installed = run([py, "-m", "pip", "install", "-q", "--no-deps", str(ROOT),
                      str(plugin_dir)])
     assert installed.returncode == 0, installed.stderr
@@ -63,8 +71,8 @@ def test_third_party_round_trip(tmp_path):
 
     book = tmp_path / "play.yml"
     book.write_text("name: round trip\nchecks:\n"
-                    "  - acme_checks.file_age: {path: /etc/hostname, warn_hours: 1000000,"
-                    " crit_hours: 2000000}\n"
+                    "  - acme_checks.file_age: {path: /etc/hostname, warn_age: 1000000h,"
+                    " crit_age: 2000000h}\n"
                     "  - system.uptime: {warn_days: 100000}\n")
     ok = run([upk, "run", str(book), "--format", "json"], env=env)
     assert ok.returncode == 0, ok.stdout + ok.stderr

@@ -11,10 +11,14 @@ from typing import Any
 
 import pytest
 
+from tests.core.servehelp import Serve, runs_by_slot, serving, write_playbook
+from tests.waiting import wait_for
 from upkeeper.models import Result, RunRecord, Status
 from upkeeper.schedule.daemon import Daemon, JobDef, LoadResult, Slot
 from upkeeper.schedule.specs import parse_spec
 from upkeeper.store.history import History
+
+__all__ = ["serving"]  # a fixture, used by name
 
 UTC = timezone.utc
 T0 = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
@@ -440,7 +444,7 @@ def test_second_daemon_on_the_same_lock_is_refused(make: Callable[..., Daemon],
 
 
 def test_status_reports_dead_daemon_and_problems(make: Callable[..., Daemon], db: Path) -> None:
-    from upkeeper.cli.serve import collect_status
+    from upkeeper.cli.status import collect_status
 
     clock, run = FakeClock(), Recorder()
     run.fail_next = True
@@ -454,122 +458,14 @@ def test_status_reports_dead_daemon_and_problems(make: Callable[..., Daemon], db
     assert report["daemon"]["state"] == "running"
     assert [p["state"] for p in report["problems"]] == ["failed"]
     assert report["jobs"][0]["next_run"] == (T0 + timedelta(minutes=2)).isoformat()
-    # No heartbeat for an hour and no clean stop: dead.
+    # No heartbeat for an hour, no clean stop, and its process (this one) still runs:
+    # stalled (hung), which is as bad as dead for the exit code.
     report = collect_status(h, clock.now + timedelta(hours=1), T0)
-    assert report["daemon"]["state"] == "dead"
+    assert report["daemon"]["state"] == "stalled"
+    assert "runs but has recorded no heartbeat" in report["daemon"]["why"]
 
 
 # Real processes: `serve` as a subprocess against the local inventory.
-
-FAST = """\
-name: {name}
-hosts: all
-schedule:
-  every: "{every}"
-checks:
-  - name: nap
-    check: system.command
-    params:
-      command: "{command}"
-"""
-
-
-def serve_argv(*args: str) -> list[str]:
-    import sys
-
-    from upkeeper.cli import main as cli
-
-    if "serve" in getattr(cli.main, "commands", {}):
-        return [sys.executable, "-m", "upkeeper", "serve", *args]
-    return [sys.executable, "-m", "upkeeper.cli.serve", "serve", *args]
-
-
-class Serve:
-    """A running ``serve`` process with its own state dir."""
-
-    def __init__(self, playbooks: Path, state: Path, *extra: str) -> None:
-        import subprocess
-
-        self.state, self.log = state, state / "serve.log"
-        state.mkdir(exist_ok=True)
-        self.logf = open(self.log, "ab")  # noqa: SIM115 - closed in wait()
-        self.proc = subprocess.Popen(
-            serve_argv("--playbooks", str(playbooks), "--state-dir", str(state),
-                       "--heartbeat", "1s", *extra),
-            stdout=self.logf, stderr=self.logf)
-
-    def slots(self) -> list[dict[str, Any]]:
-        db = self.state / "history.sqlite3"
-        if not db.exists():
-            return []
-        h = History(db)
-        try:
-            return [dict(r) for r in h.query("SELECT * FROM schedule_slots ORDER BY due")]
-        except Exception:  # table not created yet
-            return []
-        finally:
-            h.close()
-
-    def until(self, pred: Callable[[list[dict[str, Any]]], bool], timeout: float = 60) -> None:
-        import time
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if pred(self.slots()):
-                return
-            assert self.proc.poll() is None, self.text()
-            time.sleep(0.1)
-        raise AssertionError(f"timed out; log:\n{self.text()}")
-
-    def signal(self, sig: int) -> None:
-        self.proc.send_signal(sig)
-
-    def wait(self, timeout: float = 30) -> int:
-        try:
-            return self.proc.wait(timeout)
-        finally:
-            self.logf.close()
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-@pytest.fixture
-def serving(tmp_path: Path) -> Iterator[Callable[..., Serve]]:
-    procs: list[Serve] = []
-
-    def start(playbooks: Path, *extra: str) -> Serve:
-        s = Serve(playbooks, tmp_path / "state", *extra)
-        procs.append(s)
-        return s
-
-    yield start
-    for s in procs:
-        if s.proc.poll() is None:
-            s.proc.kill()
-            s.wait()
-
-
-def write_playbook(directory: Path, name: str, every: str = "1 seconds",
-                   command: str = "echo ok") -> Path:
-    directory.mkdir(exist_ok=True)
-    path = directory / f"{name}.yml"
-    path.write_text(FAST.format(name=name, every=every, command=command))
-    return path
-
-
-def runs_by_slot(state: Path) -> dict[tuple[str, str], int]:
-    import json
-
-    h = History(state / "history.sqlite3")
-    out: dict[tuple[str, str], int] = {}
-    for r in h.query("SELECT meta FROM runs"):
-        meta = json.loads(r["meta"])
-        key = (meta["job"], meta["slot_due"])
-        out[key] = out.get(key, 0) + 1
-    h.close()
-    return out
-
 
 @pytest.mark.slow
 def test_serve_end_to_end_runs_land_in_history(tmp_path: Path,
@@ -612,16 +508,13 @@ def test_sigterm_lets_the_running_job_finish(tmp_path: Path,
 def test_sigterm_interrupts_after_the_grace_period(tmp_path: Path,
                                                    serving: Callable[..., Serve]) -> None:
     import signal
-    import time
 
     pbs = tmp_path / "pb"
-    write_playbook(pbs, "stuck", command="sleep 30")
+    write_playbook(pbs, "stuck", command="sleep 300")
     s = serving(pbs, "--grace", "1s")
     s.until(lambda rows: any(r["state"] == "running" for r in rows))
-    t0 = time.monotonic()
     s.signal(signal.SIGTERM)
-    assert s.wait() == 0, s.text()
-    assert time.monotonic() - t0 < 20  # vs. a 30 s command: it was not waited for
+    assert s.wait() == 0, s.text()  # within wait()'s 30 s: the 300 s command was not waited for
     (row,) = [r for r in s.slots() if r["state"] not in ("skipped", "missed")]
     assert row["state"] == "interrupted" and "grace period" in row["reason"]
     h = History(s.state / "history.sqlite3")
@@ -644,7 +537,11 @@ def test_sigkill_mid_run_then_restart_runs_nothing_twice_and_loses_nothing(
     first.signal(signal.SIGKILL)
     first.wait()
     down_at = time.time()
-    time.sleep(3.2)  # at least one slot passes while nothing is running
+    due = first.slots()[-1]["due"]  # the killed run's slot; one comes due every 2 seconds
+    while due <= down_at:
+        due += 2
+    wait_for(lambda: time.time() > due + 0.1, "a slot to come due while nothing runs",
+             interval=0.05)
     second = serving(pbs)
     second.until(lambda rows: sum(r["due"] > down_at and r["state"] == "done"
                                   for r in rows) >= 2)
@@ -818,3 +715,23 @@ def test_playbook_dir_serves_only_scheduled_playbooks(tmp_path: Path) -> None:
     assert list(loaded.errors) == ["broken.yml"]
     assert loaded.errors["broken.yml"].startswith(f"{pbs / 'broken.yml'}:2:")
     assert loaded.jobs["served.yml"].specs[0].unit == "hours"
+
+
+def test_serve_prunes_history_past_its_retention(make: Callable[..., Daemon], db: Path) -> None:
+    """serve keeps history bounded by itself (default 400 days, ``--retention``)."""
+    h = History(db)
+    for run_id, age in (("ancient", 401), ("recent", 399)):
+        started = T0 - timedelta(days=age)
+        h.start_run(RunRecord(run_id, "p", started=started))
+        h.add_result(run_id, Result(Status.OK, "x", metrics={"m": 1.0}, host="h", check="c",
+                                    started=started))
+    h.close()
+    clock = FakeClock()
+    d = make(Loader(job(every="1 hours")), Recorder(), clock, retention=400 * 86400.0)
+    d.tick()
+    assert d._pruning is not None
+    d._pruning.join(30)
+    h = History(db)
+    assert [r["run_id"] for r in h.runs()] == ["recent"]
+    assert h.query("SELECT COUNT(*) FROM metrics")[0][0] == 1
+    h.close()

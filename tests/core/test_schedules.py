@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from datetime import datetime, timedelta, timezone
 from itertools import islice, pairwise
 from pathlib import Path
@@ -11,12 +12,13 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from upkeeper.engine.playbook import PlaybookError, load_playbook
+from upkeeper.measures import UpkeeperDeprecationWarning
 from upkeeper.schedule.specs import (
     ScheduleError,
+    duration_seconds,
     iter_slots,
     jitter_offset,
     next_due,
-    parse_duration,
     parse_schedules,
     parse_spec,
     slots_between,
@@ -41,16 +43,38 @@ def first(s: Any, after: datetime, n: int) -> list[datetime]:
 
 @pytest.mark.parametrize("text, seconds", [
     ("30s", 30), ("5m", 300), ("1h30m", 5400), ("2 hours", 7200), ("1d", 86400),
-    (90, 90), ("0", 0), ("1.5h", 5400), ("10 minutes 5 seconds", 605),
+    ("0", 0), (0, 0), ("1.5h", 5400), ("10 minutes 5 seconds", 605), ("1w", 604800),
 ])
-def test_parse_duration(text: Any, seconds: float) -> None:
-    assert parse_duration(text) == seconds
+def test_durations_read_by_the_shared_parser(text: Any, seconds: float) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert duration_seconds(text, "jitter") == seconds
 
 
-@pytest.mark.parametrize("bad", ["soon", "5 fortnights", "m5", -1, True, "5m garbage"])
-def test_parse_duration_rejects(bad: Any) -> None:
-    with pytest.raises(ScheduleError):
-        parse_duration(bad)
+@pytest.mark.parametrize("text, seconds", [(90, 90), ("45", 45), (2.5, 2.5)])
+def test_bare_numbers_are_still_seconds_with_a_warning(text: Any, seconds: float) -> None:
+    # One rule for every duration in upkeeper: units required. A bare number kept its old
+    # meaning here (seconds) for one minor version, and says so.
+    with pytest.warns(UpkeeperDeprecationWarning,
+                      match=rf"jitter: duration {text} without a unit is read as {text}s"):
+        assert duration_seconds(text, "jitter") == seconds
+
+
+@pytest.mark.parametrize("bad", ["soon", "5 fortnights", "m5", -1, True, "5m garbage",
+                                 float("nan"), "99999999999w", "4000d"])
+def test_duration_rejects(bad: Any) -> None:
+    with pytest.raises(ScheduleError, match=r"^catch_up\b"):
+        duration_seconds(bad, "catch_up")
+
+
+def test_a_bare_jitter_in_a_playbook_still_loads_with_a_warning(tmp_path: Path) -> None:
+    path = tmp_path / "p.yml"
+    path.write_text("name: x\nschedule: {every: hour, jitter: 600}\nchecks: "
+                    "[system.uptime]\n")
+    with pytest.warns(UpkeeperDeprecationWarning, match="jitter: duration 600 without a "
+                                                        "unit is read as 600s"):
+        [s] = parse_schedules(load_playbook(path))
+    assert s.jitter == 600
 
 
 PLAYBOOK = """\
@@ -72,7 +96,7 @@ checks:
     ("jitter: 20m", 8, "must be shorter than the interval (600s)"),
     ("timezone: Mars/Olympus", 8, "unknown timezone 'Mars/Olympus'"),
     ("cron: '* * * * *'", 8, "unknown schedule key 'cron'"),
-    ("catch_up: later", 8, "catch_up 'later' is not a duration"),
+    ("catch_up: later", 8, "catch_up: not a duration: 'later'"),
 ])
 def test_errors_carry_file_and_line(tmp_path: Path, bad: str, line: int,
                                     fragment: str) -> None:

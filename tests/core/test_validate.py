@@ -138,7 +138,7 @@ def test_validate_a_playbook_directory(tmp_path):
     (books / "README.md").write_text("not a playbook\n")
     res = validate(str(books))
     assert res.returncode == 3
-    assert f"{good}: OK (4 checks, 1 hosts)" in res.stdout
+    assert f"{good}: OK (6 checks, 1 hosts)" in res.stdout
     assert f"{bad}:3:" in res.stderr and "did you mean system.uptime" in res.stderr
     doc = json.loads(validate(str(books), "--format", "json").stdout)
     assert doc["exit_code"] == 3

@@ -196,11 +196,7 @@ def in_maintenance(host: Host | None, now: datetime, mute_in_window: bool | None
     wanted = host.vars.get("mute_in_window") if mute_in_window is None else mute_in_window
     if not wanted:
         return False
-    try:
-        from upkeeper.engine.windows import muted
-    except ImportError:
-        log.warning("host %s has maintenance_windows but this upkeeper cannot read them; "
-                    "alerts are not muted", host.name)
-        return False
+    from upkeeper.engine.windows import muted
+
     # muted() reads the flag from host vars; the playbook's setting wins here.
     return bool(muted({**host.vars, "mute_in_window": True}, now))

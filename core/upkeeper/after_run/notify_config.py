@@ -13,38 +13,34 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from upkeeper.measures import parse_duration, warn_bare_duration
 from upkeeper.models import Status
 
 #: Keys of a channel entry that belong to the policy, not to the notifier's params.
 CHANNEL_KEYS = {"notifier", "name", "min_status", "recovery", "digest", "retries", "backoff"}
+_BARE = re.compile(r"\d+(?:\.\d+)?")
 POLICY_KEYS = {"min_status", "renotify", "digest", "mute_in_window", "recovery", "channels",
                "template_dir"}
-_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)", re.IGNORECASE)
-_UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+_OFF = ("", "never", "off", "no")
 
 
-def parse_duration(value: Any) -> timedelta | None:
-    """``24h``, ``1d12h``, ``90m``, ``30s``, a number of seconds; 0/None/"never" -> None."""
+def parse_renotify(value: Any) -> timedelta | None:
+    """A reminder interval: a duration with a unit (``24h``, ``1d12h``, ``90m``, parsed by
+    :func:`upkeeper.measures.parse_duration`); ``0``/``never``/``off``/None -> None (no
+    reminders). A bare number was seconds before API 1.1 and still is, with a warning."""
     if value is None or value is False:
         return None
     if isinstance(value, timedelta):
         return value or None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return timedelta(seconds=float(value)) if value > 0 else None
     text = str(value).strip().lower()
-    if text in ("", "0", "never", "off", "no"):
+    if text in _OFF:
         return None
-    if re.fullmatch(r"\d+(\.\d+)?", text):
-        return timedelta(seconds=float(text))
-    pos, total = 0, 0.0
-    for m in _DURATION_RE.finditer(text):
-        if text[pos:m.start()].strip():
-            break
-        total += float(m.group(1)) * _UNIT_SECONDS[m.group(2).lower()]
-        pos = m.end()
-    if pos == 0 or text[pos:].strip():
-        raise ValueError(f"'{value}' is not a duration (use e.g. 30m, 24h, 2d)")
-    return timedelta(seconds=total) if total > 0 else None
+    bare = not isinstance(value, bool) and _BARE.fullmatch(text) is not None
+    if bare and float(text) == 0:
+        return None
+    if bare:
+        warn_bare_duration(value, "s", "notify: renotify")
+    return parse_duration(value, bare_unit="s" if bare else None) or None
 
 
 def _status(value: Any) -> Status:
@@ -114,7 +110,7 @@ class NotifyConfig(BaseModel):
     @field_validator("renotify", mode="before")
     @classmethod
     def _check_renotify(cls, v: Any) -> timedelta | None:
-        return parse_duration(v)
+        return parse_renotify(v)
 
     def effective(self, channel: ChannelConfig) -> tuple[Status, bool, bool]:
         """(min_status, recovery, digest) for one channel."""

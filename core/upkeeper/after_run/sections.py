@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
+from upkeeper.measures import format_size
 from upkeeper.models import MetricFormatter, ReportSection
 
 #: Results whose check no registered section claims (by fallback: its prefix matches none).
@@ -18,15 +19,6 @@ MAX_METRICS = 8
 
 def _number(value: float) -> str:
     return f"{value:g}"
-
-
-def _bytes(value: float) -> str:
-    size = float(value)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if abs(size) < 1024 or unit == "PiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
 
 
 def _seconds(value: float) -> str:
@@ -39,7 +31,7 @@ def _seconds(value: float) -> str:
 
 UNITS: dict[str, Callable[[float], str]] = {
     "number": _number,
-    "bytes": _bytes,
+    "bytes": format_size,
     "percent": lambda v: f"{v:.0f}%",
     "hours": lambda v: f"{v:.1f} h",
     "days": lambda v: f"{v:.1f} d",

@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from upkeeper.store.history import History, HistoryError, default_state_dir
+from upkeeper.store.history import (
+    History,
+    HistoryDamaged,
+    HistoryError,
+    HistoryUnwritable,
+    default_state_dir,
+)
 
 if TYPE_CHECKING:
     from upkeeper.engine.playbook import Playbook
@@ -54,6 +60,9 @@ class AppState:
     def history(self) -> History:
         try:
             return History(self.state_dir / "history.sqlite3")
+        except (HistoryUnwritable, HistoryDamaged) as exc:
+            # The run still runs and prints; its verdict says it was not stored (exit 3).
+            return History.unstorable(self.state_dir / "history.sqlite3", exc)
         except HistoryError as exc:
             fail(str(exc))
 

@@ -21,7 +21,8 @@ from upkeeper.cli.common import (
     select_or_fail,
     validate_extras,
 )
-from upkeeper.cli.output import RunDisplay, print_run, print_table, to_json
+from upkeeper.cli.output import RunDisplay, print_run, to_json
+from upkeeper.cli.state import with_state_dir
 from upkeeper.store.history import STATE_DIR_ENV
 
 
@@ -58,7 +59,9 @@ def _parse_disable(values: tuple[str, ...]) -> tuple[str, ...]:
 #: One line per command: ``name: (module, attribute)``.
 LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("upkeeper.cli.serve", "serve"),
-    "status": ("upkeeper.cli.serve", "status"),
+    "status": ("upkeeper.cli.status", "status"),
+    "history": ("upkeeper.cli.history_cmd", "history"),
+    "runs": ("upkeeper.cli.history_cmd", "runs"),
     "windows": ("upkeeper.cli.serve", "windows"),
     "report": ("upkeeper.cli.report", "report"),
     "plugin": ("upkeeper.cli.plugin", "plugin"),
@@ -129,11 +132,13 @@ class LazyGroup(click.Group):
         except click.ClickException as exc:
             raise self._invalid(exc) from exc
         except Exception as exc:
+            from upkeeper.store.history import HistoryError
             from upkeeper.yamlsource import SourceError
 
-            if not isinstance(exc, SourceError):
+            if not isinstance(exc, (SourceError, HistoryError)):
                 raise
-            # A file error a command forgot to catch is still invalid input, not a crash.
+            # A file error a command forgot to catch (or a damaged history database) is
+            # still invalid input, not a crash.
             raise self._invalid(click.ClickException(str(exc))) from exc
 
     def _invalid(self, exc: click.ClickException) -> InvalidInput:
@@ -145,6 +150,9 @@ class LazyGroup(click.Group):
         return sorted({*super().list_commands(ctx), *LAZY_COMMANDS, *self._from_plugins(ctx)})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return with_state_dir(self._get_command(ctx, cmd_name))
+
+    def _get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in self.commands:
             return super().get_command(ctx, cmd_name)
         if cmd_name not in LAZY_COMMANDS:  # plugins' commands are looked up only now
@@ -244,34 +252,3 @@ def run(app: AppState, playbook: str, inventories: tuple[str, ...], limit: str |
     after_run(record, RunContext.for_run(record, pb, history, plugins, inventory=inv))
     history.close()
     sys.exit(record.exit_code)
-
-
-@main.command()
-@click.option("--host", help="Only this host.")
-@click.option("--check", "check_name", help="Only this check.")
-@click.option("--metric", help="Show this metric's series instead of results.")
-@click.option("--run", "run_id", help="Only this run.")
-@click.option("-n", "--limit", default=50, show_default=True)
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
-@click.pass_obj
-def history(app: AppState, host: str | None, check_name: str | None, metric: str | None,
-            run_id: str | None, limit: int, fmt: str) -> None:
-    """Past results, or a metric's series (--metric, needs --host)."""
-    db = app.history()
-    if metric:
-        if not host:
-            fail("--metric needs --host")
-        series = db.series(host, metric, check=check_name)[-limit:]
-        if fmt == "json":
-            click.echo(to_json([{"ts": t.isoformat(), "value": v} for t, v in series]))
-        else:
-            print_table(("Time", metric),
-                        [(t.isoformat(timespec="seconds"), f"{v:g}") for t, v in series])
-        return
-    results = db.results(host=host, check=check_name, run_id=run_id, limit=limit)
-    if fmt == "json":
-        click.echo(to_json([r.to_dict() | {"time": r.started.isoformat()} for r in results]))
-        return
-    print_table(("Time", "Status", "Host", "Check", "Summary"),
-                [(r.started.isoformat(timespec="seconds"), r.status.value, r.host, r.name,
-                  r.summary) for r in results])

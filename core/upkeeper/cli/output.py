@@ -155,6 +155,7 @@ def print_run(run: RunRecord, fmt: str, stream: TextIO | None = None) -> None:
     counts = run.counts()
     parts = [f"{n} {s}" for s, n in counts.items() if n]
     tail = " (interrupted)" if run.interrupted else ""
+    tail += " - results not stored" if run.meta.get("history_error") else ""
     line = f"{run.status.value}: {', '.join(parts) or 'no results'} - run {run.run_id}{tail}"
     if out.isatty():
         from rich.console import Console

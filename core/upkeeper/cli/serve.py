@@ -1,4 +1,5 @@
-"""CLI for unattended runs: ``upkeeper serve``, ``upkeeper status`` and ``upkeeper windows``.
+"""CLI for unattended runs: ``upkeeper serve`` and ``upkeeper windows`` (``status`` is in
+:mod:`upkeeper.cli.status`).
 
 The commands are mounted into the ``upkeeper`` group; ``python -m upkeeper.cli.serve``
 runs them standalone.
@@ -13,20 +14,24 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import click
 
+from upkeeper.cli.state import duration, open_history, resolve_state_dir
 from upkeeper.models import RunRecord
-from upkeeper.schedule.daemon import Daemon, JobDef, LoadResult, Slot, ensure_schema
-from upkeeper.store.history import History, HistoryError, default_state_dir
+from upkeeper.schedule.daemon import Daemon, JobDef, LoadResult, Slot
+from upkeeper.store.history import History
 
 log = logging.getLogger("upkeeper.serve")
 UTC = timezone.utc
 HEALTH_FILE = "serve-health.json"
 LOCK_FILE = "serve.lock"
+CHILDREN_FILE = "serve-children.json"
+#: Default history retention of ``serve`` (``--retention``).
+DEFAULT_RETENTION = "400d"
 PLAYBOOK_SUFFIXES = (".yml", ".yaml")
 
 
@@ -88,6 +93,10 @@ class PlaybookDir:
                 specs = parse_schedules(pb)
             except SourceError as exc:
                 errors[key] = str(exc)
+                continue
+            except Exception as exc:  # one bad playbook never stops the others
+                log.debug("loading %s failed", key, exc_info=True)
+                errors[key] = f"{path}: cannot be loaded: {type(exc).__name__}: {exc}"
                 continue
             jobs[key] = JobDef(key=key, name=pb.name, specs=specs, payload=pb)
         return LoadResult(jobs=jobs, errors=errors)
@@ -162,13 +171,6 @@ def setup_logging(fmt: str, verbose: int) -> None:
     logging.getLogger("paramiko").setLevel(logging.WARNING)
 
 
-def _state_dir(ctx: click.Context, given: str | None) -> Path:
-    if given:
-        return Path(given)
-    state = getattr(ctx.find_root().obj, "state_dir", None)
-    return Path(state) if state else default_state_dir()
-
-
 def _plugins(ctx: click.Context) -> Any:
     obj = ctx.find_root().obj
     if obj is not None and hasattr(obj, "plugins"):
@@ -176,15 +178,6 @@ def _plugins(ctx: click.Context) -> Any:
     from upkeeper.plugins import get_plugin_manager
 
     return get_plugin_manager()
-
-
-def _duration(value: str, what: str) -> float:
-    from upkeeper.schedule.specs import ScheduleError, parse_duration
-
-    try:
-        return parse_duration(value, what)
-    except ScheduleError as exc:
-        raise click.BadParameter(str(exc)) from None
 
 
 @click.command()
@@ -203,24 +196,23 @@ def _duration(value: str, what: str) -> float:
 @click.option("--heartbeat", default="15s", show_default=True,
               help="How often liveness is recorded.")
 @click.option("--max-runtime", default=None, help="Stop by itself after this long.")
+@click.option("--retention", default=DEFAULT_RETENTION, show_default=True,
+              envvar="UPKEEPER_RETENTION",
+              help="Prune history older than this at start and daily (0 keeps everything).")
 @click.option("--log-format", type=click.Choice(["plain", "json"]), default="plain",
               show_default=True)
 @click.option("-v", "--verbose", count=True)
 @click.pass_context
 def serve(ctx: click.Context, playbooks_dir: str, inventories: tuple[str, ...],
           state_opt: str | None, workers: int, catch_up: str, grace: str, heartbeat: str,
-          max_runtime: str | None, log_format: str, verbose: int) -> None:
+          max_runtime: str | None, retention: str, log_format: str, verbose: int) -> None:
     """Run scheduled playbooks unattended until SIGTERM/SIGINT; SIGHUP reloads."""
     setup_logging(log_format, verbose)
-    state_dir = _state_dir(ctx, state_opt)
+    state_dir = resolve_state_dir(ctx, state_opt)
     directory = Path(playbooks_dir)
     if not directory.is_dir():
         raise click.UsageError(f"--playbooks {playbooks_dir}: no such directory")
-    try:
-        history = History(state_dir / "history.sqlite3")
-    except HistoryError as exc:
-        click.echo(f"upkeeper: error: {exc}", err=True)
-        raise SystemExit(3) from exc
+    history = open_history(state_dir, create=True)
     source = PlaybookDir(directory, inventories, lambda: _plugins(ctx), history)
     try:
         source.inventory = source.load_inventory()
@@ -229,20 +221,17 @@ def serve(ctx: click.Context, playbooks_dir: str, inventories: tuple[str, ...],
         sys.exit(3)
     source.plugins  # noqa: B018 - load plugins now, not while the daemon counts as up
     daemon = Daemon(history, source, source.run, workers=workers,
-                    catch_up=_duration(catch_up, "--catch-up"),
-                    grace=_duration(grace, "--grace"),
-                    heartbeat_interval=max(1.0, _duration(heartbeat, "--heartbeat")),
-                    health_file=state_dir / HEALTH_FILE, lock_path=state_dir / LOCK_FILE)
-
-    def on_stop(signum: int, _frame: Any) -> None:
-        daemon.request_stop(signal.Signals(signum).name)
-
-    signal.signal(signal.SIGTERM, on_stop)
-    signal.signal(signal.SIGINT, on_stop)
-    if hasattr(signal, "SIGHUP"):
-        signal.signal(signal.SIGHUP, lambda *_: daemon.request_reload())
+                    catch_up=duration(catch_up, "--catch-up"),
+                    grace=duration(grace, "--grace"),
+                    heartbeat_interval=max(1.0, duration(heartbeat, "--heartbeat")),
+                    health_file=state_dir / HEALTH_FILE, lock_path=state_dir / LOCK_FILE,
+                    children_file=state_dir / CHILDREN_FILE,
+                    retention=duration(retention, "--retention") or None)
+    # Handlers only note the signal; the loop acts on it (see upkeeper.schedule.wakeup).
+    daemon.inbox.install(daemon.wakeup, stop=(signal.SIGTERM, signal.SIGINT),
+                         reload=(signal.SIGHUP,) if hasattr(signal, "SIGHUP") else ())
     try:
-        abandoned = daemon.serve(_duration(max_runtime, "--max-runtime") if max_runtime
+        abandoned = daemon.serve(duration(max_runtime, "--max-runtime") if max_runtime
                                  else None)
         if abandoned:
             killed = kill_children()
@@ -253,143 +242,6 @@ def serve(ctx: click.Context, playbooks_dir: str, inventories: tuple[str, ...],
         sys.exit(3)
     finally:
         history.close()
-
-
-def collect_status(history: History, now: datetime, since: datetime) -> dict[str, Any]:
-    """Daemon liveness, its jobs, and slot outcomes since ``since`` (for ``status``)."""
-    ensure_schema(history)
-    rows = history.query("SELECT * FROM schedule_daemons ORDER BY started DESC LIMIT 1")
-    out: dict[str, Any] = {"daemon": None, "jobs": [], "problems": [], "counts": {}}
-    if rows:
-        d = rows[0]
-        beat = datetime.fromtimestamp(d["heartbeat"], tz=UTC)
-        age = (now - beat).total_seconds()
-        if d["stopped"] is not None:
-            state = "stopped"
-        elif age > 3 * d["interval"] + 10:
-            state = "dead"
-        else:
-            state = "running"
-        info = json.loads(d["info"] or "{}")
-        out["daemon"] = {"id": d["id"], "pid": d["pid"], "host": d["hostname"],
-                         "state": state, "heartbeat": beat.isoformat(),
-                         "heartbeat_age_s": round(age, 1),
-                         "started": datetime.fromtimestamp(d["started"], tz=UTC).isoformat(),
-                         "stop_reason": d["stop_reason"], "last_error": info.get("last_error"),
-                         "running": info.get("running", [])}
-        for job in info.get("jobs", []):
-            last = history.query(
-                "SELECT state, status, run_id, finished, reason FROM schedule_slots WHERE job=?"
-                " AND state IN ('done','failed','interrupted') ORDER BY due DESC LIMIT 1",
-                (job["job"],))
-            job["last"] = dict(last[0]) if last else None
-            out["jobs"].append(job)
-    out["problems"] = [dict(r) for r in history.query(
-        "SELECT job, schedule, due, state, run_id, reason, count FROM schedule_slots"
-        " WHERE recorded>=? AND state IN ('skipped','missed','failed','interrupted')"
-        " ORDER BY due", (since.timestamp(),))]
-    out["counts"] = {r["state"]: r["n"] for r in history.query(
-        "SELECT state, SUM(count) AS n FROM schedule_slots WHERE recorded>=? GROUP BY state",
-        (since.timestamp(),))}
-    from upkeeper.after_run.ledger import failing_channels
-
-    out["failing_channels"] = failing_channels(history)
-    return out
-
-
-def _fmt_ts(value: float | str | None) -> str:
-    if value is None:
-        return "-"
-    dt = (datetime.fromisoformat(value) if isinstance(value, str)
-          else datetime.fromtimestamp(value, tz=UTC))
-    return dt.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-
-
-@click.command()
-@click.option("--state-dir", "state_opt", type=click.Path(file_okay=False))
-@click.option("--since", default="24h", show_default=True,
-              help="How far back to report skipped/missed/failed slots.")
-@click.option("--slots", "show_slots", is_flag=True,
-              help="List every slot recorded since --since (run, skipped, missed...).")
-@click.option("--job", help="Only this job (playbook file) with --slots.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
-@click.pass_context
-def status(ctx: click.Context, state_opt: str | None, since: str, show_slots: bool,
-           job: str | None, fmt: str) -> None:
-    """Daemon heartbeat, each job's next and last run, skipped and missed slots, and
-    alert channels whose last delivery failed.
-
-    Exit 0 running and clean, 1 problems since --since or an alert channel failing,
-    2 daemon stopped or dead, 3 never started.
-    """
-    state_dir = _state_dir(ctx, state_opt)
-    try:
-        history = History(state_dir / "history.sqlite3")
-    except HistoryError as exc:
-        click.echo(f"upkeeper: error: {exc}", err=True)
-        raise SystemExit(3) from exc
-    now = datetime.now(UTC)
-    start = now - timedelta(seconds=_duration(since, "--since"))
-    if show_slots:
-        ensure_schema(history)
-        sql = "SELECT * FROM schedule_slots WHERE recorded>=?"
-        args: list[Any] = [start.timestamp()]
-        if job:
-            sql += " AND job=?"
-            args.append(job)
-        slots = [dict(r) for r in history.query(sql + " ORDER BY due, job, schedule",
-                                                tuple(args))]
-        if fmt == "json":
-            click.echo(json.dumps(slots, indent=1, default=str))
-        for s in slots if fmt == "text" else []:
-            count = f" x{s['count']}" if s["count"] > 1 else ""
-            click.echo(f"{_fmt_ts(s['due'])}  {s['job']}#{s['schedule']}  {s['state']}{count}"
-                       f"  {s['status'] or '-'}  {s['run_id'] or '-'}  {s['reason'] or ''}")
-        return
-    report = collect_status(history, now, start)
-    history.close()
-    code = _status_code(report)
-    if fmt == "json":
-        click.echo(json.dumps(report, indent=1, default=str))
-        sys.exit(code)
-    d = report["daemon"]
-    if d is None:
-        click.echo("serve: never started with this state dir")
-        sys.exit(code)
-    reason = f" ({d['stop_reason']})" if d["stop_reason"] else ""
-    click.echo(f"serve: {d['state'].upper()}{reason}  pid {d['pid']} on {d['host']}, last"
-               f" heartbeat {_fmt_ts(d['heartbeat'])} ({d['heartbeat_age_s']:.0f}s ago),"
-               f" started {_fmt_ts(d['started'])}")
-    if d["last_error"]:
-        click.echo(f"last error: {d['last_error']}")
-    for r in d["running"]:
-        click.echo(f"running: {r['job']} run {r['run_id']} (slot {_fmt_ts(r['due'])})")
-    for j in report["jobs"]:
-        last = j["last"]
-        done = (f"last {last['state']} {last['status'] or ''} {_fmt_ts(last['finished'])}"
-                if last else "never run")
-        click.echo(f"  {j['job']}#{j['schedule']}  {j['every']}  next {_fmt_ts(j['next_run'])}"
-                   f"  {done}")
-    counts = ", ".join(f"{k} {v}" for k, v in sorted(report["counts"].items())) or "none"
-    click.echo(f"slots since {_fmt_ts(start.timestamp())}: {counts}")
-    for p in report["problems"]:
-        n = f" x{p['count']}" if p["count"] > 1 else ""
-        click.echo(f"  {p['state']}{n}: {p['job']}#{p['schedule']} slot {_fmt_ts(p['due'])}:"
-                   f" {p['reason'] or ''}")
-    for c in report["failing_channels"]:
-        to = f" -> {c['target']}" if c["target"] else ""
-        click.echo(f"alerting FAILED: {c['channel']} ({c['notifier']}{to}) since "
-                   f"{_fmt_ts(c['failing_since'])}, {c['failures']} failed: {c['error']}")
-    sys.exit(code)
-
-
-def _status_code(report: dict[str, Any]) -> int:
-    d = report["daemon"]
-    if d is None:
-        return 3
-    if d["state"] != "running":
-        return 2
-    return 1 if report["problems"] or report.get("failing_channels") else 0
 
 
 @click.command()
@@ -447,7 +299,13 @@ def windows(ctx: click.Context, inventories: tuple[str, ...], limit: str | None,
     sys.exit(3 if bad else 0)
 
 
-COMMANDS = (serve, status, windows)
+def _status() -> click.Command:
+    from upkeeper.cli.status import status
+
+    return status
+
+
+COMMANDS = (serve, _status(), windows)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
-from upkeeper.engine.templating import TemplateError, is_templated
+from upkeeper.engine.templating import is_templated
 from upkeeper.yamlsource import KeyPath, LocatedYAML, SourceError, load_yaml
 
 if TYPE_CHECKING:
@@ -323,9 +323,3 @@ def load_playbook(path: str | Path, registry: Registry | None = None, *,
     if registry is not None:
         check_against_registry(pb, registry, strict=strict)
     return pb
-
-
-def template_error(pb: Playbook, index: int, key: str, host: str, exc: TemplateError) -> str:
-    line = pb.line_of(("checks", index, "params", key))
-    where = f"{pb.path}:{line}" if line else pb.path
-    return f"{where}: {exc} for host {host} in params of {pb.checks[index].check}"

@@ -207,7 +207,11 @@ def check_templates(playbook: Playbook, hosts: Sequence[Host]) -> tuple[list[str
             for key_path, value in items:
                 try:
                     if key_path[-1] == "when" and len(key_path) == 3:
-                        evaluate(str(value), scope)
+                        # Skipped on this host, so its params are never rendered there;
+                        # facts are placeholders here, so a `when:` naming them decides
+                        # nothing.
+                        if not evaluate(str(value), scope) and "facts" not in str(value):
+                            break
                     else:
                         render_value(value, scope)
                 except TemplateError as exc:

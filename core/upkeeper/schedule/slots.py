@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -157,3 +158,86 @@ class SlotJob(schedule.Job):
                 f" next {self.next_run}>")
 
     __str__ = __repr__
+
+
+ACTIVE_STATES = ("queued", "running")
+
+INSERT_SLOT = ("INSERT OR IGNORE INTO schedule_slots (job, schedule, due, spec, playbook,"
+               " state, run_id, planned, recorded, reason, daemon, count)"
+               " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)")
+
+
+def recover_slots(history: History, daemon_id: str, now: datetime) -> int:
+    """Slots other daemons left queued or running never ran to the end: record them as
+    interrupted (never run them again), close their history runs, and mark daemons that
+    never stopped cleanly. Returns how many slots were recovered."""
+    rows = history.query(
+        "SELECT run_id, state FROM schedule_slots WHERE state IN (?,?) AND daemon != ?",
+        (*ACTIVE_STATES, daemon_id))
+    if rows:
+        with history.transaction() as db:
+            db.execute("UPDATE schedule_slots SET state='interrupted', finished=?,"
+                       " reason=CASE state WHEN 'queued' THEN"
+                       " 'daemon stopped before the run started' ELSE"
+                       " 'daemon stopped during the run (killed or crashed)' END"
+                       " WHERE state IN (?,?) AND daemon != ?",
+                       (_ts(now), *ACTIVE_STATES, daemon_id))
+            db.executemany("UPDATE runs SET interrupted=1, finished=? WHERE id=?"
+                           " AND finished IS NULL",
+                           [(_ts(now), r["run_id"]) for r in rows if r["run_id"]])
+    with history.transaction() as db:
+        db.execute("UPDATE schedule_daemons SET stopped=heartbeat, stop_reason="
+                   "'no clean shutdown (killed or crashed)' WHERE stopped IS NULL"
+                   " AND id != ?", (daemon_id,))
+    return len(rows)
+
+
+def stored_cursor(history: History, key: str, spec: ScheduleSpec, now: datetime) -> datetime:
+    """Where slot enumeration resumes: the last slot considered under the same spec,
+    else now (a new or changed schedule has nothing to catch up)."""
+    rows = history.query("SELECT spec, considered FROM schedule_cursors WHERE job=?"
+                         " AND schedule=?", (key, spec.index))
+    if rows and rows[0]["spec"] == spec.fingerprint:
+        return datetime.fromtimestamp(rows[0]["considered"], tz=UTC)
+    save_cursor(history, key, spec, now)
+    return now
+
+
+def save_cursor(history: History, key: str, spec: ScheduleSpec, when: datetime) -> None:
+    with history.transaction() as db:
+        db.execute("INSERT INTO schedule_cursors (job, schedule, spec, considered)"
+                   " VALUES (?,?,?,?) ON CONFLICT(job, schedule) DO UPDATE SET"
+                   " spec=excluded.spec, considered=excluded.considered",
+                   (key, spec.index, spec.fingerprint, _ts(when)))
+
+
+def finish_slot(history: History, run_id: str, state: str, status: str | None,
+                reason: str | None, now: datetime) -> None:
+    with history.transaction() as db:
+        db.execute("UPDATE schedule_slots SET state=?, status=?, finished=?, reason="
+                   " CASE WHEN reason IS NULL THEN ? ELSE reason || '; ' || ? END"
+                   " WHERE run_id=?", (state, status, _ts(now), reason, reason, run_id))
+
+
+def interrupt_slot(history: History, run_id: str, reason: str, now: datetime) -> None:
+    with history.transaction() as db:
+        db.execute("UPDATE schedule_slots SET state='interrupted', reason=?, finished=?"
+                   " WHERE run_id=? AND state IN (?,?)",
+                   (reason, _ts(now), run_id, *ACTIVE_STATES))
+        db.execute("UPDATE runs SET interrupted=1, finished=? WHERE id=? AND"
+                   " finished IS NULL", (_ts(now), run_id))
+
+
+def live_daemons(history: History, exclude: str) -> list[dict[str, Any]]:
+    """Daemons recorded as not stopped, with their process identity (if recorded)."""
+    rows = history.query("SELECT id, pid, hostname, info FROM schedule_daemons WHERE"
+                         " stopped IS NULL AND id != ?", (exclude,))
+    out = []
+    for r in rows:
+        try:
+            info = json.loads(r["info"] or "{}")
+        except ValueError:
+            info = {}
+        out.append({"id": r["id"], "pid": r["pid"], "host": r["hostname"],
+                    "process": info.get("process") if isinstance(info, dict) else None})
+    return out

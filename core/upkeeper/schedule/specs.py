@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from upkeeper.engine.windows import DAY_NAMES, get_zone, resolve_local
+from upkeeper.measures import parse_duration, warn_bare_duration
 
 if TYPE_CHECKING:
     from upkeeper.engine.playbook import Playbook
@@ -26,11 +27,10 @@ UTC = timezone.utc
 KEYS = ("every", "at", "timezone", "jitter", "catch_up")
 UNIT_SECONDS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400}
 _EVERY_RE = re.compile(r"^(?:(\d+)\s*)?([a-z]+)$")
-_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]*)")
-_DURATION_UNITS = {"": 1, "s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1,
-                   "m": 60, "min": 60, "mins": 60, "minute": 60, "minutes": 60,
-                   "h": 3600, "hr": 3600, "hrs": 3600, "hour": 3600, "hours": 3600,
-                   "d": 86400, "day": 86400, "days": 86400}
+_BARE_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+#: The longest interval, jitter or catch-up a schedule may name (and the longest CLI
+#: duration): ten years. Larger values overflow date arithmetic and are always typos.
+MAX_SECONDS = 10 * 366 * 86400
 _EPOCH = datetime(1970, 1, 1)
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
@@ -43,25 +43,25 @@ class ScheduleError(ValueError):
         super().__init__(message)
 
 
-def parse_duration(value: Any, what: str = "duration") -> float:
-    """``"5m"``, ``"1h30m"``, ``"90s"``, ``"2 hours"`` or a number of seconds."""
-    if isinstance(value, bool):
-        raise ScheduleError(None, f"{what} must be a duration such as '5m', not {value!r}")
-    if isinstance(value, (int, float)):
-        if value < 0:
-            raise ScheduleError(None, f"{what} must not be negative")
-        return float(value)
-    text = str(value).strip().lower()
-    pos, total, parts = 0, 0.0, 0
-    for m in _DURATION_RE.finditer(text):
-        if text[pos:m.start()].strip() or m.group(2) not in _DURATION_UNITS:
-            break
-        total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
-        pos, parts = m.end(), parts + 1
-    if not parts or text[pos:].strip():
-        raise ScheduleError(None, f"{what} {value!r} is not a duration (examples: 30s, 5m,"
-                                  " 1h30m, 2 hours)")
-    return total
+def duration_seconds(value: Any, what: str = "") -> float:
+    """Seconds of a schedule or command-line duration, at most :data:`MAX_SECONDS`.
+
+    Read by :func:`upkeeper.measures.parse_duration`, so units are required (``30s``,
+    ``5m``, ``1h30m``, ``2 hours``). A bare number was seconds before API 1.1 and still is,
+    with a deprecation warning; ``0`` needs no unit.
+    """
+    bare = not isinstance(value, bool) and (
+        isinstance(value, (int, float)) or _BARE_NUMBER.fullmatch(str(value).strip()))
+    try:
+        if bare and float(value) > 0:
+            warn_bare_duration(value, "s", what)
+        seconds = parse_duration(value, bare_unit="s").total_seconds()
+    except ValueError as exc:
+        raise ScheduleError(None, f"{what}: {exc}" if what else str(exc)) from None
+    if seconds > MAX_SECONDS:
+        raise ScheduleError(None, f"{what or 'duration'} {value!r} is longer than the limit "
+                                  "of 10 years")
+    return seconds
 
 
 def local_zone_name() -> str:
@@ -214,6 +214,8 @@ def _parse_every(value: Any) -> tuple[str, int, int | None]:
     word = m.group(2)
     if count < 1:
         raise ScheduleError("every", f"every {value!r}: the interval must be at least 1")
+    if count * UNIT_SECONDS.get(word if word.endswith("s") else word + "s", 1) > MAX_SECONDS:
+        raise ScheduleError("every", f"every {value!r}: longer than the limit of 10 years")
     if word.endswith("s") and word[:-1] in DAY_NAMES and count != 1:
         word = word[:-1]
     if word in DAY_NAMES:
@@ -269,13 +271,13 @@ def parse_spec(raw: Any, index: int, default_timezone: str | None = None) -> Sch
     except ValueError as exc:
         raise ScheduleError("timezone", str(exc)) from None
     try:
-        jitter = parse_duration(raw.get("jitter", 0), "jitter")
+        jitter = duration_seconds(raw.get("jitter", 0), "jitter")
     except ScheduleError as exc:
         raise ScheduleError("jitter", str(exc)) from None
     catch_up = None
     if raw.get("catch_up") is not None:
         try:
-            catch_up = parse_duration(raw["catch_up"], "catch_up")
+            catch_up = duration_seconds(raw["catch_up"], "catch_up")
         except ScheduleError as exc:
             raise ScheduleError("catch_up", str(exc)) from None
     spec = ScheduleSpec(index=index, unit=unit, interval=interval, at=at, timezone=zone,

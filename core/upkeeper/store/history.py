@@ -1,13 +1,20 @@
-"""Run history, metrics and per-check state in SQLite (WAL, one transaction per write)."""
+"""Run history, metrics and per-check state in SQLite (WAL, one transaction per write).
+
+A write that fails (disk full, read-only, damaged file) never ends a run: the run goes on
+in memory, one error is logged per run, and :meth:`History.finish_run` marks the run's
+verdict as not stored (an UNKNOWN result and ``meta["history_error"]``).
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -15,61 +22,24 @@ from typing import Any
 import platformdirs
 
 from upkeeper.models import Result, RunRecord, Status
+from upkeeper.store.errors import (
+    HistoryDamaged,
+    HistoryError,
+    HistoryMissing,
+    HistoryUnwritable,
+    history_error,
+)
+from upkeeper.store.schema import SCHEMA
+
+__all__ = ["DB_NAME", "STATE_DIR_ENV", "History", "HistoryDamaged", "HistoryError",
+           "HistoryMissing", "HistoryUnwritable", "HostHistory", "default_state_dir"]
+
+log = logging.getLogger("upkeeper.history")
 
 STATE_DIR_ENV = "UPKEEPER_STATE_DIR"
 DB_NAME = "history.sqlite3"
 #: Bound on SQL parameters per query (SQLite's limit is 999 in older builds).
 _IDS_PER_QUERY = 500
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    id TEXT PRIMARY KEY,
-    playbook TEXT NOT NULL,
-    started REAL NOT NULL,
-    finished REAL,
-    status TEXT,
-    check_mode INTEGER NOT NULL DEFAULT 0,
-    interrupted INTEGER NOT NULL DEFAULT 0,
-    meta TEXT NOT NULL DEFAULT '{}'
-);
-CREATE TABLE IF NOT EXISTS results (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    run_id TEXT NOT NULL REFERENCES runs(id),
-    host TEXT NOT NULL,
-    check_name TEXT NOT NULL,
-    name TEXT NOT NULL,
-    status TEXT NOT NULL,
-    summary TEXT NOT NULL,
-    details TEXT,
-    changed INTEGER NOT NULL DEFAULT 0,
-    duration REAL NOT NULL DEFAULT 0,
-    ts REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS results_host_check ON results(host, check_name, ts);
-CREATE INDEX IF NOT EXISTS results_run ON results(run_id);
-CREATE TABLE IF NOT EXISTS metrics (
-    result_id INTEGER NOT NULL REFERENCES results(id),
-    host TEXT NOT NULL,
-    check_name TEXT NOT NULL,
-    metric TEXT NOT NULL,
-    value REAL NOT NULL,
-    ts REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS metrics_series ON metrics(host, metric, ts);
-CREATE INDEX IF NOT EXISTS metrics_result ON metrics(result_id);
-CREATE TABLE IF NOT EXISTS state (
-    host TEXT NOT NULL,
-    check_name TEXT NOT NULL,
-    key TEXT NOT NULL,
-    value TEXT NOT NULL,
-    updated REAL NOT NULL,
-    PRIMARY KEY (host, check_name, key)
-);
-"""
-
-
-class HistoryError(Exception):
-    """The history database cannot be opened (the message says where and why)."""
 
 
 def default_state_dir() -> Path:
@@ -90,27 +60,60 @@ def _dt(ts: float | None) -> datetime | None:
     return None if ts is None else datetime.fromtimestamp(ts, tz=timezone.utc)
 
 
-class History:
-    """The history database. Thread-safe: writes are serialised and each is atomic."""
+@dataclass
+class _Unstored:
+    """Why a run's results are not (all) in the database."""
 
-    def __init__(self, path: str | Path | None = None) -> None:
+    error: str
+    failed: int = 0
+    run_missing: bool = False
+
+
+class History:
+    """The history database. Thread-safe: writes are serialised and each is atomic.
+
+    :param create: create the file (and its directory) when missing; read-only commands
+        pass False and get :class:`HistoryMissing` instead of an empty new database.
+    """
+
+    def __init__(self, path: str | Path | None = None, *, create: bool = True) -> None:
         if path is None:
             path = default_state_dir() / DB_NAME
         self.path = str(path)
         self._lock = threading.RLock()
+        self._unstored: dict[str, _Unstored] = {}
+        self._broken: HistoryError | None = None
+        memory = self.path == ":memory:"
+        if not memory and not create and not Path(self.path).is_file():
+            raise HistoryMissing(f"no history database at {self.path}: nothing has run with"
+                                 f" this state dir (set --state-dir or {STATE_DIR_ENV})")
         try:
-            if self.path != ":memory:":
+            fresh = memory or not Path(self.path).exists() or Path(self.path).stat().st_size == 0
+            if not memory:
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30,
                                        isolation_level=None)
             self._db.row_factory = sqlite3.Row
-            if self.path != ":memory:":
+            if fresh:
+                # Only an empty file can take it; prune then gives pages back cheaply.
+                self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            if not memory:
                 self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
         except (OSError, sqlite3.Error) as exc:
-            raise HistoryError(f"cannot open the history database {self.path}: {exc} "
-                               f"(set --state-dir or {STATE_DIR_ENV})") from exc
+            err = history_error(exc, self.path, "open")
+            if type(err) is HistoryError:
+                err = HistoryError(f"{err} (set --state-dir or {STATE_DIR_ENV})")
+            raise err from exc
+
+    @classmethod
+    def unstorable(cls, path: str | Path, error: HistoryError) -> History:
+        """An in-memory stand-in for a database that cannot be opened (disk full,
+        read-only): runs go on, and each run's verdict says it was not stored."""
+        self = cls(":memory:")
+        self.path, self._broken = str(path), error
+        return self
 
     def close(self) -> None:
         with self._lock:
@@ -118,30 +121,76 @@ class History:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One atomic write; other threads wait for it."""
+        """One atomic write; other threads wait for it. SQLite errors, including a failed
+        COMMIT (disk full), roll back and raise :class:`HistoryError`."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise history_error(exc, self.path, "write to") from exc
             try:
                 yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
+                self._db.execute("COMMIT")
+            except BaseException as exc:
+                self._rollback()
+                if isinstance(exc, sqlite3.Error):
+                    raise history_error(exc, self.path, "write to") from exc
                 raise
-            self._db.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        # SQLite may already have rolled back by itself (e.g. SQLITE_FULL): then there is
+        # nothing left to undo, and a transaction left open would refuse the next BEGIN.
+        if self._db.in_transaction:
+            try:
+                self._db.execute("ROLLBACK")
+            except sqlite3.Error as exc:
+                log.error("rolling back in %s failed: %s", self.path, exc)
 
     def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         with self._lock:
-            return list(self._db.execute(sql, args))
+            try:
+                return list(self._db.execute(sql, args))
+            except sqlite3.Error as exc:
+                raise history_error(exc, self.path, "read") from exc
+
+    def _store_failed(self, run_id: str, exc: HistoryError, *, run_missing: bool = False,
+                      count: int = 1) -> None:
+        lost = self._unstored.get(run_id)
+        if lost is None:
+            lost = self._unstored[run_id] = _Unstored(str(exc), run_missing=run_missing)
+            log.error("%s; run %s goes on, its results are not stored", exc, run_id)
+        lost.failed += count
 
     def start_run(self, run: RunRecord) -> None:
-        with self.transaction() as db:
-            db.execute(
-                "INSERT INTO runs (id, playbook, started, check_mode, meta) VALUES (?,?,?,?,?)",
-                (run.run_id, run.playbook, _ts(run.started), int(run.check_mode),
-                 json.dumps(run.meta, default=str)),
-            )
+        """Record a run's start; if that fails the run goes on unstored (see class doc)."""
+        if self._broken is not None:
+            self._store_failed(run.run_id, self._broken, run_missing=True, count=0)
+            return
+        try:
+            with self.transaction() as db:
+                db.execute(
+                    "INSERT INTO runs (id, playbook, started, check_mode, meta)"
+                    " VALUES (?,?,?,?,?)",
+                    (run.run_id, run.playbook, _ts(run.started), int(run.check_mode),
+                     json.dumps(run.meta, default=str)),
+                )
+        except HistoryError as exc:
+            self._store_failed(run.run_id, exc, run_missing=True, count=0)
 
     def add_result(self, run_id: str, result: Result) -> int:
-        """Store one result and its metrics in a single transaction."""
+        """Store one result and its metrics in a single transaction; 0 if it could not
+        be stored (counted, and reported by :meth:`finish_run`)."""
+        lost = self._unstored.get(run_id)
+        if lost is not None and lost.run_missing:
+            lost.failed += 1
+            return 0
+        try:
+            return self._add_result(run_id, result)
+        except HistoryError as exc:
+            self._store_failed(run_id, exc)
+            return 0
+
+    def _add_result(self, run_id: str, result: Result) -> int:
         ts = _ts(result.started)
         with self.transaction() as db:
             cur = db.execute(
@@ -161,12 +210,36 @@ class History:
         return rid
 
     def finish_run(self, run: RunRecord) -> None:
-        with self.transaction() as db:
-            db.execute(
-                "UPDATE runs SET finished=?, status=?, interrupted=?, meta=? WHERE id=?",
-                (_ts(run.finished) if run.finished else None, run.status.value,
-                 int(run.interrupted), json.dumps(run.meta, default=str), run.run_id),
-            )
+        """Record the end of a run. If any of its writes failed, say so in the run: an
+        UNKNOWN ``history`` result (so the verdict and exit code show it) and
+        ``run.meta["history_error"]``."""
+        lost = self._unstored.get(run.run_id)
+        if lost is None or not lost.run_missing:
+            try:
+                with self.transaction() as db:
+                    db.execute(
+                        "UPDATE runs SET finished=?, status=?, interrupted=?, meta=?"
+                        " WHERE id=?",
+                        (_ts(run.finished) if run.finished else None, run.status.value,
+                         int(run.interrupted), json.dumps(run.meta, default=str),
+                         run.run_id),
+                    )
+            except HistoryError as exc:
+                self._store_failed(run.run_id, exc, count=0)
+        lost = self._unstored.pop(run.run_id, None)
+        if lost is None:
+            return
+        what = ("the run and all of its results were" if lost.run_missing else
+                f"{lost.failed} of {len(run.results)} results were" if lost.failed else
+                "the end of the run was")
+        note = f"{what} not stored in history: {lost.error}"
+        run.meta["history_error"] = note
+        run.results.append(Result(Status.UNKNOWN, note, check="upkeeper.history",
+                                  name="history", started=run.finished or run.started))
+
+    def unstored(self, run_id: str) -> bool:
+        """True while ``run_id`` has writes that failed (until :meth:`finish_run`)."""
+        return run_id in self._unstored
 
     def series(self, host: str, metric: str, check: str | None = None,
                since: datetime | None = None,

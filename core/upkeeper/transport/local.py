@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import IO
 
 from upkeeper.models import CommandResult, Host
+from upkeeper.transport import children
 from upkeeper.transport.base import Transport, TransportError, command_text
 from upkeeper.transport.env import READ_ENV_SH, check_env, child_environ, env_block, new_end_marker
 
@@ -95,9 +96,11 @@ class LocalTransport(Transport):
                 stderr=subprocess.PIPE,
                 env=proc_env,
                 start_new_session=True,
+                preexec_fn=children.preexec_hook(),
             )
         except OSError as exc:
             raise TransportError(f"cannot start /bin/sh: {exc}", host=self.host.name) from exc
+        children.started(proc.pid)
         with self._lock:
             self._running.add(proc)
         if stdin is not None and proc.stdin is not None:
@@ -114,6 +117,7 @@ class LocalTransport(Transport):
                 self._running.discard(proc)
                 killed = proc.pid in self._killed
                 self._killed.discard(proc.pid)
+            children.ended(proc.pid)
         if killed:
             raise TransportError(f"command killed: the local transport to {self.host.name} "
                                  "was closed (run stopped or check abandoned)",

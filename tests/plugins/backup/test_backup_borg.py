@@ -67,10 +67,10 @@ def test_stale_archive_made_with_timestamp(borg_repo, transport):
     borg_repo.tool("borg", "create", "--timestamp", old, "::old01-1", str(borg_repo.src))
     r = check(borg_repo, transport, glob_archives="old01-*")
     assert r.status is Status.CRIT, r.summary
-    assert "over crit_age" in r.summary and 59.9 < r.metrics["age_hours"] < 60.5
+    assert "(crit_age is" in r.summary and 59.9 < r.metrics["age_hours"] < 60.5
     warn = check(borg_repo, transport, glob_archives="web01-*",
                  now=datetime.now(timezone.utc) + timedelta(hours=30))
-    assert warn.status is Status.WARN and "over max_age" in warn.summary
+    assert warn.status is Status.WARN and "(warn_age is" in warn.summary
 
 
 def test_wrong_passphrase_is_crit_and_never_shown(borg_repo, transport):

@@ -38,7 +38,7 @@ def test_upkeeper_run_restic_playbook_json(restic_repo: Repo, tmp_path: Path,
         "  - name: restic nightly\n    check: backup.restic\n    params:\n"
         f"      repository: {json.dumps(str(restic_repo.path))}\n"
         '      password: "{{ restic_password }}"\n'
-        "      host: web01\n      max_age: 26h\n      restore_sample: 2\n")
+        "      host: web01\n      warn_age: 26h\n      restore_sample: 2\n")
     proc = subprocess.Popen(
         [sys.executable, "-m", "upkeeper", "run", str(playbook), "-i", str(inventory),
          "--format", "json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -78,14 +78,14 @@ def test_stale_snapshot_made_with_time_warns(restic_repo, transport):
                      str(restic_repo.src))
     r = check(restic_repo, transport, host="old01")
     assert r.status is Status.WARN
-    assert "over max_age 26.0h" in r.summary
+    assert "(warn_age is 26 h)" in r.summary
     assert 29.9 < r.metrics["age_hours"] < 30.5
 
 
 def test_stale_past_crit_age_is_crit(restic_repo, transport):
     later = datetime.now(timezone.utc) + timedelta(days=3)
-    r = check(restic_repo, transport, now=later, max_age="1d", crit_age="2d")
-    assert r.status is Status.CRIT and "over crit_age 2d 0h" in r.summary
+    r = check(restic_repo, transport, now=later, warn_age="1d", crit_age="2d")
+    assert r.status is Status.CRIT and "(crit_age is 2 d)" in r.summary
 
 
 def test_wrong_password_is_crit_and_never_shown(restic_repo, transport):
@@ -232,7 +232,7 @@ def test_integrity_every_skips_recent_successful_checks(restic_repo, transport):
     assert not [c for c in transport.commands if c.split()[1:2] == ["check"]]
     later = datetime.now(timezone.utc) + timedelta(days=1, hours=1)
     third = check(restic_repo, transport, integrity=True, integrity_every="1d", history=hist,
-                  now=later, max_age="5d", crit_age="6d")
+                  now=later, warn_age="5d", crit_age="6d")
     assert "restic check OK" in third.summary
 
 

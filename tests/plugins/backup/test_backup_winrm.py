@@ -40,7 +40,7 @@ def test_wbadmin_fallback_over_winrm(data: Path) -> None:
         finally:
             transport.close()
     assert r.status is Status.OK, r.summary
-    assert "11/25/2026-20:00 is 16.0h old (1 version)" in r.summary
+    assert "11/25/2026-20:00 is 16 h old (1 version)" in r.summary
     assert r.details["target"] == "Disque fixe nommé E:"
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.corpus import CORPUS
+
 REPO = Path(__file__).resolve().parents[3]
 DATA = REPO / "tests" / "data" / "disk"
-CORPUS = REPO.parent / "shared" / "corpus"
+__all__ = ["CORPUS", "DATA", "REPO", "data"]
 
 
 def data(name: str) -> str:

@@ -141,8 +141,7 @@ def test_windows_get_volume_numeric_letter_and_no_letter_skipped() -> None:
     assert vols[0].size_bytes == 536198770688
 
 
-needs_corpus = pytest.mark.skipif(not (CORPUS / "disk_usage").is_dir(),
-                                  reason="shared corpus not present")
+needs_corpus = pytest.mark.corpus
 
 
 @needs_corpus

@@ -270,7 +270,7 @@ CORPUS_EXPECTED = {
 }
 
 
-@pytest.mark.skipif(not (CORPUS / "smartctl").is_dir(), reason="shared corpus not present")
+@pytest.mark.corpus
 @pytest.mark.parametrize("path", sorted((CORPUS / "smartctl").glob("*.json")),
                          ids=lambda p: p.name)
 def test_corpus_samples(path: Any) -> None:
@@ -311,7 +311,7 @@ def test_real_smartctl_named_devices_each_get_their_answer() -> None:
     assert res.status is Status.UNKNOWN
 
 
-@pytest.mark.skipif(not (CORPUS / "disk_usage").is_dir(), reason="shared corpus not present")
+@pytest.mark.corpus
 def test_corpus_windows_reliability_counter_with_cim_metadata() -> None:
     path = (CORPUS / "disk_usage" /
             "windows__Get-StorageReliabilityCounter_ConvertTo-Json_partial_ps51.json")

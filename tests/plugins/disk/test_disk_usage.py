@@ -84,7 +84,7 @@ def test_pseudo_filesystems_can_be_included_by_type() -> None:
     assert res.status is Status.CRIT
     assert res.summary == "/tmp/dk/full 100% used, 0 B free, inodes 100% used"
     assert mounts["/tmp/dk/full"]["reasons"] == [
-        "space CRIT: 100% used, 0.0 GB free (limit 95%)",
+        "space CRIT: 100% used, 0 B free (limit 95%)",
         "inodes CRIT: 100% used (limit 95%)"]
 
 
@@ -96,7 +96,7 @@ def test_exclude_by_type_and_glob() -> None:
     assert "no filesystems left" in res.summary
     res = one(run_check(DiskUsage, {"exclude_mounts": ["/tmp/dk/e*"]}, transport=fake(out)))
     assert res.status is Status.OK
-    assert res.summary == "3 filesystems OK; fullest / 22% used, 79.4 GB free"
+    assert res.summary == "3 filesystems OK; fullest / 22% used, 79.4 GiB free"
 
 
 def test_busybox_without_types_gets_them_from_proc_mounts() -> None:
@@ -115,7 +115,7 @@ def test_rhel6_var_inodes_and_space() -> None:
     assert res.status is Status.CRIT
     assert res.summary.startswith("/home 100% used, 0 B free")
     assert "/var CRIT" in res.summary and "/ WARN" in res.summary
-    assert mounts["/var"]["reasons"] == ["space WARN: 93% used, 1.4 GB free (limit 85%)",
+    assert mounts["/var"]["reasons"] == ["space WARN: 93% used, 1.4 GiB free (limit 85%)",
                                          "inodes CRIT: 98% used (limit 95%)"]
     # iso9660 media is always 100% and never an alarm; CIFS shares are checked.
     assert "/media/CentOS_6.10_Final" in res.details["excluded"]
@@ -131,9 +131,9 @@ def test_free_space_thresholds_spare_big_disks() -> None:
     mounts = {m["mount"]: m for m in res.details["mounts"]}
     assert mounts["/srv/big"]["used_pct"] == 93 and mounts["/srv/big"]["status"] == "OK"
     assert mounts["/"]["status"] == "WARN"
-    assert mounts["/"]["reasons"] == ["space WARN: 93% used, 3.0 GB free "
-                                      "(limit 90% and 100 GB free)"]
-    assert res.status is Status.WARN and res.summary == "/ 93% used, 3.0 GB free"
+    assert mounts["/"]["reasons"] == ["space WARN: 93% used, 3.0 GiB free "
+                                      "(limit 90% and 100.0 GiB free)"]
+    assert res.status is Status.WARN and res.summary == "/ 93% used, 3.0 GiB free"
     # Free space alone (percent disabled) alarms on the big disk too.
     res = one(run_check(DiskUsage, {"warn_pct": None, "warn_free_gb": 1000},
                         transport=fake(combined(gnu_df(rows)))))
@@ -171,7 +171,7 @@ def test_forecast_one_gb_a_day_with_five_free_warns() -> None:
     res = forecast_run(points, rows, {"warn_free_gb": 2, "crit_free_gb": 1})
     assert res.status is Status.WARN
     assert abs(res.metrics["/var:days_to_full"] - 5) < 0.05
-    assert res.summary == "/var 100% used, 5.0 GB free, full in ~5 days"
+    assert res.summary == "/var 100% used, 5.0 GiB free, full in ~5 d"
     fc = res.details["mounts"][0]["forecast"]
     assert fc["points"] == 8 and round(fc["growth_bytes_per_day"] / GB, 3) == 1.0
 
@@ -182,9 +182,9 @@ def test_forecast_below_crit_days_is_crit() -> None:
     res = forecast_run(daily(10, used - 30 * GB, 3 * GB), rows, {"warn_pct": 99,
                                                                  "crit_pct": 99})
     assert res.status is Status.CRIT
-    assert res.summary == "/var 93% used, 5.0 GB free, full in ~2 days"
+    assert res.summary == "/var 93% used, 5.0 GiB free, full in ~40 h"
     assert res.details["mounts"][0]["reasons"] == [
-        "forecast CRIT: full in ~2 days (limit 3 days)"]
+        "forecast CRIT: full in ~40 h (limit 3 days)"]
 
 
 def test_flat_history_gives_no_forecast() -> None:
@@ -247,7 +247,7 @@ def test_windows_volumes_through_powershell() -> None:
     mounts = {m["mount"]: m for m in res.details["mounts"]}
     assert mounts["D:"]["used_pct"] == 97 and mounts["D:"]["status"] == "OK"
     assert res.status is Status.CRIT
-    assert res.summary == "E: 99% used, 1.0 GB free"
+    assert res.summary == "E: 99% used, 1.0 GiB free"
     assert res.metrics["E::used_bytes"] == 107239904768 - 1073741824
     res = one(run_check(DiskUsage, {"exclude_mounts": ["e:"]}, transport=tr))
     assert "E:" in res.details["excluded"]
@@ -276,3 +276,10 @@ def test_thresholds_use_the_one_rule_at_or_past():
                   since=datetime(2026, 1, 1, tzinfo=timezone.utc))
     rep = judge(fs, Thresholds(warn_pct=None, crit_pct=None), fc)
     assert rep.status is Status.WARN and "forecast WARN" in rep.reasons[0]
+
+
+def test_forecast_wording_is_the_shared_duration_format():
+    from upkeeper_disk.usage import about
+
+    assert [about(d) for d in (0.01, 1.5, 1.99, 2.0, 6.4, 400)] == [
+        "~1 h", "~36 h", "~2 d", "~2 d", "~6 d", "~400 d"]

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from .servers import SMTPServer, WebhookServer, make_cert, smtp_server, webhook_server
+from upkeeper_notify.testserver import (
+    SMTPServer,
+    WebhookServer,
+    make_cert,
+    smtp_server,
+    webhook_server,
+)
 
 
 @pytest.fixture(scope="session")

@@ -28,9 +28,15 @@ from upkeeper.inventory.loader import load_inventory
 from upkeeper.models import Host, RunRecord, Status
 from upkeeper.plugins import get_plugin_manager
 from upkeeper.store.history import History
+from upkeeper_notify.testserver import (
+    SMTP_PASSWORD,
+    SMTP_USER,
+    SMTPServer,
+    WebhookServer,
+    free_port,
+)
 
 from .helpers import ScriptedPlugin, write_inventory
-from .servers import SMTP_PASSWORD, SMTP_USER, SMTPServer, WebhookServer, free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 PW_ENV = "UPK_TEST_SMTP_PASSWORD"

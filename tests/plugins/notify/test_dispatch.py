@@ -21,9 +21,15 @@ from upkeeper.inventory.loader import load_inventory
 from upkeeper.models import RunRecord
 from upkeeper.plugins import PluginSystem, get_plugin_manager
 from upkeeper.store.history import History
+from upkeeper_notify.testserver import (
+    SMTP_PASSWORD,
+    SMTP_USER,
+    SMTPServer,
+    WebhookServer,
+    free_port,
+)
 
 from .helpers import ScriptedPlugin, write_inventory, write_playbook
-from .servers import SMTP_PASSWORD, SMTP_USER, SMTPServer, WebhookServer, free_port
 
 PW_ENV = "UPK_TEST_SMTP_PASSWORD"
 TOKEN_ENV = "UPK_TEST_PSA_TOKEN"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .servers import SMTP_PASSWORD, SMTP_USER, SMTPServer, WebhookServer
+from upkeeper_notify.testserver import SMTP_PASSWORD, SMTP_USER, SMTPServer, WebhookServer
 
 
 @pytest.mark.slow

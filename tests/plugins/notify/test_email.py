@@ -13,8 +13,7 @@ from upkeeper.after_run.delivery import send_with_retry
 from upkeeper.models import Result, RunRecord
 from upkeeper_notify.common import DeliveryError
 from upkeeper_notify.smtp import EmailNotifier, EmailParams
-
-from .servers import SMTP_PASSWORD, SMTP_USER, SMTPServer
+from upkeeper_notify.testserver import SMTP_PASSWORD, SMTP_USER, SMTPServer
 
 
 def params(server: SMTPServer, **over: Any) -> EmailParams:
@@ -85,7 +84,7 @@ def test_server_certificate_is_verified(smtp: SMTPServer) -> None:
 
 
 def test_refused_connection_is_retryable() -> None:
-    from .servers import free_port
+    from upkeeper_notify.testserver import free_port
 
     p = EmailParams.model_validate({"host": "127.0.0.1", "port": free_port(),
                                     "from": "a@b.example", "to": "c@d.example", "timeout": 5})

@@ -11,9 +11,8 @@ from upkeeper import Notification, Status
 from upkeeper.after_run.delivery import send_with_retry
 from upkeeper.models import Result, RunRecord
 from upkeeper_notify.common import DeliveryError, safe_url
+from upkeeper_notify.testserver import WebhookServer, webhook_server
 from upkeeper_notify.webhook import WebhookNotifier, WebhookParams
-
-from .servers import WebhookServer, webhook_server
 
 
 def notification() -> Notification:

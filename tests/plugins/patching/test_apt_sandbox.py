@@ -14,6 +14,7 @@ import shlex
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,8 @@ BINDS = (("etc-apt", "/etc/apt"), ("var-lib-apt", "/var/lib/apt"),
          ("var-lib-dpkg", "/var/lib/dpkg"), ("var-cache-apt", "/var/cache/apt"),
          ("var-log", "/var/log"))
 PACKAGES = {"upk-secfix": "upk-security", "upk-feature": "upk"}
+#: Offered at 1.0 only, not installed: installing it pulls the upk-feature upgrade.
+TOOL = ("upk-tool", "upk", "upk-feature (>= 1.1)")
 
 
 class SandboxTransport(LocalTransport):
@@ -60,13 +63,14 @@ class SandboxTransport(LocalTransport):
         return res
 
 
-def _deb(work: Path, name: str, version: str) -> Path:
+def _deb(work: Path, name: str, version: str, depends: str = "") -> Path:
     pkg = work / f"{name}_{version}"
     (pkg / "DEBIAN").mkdir(parents=True)
     (pkg / "usr" / "share" / "doc" / name).mkdir(parents=True)
     (pkg / "DEBIAN" / "control").write_text(
         f"Package: {name}\nVersion: {version}\nArchitecture: all\n"
-        "Maintainer: upkeeper tests <tests@example.invalid>\n"
+        + (f"Depends: {depends}\n" if depends else "")
+        + "Maintainer: upkeeper tests <tests@example.invalid>\n"
         f"Description: upkeeper patching test package {version}\n")
     out = work / f"{name}_{version}_all.deb"
     subprocess.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", str(pkg), str(out)],
@@ -74,18 +78,21 @@ def _deb(work: Path, name: str, version: str) -> Path:
     return out
 
 
-def _repo(root: Path, debs: dict[str, Path], arch: str) -> Path:
+def _repo(root: Path, debs: dict[str, tuple[str, Path]], arch: str) -> Path:
+    """A flat file repository: ``debs`` maps each package name to (suite, .deb)."""
     repo = root / "repo"
     (repo / "pool").mkdir(parents=True)
-    for name, suite in PACKAGES.items():
-        deb = debs[name]
+    stanzas: dict[str, bytes] = {}
+    for suite, deb in debs.values():
         target = repo / "pool" / deb.name
         shutil.copy(deb, target)
         blob = target.read_bytes()
         control = subprocess.run(["dpkg-deb", "-f", str(target)], check=True,
                                  capture_output=True, text=True).stdout.strip()
-        packages = (f"{control}\nFilename: pool/{deb.name}\nSize: {len(blob)}\n"
-                    f"SHA256: {hashlib.sha256(blob).hexdigest()}\n\n").encode()
+        stanzas[suite] = stanzas.get(suite, b"") + (
+            f"{control}\nFilename: pool/{deb.name}\nSize: {len(blob)}\n"
+            f"SHA256: {hashlib.sha256(blob).hexdigest()}\n\n").encode()
+    for suite, packages in stanzas.items():
         bindir = repo / "dists" / suite / "main" / f"binary-{arch}"
         bindir.mkdir(parents=True)
         (bindir / "Packages").write_bytes(packages)
@@ -120,8 +127,9 @@ def sandbox(tmp_path: Path) -> SandboxTransport:
     (tmp_path / "var-log" / "apt").mkdir(parents=True)
     work = tmp_path / "build"
     old = {n: _deb(work, n, "1.0") for n in PACKAGES}
-    new = {n: _deb(work, n, "1.1") for n in PACKAGES}
-    repo = _repo(tmp_path, new, arch)
+    offered = {n: (suite, _deb(work, n, "1.1")) for n, suite in PACKAGES.items()}
+    offered[TOOL[0]] = (TOOL[1], _deb(work, TOOL[0], "1.0", depends=TOOL[2]))
+    repo = _repo(tmp_path, offered, arch)
     (etc / "sources.list").write_text(
         f"deb [trusted=yes] file:{repo} upk-security main\n"
         f"deb [trusted=yes] file:{repo} upk main\n")
@@ -177,3 +185,43 @@ def test_status_check_and_apply_on_real_apt(sandbox):
     machine_after = subprocess.run(["dpkg-query", "-W"], capture_output=True, text=True,
                                    check=True).stdout
     assert machine_before == machine_after
+
+
+def test_install_pulling_an_upgrade_is_not_a_patch(sandbox):
+    """Issue 13 item 5 on the real apt: installing a package that pulls an upgraded
+    dependency leaves ``days_since_patch`` alone while a security update stays pending;
+    bringing the security updates to zero resets it."""
+    host = sandbox.host
+    history = History(":memory:")
+    last_upgrade = datetime.now() - timedelta(days=40)  # apt logs local time
+    log = sandbox.root / "var-log" / "apt" / "history.log"
+    log.write_text(f"Start-Date: {last_upgrade:%Y-%m-%d  %H:%M:%S}\n"
+                   "Commandline: apt-get -y upgrade\n"
+                   "Upgrade: upk-secfix:all (0.9, 1.0), upk-feature:all (0.9, 1.0)\n"
+                   f"End-Date: {last_upgrade:%Y-%m-%d  %H:%M:%S}\n\n")
+
+    [before] = run_check(PatchStatus, {}, host=host, transport=sandbox, history=history)
+    assert before.metrics["pending_security"] == 1
+    assert 39.9 < before.metrics["days_since_patch"] < 40.1
+
+    res = sandbox.run(["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y",
+                       "-q", TOOL[0]])
+    assert res.ok, res.stderr
+    assert versions(sandbox)["upk-feature"] == "1.1"  # upgraded as a dependency
+    assert "Upgrade: upk-feature" in log.read_text()
+
+    [after_install] = run_check(PatchStatus, {}, host=host, transport=sandbox,
+                                history=history)
+    assert after_install.metrics["pending_security"] == 1
+    assert 39.9 < after_install.metrics["days_since_patch"] < 40.1
+    assert after_install.status is Status.WARN
+
+    [done] = run_check(PatchApply, {"reboot": "never"}, host=host, transport=sandbox,
+                       history=history)
+    assert done.status is Status.OK and done.changed
+    [patched] = run_check(PatchStatus, {}, host=host, transport=sandbox, history=history)
+    # `apt-get install --only-upgrade upk-secfix` is no full upgrade, but the check saw
+    # the security updates brought to zero.
+    assert patched.metrics["pending_security"] == 0
+    assert patched.metrics["days_since_patch"] < 0.01
+    assert patched.details["last_patched_from"] == "observed"

@@ -10,6 +10,7 @@ import pytest
 from upkeeper.powershell import as_list, parse_ps_json
 from upkeeper_patching import apt, dnf, windows, zypper
 from upkeeper_patching.model import parse_offset, rpm_name, split_sections
+from upkeeper_patching.runs import PatchRun
 
 from .helpers import data, sections
 
@@ -67,21 +68,51 @@ def test_apt_nothing_to_do():
     assert apt.parse_apt_list("Listing...\n") == []
 
 
-def test_apt_history_newest_upgrade_not_newest_entry():
-    text = data("apt_history__filtered.txt")
-    assert apt.parse_apt_history(text) == datetime(2024, 3, 9, 22, 30, tzinfo=UTC)
+def test_apt_history_last_patch_run_is_not_an_install_that_pulled_upgrades():
+    # After the upgrade on 02-20: a failed full-upgrade, a PackageKit entry without a
+    # command line, `apt upgrade vim`, `--only-upgrade install` of two packages and an
+    # install that upgraded libssl3: none of them brought every pending update in.
+    text = data("apt_history__ubuntu2204.log")
+    run = apt.parse_apt_history(text)
+    assert run == PatchRun(datetime(2024, 2, 20, 21, 3, 11, tzinfo=UTC), "apt-get upgrade")
     cet = parse_offset("+0100")
-    assert apt.parse_apt_history(text, cet) == datetime(2024, 3, 9, 21, 30, tzinfo=UTC)
-    assert apt.parse_dpkg_log_upgrade(data("dpkg_log__last_upgrade.txt")) == datetime(
-        2024, 3, 9, 22, 31, 2, tzinfo=UTC)
+    assert apt.parse_apt_history(text, cet).when == datetime(2024, 2, 20, 20, 3, 11,
+                                                              tzinfo=UTC)
+    # Only the lines the status script keeps, rotated files in any order.
+    kept = [ln for ln in text.splitlines()
+            if ln.startswith(("Start-Date:", "Commandline:", "Error:"))]
+    assert apt.parse_apt_history("\n".join(kept[12:] + kept[:12])) == run
+
+
+@pytest.mark.parametrize(("commandline", "kind"), [
+    ("/usr/bin/unattended-upgrade", "unattended-upgrade"),
+    ("apt-get -qqy upgrade", "apt-get upgrade"),
+    ("apt full-upgrade -y", "apt full-upgrade"),
+    ("apt-get -o Dpkg::Options::=--force-confold -t bookworm-backports dist-upgrade",
+     "apt-get dist-upgrade"),
+    ("aptitude -y safe-upgrade", "aptitude safe-upgrade"),
+    ("apt install htop", None),
+    ("apt upgrade firefox-esr", None),
+    ("apt-get -y --only-upgrade install libssl3 openssl", None),
+    ("apt-get -o Dir::Etc::sourcelist=/tmp/x -o APT::Sandbox::User=root install -y --no-upgrade"
+     " --no-download gdb", None),
+    ("apt-get remove --purge nano", None),
+    ("dpkg -i ./thing.deb", None),
+    ("", None),
+])
+def test_apt_patch_kind(commandline, kind):
+    assert apt.apt_patch_kind(commandline) == kind
 
 
 def test_apt_status_sections_captured_on_this_machine():
     state = apt.state_from_sections(split_sections(data("status_script__apt_debian12.txt")))
     assert state.error is None
-    assert len(state.updates) == 135 and len(state.security) == 81
+    assert len(state.updates) == 143 and len(state.security) == 93
     assert state.reboot_required is False
-    assert state.last_patched == datetime(2026, 11, 26, 23, 14, 34, tzinfo=UTC)
+    # This machine's own log: `apt-get -qqy upgrade` once, then only `apt-get install`
+    # runs, the newest of which pulled upgrades while 93 security updates stayed pending.
+    assert state.last_patch_run == PatchRun(datetime(2025, 6, 24, 14, 36, 25, tzinfo=UTC),
+                                            "apt-get upgrade")
 
 
 def test_apt_reboot_required_with_packages():
@@ -157,7 +188,9 @@ def test_dnf_state_joins_security_and_installed_versions():
     grub = next(u for u in state.updates if u.kind == "obsoletes")
     assert grub.current == "1:2.06-77.el9"
     assert state.reboot_required is True and state.reboot_reasons == ["kernel", "systemd"]
-    assert state.last_patched == datetime(2024, 3, 10, 3, 30, tzinfo=UTC)
+    assert state.last_patch_run == PatchRun(datetime(2024, 3, 10, 3, 30, tzinfo=UTC),
+                                            "dnf upgrade --security")
+    assert state.security_known
 
 
 def test_dnf_check_update_failure_is_an_error():
@@ -166,15 +199,25 @@ def test_dnf_check_update_failure_is_an_error():
     assert "exit 1" in (state.error or "") and "baseos" in (state.error or "")
 
 
-def test_yum_without_history_falls_back_to_rpm_install_time():
+def test_yum_without_history_knows_no_patch_run():
+    # The newest package install time is no patch time: an install moves it too.
     out = sections(check_update=("", 0), updateinfo=("", 0),
                    installed=data("rpm_installed__el9.txt"),
                    history="You need to be root to perform this command.",
                    reboot=(data("needs-restarting_-r__plugin_missing.txt"), 1))
     state = dnf.state_from_sections("yum", split_sections(out))
     assert state.updates == []
-    assert state.last_patched == datetime.fromtimestamp(1709999999, UTC)
+    assert state.last_patch_run is None
     assert state.reboot_required is None
+
+
+def test_dnf_updateinfo_failure_cannot_tell_security():
+    out = sections(check_update=(data("dnf_check-update__el9_pty_crlf_wrapped.txt"), 100),
+                   updateinfo=("", 0), installed="", history="", reboot=("", 0))
+    assert dnf.state_from_sections("dnf", split_sections(out)).security_known
+    out = sections(check_update=(data("dnf_check-update__el9_pty_crlf_wrapped.txt"), 100),
+                   updateinfo=("", 1), installed="", history="", reboot=("", 0))
+    assert not dnf.state_from_sections("dnf", split_sections(out)).security_known
 
 
 @pytest.mark.parametrize(("name", "expected"), [
@@ -187,9 +230,40 @@ def test_needs_restarting(name, expected):
     assert dnf.parse_needs_restarting(data(name)) == expected
 
 
-def test_history_lists():
-    assert dnf.parse_history_list(data("yum_history_list__el7.txt")) == datetime(
-        2024, 2, 10, 22, 15, tzinfo=UTC)
+def test_dnf_history_patch_run_is_not_an_install_that_pulled_upgrades():
+    # 31 installed a package and upgraded dependencies, 30 has no command line
+    # (dnf-automatic, PackageKit), 29 upgraded one package, 28 one advisory, 27 aborted.
+    run = dnf.parse_history_list(data("dnf_history_list__el9_install_pulls_upgrades.txt"))
+    assert run == PatchRun(datetime(2024, 2, 24, 22, 30, tzinfo=UTC), "dnf upgrade --security")
+
+
+def test_dnf5_history_list_without_cell_separators():
+    run = dnf.parse_history_list(data("dnf5_history_list__fedora41.txt"), parse_offset("+0100"))
+    assert run == PatchRun(datetime(2024, 11, 18, 20, 0, 11, tzinfo=UTC), "dnf upgrade")
+
+
+def test_yum3_history_lists_users_not_command_lines():
+    assert dnf.parse_history_list(data("yum_history_list__el7.txt")) is None
+
+
+@pytest.mark.parametrize(("commandline", "kind"), [
+    ("-y update", "dnf update"),
+    ("upgrade -y --security", "dnf upgrade --security"),
+    ("upgrade-minimal --security -y", "dnf upgrade-minimal --security"),
+    ("--exclude=kernel* upgrade -y", "dnf upgrade"),
+    ("distro-sync -y", "dnf distro-sync"),
+    ("dnf5 automatic --timer", "dnf automatic"),
+    ("upgrade --security --bugfix -y", "dnf upgrade --security"),
+    ("upgrade --bugfix -y", None),
+    ("upgrade -y --advisory=RHSA-2024:1234", None),
+    ("upgrade -y --cve CVE-2024-3094", None),
+    ("upgrade openssl", None),
+    ("install -y htop", None),
+    ("root <root>", None),
+    ("", None),
+])
+def test_dnf_patch_kind(commandline, kind):
+    assert dnf.dnf_patch_kind(commandline) == kind
 
 
 def test_zypper_updates_and_blocked_security_patches():
@@ -211,12 +285,32 @@ def test_zypper_state_counts_patches_and_notes_blocked():
     out = sections(updates=(data("zypper_--xmlout_list-updates__sle15.xml"), 0),
                    patches=(data("zypper_--xmlout_list-patches_--category_security__blocked.xml"),
                             0),
-                   reboot=("", 102), installtime="1717000000")
+                   reboot=("", 102), history=data("zypp_history__sle15.txt"), tz="+0100")
     state = zypper.state_from_sections(split_sections(out))
     assert state.error is None and len(state.security) == 2
     assert state.reboot_required is True
     assert any("package-manager update" in n for n in state.notes)
-    assert state.last_patched == datetime.fromtimestamp(1717000000, UTC)
+    assert state.last_patch_run == PatchRun(datetime(2024, 3, 1, 1, 0, 1, tzinfo=UTC),
+                                            "zypper patch --category security")
+
+
+@pytest.mark.parametrize(("argv", "kind"), [
+    ("'zypper' '-n' 'patch'", "zypper patch"),
+    ("'zypper' '--non-interactive' 'patch' '-g' 'security,recommended'",
+     "zypper patch --category security"),
+    ("'zypper' 'up'", "zypper update"),
+    ("'/usr/bin/zypper' '--root' '/mnt' 'dup'", "zypper dist-upgrade"),
+    ("'zypper' 'patch' '--category' 'recommended'", None),
+    ("'zypper' 'patch' '--cve' 'CVE-2024-0727'", None),
+    ("'zypper' 'patch' '--updatestack-only'", None),
+    ("'zypper' 'up' 'vim'", None),
+    ("'zypper' 'in' 'postgresql15-server'", None),
+    ("'/usr/bin/ruby.ruby3.3' '/usr/lib/YaST2/bin/y2start' 'sw_single'", None),
+])
+def test_zypper_patch_kind(argv, kind):
+    line = f"2024-03-01 02:00:01|command|root@sles01|{argv}|"
+    run = zypper.parse_zypp_history(line)
+    assert (run.kind if run else None) == kind
 
 
 def test_zypper_locked_is_an_error_with_the_message():
@@ -244,7 +338,8 @@ def test_windows_ps51_lone_objects_and_date():
     assert (u.name, u.security, u.severity, u.classification) == (
         "KB5034439", True, "Important", "Security Updates")
     assert state.reboot_required and state.reboot_reasons == ["PendingFileRenameOperations"]
-    assert state.last_patched == datetime(2023, 12, 12, tzinfo=UTC)
+    assert state.last_patch_run == PatchRun(datetime(2023, 12, 12, tzinfo=UTC),
+                                            "Windows Update KB5033118")
 
 
 def test_windows_ps7_list_security_classification():
@@ -254,14 +349,19 @@ def test_windows_ps7_list_security_classification():
     assert driver.name.startswith("Intel Corporation") and driver.advisory == ""
     assert state.reboot_reasons == ["CBS RebootPending", "WindowsUpdate RebootRequired"]
     assert state.extra["wsus_server"] == "http://wsus.client.local:8530"
-    assert state.last_patched == datetime(2024, 9, 11, 3, 12, 44, tzinfo=UTC)
+    # Newer than that: a Defender definition, a .NET update without categories, a failed
+    # cumulative update and a driver. The newest hotfix is only shown.
+    assert state.last_patch_run == PatchRun(datetime(2024, 9, 11, 3, 12, 44, tzinfo=UTC),
+                                            "Windows Update KB5042881")
+    assert state.extra["last_hotfix"]["id"] == "KB5043050"
 
 
 def test_windows_value_count_wrappers_and_bare_kb_numbers():
     state = windows.state_from_json(_win("windows_status__value_count_wrapper.json"))
     assert [(u.name, u.severity) for u in state.updates] == [("KB5034441", "Important"),
                                                              ("KB5034122", "Critical")]
-    assert state.last_patched == datetime(2023, 12, 13, tzinfo=UTC)
+    assert state.last_patch_run == PatchRun(datetime(2023, 12, 12, 19, 40, tzinfo=UTC),
+                                            "Windows Update KB5033372")
 
 
 def test_windows_wsus_unreachable_and_disabled_service_are_errors():

@@ -20,7 +20,7 @@ UBUNTU_LIST = data("apt_list_upgradable__ubuntu2204_combined_streams.txt")
 
 
 def apt_output(listing: str = UBUNTU_LIST, reboot: str = "",
-               history: str = "Start-Date: 2024-03-09  22:30:00\nUpgrade: curl:amd64 (1",
+               history: str = "Start-Date: 2024-03-09  22:30:00\nCommandline: apt-get upgrade",
                ) -> str:
     return sections(apt_list=(listing, 0), reboot=reboot, history=history, dpkg_log="",
                     lists="1710900000", tz="+0000")
@@ -79,22 +79,22 @@ def test_first_seen_is_per_host(history):
 
 
 def test_not_patched_for_too_long_is_crit_only_with_pending_updates(history):
-    old = "Start-Date: 2024-01-01  00:00:00\nUpgrade: x"
+    old = "Start-Date: 2024-01-01  00:00:00\nCommandline: apt upgrade"
     only_docker = "docker-ce/jammy 5:24.0.7-1 amd64 [upgradable from: 5:24.0.5-1]\n"
     res = status(apt_transport(apt_output(only_docker, history=old)), history,
-                 max_days_since_patch=30)
+                 crit_days_since_patch=30)
     assert res.status is Status.CRIT and "not patched for 80 days" in res.summary
     res = status(apt_transport(apt_output("Listing...\n", history=old)), history,
-                 max_days_since_patch=30)
+                 crit_days_since_patch=30)
     assert res.status is Status.OK and res.summary.startswith("up to date")
     res = status(apt_transport(apt_output(only_docker, history=old)), history,
-                 max_days_since_patch=None)
+                 crit_days_since_patch=None)
     assert res.status is Status.OK
     res = status(apt_transport(apt_output(only_docker)), history, warn_on_pending=True)
     assert res.status is Status.WARN
 
 
-def test_reboot_pending_warns_after_reboot_warn_days(history):
+def test_reboot_pending_warns_after_warn_reboot_days(history):
     since = int((NOW - timedelta(days=1)).timestamp())
     t = apt_transport(apt_output("Listing...\n", reboot=f"{since}\nlibc6\n"))
     res = status(t, history)
@@ -125,12 +125,13 @@ def test_yum_script_uses_yum_syntax(history):
                    installed="", history=data("yum_history_list__el7.txt"),
                    reboot=(data("needs-restarting_-r__not_required.txt"), 0), tz="+0000")
     t = FakeTransport(host, {"@@upk:check-update": out})
-    res = status(t, history, max_days_since_patch=30)
+    res = status(t, history, crit_days_since_patch=30)
     assert "yum check-update" in t.calls[0].command
     assert "updateinfo list security" in t.calls[0].command
     assert res.metrics["pending_security"] == 5 and res.metrics["pending_total"] == 10
     assert res.metrics["reboot_required"] == 0
-    assert res.status is Status.CRIT  # last patched 2024-02-10, 39 days ago
+    # yum 3's history names users, not commands: no patch run known, nothing seen cleared.
+    assert res.status is Status.WARN and "days_since_patch" not in res.metrics
 
 
 def test_zypper_blocked_security_patches_count(history):
@@ -193,6 +194,7 @@ def test_windows_powershell_failure_is_unknown(history):
     assert res.status is Status.UNKNOWN and "Access is denied" in res.summary
 
 
+@pytest.mark.slow
 def test_real_run_on_this_machine(history):
     host = make_host("localhost", vars={"ansible_connection": "local"})
     transport = LocalTransport(host)
@@ -216,3 +218,36 @@ def test_sudo_param_gathers_as_root(history):
     t = apt_transport(apt_output())
     status(t, history, sudo=True)
     assert [c.sudo for c in t.calls] == [True]
+
+
+def test_days_since_patch_at_the_limit_is_crit(history):
+    # The one rule of upkeeper.measures.grade: at the threshold is CRIT (was: past it).
+    patched = datetime(2024, 3, 9, 22, 30, tzinfo=timezone.utc)
+    t = apt_transport(apt_output())
+    just_under = status(t, history, patched + timedelta(days=20, minutes=-1),
+                        crit_days_since_patch=20, crit_security_days=100)
+    assert just_under.status is Status.WARN, just_under.summary
+    at = status(t, history, patched + timedelta(days=20), crit_days_since_patch=20,
+                crit_security_days=100)
+    assert at.status is Status.CRIT and "not patched for 20 days (limit 20)" in at.summary
+
+
+def test_old_param_names_still_work_with_a_warning(history):
+    from upkeeper.measures import UpkeeperDeprecationWarning
+    from upkeeper_patching.checks import StatusParams
+
+    for old, new in (("security_crit_days", "crit_security_days"),
+                     ("max_days_since_patch", "crit_days_since_patch"),
+                     ("reboot_warn_days", "warn_reboot_days")):
+        with pytest.warns(UpkeeperDeprecationWarning,
+                          match=f"patching.status: param '{old}' is deprecated since API "
+                                f"1.1, use '{new}'"):
+            assert getattr(StatusParams(**{old: 7}), new) == 7
+    with pytest.raises(ValueError, match="give only 'warn_reboot_days'"):
+        StatusParams(reboot_warn_days=1, warn_reboot_days=2)
+    # Through a run, the old name still takes effect.
+    t = apt_transport(apt_output())
+    status(t, history)
+    with pytest.warns(UpkeeperDeprecationWarning, match="security_crit_days"):
+        res = status(t, history, NOW + timedelta(days=3), security_crit_days=2)
+    assert res.status is Status.CRIT and "(limit 2)" in res.summary

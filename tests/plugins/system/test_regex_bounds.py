@@ -20,6 +20,7 @@ EVIL = "^(a+)+$"
 FORTY_THREE = "a" * 43 + "!"
 
 
+@pytest.mark.slow
 def test_catastrophic_pattern_on_hostile_output_returns_at_once_in_a_real_run(
         tmp_path: Path) -> None:
     pb = tmp_path / "pb.yml"
@@ -47,6 +48,7 @@ def test_re2_semantics_match_python_re_for_ordinary_patterns() -> None:
             assert f.text == m.group(0) and f.groups == m.groups(), pattern
 
 
+@pytest.mark.slow
 def test_patterns_re2_rejects_run_in_a_child_with_a_deadline() -> None:
     f = search(r"(\w)\1", "hello", 10)  # a backreference: not RE2
     assert f is not None and f.text == "ll" and f.groups == ("l",)

@@ -52,6 +52,16 @@ def test_regexes_and_thresholds():
     assert judge(CommandResult("x", 0, "", timed_out=True), p).status is Status.UNKNOWN
 
 
+def test_a_number_at_a_threshold_has_its_status():
+    # The one rule of upkeeper.measures.grade (was: strictly past the threshold).
+    p = CommandParams(command="x", warn=80, crit=90)
+    assert [judge(CommandResult("x", 0, v), p).status for v in ("79.9", "80", "90")] == [
+        Status.OK, Status.WARN, Status.CRIT]
+    p = CommandParams(command="x", warn=10, crit=5, below=True)
+    assert [judge(CommandResult("x", 0, v), p).status for v in ("10.1", "10", "5")] == [
+        Status.OK, Status.WARN, Status.CRIT]
+
+
 def test_invalid_regex_is_a_param_error():
     with pytest.raises(ValueError, match="invalid regex"):
         CommandParams(command="x", ok_regex="(")
