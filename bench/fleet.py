@@ -80,7 +80,9 @@ def measure(argv: list[str], env: dict[str, str], cwd: Path,
 class Fleet:
     """The generated inventories/playbooks for one N, for each tool."""
 
-    def __init__(self, root: Path, srv: SSHServer, n: int, forks: int) -> None:
+    def __init__(self, root: Path, srv: SSHServer, n: int, forks: int,
+                 baseline: Path | None = None) -> None:
+        self.baseline = baseline
         self.dir = root / f"n{n}"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.srv, self.n, self.forks = srv, n, forks
@@ -95,6 +97,9 @@ class Fleet:
     def env_for(self, tool: str) -> dict[str, str]:
         if tool == "upkeeper-lean":
             return dict(self.env, UPKEEPER_DISABLE_PLUGINS="winrm,disk,patching,backup,notify")
+        if tool == "upkeeper-baseline" and self.baseline is not None:
+            return dict(self.env, PYTHONPATH=os.pathsep.join(
+                [str(self.baseline / "core"), str(self.baseline / "plugins")]))
         return self.env
 
     def upkeeper(self) -> tuple[list[str], Callable[[int, str], tuple[bool, str]]]:
@@ -127,6 +132,11 @@ class Fleet:
     def upkeeper_lean(self) -> tuple[list[str], Callable[[int, str], tuple[bool, str]]]:
         """upkeeper with the plugins this playbook does not use disabled (diagnostic:
         shows what loading every plugin costs a run)."""
+        return self.upkeeper()
+
+    def upkeeper_baseline(self) -> tuple[list[str], Callable[[int, str], tuple[bool, str]]]:
+        """upkeeper from another checkout (``--baseline DIR``), interleaved with this one
+        to measure a change under the same machine load."""
         return self.upkeeper()
 
     def floor(self) -> tuple[list[str], Callable[[int, str], tuple[bool, str]]]:
@@ -184,7 +194,9 @@ class Fleet:
         return argv, verify
 
 
-def available(tool: str) -> bool:
+def available(tool: str, baseline: Path | None = None) -> bool:
+    if tool == "upkeeper-baseline":
+        return baseline is not None
     if tool == "ansible":
         return (ANSIBLE_VENV / "bin" / "ansible-playbook").exists()
     if tool == "pyinfra":
@@ -212,9 +224,16 @@ def main() -> None:
     ap.add_argument("--ansible-reps", type=int, default=3)
     ap.add_argument("--tools", default="paramiko-floor,upkeeper,pyinfra,ansible")
     ap.add_argument("--out", type=Path, default=HERE / "results")
+    ap.add_argument("--baseline", type=Path, metavar="DIR",
+                    help="another upkeeper checkout, run as tool upkeeper-baseline "
+                         "(added to --tools)")
     args = ap.parse_args()
     sizes = [int(x) for x in args.sizes.split(",")]
-    tools = [t for t in args.tools.split(",") if available(t)]
+    if args.baseline is not None:
+        args.baseline = args.baseline.resolve()
+        if "upkeeper-baseline" not in args.tools.split(","):
+            args.tools += ",upkeeper-baseline"
+    tools = [t for t in args.tools.split(",") if available(t, args.baseline)]
     skipped = [t for t in args.tools.split(",") if t not in tools]
     with tempfile.TemporaryDirectory(prefix="upkeeper-bench-") as tmp:
         root = Path(tmp)
@@ -226,7 +245,7 @@ def main() -> None:
         outcomes: list[Outcome] = []
         try:
             for n in sizes:
-                fleet = Fleet(root, srv, n, args.forks)
+                fleet = Fleet(root, srv, n, args.forks, args.baseline)
                 runs = {tool: getattr(fleet, tool.replace("paramiko-", "").replace("-", "_"))()
                         for tool in tools}
                 by_tool = {tool: Outcome(tool, n) for tool in tools}

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from upkeeper.checks import Action, Check, CheckContext, Params
     from upkeeper.engine.windows import WindowState, window_state
-    from upkeeper.hookspecs import InventorySource, hookimpl
+    from upkeeper.hookspecs import CheckRef, InventorySource, hookimpl
     from upkeeper.inventory.patterns import InventoryError
     from upkeeper.models import (
         CommandError,
@@ -73,6 +73,7 @@ __all__ = [
     "Action",
     "Check",
     "CheckContext",
+    "CheckRef",
     "CommandError",
     "CommandResult",
     "EnvName",
@@ -106,6 +107,7 @@ _HOME = {
     "CheckContext": "upkeeper.checks", "Params": "upkeeper.checks",
     "WindowState": "upkeeper.engine.windows", "window_state": "upkeeper.engine.windows",
     "hookimpl": "upkeeper.hookspecs", "InventorySource": "upkeeper.hookspecs",
+    "CheckRef": "upkeeper.hookspecs",
     "InventoryError": "upkeeper.inventory.patterns", "ReportSection": "upkeeper.models",
     "CommandError": "upkeeper.models", "CommandResult": "upkeeper.models",
     "Host": "upkeeper.models", "Result": "upkeeper.models", "RunRecord": "upkeeper.models",

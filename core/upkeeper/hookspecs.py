@@ -10,6 +10,7 @@ version (``upkeeper.API_VERSION``) that introduced the hook.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
@@ -39,6 +40,34 @@ class CheckClass(Protocol):
     def platforms(self) -> tuple[str, ...]: ...
 
     def describe(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class CheckRef:
+    """A check or action named without importing its module. Since 1.1.
+
+    ``upkeeper_register_checks`` may return these instead of classes: the module of
+    ``target`` (``"package.module:Class"``) is imported the first time a playbook uses
+    ``name`` (``upkeeper checks`` and ``upkeeper plugins`` import all of them), so a run
+    pays only for the checks it runs. The class found there must be a ``Check`` or
+    ``Action`` subclass whose ``name`` is ``name``; otherwise, or when the import fails,
+    the check is reported unavailable (an error on the plugin, UNKNOWN results where a
+    playbook uses it) exactly as if its plugin had failed to import.
+
+    :raises ValueError: ``name`` is empty or ``target`` is not ``module.path:Class``.
+    """
+
+    name: str
+    target: str
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.name, str) and self.name):
+            raise ValueError(f"CheckRef name {self.name!r} is not a check name")
+        module, _, attr = str(self.target).partition(":")
+        if not (isinstance(self.target, str) and attr.isidentifier()
+                and all(part.isidentifier() for part in module.split("."))):
+            raise ValueError(f"CheckRef {self.name!r}: target {self.target!r} is not "
+                             "'package.module:Class'")
 
 
 class TransportLike(Protocol):
@@ -97,11 +126,13 @@ class InventorySource(Protocol):
 
 
 @hookspec
-def upkeeper_register_checks() -> list[CheckClass]:
+def upkeeper_register_checks() -> list[CheckClass | CheckRef]:
     """Checks and actions this plugin provides. Since 1.0.
 
     :returns: :class:`upkeeper.Check` / :class:`upkeeper.Action` subclasses, each with a
-        unique dotted ``name`` (``myplugin.mycheck``) and a pydantic ``Params`` model.
+        unique dotted ``name`` (``myplugin.mycheck``) and a pydantic ``Params`` model, or
+        (since 1.1) :class:`CheckRef` objects naming such a class by ``module:Class``, so
+        that its module is imported only when a playbook uses it.
     """
 
 

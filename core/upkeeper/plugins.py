@@ -92,6 +92,8 @@ class PluginSystem:
 
     def call(self, hook: str, **kwargs: Any) -> list[Any]:
         """Call ``hook`` on every plugin, isolating failures (logged, never raised)."""
+        if not self._implemented(hook):
+            return []
         return call_each(self.pm, hook, self._info_by_name(), **kwargs)
 
     def call_bounded(self, hook: str, limit: float, problems: list[str],
@@ -99,8 +101,13 @@ class PluginSystem:
         """:meth:`call` giving each implementation ``limit`` seconds: one that is late is
         abandoned and its plugin added to ``skip`` (not called again); every failure,
         ``BaseException`` included, is appended to ``problems``."""
+        if not self._implemented(hook):
+            return []  # upkeeper_result is called for every result: most runs have none
         return call_each(self.pm, hook, self._info_by_name(), hook_limit=limit,
                          problems=problems, skip=skip, **kwargs)
+
+    def _implemented(self, hook: str) -> bool:
+        return bool(getattr(self.pm.hook, hook).get_hookimpls())
 
     def _info_by_name(self) -> dict[str, PluginInfo]:
         return {p.name: p for p in self.plugins}
@@ -159,8 +166,9 @@ def get_plugin_manager(
     _register(pm, core, CorePlugin())
     infos.append(core)
     if load_entrypoints:
+        dists: dict[Any, tuple[str, str]] = {}
         for ep in sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-            infos.append(_load_entry_point(pm, ep, blocked))
+            infos.append(_load_entry_point(pm, ep, blocked, dists))
     for name, obj in extra_plugins:
         info = PluginInfo(name=name, module=getattr(obj, "__name__", type(obj).__name__))
         if name in blocked:
@@ -174,14 +182,22 @@ def get_plugin_manager(
     return PluginSystem(pm, registry, infos)
 
 
-def _load_entry_point(pm: pluggy.PluginManager, ep: md.EntryPoint, blocked: set[str]) -> PluginInfo:
+def _load_entry_point(pm: pluggy.PluginManager, ep: md.EntryPoint, blocked: set[str],
+                      dists: dict[Any, tuple[str, str]]) -> PluginInfo:
     dist = ep.dist
-    dist_name = dist.metadata["Name"] if dist is not None else ""
+    dist_name, version = "", ""
+    if dist is not None:
+        # Each read of a distribution's name or version parses its whole METADATA (the
+        # README included): once per distribution, not twice per entry point.
+        if dist not in dists:
+            meta = dist.metadata
+            dists[dist] = (meta["Name"], meta["Version"])
+        dist_name, version = dists[dist]
     info = PluginInfo(
         name=ep.name,
         module=ep.value,
         distribution=dist_name,
-        version=dist.version if dist is not None else "",
+        version=version,
         source="built-in" if dist_name == "upkeeper" else "third-party",
     )
     if ep.name in blocked:
@@ -285,6 +301,15 @@ def build_registry(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> Registr
     reg = Registry()
     by_name = {i.name: i for i in infos}
     order = {i.name: n for n, i in enumerate(infos)}
+
+    def broken_check(plugin: str, name: str, message: str) -> None:
+        info = by_name.get(plugin)
+        if info is not None:
+            info.add_error(message)
+            if name in info.checks:
+                info.checks.remove(name)
+
+    reg.on_broken_check = broken_check
 
     def collect(hook: str, add: Any, listing: str | None) -> None:
         # Built-ins register first, so a third-party plugin reusing a built-in name

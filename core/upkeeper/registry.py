@@ -1,22 +1,27 @@
 """The registries of what plugins provide: checks, transports, notifiers, inventory
 sources, report sections and template dirs, each object checked as it is registered and
-remembered with the plugin that registered it.
+remembered with the plugin that registered it. A check registered as a :class:`CheckRef`
+is imported and checked on first use.
 """
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable
+import importlib
+import logging
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
 
 from upkeeper.checks import Check
-from upkeeper.hookspecs import InventorySource
+from upkeeper.hookspecs import CheckRef, InventorySource
 from upkeeper.models import ReportSection
 from upkeeper.notifier import Notifier
 from upkeeper.transport.base import Transport
+
+log = logging.getLogger("upkeeper.plugins")
 
 
 class RegistryError(Exception):
@@ -27,6 +32,8 @@ class UnknownNameError(LookupError):
     """A playbook names a check/transport/notifier nobody registered."""
 
     def __init__(self, kind: str, name: str, known: Iterable[str], note: str = "") -> None:
+        import difflib  # only for the error message: not on every start-up
+
         self.kind, self.name, self.known = kind, name, sorted(known)
         close = difflib.get_close_matches(name, self.known, n=3, cutoff=0.6)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
@@ -38,7 +45,8 @@ class UnknownNameError(LookupError):
 class Registry:
     """Named plugin objects, each remembering the plugin that registered it."""
 
-    checks: dict[str, type[Check[Any]]] = field(default_factory=dict)
+    #: Check classes by name; a :class:`CheckRef` until :meth:`check` first resolves it.
+    checks: dict[str, type[Check[Any]] | CheckRef] = field(default_factory=dict)
     transports: dict[str, type[Transport]] = field(default_factory=dict)
     notifiers: dict[str, type[Notifier]] = field(default_factory=dict)
     inventory_sources: list[InventorySource] = field(default_factory=list)
@@ -50,9 +58,18 @@ class Registry:
     failed_plugins: dict[str, str] = field(default_factory=dict)
     #: Plugins blocked by ``-p no:NAME`` / UPKEEPER_DISABLE_PLUGINS (named in hints).
     disabled_plugins: list[str] = field(default_factory=list)
+    #: Checks whose CheckRef could not be resolved: name -> why (they left ``checks``).
+    broken_checks: dict[str, str] = field(default_factory=dict)
+    #: Told ``(plugin, check name, message)`` when a CheckRef cannot be resolved.
+    on_broken_check: Callable[[str, str, str], None] | None = field(default=None,
+                                                                   repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False,
+                                  compare=False)
 
     def missing_check_reason(self, name: str) -> str | None:
         """Why ``name`` may be missing because a plugin broke (None if no plugin did)."""
+        if name in self.broken_checks:
+            return f"check '{name}' is not available ({self.broken_checks[name]})"
         if not self.failed_plugins:
             return None
         namespace = name.split(".", 1)[0]
@@ -82,7 +99,8 @@ class Registry:
                                 f"'{plugin}': Params must be a pydantic model")
 
     def add_check(self, cls: Any, plugin: str) -> None:
-        self._need(cls, Check, "Check", plugin, params=True)
+        if not isinstance(cls, CheckRef):
+            self._need(cls, Check, "Check", plugin, params=True)
         self._add("check", self.checks, cls.name, cls, plugin)
 
     def add_transport(self, cls: Any, plugin: str) -> None:
@@ -109,10 +127,53 @@ class Registry:
         self.report_sections.append(section)
 
     def check(self, name: str) -> type[Check[Any]]:
+        """The check class called ``name``, imported now if it was registered as a
+        :class:`CheckRef` (safe from several threads).
+
+        :raises UnknownNameError: nobody registered ``name``, or its CheckRef cannot be
+            resolved (:meth:`missing_check_reason` says why).
+        """
+        entry = self.checks.get(name)
+        if isinstance(entry, CheckRef):
+            with self._lock:
+                entry = self.checks.get(name)
+                if isinstance(entry, CheckRef):
+                    entry = self._resolve(entry)
+        if entry is None:
+            raise UnknownNameError("check", name, self.checks)
+        return entry
+
+    def resolve_checks(self) -> dict[str, type[Check[Any]]]:
+        """Every check class by name, each CheckRef resolved (those that cannot be are
+        left out and recorded as broken)."""
+        found = {}
+        for name in sorted(self.checks):
+            try:
+                found[name] = self.check(name)
+            except UnknownNameError:
+                continue
+        return found
+
+    def _resolve(self, ref: CheckRef) -> type[Check[Any]] | None:
+        plugin = self.origin[("check", ref.name)]
+        module, _, attr = ref.target.partition(":")
         try:
-            return self.checks[name]
-        except KeyError:
-            raise UnknownNameError("check", name, self.checks) from None
+            cls = getattr(importlib.import_module(module), attr)
+            self._need(cls, Check, "Check", plugin, params=True)
+            if cls.name != ref.name:
+                raise RegistryError(f"{ref.target} is named {cls.name!r}")
+        except Exception as exc:  # a broken check must never stop the others
+            why = f"{type(exc).__name__}: {exc}" if not isinstance(exc, RegistryError) \
+                else str(exc)
+            message = f"check {ref.name} ({ref.target}) failed to load: {why}"
+            del self.checks[ref.name]
+            self.broken_checks[ref.name] = f"plugin {plugin}: {message}"
+            log.warning("plugin %s: %s", plugin, message)
+            if self.on_broken_check is not None:
+                self.on_broken_check(plugin, ref.name, message)
+            return None
+        self.checks[ref.name] = cls
+        return cls  # type: ignore[no-any-return]
 
     def transport(self, name: str) -> type[Transport]:
         try:

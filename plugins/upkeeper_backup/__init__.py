@@ -1,20 +1,24 @@
-"""Built-in plugin: backup verification (restic, borg, backup files, Windows Server Backup)."""
+"""Built-in plugin: backup verification (restic, borg, backup files, Windows Server Backup).
+
+The checks are registered by reference: their modules are imported only when a playbook
+uses them.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
-from upkeeper import ReportSection, hookimpl
-from upkeeper_backup.borg import BorgCheck
-from upkeeper_backup.files import FilesCheck
+from upkeeper import CheckRef, ReportSection, hookimpl
 from upkeeper_backup.report import SECTION
-from upkeeper_backup.restic import ResticCheck
-from upkeeper_backup.wbadmin import WindowsServerBackupCheck
+
+UPKEEPER_API = "1.1"
 
 
 @hookimpl
-def upkeeper_register_checks() -> list[type[Any]]:
-    return [ResticCheck, BorgCheck, FilesCheck, WindowsServerBackupCheck]
+def upkeeper_register_checks() -> list[CheckRef]:
+    return [CheckRef("backup.restic", "upkeeper_backup.restic:ResticCheck"),
+            CheckRef("backup.borg", "upkeeper_backup.borg:BorgCheck"),
+            CheckRef("backup.files", "upkeeper_backup.files:FilesCheck"),
+            CheckRef("backup.windows_server_backup",
+                     "upkeeper_backup.wbadmin:WindowsServerBackupCheck")]
 
 
 @hookimpl

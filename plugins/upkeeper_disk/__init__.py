@@ -1,21 +1,42 @@
-"""upkeeper built-in plugin: disk usage and inodes with days-to-full forecasts, SMART health."""
+"""upkeeper built-in plugin: disk usage and inodes with days-to-full forecasts, SMART health.
+
+The checks are registered by reference: their modules are imported only when a playbook
+uses them.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from upkeeper import ReportSection, hookimpl
+from upkeeper import CheckRef, ReportSection, hookimpl
 from upkeeper_disk.report import SECTION
-from upkeeper_disk.smart import DiskSmart
-from upkeeper_disk.usage import DiskUsage
+
+if TYPE_CHECKING:
+    from upkeeper_disk.smart import DiskSmart
+    from upkeeper_disk.usage import DiskUsage
+
+UPKEEPER_API = "1.1"
 
 __all__ = ["DiskSmart", "DiskUsage", "upkeeper_register_checks",
            "upkeeper_register_report_sections"]
 
 
+def __getattr__(name: str) -> Any:
+    if name == "DiskUsage":
+        from upkeeper_disk.usage import DiskUsage
+
+        return DiskUsage
+    if name == "DiskSmart":
+        from upkeeper_disk.smart import DiskSmart
+
+        return DiskSmart
+    raise AttributeError(name)
+
+
 @hookimpl
-def upkeeper_register_checks() -> list[type[Any]]:
-    return [DiskUsage, DiskSmart]
+def upkeeper_register_checks() -> list[CheckRef]:
+    return [CheckRef("disk.usage", "upkeeper_disk.usage:DiskUsage"),
+            CheckRef("disk.smart", "upkeeper_disk.smart:DiskSmart")]
 
 
 @hookimpl

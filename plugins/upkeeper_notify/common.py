@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
-import ssl
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    import ssl
 
 log = logging.getLogger("upkeeper.notify")
 
@@ -20,6 +23,8 @@ class DeliveryError(Exception):
 
 def tls_context(verify: bool, ca_file: str | None, what: str) -> ssl.SSLContext:
     """A verifying client context (system CAs, or ``ca_file``); opting out is warned about."""
+    import ssl
+
     ctx = ssl.create_default_context(cafile=ca_file)
     if not verify:
         log.warning("%s: TLS certificate verification is disabled (tls_verify: false)", what)

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import smtplib
 import socket
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 
 from upkeeper import Notification, Notifier, Params
 
 from .common import DeliveryError, tls_context
+
+if TYPE_CHECKING:
+    import smtplib
 
 
 class EmailParams(Params):
@@ -74,6 +76,8 @@ class EmailNotifier(Notifier):
         return msg
 
     def send(self, notification: Notification) -> None:
+        import smtplib  # with ssl: only when an email is sent, not on every run
+
         p = self.p
         msg = self.build(notification)
         port = p.port or (465 if p.ssl else 587 if p.starttls else 25)

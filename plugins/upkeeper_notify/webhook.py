@@ -5,8 +5,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import urllib.error
-import urllib.request
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator
@@ -173,6 +171,9 @@ class WebhookNotifier(Notifier):
         return json.dumps(builder(n), default=str).encode("utf-8")
 
     def send(self, notification: Notification) -> None:
+        import urllib.error  # with http.client and ssl: only when a webhook is posted
+        import urllib.request
+
         p = self.p
         where = safe_url(p.url)
         data = self.body(notification)

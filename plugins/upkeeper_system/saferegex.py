@@ -16,11 +16,6 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-try:
-    import re2
-except ImportError:  # pragma: no cover - without RE2 every pattern uses the child process
-    re2 = None
-
 #: Longest pattern accepted (longer ones are refused when the playbook is validated).
 MAX_PATTERN = 2000
 #: Characters of output a pattern is matched against (the start of the output).
@@ -61,7 +56,9 @@ def validate_pattern(pattern: str) -> str:
 
 
 def _re2_compile(pattern: str) -> Any:
-    if re2 is None:
+    try:
+        import re2  # when a pattern is first matched: most runs match none
+    except ImportError:  # pragma: no cover - without RE2 every pattern uses the child process
         return None
     options = re2.Options()
     options.log_errors = False

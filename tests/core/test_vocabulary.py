@@ -44,7 +44,7 @@ _DURATION_EXAMPLES = ["26h", "2d", "90m"]
 
 
 def builtin_checks() -> dict[str, Any]:
-    checks = get_plugin_manager().registry.checks
+    checks = get_plugin_manager().registry.resolve_checks()
     return {name: cls for name, cls in sorted(checks.items())
             if cls.__module__.split(".")[0] in BUILTIN_PACKAGES}
 

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from upkeeper.after_run import ledger
+from upkeeper.after_run.clients import remember_clients
 from upkeeper.after_run.context import RunContext
-from upkeeper.after_run.report_config import ReportError, parse_report
 from upkeeper.models import RunRecord
 
 if TYPE_CHECKING:
@@ -55,8 +55,6 @@ def after_run(run: RunRecord, ctx: RunContext) -> None:
 
 
 def _remember(run: RunRecord, ctx: RunContext) -> None:
-    from upkeeper.after_run.report import remember_clients
-
     try:
         remember_clients(run, ctx.history)
     except Exception as exc:
@@ -68,6 +66,7 @@ def write_playbook_reports(run: RunRecord, ctx: RunContext, errors: list[str]) -
     import jinja2
 
     from upkeeper.after_run.report import write_reports
+    from upkeeper.after_run.report_config import ReportError, parse_report
 
     try:
         configs = parse_report(ctx.playbook.report)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
 
+from upkeeper.after_run.clients import CLIENT_STATE, remember_clients
 from upkeeper.after_run.report_config import ReportConfig, ReportError
 from upkeeper.after_run.sections import format_metric, pick_metrics, section_of, with_other
 from upkeeper.after_run.text import clean_text
@@ -27,13 +28,12 @@ if TYPE_CHECKING:
 
     from upkeeper.store.history import History
 
-__all__ = ["ReportConfig", "ReportError", "render_report", "write_reports"]
+__all__ = ["ReportConfig", "ReportError", "remember_clients", "render_report",
+           "write_reports"]
 
 BUILTIN_DIR = Path(__file__).parent / "templates"
 FORMATS = ("html", "md")
 NO_CLIENT = "(no client)"
-#: History state under which the client of each host is remembered for later reports.
-CLIENT_STATE = ("_upkeeper", "client")
 TREND_DAYS = 30
 _SPARK_BLOCKS = "▁▂▃▄▅▆▇█"
 
@@ -225,14 +225,6 @@ def clients_for_run(run: RunRecord, history: History | None) -> dict[str, str]:
             remembered = history.get_state(host, CLIENT_STATE[0], CLIENT_STATE[1])
         out[host] = client_of(run.hosts.get(host), remembered)
     return out
-
-
-def remember_clients(run: RunRecord, history: History) -> None:
-    """Store each host's client so ``upkeeper report`` can group without an inventory."""
-    for name, host in run.hosts.items():
-        client = host.vars.get("client")
-        if client and history.get_state(name, *CLIENT_STATE) != str(client):
-            history.set_state(name, CLIENT_STATE[0], CLIENT_STATE[1], str(client))
 
 
 def build_row(result: Result, history: History | None, trend_days: int,

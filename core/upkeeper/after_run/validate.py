@@ -11,13 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from upkeeper.after_run.notify_config import NotifyConfig, normalise_notify, parse_notify
-from upkeeper.after_run.report_config import ReportConfig, ReportError, at, describe
-from upkeeper.after_run.targets import ParamError, host_context, render_params
 from upkeeper.engine.templating import is_templated
 from upkeeper.engine.variables import bind_host
 from upkeeper.models import Host, RunRecord
 
+# The notify and report models are imported only for playbooks that have those sections
+# (building pydantic models costs every run's start-up).
 if TYPE_CHECKING:
     from upkeeper.engine.playbook import Playbook
     from upkeeper.registry import Registry
@@ -27,11 +26,13 @@ def validate_notify(pb: Playbook, registry: Registry) -> list[str]:
     """Problems in ``pb.notify`` (empty when valid): each channel's notifier must be
     registered (a disabled or broken plugin is named) and its literal params must fit
     the notifier's model."""
-    from upkeeper.registry import UnknownNameError
-
     raw = pb.notify
     if raw is None:
         return []
+    from upkeeper.after_run.notify_config import NotifyConfig, normalise_notify
+    from upkeeper.after_run.report_config import at, describe
+    from upkeeper.registry import UnknownNameError
+
     try:
         data = normalise_notify(raw)
     except ValueError as exc:
@@ -74,6 +75,12 @@ def notify_preflight(pb: Playbook, hosts: Sequence[Host], registry: Registry) ->
     Run after :func:`validate_notify` passed; hosts whose own vars do not render are
     left to the runner's preflight, which reports them.
     """
+    if pb.notify is None:
+        return []
+    from upkeeper.after_run.notify_config import parse_notify
+    from upkeeper.after_run.report_config import at, describe
+    from upkeeper.after_run.targets import ParamError, host_context, render_params
+
     try:
         cfg = parse_notify(pb.notify)
     except (ValidationError, ValueError):
@@ -115,13 +122,14 @@ def _raw_loc(data: Mapping[str, Any], loc: tuple[Any, ...]) -> tuple[str | int, 
 
 def validate_report(pb: Playbook) -> list[str]:
     """Problems in ``pb.report`` as ``file:line: message`` strings (empty when valid)."""
+    raw = pb.report
+    if raw is None:
+        return []  # before importing Jinja2: most runs write no report
     import jinja2
 
     from upkeeper.after_run.report import environment, output_path, template_file
+    from upkeeper.after_run.report_config import ReportConfig, ReportError, at, describe
 
-    raw = pb.report
-    if raw is None:
-        return []
     items = raw if isinstance(raw, list) else [raw]
     problems: list[str] = []
     for i, item in enumerate(items):

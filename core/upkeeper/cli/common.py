@@ -130,7 +130,10 @@ def load_checked_playbook(path: str, plugins: PluginSystem, *,
 def validate_extras(pb: Playbook, plugins: PluginSystem) -> list[str]:
     """Problems in the ``schedule``, ``notify`` and ``report`` sections."""
     from upkeeper.after_run.validate import validate_notify, validate_report
-    from upkeeper.schedule.specs import validate_schedule
 
-    return [*validate_schedule(pb), *validate_notify(pb, plugins.registry),
-            *validate_report(pb)]
+    problems = []
+    if pb.schedule is not None:  # the schedule module is imported for playbooks with one
+        from upkeeper.schedule.specs import validate_schedule
+
+        problems += validate_schedule(pb)
+    return [*problems, *validate_notify(pb, plugins.registry), *validate_report(pb)]

@@ -52,6 +52,7 @@ def inventory_list(app: AppState, inventories: tuple[str, ...], limit: str | Non
 @click.pass_obj
 def plugins(app: AppState, fmt: str) -> None:
     """Loaded plugins, what they provide, and errors of those that were skipped."""
+    app.plugins.registry.resolve_checks()  # a check that cannot be imported is an error
     infos = app.plugins.plugins
     if fmt == "json":
         click.echo(to_json([i.to_dict() for i in infos]))
@@ -68,8 +69,8 @@ def plugins(app: AppState, fmt: str) -> None:
 def checks(app: AppState, fmt: str) -> None:
     """Every registered check and action with its params."""
     reg = app.plugins.registry
-    described = [reg.checks[n].describe() | {"plugin": reg.origin[("check", n)]}
-                 for n in sorted(reg.checks)]
+    described = [cls.describe() | {"plugin": reg.origin[("check", name)]}
+                 for name, cls in reg.resolve_checks().items()]
     if fmt == "json":
         click.echo(to_json(described))
         return

@@ -166,7 +166,14 @@ def secrets_in_model(model: BaseModel) -> set[str]:
     return out
 
 
+#: Values that hold no secret and nothing to look into (most params): checked first,
+#: since this runs for every check on every host.
+_PLAIN = (str, int, float, type(None))
+
+
 def _secrets_in(value: Any) -> set[str]:
+    if isinstance(value, _PLAIN):
+        return set()
     if isinstance(value, SecretStr):
         return {value.get_secret_value()}
     if isinstance(value, SecretBytes):

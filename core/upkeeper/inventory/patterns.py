@@ -54,11 +54,14 @@ _HOSTNAME = rf"^{_LABEL}(?:\.{_LABEL})*$"
 
 
 @functools.cache
-def _address_patterns() -> tuple[re.Pattern[str], ...]:
+def _address_pattern(which: str) -> re.Pattern[str]:
     # Compiled on first use: the IPv6 grammar alone takes milliseconds to compile, which
     # every start-up would pay whether or not an inventory is read.
-    return (re.compile(_IPV4, re.I), re.compile(_IPV6, re.X | re.I),
-            re.compile(_HOSTNAME, re.I | re.UNICODE))
+    if which == "ipv4":
+        return re.compile(_IPV4, re.I)
+    if which == "hostname":
+        return re.compile(_HOSTNAME, re.I | re.UNICODE)
+    return re.compile(_IPV6, re.X | re.I)
 
 
 def parse_address(address: str, allow_ranges: bool = False) -> tuple[str, int | None]:
@@ -72,7 +75,8 @@ def parse_address(address: str, allow_ranges: bool = False) -> tuple[str, int | 
         m = pattern.match(address)
         if m:
             address, port = m.group(1), int(m.group(2))
-    if not any(p.match(address) for p in _address_patterns()):
+    # Most addresses are IPv4 or names: the IPv6 grammar is compiled only for the rest.
+    if not any(_address_pattern(p).match(address) for p in ("ipv4", "hostname", "ipv6")):
         raise ValueError(f"not a valid network hostname: {address}")
     if not allow_ranges and "[" in address:
         raise ValueError("range in host where ranges are not allowed")
