@@ -1,20 +1,24 @@
-"""Built-in plugin: patching (``patching.status`` and the ``patching.apply`` action)."""
+"""Built-in plugin: patching (``patching.status`` and the ``patching.apply`` action).
+
+The checks are registered by reference: their modules are imported only when a playbook
+uses them.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from upkeeper import CheckRef, ReportSection, hookimpl
 
-from upkeeper import ReportSection, hookimpl
-from upkeeper_patching.apply import PatchApply
-from upkeeper_patching.checks import PatchStatus
-from upkeeper_patching.report import SECTION
+UPKEEPER_API = "1.1"
 
 
 @hookimpl
-def upkeeper_register_checks() -> list[type[Any]]:
-    return [PatchStatus, PatchApply]
+def upkeeper_register_checks() -> list[CheckRef]:
+    return [CheckRef("patching.status", "upkeeper_patching.checks:PatchStatus"),
+            CheckRef("patching.apply", "upkeeper_patching.apply:PatchApply")]
 
 
 @hookimpl
 def upkeeper_register_report_sections() -> list[ReportSection]:
+    from upkeeper_patching.report import SECTION
+
     return [SECTION]
