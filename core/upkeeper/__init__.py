@@ -31,7 +31,13 @@ if TYPE_CHECKING:
     )
     from upkeeper.notifier import Notification, Notifier
     from upkeeper.plugins import API_VERSION
-    from upkeeper.transport.base import Transport, TransportError, command_text, lazy_transport
+    from upkeeper.transport.base import (
+        CappedOutput,
+        Transport,
+        TransportError,
+        command_text,
+        lazy_transport,
+    )
     from upkeeper.transport.env import EnvName, check_env, env_block, read_env_sh
 
 __version__ = "0.1.0"
@@ -71,6 +77,7 @@ PUBLIC_MODULES = ("upkeeper.powershell", "upkeeper.measures", "upkeeper.argv",
 __all__ = [
     "API_VERSION",
     "Action",
+    "CappedOutput",
     "Check",
     "CheckContext",
     "CheckRef",
@@ -114,7 +121,8 @@ _HOME = {
     "Status": "upkeeper.models",
     "Notification": "upkeeper.notifier", "Notifier": "upkeeper.notifier",
     "API_VERSION": "upkeeper.plugins",
-    "Transport": "upkeeper.transport.base", "TransportError": "upkeeper.transport.base",
+    "CappedOutput": "upkeeper.transport.base", "Transport": "upkeeper.transport.base",
+    "TransportError": "upkeeper.transport.base",
     "command_text": "upkeeper.transport.base", "lazy_transport": "upkeeper.transport.base",
     "EnvName": "upkeeper.transport.env", "check_env": "upkeeper.transport.env",
     "env_block": "upkeeper.transport.env", "read_env_sh": "upkeeper.transport.env",

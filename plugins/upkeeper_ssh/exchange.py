@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import paramiko
 
-from upkeeper import CommandResult, TransportError
+from upkeeper import CappedOutput, CommandResult, TransportError
 from upkeeper_ssh.remote import PID_PREFIX, RemoteCommand
 
 if TYPE_CHECKING:
@@ -21,25 +21,6 @@ if TYPE_CHECKING:
 #: stdin larger than this is written from a helper thread so a command that writes
 #: before it reads cannot deadlock against us.
 _INLINE_STDIN = 256 * 1024
-
-
-class _Capped:
-    """Collects one output stream, keeping at most ``limit`` bytes."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.data = bytearray()
-        self.truncated = False
-
-    def feed(self, chunk: bytes) -> None:
-        room = self.limit - len(self.data)
-        if room > 0:
-            self.data += chunk[:room]
-        if len(chunk) > room:
-            self.truncated = True
-
-    def text(self) -> str:
-        return self.data.decode("utf-8", errors="replace")
 
 
 class Exchange:
@@ -55,8 +36,8 @@ class Exchange:
         self.stdin = stdin.encode() if isinstance(stdin, str) else (stdin or b"")
         self.deadline = started + timeout if timeout else None
         self.started = started
-        self.out = _Capped(transport.output_limit)
-        self.err = _Capped(transport.output_limit)
+        self.out = CappedOutput(transport.output_limit)
+        self.err = CappedOutput(transport.output_limit)
         self.event = threading.Event()
         chan.in_buffer.set_event(self.event)
         chan.in_stderr_buffer.set_event(self.event)

@@ -11,7 +11,8 @@ import pytest
 import upkeeper
 
 EXPECTED = {
-    "API_VERSION", "Action", "Check", "CheckContext", "CheckRef", "CommandError", "CommandResult",
+    "API_VERSION", "Action", "CappedOutput", "Check", "CheckContext", "CheckRef",
+    "CommandError", "CommandResult",
     "EnvName", "Host", "InventoryError", "InventorySource", "Notification", "Notifier",
     "Params", "ReportSection", "Result", "RunRecord", "Status", "Transport", "TransportError",
     "WindowState", "check_env", "command_text", "env_block", "hookimpl", "lazy_transport",

@@ -15,6 +15,26 @@ from upkeeper.transport.facts import FACTS_SCRIPT, parse_posix_facts
 DEFAULT_OUTPUT_LIMIT = 8 * 1024 * 1024
 
 
+class CappedOutput:
+    """One output stream of a command kept in memory, at most ``limit`` bytes
+    (``truncated`` tells that more came); for transports reading stdout and stderr."""
+
+    def __init__(self, limit: int = DEFAULT_OUTPUT_LIMIT) -> None:
+        self.limit = limit
+        self.data = bytearray()
+        self.truncated = False
+
+    def feed(self, chunk: bytes) -> None:
+        room = self.limit - len(self.data)
+        if room > 0:
+            self.data += chunk[:room]
+        if len(chunk) > room:
+            self.truncated = True
+
+    def text(self) -> str:
+        return self.data.decode("utf-8", errors="replace")
+
+
 class TransportError(Exception):
     """The host cannot be reached or the connection broke.
 

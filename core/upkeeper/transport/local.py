@@ -13,7 +13,7 @@ from typing import IO
 
 from upkeeper.models import CommandResult, Host
 from upkeeper.transport import children
-from upkeeper.transport.base import Transport, TransportError, command_text
+from upkeeper.transport.base import CappedOutput, Transport, TransportError, command_text
 from upkeeper.transport.env import READ_ENV_SH, check_env, child_environ, env_block, new_end_marker
 
 #: Once the command's own process has exited, output still arriving from children it left
@@ -24,25 +24,6 @@ _POLL = 0.05
 
 # sudo resets the environment: the values follow on stdin and this sets them as root.
 _SUDO_ENV_WRAPPER = READ_ENV_SH + '; exec /bin/sh -c "$2"'
-
-
-class _Capped:
-    """One output stream kept in memory, at most ``limit`` bytes."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.data = bytearray()
-        self.truncated = False
-
-    def feed(self, chunk: bytes) -> None:
-        room = self.limit - len(self.data)
-        if room > 0:
-            self.data += chunk[:room]
-        if len(chunk) > room:
-            self.truncated = True
-
-    def text(self) -> str:
-        return self.data.decode("utf-8", errors="replace")
 
 
 class LocalTransport(Transport):
@@ -106,7 +87,7 @@ class LocalTransport(Transport):
         if stdin is not None and proc.stdin is not None:
             data = stdin.encode() if isinstance(stdin, str) else stdin
             threading.Thread(target=_feed, args=(proc.stdin, data), daemon=True).start()
-        out, err = _Capped(self.output_limit), _Capped(self.output_limit)
+        out, err = CappedOutput(self.output_limit), CappedOutput(self.output_limit)
         try:
             timed_out = _collect(proc, out, err, timeout)
         except BaseException:
@@ -133,7 +114,7 @@ class LocalTransport(Transport):
         )
 
 
-def _collect(proc: subprocess.Popen[bytes], out: _Capped, err: _Capped,
+def _collect(proc: subprocess.Popen[bytes], out: CappedOutput, err: CappedOutput,
              timeout: float | None) -> bool:
     """Read both pipes until EOF or, once the command itself has exited, for at most
     :data:`DRAIN_AFTER_EXIT` more seconds: a background child (``nohup x &``) that keeps
