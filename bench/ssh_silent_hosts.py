@@ -12,45 +12,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import yaml
 
-from upkeeper_ssh.testserver import SSHServer
-
-
-class Silent:
-    """Accepts on 127.0.0.1 and never sends a byte; counts what it accepted."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(1024)
-        self.port = int(self.sock.getsockname()[1])
-        self.accepted = 0
-        self.held: list[socket.socket] = []
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            self.held.append(conn)
-
-    def close(self) -> None:
-        self.sock.close()
-        for conn in self.held:
-            conn.close()
+from upkeeper_ssh.testserver import SilentServer, SSHServer
 
 
 def write_files(work: Path, srv: SSHServer, silent_port: int, n: int,
@@ -90,7 +61,7 @@ def main() -> None:
         try:
             walls = []
             for _ in range(args.reps):
-                silent = Silent()
+                silent = SilentServer()
                 inv, pb = write_files(work, srv, silent.port, args.hosts, args.silent)
                 env = dict(os.environ, UPKEEPER_STATE_DIR=str(work / "state"))
                 started = time.monotonic()

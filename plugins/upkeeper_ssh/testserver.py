@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -160,3 +161,31 @@ class SSHServer:
                 self.proc.kill()
                 self.proc.wait(5)
         self.proc = None
+
+
+class SilentServer:
+    """Accepts TCP on 127.0.0.1 and never sends a byte (a hung sshd, a tarpit); counts the
+    connections it accepted in ``accepted``."""
+
+    def __init__(self, backlog: int = 1024) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(backlog)
+        self.port = int(self.sock.getsockname()[1])
+        self.accepted = 0
+        self._held: list[socket.socket] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            self._held.append(conn)
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self._held:
+            conn.close()

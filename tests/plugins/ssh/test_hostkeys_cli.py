@@ -197,9 +197,9 @@ def test_ipv6_host(tmp_path: Path) -> None:
 
 
 def test_scan_silent_server(tmp_path: Path) -> None:
-    from tests.plugins.ssh.test_unreachable import MuteServer
+    from upkeeper_ssh.testserver import SilentServer
 
-    mute = MuteServer()
+    mute = SilentServer()
     try:
         code, out = scan(f"127.0.0.1:{mute.port}", "--timeout", "1")
     finally:

@@ -18,44 +18,17 @@ import yaml
 
 from upkeeper import Host, Status, TransportError
 from upkeeper_ssh import SSHTransport
-
-
-class MuteServer:
-    """Accepts connections on 127.0.0.1 and never sends a byte."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = int(self.sock.getsockname()[1])
-        self.accepted = 0
-        self._held: list[socket.socket] = []
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            self._held.append(conn)
-
-    def close(self) -> None:
-        self.sock.close()
-        for conn in self._held:
-            conn.close()
+from upkeeper_ssh.testserver import SilentServer
 
 
 @pytest.fixture
-def mute() -> Iterator[MuteServer]:
-    srv = MuteServer()
+def mute() -> Iterator[SilentServer]:
+    srv = SilentServer()
     yield srv
     srv.close()
 
 
-def mute_vars(mute: MuteServer, tmp_path: Path, **extra: Any) -> dict[str, Any]:
+def mute_vars(mute: SilentServer, tmp_path: Path, **extra: Any) -> dict[str, Any]:
     # Default retries on purpose: a silent server must not be retried.
     v: dict[str, Any] = {"ansible_host": "127.0.0.1", "ansible_port": mute.port,
                          "ansible_user": "root", "ansible_connection": "ssh",
@@ -65,7 +38,7 @@ def mute_vars(mute: MuteServer, tmp_path: Path, **extra: Any) -> dict[str, Any]:
     return v
 
 
-def test_silent_server_is_unreachable_once(mute: MuteServer, tmp_path: Path) -> None:
+def test_silent_server_is_unreachable_once(mute: SilentServer, tmp_path: Path) -> None:
     t = SSHTransport(Host("mute", vars=mute_vars(mute, tmp_path)))
     try:
         with pytest.raises(TransportError) as first:
@@ -86,7 +59,7 @@ def test_silent_server_is_unreachable_once(mute: MuteServer, tmp_path: Path) -> 
         t.close()
 
 
-def test_close_forgets_the_failure(mute: MuteServer, tmp_path: Path) -> None:
+def test_close_forgets_the_failure(mute: SilentServer, tmp_path: Path) -> None:
     # An explicit close() then open() (a reboot waiting for the host) tries again.
     t = SSHTransport(Host("mute", vars=mute_vars(mute, tmp_path)))
     for _ in range(2):
@@ -107,7 +80,7 @@ PLAYBOOK_CHECKS: list[dict[str, Any]] = [
 
 
 @pytest.mark.parametrize("first_check", ["plain", "when-facts"])
-def test_runner_connects_once_for_three_checks(mute: MuteServer, tmp_path: Path,
+def test_runner_connects_once_for_three_checks(mute: SilentServer, tmp_path: Path,
                                                first_check: str) -> None:
     from upkeeper.engine.playbook import load_playbook
     from upkeeper.engine.runner import run_playbook
