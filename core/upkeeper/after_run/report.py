@@ -61,26 +61,28 @@ class Row:
         return self.result.status.value
 
 
+class _Rows:
+    """A group of result rows whose status is its worst row's."""
+
+    rows: list[Row]
+
+    @property
+    def status(self) -> str:
+        return Status.worst(r.result.status for r in self.rows).value
+
+
 @dataclass
-class SectionView:
+class SectionView(_Rows):
     key: str
     title: str
     rows: list[Row]
 
-    @property
-    def status(self) -> str:
-        return Status.worst(r.result.status for r in self.rows).value
-
 
 @dataclass
-class HostView:
+class HostView(_Rows):
     name: str
     client: str
     rows: list[Row]
-
-    @property
-    def status(self) -> str:
-        return Status.worst(r.result.status for r in self.rows).value
 
 
 @dataclass
