@@ -15,48 +15,16 @@ from typing import Any
 
 import pytest
 
-from upkeeper import hookimpl
-from upkeeper.engine.playbook import load_playbook
-from upkeeper.engine.runner import run_playbook
 from upkeeper.models import Host, Status
-from upkeeper.plugins import get_plugin_manager
-from upkeeper.store.history import History
-from upkeeper.testing import FakeTransport
 
+from .scripted import run_scripted
 from .test_apply import AptHost
 
 
-class Inventory:
-    def __init__(self, hosts: list[Host]) -> None:
-        self.hosts = {h.name: h for h in hosts}
-
-    def select(self, pattern: str | None) -> list[Host]:
-        return list(self.hosts.values())
-
-
 def run(tmp_path: Path, extra: str = "", **kw: Any) -> tuple[Any, dict[str, AptHost]]:
-    scripted: dict[str, AptHost] = {}
-
-    class ScriptedTransport(FakeTransport):
-        name = "scripted"
-
-        def __init__(self, host: Host) -> None:
-            handler = scripted.setdefault(host.name, AptHost(reboot_flag=False))
-            super().__init__(host, handler=handler)
-
-    class Plugin:
-        @hookimpl
-        def upkeeper_register_transports(self) -> list[type[Any]]:
-            return [ScriptedTransport]
-
-    pb = tmp_path / "patch.yml"
-    pb.write_text(f"name: patch\nhosts: all\n{extra}checks:\n"
-                  "  - patching.apply:\n      reboot: never\n")
-    plugins = get_plugin_manager(extra_plugins=[("scripted", Plugin())])
     host = Host("bare", vars={"ansible_connection": "scripted"}, groups=["all"])
-    record = run_playbook(load_playbook(pb, plugins.registry), Inventory([host]), plugins,
-                          History(":memory:"), **kw)
-    return record, scripted
+    return run_scripted(tmp_path, f"name: patch\nhosts: all\n{extra}checks:\n"
+                                  "  - patching.apply:\n      reboot: never\n", [host], **kw)
 
 
 def test_apply_is_skipped_on_a_host_without_windows(tmp_path: Path) -> None:
