@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("upkeeper.after_run.alerts")
 
 STATE_PREFIX = "notify:"
+#: History state key of a person's mute (written by ``upkeeper web``): ``{"until": ts,
+#: "by": name, "reason": text}`` under (host, check), or (host, ``MUTE_ALL``) for a host.
+MUTE_KEY = "mute"
+MUTE_ALL = "*"
 AlertKind = Literal["new", "changed", "reminder", "recovery"]
 #: Check and result name of the results that stand for a whole host's reachability.
 HOST_CHECK = "upkeeper.host"
@@ -78,13 +82,16 @@ def decide(results: Iterable[Result], history: History, channel_id: str, *,
 
     A problem (status at least ``min_status``) alerts when it is new or its status
     changed, and again every ``renotify`` while it lasts; a result back below the
-    threshold after a told problem is a recovery. SKIPPED results and muted hosts
-    change nothing, so a problem still there after the window alerts then.
+    threshold after a told problem is a recovery. SKIPPED results, muted hosts and
+    results a person muted until later (:func:`muted_until`) change nothing, so a
+    problem still there after the window or the mute alerts then.
     """
     now = now or datetime.now(timezone.utc)
     out: list[Alert] = []
     for result in results:
         if result.status is Status.SKIPPED or not result.host or muted(result.host):
+            continue
+        if muted_until(history, result.host, result.check, now) is not None:
             continue
         state = history.get_state(result.host, result.check, state_key(channel_id, result))
         last = _last_status(state)
@@ -109,6 +116,18 @@ def decide(results: Iterable[Result], history: History, channel_id: str, *,
                          since=None if kind == "new" else first,
                          quiet=kind == "recovery" and not (recovery and was_problem)))
     return out
+
+
+def muted_until(history: History, host: str, check: str, now: datetime) -> datetime | None:
+    """When a person's mute of ``check`` on ``host`` (or of the whole host) ends, if one
+    is in force at ``now``."""
+    ends = []
+    for key in (check, MUTE_ALL):
+        mute = history.get_state(host, key, MUTE_KEY)
+        if isinstance(mute, Mapping) and isinstance(mute.get("until"), (int, float)) \
+                and mute["until"] > _ts(now):
+            ends.append(datetime.fromtimestamp(mute["until"], tz=timezone.utc))
+    return max(ends) if ends else None
 
 
 def _last_status(state: Any) -> Status | None:
