@@ -12,6 +12,8 @@ from collections.abc import Awaitable, Callable
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -158,7 +160,7 @@ def create_app(history: History, config: WebConfig | None = None) -> Starlette:
         *pages.routes(),
         Mount("/static", StaticFiles(packages=[("upkeeper.web", "static")]), name="static"),
     ]
-    app = Starlette(routes=routes, exception_handlers={HTTPException: not_found})
+    app = Starlette(routes=routes, exception_handlers={HTTPException: not_found},
+                    middleware=[Middleware(BaseHTTPMiddleware, dispatch=guard)])
     app.state.site = Site(history, config or WebConfig())
-    app.middleware("http")(guard)
     return app
