@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -127,7 +128,7 @@ class Users:
             db.execute("DELETE FROM web_sessions WHERE user=?", (name,))
         return bool(gone)
 
-    def list(self) -> list[dict[str, object]]:
+    def list(self) -> list[dict[str, Any]]:
         rows = self.history.query("SELECT * FROM web_users ORDER BY name")
         return [{"name": r["name"], "role": r["role"], "clients": json.loads(r["clients"]),
                  "password": r["password_hash"] is not None,

@@ -97,7 +97,7 @@ def status_timeline(events: Sequence[tuple[float, str]], start: float, end: floa
                     width: int = 360, height: int = 18) -> Markup:
     """A bar coloured by status over time: each result holds until the next one."""
     out = [f'<svg class="timeline" viewBox="0 0 {width} {height}" role="img" '
-           f'aria-label="status over time">']
+           'preserveAspectRatio="none" aria-label="status over time">']
     span = end - start or 1
     shown = [(max(ts, start), status) for ts, status in events if ts <= end]
     # Keep the last event before the window: it is the status at the window's start.

@@ -1,122 +1,72 @@
-"""What the dashboard's pages show, read from history: the clients of hosts, the current
-state of each (host, check), series for charts, runs and their results. Every function
-takes the hosts a user may see, so scoping is applied in the query, not after it.
+"""What the dashboard's pages show, read from history: the current state (from
+:mod:`upkeeper.monthly.state`) as a user may see it, series for charts, runs and their
+results. Scoping is applied in the queries (hosts a user may see), not after them.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from upkeeper.after_run.clients import CLIENT_STATE
 from upkeeper.models import Status
+from upkeeper.monthly.state import (
+    NO_CLIENT,
+    CheckState,
+    ClientState,
+    FleetState,
+    HostState,
+    current_state,
+    host_clients,
+)
 from upkeeper.store.history import History
+from upkeeper.web.auth import User
 
 UTC = timezone.utc
-NO_CLIENT = "(no client)"
 SEVERITY = {s.value: s.severity for s in Status}
 
 
-def worst(statuses: Iterable[str]) -> str:
-    """The worst of ``statuses`` (monitoring order: CRIT > UNKNOWN > WARN > OK)."""
-    out = "OK"
-    for s in statuses:
-        if SEVERITY.get(s, 0) > SEVERITY.get(out, 0):
-            out = s
+def fleet(history: History, user: User) -> FleetState:
+    """The current state of every client ``user`` may see, worst first."""
+    state = current_state(history)
+    if not user.scoped:
+        return state
+    return FleetState(state.now, tuple(c for c in state.clients if user.sees(c.name)))
+
+
+def client(history: History, user: User, name: str) -> ClientState | None:
+    """One client's current state, or None when it is unknown or not ``user``'s."""
+    if not user.sees(name):
+        return None
+    return current_state(history, client=name).client(name)
+
+
+def host(history: History, user: User, name: str) -> HostState | None:
+    """One host's current state, or None when it is unknown or not ``user``'s."""
+    found = current_state(history, host=name).host(name)
+    if found is None or not user.sees(None if found.client == NO_CLIENT else found.client):
+        return None
+    return found
+
+
+def visible_hosts(history: History, user: User) -> list[str] | None:
+    """Hosts to restrict queries to (None: ``user`` sees every host)."""
+    if not user.scoped:
+        return None
+    return sorted(h for h, c in host_clients(history).items() if user.sees(c))
+
+
+def problems(state: ClientState) -> list[tuple[HostState, CheckState | None]]:
+    """A client's problems, worst first: one entry for a host that is down, else one
+    per problem check."""
+    out: list[tuple[HostState, CheckState | None]] = []
+    for h in state.hosts:
+        if h.down:
+            out.append((h, None))
+        else:
+            out += [(h, c) for c in h.problems]
     return out
-
-
-@dataclass
-class Cell:
-    """The current state of one check on one host."""
-
-    host: str
-    check: str
-    name: str
-    status: str
-    summary: str
-    ts: float
-    run_id: str
-    result_id: int
-    stale: bool = False
-
-    @property
-    def when(self) -> datetime:
-        return datetime.fromtimestamp(self.ts, tz=UTC)
-
-    @property
-    def problem(self) -> bool:
-        return SEVERITY.get(self.status, 0) >= Status.WARN.severity
-
-
-@dataclass
-class ClientView:
-    """One client's hosts and their current state."""
-
-    name: str
-    hosts: list[str]
-    cells: list[Cell] = field(default_factory=list)
-
-    @property
-    def worst(self) -> str:
-        return worst(c.status for c in self.cells) if self.cells else "UNKNOWN"
-
-    @property
-    def counts(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for c in self.cells:
-            out[c.status] = out.get(c.status, 0) + 1
-        return out
-
-    @property
-    def problems(self) -> list[Cell]:
-        return sorted((c for c in self.cells if c.problem),
-                      key=lambda c: (-SEVERITY.get(c.status, 0), c.host, c.name))
-
-
-def host_clients(history: History) -> dict[str, str]:
-    """Every host seen in history and its client (``NO_CLIENT`` when none was given)."""
-    out = {r[0]: NO_CLIENT for r in history.query("SELECT DISTINCT host FROM state")}
-    for r in history.query("SELECT host, value FROM state WHERE check_name=? AND key=?",
-                           CLIENT_STATE):
-        out[r["host"]] = str(json.loads(r["value"]))
-    return out
-
-
-def current(history: History, hosts: Sequence[str] | None = None) -> list[Cell]:
-    """The latest result of every (host, result name), from any playbook."""
-    where, args = "", ()
-    if hosts is not None:
-        if not hosts:
-            return []
-        where = f" WHERE host IN ({','.join('?' * len(hosts))})"
-        args = tuple(hosts)
-    rows = history.query(
-        "SELECT r.id, r.host, r.check_name, r.name, r.status, r.summary, r.ts, r.run_id"
-        " FROM results r JOIN (SELECT MAX(id) AS id FROM results"
-        f"{where} GROUP BY host, name) m ON m.id = r.id", args)
-    return [Cell(r["host"], r["check_name"], r["name"], r["status"], r["summary"], r["ts"],
-                 r["run_id"], r["id"]) for r in rows]
-
-
-def clients(history: History, visible: Iterable[str] | None = None) -> list[ClientView]:
-    """Clients (all, or the ``visible`` ones) with their hosts' current state, problems
-    first."""
-    by_client: dict[str, ClientView] = {}
-    wanted = set(visible) if visible is not None else None
-    for host, client in sorted(host_clients(history).items()):
-        if wanted is not None and client not in wanted:
-            continue
-        by_client.setdefault(client, ClientView(client, [])).hosts.append(host)
-    hosts = [h for v in by_client.values() for h in v.hosts]
-    client_of = {h: v for v in by_client.values() for h in v.hosts}
-    for cell in current(history, hosts if wanted is not None else None):
-        if cell.host in client_of:
-            client_of[cell.host].cells.append(cell)
-    return sorted(by_client.values(), key=lambda v: (-SEVERITY.get(v.worst, 0), v.name))
 
 
 def last_runs(history: History, hosts: Sequence[str] | None = None) -> list[dict[str, Any]]:
@@ -126,9 +76,8 @@ def last_runs(history: History, hosts: Sequence[str] | None = None) -> list[dict
     names = [r[0] for r in history.query("SELECT DISTINCT playbook FROM runs ORDER BY 1")]
     out = []
     for name in names:
-        found = list_runs(history, limit=1, playbooks=[name],
-                          hosts=list(hosts) if hosts is not None else None)
-        out += found
+        out += list_runs(history, limit=1, playbooks=[name],
+                         hosts=list(hosts) if hosts is not None else None)
     return out
 
 
@@ -194,11 +143,13 @@ def run_row(history: History, run_id: str) -> dict[str, Any] | None:
             else None, "meta": json.loads(r["meta"] or "{}")}
 
 
-def run_hosts(history: History, run_id: str) -> set[str]:
-    """Hosts of a run: those with results and those the run recorded a client for."""
-    hosts = {r[0] for r in history.query("SELECT DISTINCT host FROM results WHERE run_id=?",
-                                         (run_id,))}
-    meta = history.query("SELECT meta FROM runs WHERE id=?", (run_id,))
-    if meta:
-        hosts |= set((json.loads(meta[0][0] or "{}").get("clients") or {}).keys())
-    return hosts
+def run_visible_hosts(history: History, run: dict[str, Any], user: User) -> list[str] | None:
+    """The hosts of ``run`` that ``user`` may see (None: all of them). A run's hosts
+    have clients from the run itself (known while it runs) or from history."""
+    if not user.scoped:
+        return None
+    clients = host_clients(history)
+    clients.update({str(k): str(v) for k, v in (run["meta"].get("clients") or {}).items()})
+    ran = {r[0] for r in history.query("SELECT DISTINCT host FROM results WHERE run_id=?",
+                                       (run["run_id"],))} | set(clients)
+    return sorted(h for h in ran if h in clients and user.sees(clients[h]))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import quote
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -27,16 +28,9 @@ CLIENT_CHARTS = ((":used_pct", "Disk used %"), ("pending_security", "Pending sec
 MUTE_PERIODS = {"1h": 3600, "4h": 4 * 3600, "1d": DAY, "3d": 3 * DAY, "7d": 7 * DAY}
 
 
-def visible_hosts(request: Request) -> dict[str, str]:
-    """Host -> client of every host the user may see."""
-    user = user_of(request)
-    return {h: c for h, c in data.host_clients(site_of(request).history).items()
-            if user.sees(None if c == data.NO_CLIENT else c)}
-
-
 def _scope(request: Request) -> list[str] | None:
     """Hosts to restrict queries to (None: the user sees everything)."""
-    return sorted(visible_hosts(request)) if user_of(request).scoped else None
+    return data.visible_hosts(site_of(request).history, user_of(request))
 
 
 def _days(request: Request) -> int:
@@ -45,49 +39,48 @@ def _days(request: Request) -> int:
 
 def fleet(request: Request) -> Response:
     site, user = site_of(request), user_of(request)
-    views = data.clients(site.history, user.clients if user.scoped else None)
+    state = data.fleet(site.history, user)
     runs = data.last_runs(site.history, _scope(request))
-    totals: dict[str, int] = {}
-    for v in views:
-        for status, n in v.counts.items():
-            totals[status] = totals.get(status, 0) + n
-    return render(request, "fleet.html.j2", {"clients": views, "runs": runs,
-                                             "totals": totals})
+    return render(request, "fleet.html.j2", {
+        "clients": [(c, data.problems(c)) for c in state.clients], "runs": runs,
+        "totals": state.counts})
 
 
 def client_page(request: Request) -> Response:
     site, user = site_of(request), user_of(request)
     name = request.path_params["client"]
-    views = data.clients(site.history, [name]) if user.sees(name) else []
-    if not views:
+    view = data.client(site.history, user, name)
+    if view is None:
         raise HTTPException(404)
-    view, days = views[0], _days(request)
+    days = _days(request)
     end = time.time()
     start = end - days * DAY
-    checks = sorted({c.name for c in view.cells})
-    matrix = {h: {} for h in view.hosts}
-    for c in view.cells:
+    cells = [c for h in view.hosts for c in h.checks]
+    hosts = [h.host for h in view.hosts]
+    checks = sorted({c.name for c in cells})
+    matrix: dict[str, dict[str, Any]] = {h: {} for h in hosts}
+    for c in cells:
         matrix[c.host][c.name] = c
-    latest = data.latest_metrics(site.history, [c.result_id for c in view.cells
+    latest = data.latest_metrics(site.history, [c.result_id for c in cells
                                                 if c.check.startswith(("disk.", "patching."))])
     disks = []
-    for c in view.cells:
+    for c in cells:
         if c.check == "disk.usage":
             m = latest.get(c.result_id, {})
             for key, value in sorted(m.items()):
                 if key.endswith(":used_pct"):
                     mount = key[:-len(":used_pct")]
                     disks.append({"host": c.host, "mount": mount, "used_pct": value,
-                                  "days_to_full": m.get(f"{mount}:days_to_full"),
-                                  "status": c.status})
-    patches = [{"cell": c, "metrics": latest.get(c.result_id, {})} for c in view.cells
+                                  "days_to_full": m.get(f"{mount}:days_to_full")})
+    patches = [{"cell": c, "metrics": latest.get(c.result_id, {})} for c in cells
                if c.check.startswith("patching.")]
-    backups = [c for c in view.cells if c.check.startswith("backup.")]
+    backups = [c for c in cells if c.check.startswith("backup.")]
     return render(request, "client.html.j2", {
         "client": view, "checks": checks, "matrix": matrix, "days": days,
-        "charts": _client_charts(site.history, view.hosts, start, end),
+        "down": {h.host: h.down_reason for h in view.hosts if h.down},
+        "charts": _client_charts(site.history, hosts, start, end),
         "disks": disks, "patches": patches, "backups": backups,
-        "acks": site.actions.acks(view.hosts), "report": _report_link(name)})
+        "acks": site.actions.acks(hosts), "report": _report_link(name)})
 
 
 def _report_link(client: str) -> str | None:
@@ -116,27 +109,30 @@ def _client_charts(history: Any, hosts: list[str], start: float, end: float) -> 
 
 def host_page(request: Request) -> Response:
     site = site_of(request)
-    host = request.path_params["host"]
-    clients = visible_hosts(request)
-    if host not in clients:
+    name = request.path_params["host"]
+    state = data.host(site.history, user_of(request), name)
+    if state is None:
         raise HTTPException(404)
     days = _days(request)
     end = time.time()
     start = end - days * DAY
-    cells = sorted(data.current(site.history, [host]), key=lambda c: c.name)
-    metrics = data.metric_names(site.history, host, start)
-    details = {r["name"]: r for r in data.last_results(site.history, host, limit=400)}
+    metrics = data.metric_names(site.history, name, start)
+    recent: dict[str, list[dict[str, Any]]] = {}
+    for r in data.last_results(site.history, name, limit=400):  # newest first
+        recent.setdefault(r["name"], []).append(r)
     rows = []
-    for c in cells:
-        charts = [line_chart(m, [(m, data.series(site.history, host, m, start))], start, end)
+    for c in sorted(state.checks, key=lambda c: c.name):
+        charts = [line_chart(m, [(m, data.series(site.history, name, m, start))], start, end)
                   for m in metrics.get(c.check, [])[:6]]
-        rows.append({"cell": c, "charts": charts, "last": details.get(c.name),
-                     "timeline": status_timeline(data.timeline(site.history, host, c.name,
+        earlier = recent.get(c.name, [])
+        rows.append({"cell": c, "charts": charts, "last": earlier[0] if earlier else None,
+                     "earlier": earlier[1:6],
+                     "timeline": status_timeline(data.timeline(site.history, name, c.name,
                                                                start), start, end)})
     return render(request, "host.html.j2", {
-        "host": host, "client": clients[host], "rows": rows, "days": days,
-        "windows": _windows(site.config.inventory.get(host)),
-        "mutes": site.actions.mutes([host]), "acks": site.actions.acks([host]),
+        "host": name, "state": state, "client": state.client, "rows": rows, "days": days,
+        "windows": _windows(site.config.inventory.get(name)),
+        "mutes": site.actions.mutes([name]), "acks": site.actions.acks([name]),
         "periods": list(MUTE_PERIODS)})
 
 
@@ -167,11 +163,12 @@ def runs_page(request: Request) -> Response:
 def _run_or_404(request: Request) -> tuple[dict[str, Any], list[str] | None]:
     site = site_of(request)
     run = data.run_row(site.history, request.path_params["run_id"])
-    scope = _scope(request)
-    if run is None or (scope is not None and
-                       not data.run_hosts(site.history, run["run_id"]) & set(scope)):
+    if run is None:
         raise HTTPException(404)
-    return run, scope
+    hosts = data.run_visible_hosts(site.history, run, user_of(request))
+    if hosts is not None and not hosts:
+        raise HTTPException(404)
+    return run, hosts
 
 
 def run_page(request: Request) -> Response:
@@ -193,22 +190,25 @@ def run_progress(request: Request) -> Response:
 
 
 def actions_page(request: Request) -> Response:
-    from upkeeper.web.audit import entries
-
     site, user = site_of(request), user_of(request)
     scope = _scope(request)
+    clients = list(user.clients) if user.scoped else None
+    audit = site.actions.log.records(newest_first=True, limit=50) if not user.scoped else []
     return render(request, "actions.html.j2", {
+        "pending": site.actions.pending(clients),
         "mutes": site.actions.mutes(scope), "acks": site.actions.acks(scope).values(),
-        "audit": entries(site.history) if not user.scoped else []})
+        "audit": audit})
 
 
-def _operator_host(request: Request) -> str:
-    host = request.path_params["host"]
-    if host not in visible_hosts(request):
+def _operator_host(request: Request) -> tuple[str, str | None]:
+    """(host, its client) for an action on a host the operator may see."""
+    name = request.path_params["host"]
+    state = data.host(site_of(request).history, user_of(request), name)
+    if state is None:
         raise HTTPException(404)
     if not user_of(request).can_act:
         raise HTTPException(403)
-    return host
+    return name, None if state.client == data.NO_CLIENT else state.client
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -217,30 +217,50 @@ async def _form(request: Request) -> dict[str, str]:
 
 
 async def mute(request: Request) -> Response:
-    host = _operator_host(request)
+    host, client = _operator_host(request)
     form = await _form(request)
     seconds = MUTE_PERIODS.get(form.get("period", ""))
     if seconds is None:
         raise HTTPException(400)
     try:
-        site_of(request).actions.mute(user_of(request), host, form.get("check") or None,
-                                      seconds, form.get("reason", ""))
+        site_of(request).actions.mute(user_of(request), host, client,
+                                      form.get("check") or None, seconds,
+                                      form.get("reason", ""))
     except ActionError as exc:
         raise HTTPException(400, str(exc)) from None
-    return RedirectResponse(f"/hosts/{host}", 303)
+    return RedirectResponse(f"/hosts/{quote(host)}", 303)
 
 
 async def acknowledge(request: Request) -> Response:
-    host = _operator_host(request)
+    host, client = _operator_host(request)
     form = await _form(request)
     name, status = form.get("check", ""), form.get("status", "")
     if not name or status not in data.SEVERITY:
         raise HTTPException(400)
-    site_of(request).actions.acknowledge(user_of(request), host, name, status,
+    site_of(request).actions.acknowledge(user_of(request), host, client, name, status,
                                          form.get("note", ""))
-    return RedirectResponse(form.get("back") if form.get("back", "").startswith("/")
-                            and not form.get("back", "").startswith("//")
-                            else f"/hosts/{host}", 303)
+    return RedirectResponse(f"/hosts/{quote(host)}", 303)
+
+
+async def decide(request: Request) -> Response:
+    """Approve or deny a pending fix (``/fixes/{id}/approve`` or ``.../deny``)."""
+    user = user_of(request)
+    verb = request.path_params["verb"]
+    if verb not in ("approve", "deny"):
+        raise HTTPException(404)
+    if not user.can_act:
+        raise HTTPException(403)
+    form = await _form(request)
+    clients = list(user.clients) if user.scoped else None
+    try:
+        site_of(request).actions.decide(user, request.path_params["approval"],
+                                        verb == "approve",
+                                        form.get("reason", ""), clients)
+    except LookupError:
+        raise HTTPException(404) from None
+    except ActionError as exc:
+        return render(request, "error.html.j2", {"code": 409, "text": str(exc)}, status=409)
+    return RedirectResponse("/actions", 303)
 
 
 def routes() -> list[Route]:
@@ -251,4 +271,5 @@ def routes() -> list[Route]:
         Route("/actions", actions_page),
         Route("/hosts/{host}/mute", mute, methods=["POST"]),
         Route("/hosts/{host}/ack", acknowledge, methods=["POST"]),
+        Route("/fixes/{approval}/{verb:str}", decide, methods=["POST"]),
     ]

@@ -37,6 +37,13 @@ def when(ts: float | datetime | None) -> str:
     return ts.strftime("%Y-%m-%d %H:%M UTC")
 
 
+def num(value: Any) -> str:
+    """A metric for a table cell: whole numbers without '.0'."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return "" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def pretty(data: Any) -> str:
     text = json.dumps(data, indent=1, default=str, sort_keys=True)
     return text if len(text) < 20_000 else text[:20_000] + "\n... (cut)"
@@ -48,7 +55,7 @@ def environment() -> SandboxedEnvironment:
                                autoescape=select_autoescape(default=True,
                                                             default_for_string=True),
                                trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(ago=ago, when=when, pretty=pretty)
+    env.filters.update(ago=ago, when=when, pretty=pretty, num=num)
     return env
 
 
