@@ -6,12 +6,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 from starlette.testclient import TestClient
 
 from tests.web.fleetdata import fill
 from upkeeper.store.history import History
 from upkeeper.web.app import create_app
 from upkeeper.web.site import WebConfig
+
+#: Argon2 at its cheapest, for creating test users quickly (a hash carries its own
+#: parameters, so the dashboard verifies it as it would any other).
+FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
 
 @pytest.fixture

@@ -51,3 +51,16 @@ def start_running(history: History, run_id: str = "run-live") -> RunRecord:
     run = RunRecord(run_id, "patch-now", started=NOW, meta={"clients": dict(HOSTS)})
     history.start_run(run)
     return run
+
+
+def globex_only_run(history: History, run_id: str = "run-globex") -> None:
+    """A run over globex's host alone."""
+    run = RunRecord(run_id, "globex-backup", started=NOW - timedelta(hours=1),
+                    meta={"clients": {"mail1": "globex"}})
+    history.start_run(run)
+    r = result("mail1", "backup.restic", Status.OK, "globex secret backup summary",
+               NOW - timedelta(hours=1), {"age_hours": 1.0})
+    run.results.append(r)
+    history.add_result(run_id, r)
+    run.finished = NOW - timedelta(minutes=50)
+    history.finish_run(run)

@@ -91,12 +91,12 @@ def _digest(secret: str) -> str:
 class Users:
     """Users and sessions in ``history``'s database."""
 
-    def __init__(self, history: History, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, history: History, clock: Callable[[], float] = time.time,
+                 hasher: PasswordHasher | None = None) -> None:
         self.history = history
         self.clock = clock
-        self._hasher = PasswordHasher()
-        # Verified against when the user does not exist, so both take as long.
-        self._dummy = self._hasher.hash(secrets.token_hex(16))
+        self._hasher = hasher or PasswordHasher()
+        self._dummy = ""
         create_tables(history, SCHEMA)
 
     def configured(self) -> bool:
@@ -141,6 +141,9 @@ class Users:
     def verify_password(self, name: str, password: str) -> User | None:
         rows = self.history.query("SELECT * FROM web_users WHERE name=?", (name,))
         stored = rows[0]["password_hash"] if rows else None
+        if not stored and not self._dummy:
+            # Verified against when the user does not exist, so both take as long.
+            self._dummy = self._hasher.hash(secrets.token_hex(16))
         try:
             self._hasher.verify(stored or self._dummy, password)
         except (VerificationError, InvalidHashError):

@@ -148,8 +148,8 @@ def run_visible_hosts(history: History, run: dict[str, Any], user: User) -> list
     have clients from the run itself (known while it runs) or from history."""
     if not user.scoped:
         return None
-    clients = host_clients(history)
-    clients.update({str(k): str(v) for k, v in (run["meta"].get("clients") or {}).items()})
+    own = {str(k): str(v) for k, v in (run["meta"].get("clients") or {}).items()}
+    clients = {**host_clients(history), **own}
     ran = {r[0] for r in history.query("SELECT DISTINCT host FROM results WHERE run_id=?",
-                                       (run["run_id"],))} | set(clients)
+                                       (run["run_id"],))} | set(own)
     return sorted(h for h in ran if h in clients and user.sees(clients[h]))
