@@ -92,6 +92,7 @@ class WebServer:
         from upkeeper.web.app import create_app
 
         check_setup(bind, history, tls_cert, tls_key)
+        self.history = history
         config = WebConfig(tls=bool(tls_cert), secure_cookies=secure_cookies,
                            inventory=inventory or {})
         family = socket.AF_INET6 if ":" in bind.host else socket.AF_INET
@@ -114,7 +115,6 @@ class WebServer:
 
     def run(self) -> None:
         """Serve in the foreground until SIGINT/SIGTERM."""
-        log.warning("dashboard on %s", self.url)
         self.server.run(sockets=[self.socket])
 
     def start(self) -> None:
