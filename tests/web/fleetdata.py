@@ -29,7 +29,7 @@ def fill(history: History, days: int = 10) -> None:
                         meta={"clients": dict(HOSTS)})
         history.start_run(run)
         for i, host in enumerate(HOSTS):
-            used = 40.0 + i * 20 + (days - day) * 2
+            used = 35.0 + i * 15 + (days - day) * 0.8
             disk = Status.CRIT if host == "mail1" and day < 3 else Status.OK
             rs = [result(host, "disk.usage", disk, f"/ {used:.0f}% used", when,
                          {"/:used_pct": used, "/:days_to_full": 30.0 - day}),
