@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from upkeeper.after_run.clients import CLIENT_STATE
@@ -64,7 +65,7 @@ class CheckState:
     run_id: str
     result_id: int
 
-    @property
+    @cached_property
     def effective(self) -> Status:
         """The status that counts now: a stale result is at least UNKNOWN."""
         return Status.worst((self.status, Status.UNKNOWN)) if self.stale else self.status
@@ -94,7 +95,7 @@ class HostState:
     down: bool = False
     down_reason: str | None = None
 
-    @property
+    @cached_property
     def status(self) -> Status:
         return Status.worst(c.effective for c in self.checks)
 
@@ -126,7 +127,7 @@ class ClientState:
     name: str
     hosts: tuple[HostState, ...]
 
-    @property
+    @cached_property
     def status(self) -> Status:
         return Status.worst(h.status for h in self.hosts)
 
@@ -313,8 +314,8 @@ def current_state(history: History, *, client: str | None = None, host: str | No
     return FleetState(now, tuple(out))
 
 
+_STATUSES = {s.value: s for s in Status}
+
+
 def _status(value: str) -> Status:
-    try:
-        return Status(value)
-    except ValueError:
-        return Status.UNKNOWN
+    return _STATUSES.get(value, Status.UNKNOWN)
