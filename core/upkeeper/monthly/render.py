@@ -42,7 +42,9 @@ def duration_text(d: timedelta) -> str:
 def _pct(value: float | None, digits: int = 2) -> str:
     if value is None:
         return "n/a"
-    text = f"{value * 100:.{digits}f}".rstrip("0").rstrip(".")
+    text = f"{value * 100:.{digits}f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
     return f"{text}%"
 
 
@@ -70,7 +72,7 @@ def summary_lines(r: ClientReport) -> list[str]:
             med = statistics.median(i.duration(r.until).total_seconds() for i in resolved)
             text += f" (typically within {duration_text(timedelta(seconds=med))})"
         if still:
-            text += (f", {len(still)} still open: "
+            text += (f", {len(still)} {r.open_word}: "
                      + "; ".join(_incident_line(i, r.until) for i in still[:3])
                      + ("; ..." if len(still) > 3 else ""))
         out.append(text + ".")

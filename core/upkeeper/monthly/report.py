@@ -124,6 +124,11 @@ class ClientReport:
         return None if checked <= timedelta(0) else ok / checked
 
     @property
+    def open_word(self) -> str:
+        """How an incident without recovery reads: the period may be over."""
+        return "open at period end" if self.until < self.generated else "still open"
+
+    @property
     def open_incidents(self) -> list[Incident]:
         return [i for i in self.incidents if i.open]
 
