@@ -93,11 +93,17 @@ def test_existing_database_is_backfilled(tmp_path) -> None:
     again.close()
 
 
-def test_state_query_reads_no_results_table(history: History) -> None:
+def test_state_queries_use_indexes_and_never_read_results(history: History) -> None:
     record(history, at("2026-11-01 02:00"), [("web1", "disk.usage", OK)])
-    for sql, args in ((STATE_SQL, ()), (STATE_SQL + " WHERE c.host IN (?)", ("web1",))):
-        plan = " | ".join(r[3] for r in history.query("EXPLAIN QUERY PLAN " + sql, args))
-        assert "results" not in plan, plan
-        assert "SEARCH r USING INDEX sqlite_autoindex_runs_1" in plan, plan
-        if args:
-            assert "SEARCH c USING PRIMARY KEY (host=?)" in plan, plan
+
+    def plan(sql: str, *args: object) -> str:
+        return " | ".join(r[3] for r in history.query("EXPLAIN QUERY PLAN " + sql, args))
+
+    assert plan(STATE_SQL) == "SCAN current"  # the small latest-result table only
+    assert plan(STATE_SQL + " WHERE host IN (?)", "web1") == \
+        "SEARCH current USING PRIMARY KEY (host=?)"
+    assert "USING INDEX runs_playbook_started (playbook=?)" in plan(
+        "SELECT json_extract(meta, '$.schedule_period') FROM runs WHERE playbook=?"
+        " AND json_valid(meta) ORDER BY started DESC LIMIT 1", "daily")
+    assert "USING INDEX sqlite_autoindex_runs_1 (id=?)" in plan(
+        "SELECT id, playbook FROM runs WHERE id IN (?)", "r1")

@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from upkeeper.after_run.clients import CLIENT_STATE
@@ -39,6 +40,8 @@ STALE_FACTOR = 1.5
 UNSCHEDULED_MAX_AGE = timedelta(days=7)
 #: Statuses that are not a problem.
 _FINE = (Status.OK, Status.SKIPPED)
+_UNKNOWN_RANK = Status.UNKNOWN.severity
+_RANK = {s: s.severity for s in Status}
 _IDS_PER_QUERY = 500
 
 
@@ -47,9 +50,10 @@ def _status_counts(statuses: Iterable[Status]) -> dict[str, int]:
     return {s.value: counts.get(s.value, 0) for s in Status}
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class CheckState:
-    """The latest result of one check (one ``name``) on one host."""
+    """The latest result of one check (one ``name``) on one host. Treat as read-only
+    (not frozen only because thousands are built per state query, and frozen costs)."""
 
     host: str
     check: str
@@ -64,10 +68,12 @@ class CheckState:
     run_id: str
     result_id: int
 
-    @property
-    def effective(self) -> Status:
-        """The status that counts now: a stale result is at least UNKNOWN."""
-        return Status.worst((self.status, Status.UNKNOWN)) if self.stale else self.status
+    #: The status that counts now: a stale result is at least UNKNOWN.
+    effective: Status = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.effective = (Status.UNKNOWN if self.stale and self.status.severity
+                          < _UNKNOWN_RANK else self.status)
 
     @property
     def problem(self) -> bool:
@@ -94,7 +100,7 @@ class HostState:
     down: bool = False
     down_reason: str | None = None
 
-    @property
+    @cached_property
     def status(self) -> Status:
         return Status.worst(c.effective for c in self.checks)
 
@@ -126,7 +132,7 @@ class ClientState:
     name: str
     hosts: tuple[HostState, ...]
 
-    @property
+    @cached_property
     def status(self) -> Status:
         return Status.worst(h.status for h in self.hosts)
 
@@ -210,43 +216,79 @@ def host_clients(history: History) -> dict[str, str]:
     return out
 
 
-def schedule_periods(history: History) -> dict[str, timedelta]:
-    """Playbook -> schedule period recorded by the scheduler in its latest scheduled run."""
-    rows = history.query(
-        "SELECT playbook, json_extract(meta, '$.schedule_period') AS period, MAX(started)"
-        " FROM runs WHERE json_valid(meta) AND"
-        " json_extract(meta, '$.schedule_period') IS NOT NULL GROUP BY playbook")
+def schedule_periods(history: History,
+                     playbooks: Iterable[str] | None = None) -> dict[str, timedelta]:
+    """Playbook -> the schedule period the scheduler recorded in its latest scheduled run
+    (of ``playbooks`` only, if given: one indexed lookup each)."""
+    if playbooks is None:
+        playbooks = [r[0] for r in history.query("SELECT DISTINCT playbook FROM runs")]
     out: dict[str, timedelta] = {}
-    for r in rows:
-        try:
-            seconds = float(r["period"])
-        except (TypeError, ValueError):
-            continue
-        if seconds > 0:
-            out[r["playbook"]] = timedelta(seconds=seconds)
+    for book in playbooks:
+        rows = history.query(
+            "SELECT json_extract(meta, '$.schedule_period') FROM runs WHERE playbook=?"
+            " AND json_valid(meta) AND json_extract(meta, '$.schedule_period') IS NOT NULL"
+            " ORDER BY started DESC LIMIT 1", (book,))
+        seconds = _seconds(rows[0][0]) if rows else None
+        if seconds:
+            out[book] = timedelta(seconds=seconds)
     return out
 
 
-STATE_SQL = ("SELECT c.host, c.check_name, c.name, c.result_id, c.run_id, c.status,"
-             " c.summary, c.ts, r.playbook FROM current c LEFT JOIN runs r ON r.id = c.run_id")
+def _seconds(value: Any) -> float | None:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return None
+    return seconds if 0 < seconds < float("inf") else None
 
 
-def _unreachable(history: History, run_ids: set[str]) -> dict[str, dict[str, str]]:
-    """Run id -> {host: reason} for the runs that could not reach some host."""
-    out: dict[str, dict[str, str]] = {}
+STATE_SQL = ("SELECT host, check_name, name, result_id, run_id, status, summary, ts"
+             " FROM current")
+
+
+@dataclass(frozen=True)
+class _RunInfo:
+    playbook: str
+    started: float
+    period: float | None
+    unreachable: Mapping[str, str]
+
+
+def _runs(history: History, run_ids: set[str]) -> dict[str, _RunInfo]:
+    """Playbook, recorded schedule period and unreachable hosts of the runs that hold
+    current results (a handful: one per playbook run that last touched a check)."""
+    out: dict[str, _RunInfo] = {}
     ids = sorted(run_ids)
     for start in range(0, len(ids), _IDS_PER_QUERY):
         chunk = ids[start:start + _IDS_PER_QUERY]
         marks = ",".join("?" * len(chunk))
         for r in history.query(
-                "SELECT id, json_extract(meta, '$.unreachable') AS down FROM runs"
-                f" WHERE id IN ({marks}) AND json_valid(meta)", tuple(chunk)):
+                "SELECT id, playbook, started, CASE WHEN json_valid(meta) THEN"
+                " json_extract(meta, '$.schedule_period') END AS period,"
+                " CASE WHEN json_valid(meta) THEN json_extract(meta, '$.unreachable') END"
+                f" AS down FROM runs WHERE id IN ({marks})", tuple(chunk)):
             try:
                 down = json.loads(r["down"]) if r["down"] else None
             except ValueError:
                 down = None
-            if isinstance(down, dict):
-                out[r["id"]] = {str(k): str(v) for k, v in down.items()}
+            out[r["id"]] = _RunInfo(
+                r["playbook"], r["started"], _seconds(r["period"]),
+                {str(k): str(v) for k, v in down.items()} if isinstance(down, dict) else {})
+    return out
+
+
+def _periods(history: History, runs: Mapping[str, _RunInfo],
+             given: Mapping[str, timedelta] | None) -> dict[str, timedelta]:
+    """Playbook -> period: the caller's, else the newest of the current runs that
+    recorded one, else the playbook's latest scheduled run."""
+    periods: dict[str, tuple[float, timedelta]] = {}
+    for info in runs.values():
+        if info.period and info.started >= periods.get(info.playbook, (float("-inf"),))[0]:
+            periods[info.playbook] = (info.started, timedelta(seconds=info.period))
+    out = {book: period for book, (_, period) in periods.items()}
+    out.update(given or {})
+    missing = {info.playbook for info in runs.values()} - set(out)
+    out.update(schedule_periods(history, sorted(missing)))
     return out
 
 
@@ -256,7 +298,7 @@ def _select(history: History, hosts: list[str] | None) -> list[Any]:
     rows: list[Any] = []
     for start in range(0, len(hosts), _IDS_PER_QUERY):
         chunk = hosts[start:start + _IDS_PER_QUERY]
-        rows += history.query(STATE_SQL + f" WHERE c.host IN ({','.join('?' * len(chunk))})",
+        rows += history.query(STATE_SQL + f" WHERE host IN ({','.join('?' * len(chunk))})",
                               tuple(chunk))
     return rows
 
@@ -278,30 +320,30 @@ def current_state(history: History, *, client: str | None = None, host: str | No
         wanted = [host]
     elif client is not None:
         wanted = sorted(h for h, c in clients.items() if c == client)
-    periods = schedule_periods(history)
-    periods.update(schedules or {})
+    rows = [r for r in _select(history, wanted)
+            if client is None or clients.get(r["host"], NO_CLIENT) == client]
+    runs = _runs(history, {r["run_id"] for r in rows})
+    periods = _periods(history, runs, schedules)
     by_host: dict[str, list[CheckState]] = {}
     latest_run: dict[str, tuple[float, str]] = {}
-    for r in _select(history, wanted):
-        name = r["host"]
-        if client is not None and clients.get(name, NO_CLIENT) != client:
-            continue
-        ts = datetime.fromtimestamp(r["ts"], tz=UTC)
-        playbook = r["playbook"] or ""
-        period = periods.get(playbook)
-        allowed = period * STALE_FACTOR if period else unscheduled_max_age
-        age = max(now - ts, timedelta(0))
+    allowed_of = {run_id: (info.playbook, periods[info.playbook] * STALE_FACTOR
+                           if info.playbook in periods else unscheduled_max_age)
+                  for run_id, info in runs.items()}
+    zero = timedelta(0)
+    for name, check, label, result_id, run_id, status, summary, stamp in rows:
+        ts = datetime.fromtimestamp(stamp, tz=UTC)
+        playbook, allowed = allowed_of.get(run_id, ("", unscheduled_max_age))
+        age = max(now - ts, zero)
         by_host.setdefault(name, []).append(CheckState(
-            host=name, check=r["check_name"], name=r["name"], status=_status(r["status"]),
-            summary=r["summary"], ts=ts, age=age, allowed_age=allowed, stale=age > allowed,
-            playbook=playbook, run_id=r["run_id"], result_id=r["result_id"]))
-        if r["ts"] >= latest_run.get(name, (float("-inf"), ""))[0]:
-            latest_run[name] = (r["ts"], r["run_id"])
-    down = _unreachable(history, {rid for _, rid in latest_run.values()})
+            name, check, label, _status(status), summary, ts, age, allowed, age > allowed,
+            playbook, run_id, result_id))
+        if stamp >= latest_run.get(name, (float("-inf"), ""))[0]:
+            latest_run[name] = (stamp, run_id)
     grouped: dict[str, list[HostState]] = {}
     for name, checks in by_host.items():
-        reason = down.get(latest_run[name][1], {}).get(name)
-        checks.sort(key=lambda c: (-c.effective.severity, c.check, c.name))
+        last = runs.get(latest_run[name][1])
+        reason = last.unreachable.get(name) if last else None
+        checks.sort(key=lambda c: (-_RANK[c.effective], c.check, c.name))
         state = HostState(name, clients.get(name, NO_CLIENT), tuple(checks),
                           down=reason is not None, down_reason=reason)
         grouped.setdefault(state.client, []).append(state)
@@ -313,8 +355,8 @@ def current_state(history: History, *, client: str | None = None, host: str | No
     return FleetState(now, tuple(out))
 
 
+_STATUSES = {s.value: s for s in Status}
+
+
 def _status(value: str) -> Status:
-    try:
-        return Status(value)
-    except ValueError:
-        return Status.UNKNOWN
+    return _STATUSES.get(value, Status.UNKNOWN)

@@ -2,7 +2,8 @@
 
 Written in the same transaction as each result insert, so the fleet's current state is
 one indexed read instead of a group-by over every result ever stored. An older result
-stored late (a site's outbox draining) never replaces a newer one.
+stored late (a site's outbox draining) never replaces a newer one. The runs index serves
+"the latest run of this playbook" (schedule periods, ``report --last``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ CREATE TABLE IF NOT EXISTS current (
     ts REAL NOT NULL,
     PRIMARY KEY (host, check_name, name)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS runs_playbook_started ON runs(playbook, started);
 """
 
 UPSERT = (
