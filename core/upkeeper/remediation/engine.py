@@ -27,14 +27,13 @@ from upkeeper.remediation.audit import AuditLog, _HistoryLike
 from upkeeper.remediation.budget import Budgets
 from upkeeper.remediation.fix import FixContext, FixRefused, Plan
 from upkeeper.remediation.spec import Binding
+from upkeeper.remediation.wiring import DEFAULT_CLIENT_CAP, DEFAULT_GLOBAL_CAP
 
 __all__ = ["DEFAULT_CLIENT_CAP", "DEFAULT_GLOBAL_CAP", "FixOutcome", "FixPass",
            "default_actor"]
 
 log = logging.getLogger("upkeeper.remediation")
 
-DEFAULT_CLIENT_CAP = 2
-DEFAULT_GLOBAL_CAP = 10
 #: Seconds a trigger waits for its host's lease or a cap to free up before deferring.
 LEASE_WAIT = 60.0
 
