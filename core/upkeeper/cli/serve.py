@@ -69,6 +69,7 @@ class PlaybookDir:
 
     def __call__(self) -> LoadResult:
         from upkeeper.engine.playbook import load_playbook
+        from upkeeper.remediation.wiring import playbook_fix_problems
         from upkeeper.schedule.specs import parse_schedules
         from upkeeper.yamlsource import SourceError, load_yaml
 
@@ -91,6 +92,10 @@ class PlaybookDir:
                     continue
                 pb = load_playbook(path, self.plugins.registry)
                 specs = parse_schedules(pb)
+                fix_problems = playbook_fix_problems(pb, self.plugins)
+                if fix_problems:
+                    errors[key] = fix_problems[0]
+                    continue
             except SourceError as exc:
                 errors[key] = str(exc)
                 continue
@@ -106,9 +111,14 @@ class PlaybookDir:
         from upkeeper.after_run.pipeline import after_run
         from upkeeper.engine.runner import run_playbook
 
+        from upkeeper.remediation.engine import default_actor
+        from upkeeper.remediation.wiring import fix_pass_for
+
         assert self.history is not None
+        fix_pass = fix_pass_for(job.payload, self.plugins, self.history,
+                                actor=default_actor("schedule"))
         record = run_playbook(job.payload, self.inventory, self.plugins, self.history,
-                              stop_event=stop, run_id=slot.run_id,
+                              stop_event=stop, run_id=slot.run_id, host_finished=fix_pass,
                               meta={"trigger": "schedule", "job": job.key,
                                     "schedule": slot.index, "slot_due": slot.due.isoformat(),
                                     "schedule_period": min(s.period for s in job.specs)})
