@@ -129,3 +129,18 @@ def test_scoped_operator_sees_and_decides_only_their_fixes(fleet_history: Histor
         assert c.post(f"/fixes/{other}/approve", data={"csrf": token}).status_code == 404
         assert Approvals(fleet_history).get(other).state == State.PENDING
         assert c.post(f"/fixes/{theirs}/approve", data={"csrf": token}).status_code == 303
+
+
+def test_monthly_report_download(fleet_history: History, client: TestClient) -> None:
+    month = (NOW - timedelta(days=1)).strftime("%Y-%m")  # the newest run's month
+    assert f'<option>{month}</option>' in client.get("/clients/acme").text
+    response = client.get(f"/clients/acme/report?month={month}")
+    assert response.status_code == 200
+    assert "attachment" in response.headers["content-disposition"]
+    assert "sandbox" in response.headers["content-security-policy"]
+    assert "acme" in response.text and "web1" in response.text
+    md = client.get(f"/clients/acme/report?month={month}&format=md")
+    assert md.headers["content-type"].startswith("text/markdown")
+    assert client.get("/clients/acme/report?month=1999-01").status_code == 404
+    assert client.get("/clients/acme/report?month=garbage").status_code == 404
+    assert client.get(f"/clients/nosuch/report?month={month}").status_code == 404

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from starlette.testclient import TestClient
 
 from tests.web.conftest import FAST_HASHER
-from tests.web.fleetdata import globex_only_run
+from tests.web.fleetdata import NOW, globex_only_run
 from upkeeper.store.history import History
 from upkeeper.web.app import COOKIE, create_app
 from upkeeper.web.auth import RateLimiter, Users
@@ -163,7 +164,8 @@ def test_api_token(fleet_history: History, users: Users) -> None:
 
 SCOPED_404 = ["/clients/globex", "/hosts/mail1", "/hosts/mail1?days=90",
               "/runs/run-globex", "/runs/run-globex/progress.json", "/clients/nosuch",
-              "/hosts/nosuch", "/runs/nosuch"]
+              "/hosts/nosuch", "/runs/nosuch",
+              f"/clients/globex/report?month={(NOW - timedelta(days=1)):%Y-%m}"]
 
 
 def test_client_scoped_user_cannot_see_another_client(fleet_history: History,

@@ -83,8 +83,46 @@ def client_page(request: Request) -> Response:
         "acks": site.actions.acks(hosts), "report": _report_link(name)})
 
 
-def _report_link(client: str) -> str | None:
-    return None
+def _report_link(client: str) -> dict[str, Any]:
+    """The client report's URL and the months offered (newest first, last month first)."""
+    from datetime import date
+
+    today = date.today()
+    months = []
+    year, month = today.year, today.month
+    for _ in range(13):
+        months.append(f"{year:04d}-{month:02d}")
+        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+    return {"url": f"/clients/{quote(client)}/report", "months": months[1:] + months[:1]}
+
+
+def client_report(request: Request) -> Response:
+    """The monthly client report (``?month=YYYY-MM&format=html|md``) as a download."""
+    from upkeeper.monthly.period import PeriodError, client_timezone, month_period
+    from upkeeper.monthly.render import render_client_report
+    from upkeeper.monthly.report import MonthlyReportError, build_client_report
+
+    site, user = site_of(request), user_of(request)
+    name = request.path_params["client"]
+    if data.client(site.history, user, name) is None:
+        raise HTTPException(404)
+    fmt = "md" if request.query_params.get("format") == "md" else "html"
+    month = request.query_params.get("month", "")
+    inventory = site.config.inventory
+    host_vars = {h: v for h, v in inventory.items()} or None
+    zone = client_timezone(v for v in inventory.values() if str(v.get("client")) == name)
+    try:
+        period = month_period(month, zone)
+        report = build_client_report(site.history, name, period, host_vars=host_vars)
+    except (PeriodError, MonthlyReportError) as exc:
+        return render(request, "error.html.j2", {"code": 404, "text": str(exc)}, status=404)
+    text = render_client_report(report, fmt)
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+    return Response(text, media_type="text/markdown" if fmt == "md" else "text/html", headers={
+        "content-disposition": f'attachment; filename="{safe}-{month}.{fmt}"',
+        # The report is self-contained (its own styles); nothing in it may run.
+        "content-security-policy": "default-src 'none'; style-src 'unsafe-inline';"
+                                   " img-src data:; sandbox"})
 
 
 def _client_charts(history: Any, hosts: list[str], start: float, end: float) -> list[Any]:
@@ -265,9 +303,13 @@ async def decide(request: Request) -> Response:
 
 def routes() -> list[Route]:
     return [
-        Route("/", fleet), Route("/clients/{client}", client_page),
-        Route("/hosts/{host}", host_page), Route("/runs", runs_page),
-        Route("/runs/{run_id}", run_page), Route("/runs/{run_id}/progress.json", run_progress),
+        Route("/", fleet),
+        Route("/clients/{client}", client_page),
+        Route("/clients/{client}/report", client_report),
+        Route("/hosts/{host}", host_page),
+        Route("/runs", runs_page),
+        Route("/runs/{run_id}", run_page),
+        Route("/runs/{run_id}/progress.json", run_progress),
         Route("/actions", actions_page),
         Route("/hosts/{host}/mute", mute, methods=["POST"]),
         Route("/hosts/{host}/ack", acknowledge, methods=["POST"]),
