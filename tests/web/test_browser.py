@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
+from tests.waiting import wait_for
 from tests.web.conftest import FAST_HASHER
 from tests.web.fleetdata import NOW, fill, result, start_running
-from tests.waiting import wait_for
 from upkeeper.models import Status
 from upkeeper.remediation.approvals import Approvals, State
 from upkeeper.store.history import History

@@ -52,7 +52,7 @@ def test_user_add_token_prints_it_once(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("args", [["--role", "admin"], ["--role", "viewer"]])
 def test_user_add_rejects(tmp_path: Path, args: list[str]) -> None:
-    code, out = cli(tmp_path, "web", "user", "add", "bad name", *args, stdin="pw\n")
+    code, _ = cli(tmp_path, "web", "user", "add", "bad name", *args, stdin="pw\n")
     assert code != 0
 
 

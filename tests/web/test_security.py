@@ -88,7 +88,7 @@ def test_parse_bind_rejects(text: str) -> None:
 def test_half_a_tls_configuration_is_refused(fleet_history: History, tmp_path) -> None:
     with pytest.raises(WebSetupError, match="go together"):
         check_setup(parse_bind("127.0.0.1:1"), fleet_history, "cert.pem", None)
-    with pytest.raises(WebSetupError, match="cert.pem"):
+    with pytest.raises(WebSetupError, match=r"cert\.pem"):
         check_setup(parse_bind("127.0.0.1:1"), fleet_history, str(tmp_path / "cert.pem"),
                     str(tmp_path / "key.pem"))
 
@@ -186,6 +186,8 @@ def test_client_scoped_user_cannot_see_another_client(fleet_history: History,
         assert response.status_code == 200, url
         assert "mail1" not in response.text and "globex" not in response.text, url
     assert "web1" in authed.get("/runs/run-001").text
+    assert "/clients/acme" in authed.get("/").text
+    assert "run-001" in authed.get("/runs").text
 
 
 def test_scoped_operator_cannot_act_on_another_client(authed: TestClient) -> None:

@@ -23,6 +23,10 @@ from upkeeper.monthly.state import (
 from upkeeper.store.history import History
 from upkeeper.web.auth import User
 
+__all__ = ["NO_CLIENT", "SEVERITY", "client", "fleet", "host", "last_runs", "problems",
+           "run_results", "run_row", "run_visible_hosts", "runs", "series", "timeline",
+           "visible_hosts"]
+
 UTC = timezone.utc
 SEVERITY = {s.value: s.severity for s in Status}
 
@@ -69,16 +73,56 @@ def problems(state: ClientState) -> list[tuple[HostState, CheckState | None]]:
     return out
 
 
-def last_runs(history: History, hosts: Sequence[str] | None = None) -> list[dict[str, Any]]:
-    """The newest run of each playbook (of those that touched ``hosts``)."""
+def runs(history: History, user: User, *, limit: int = 100,
+         playbook: str | None = None) -> list[dict[str, Any]]:
+    """Runs newest first, as :func:`upkeeper.store.runs.list_runs` gives them; for a
+    client-scoped user only runs over their clients' hosts (found by the clients each
+    run records), with counts, hosts and status of those hosts alone."""
+    from upkeeper.models import Status
     from upkeeper.store.runs import list_runs
 
-    names = [r[0] for r in history.query("SELECT DISTINCT playbook FROM runs ORDER BY 1")]
+    if not user.scoped:
+        return list_runs(history, limit=limit, playbooks=[playbook] if playbook else None)
+    clients = list(user.clients)
+    sql = ("SELECT * FROM runs WHERE json_valid(meta) AND EXISTS (SELECT 1 FROM"
+           " json_each(runs.meta, '$.clients') c WHERE c.value IN"
+           f" ({','.join('?' * len(clients))}))")
+    args: list[Any] = list(clients)
+    if playbook is not None:
+        sql += " AND playbook=?"
+        args.append(playbook)
+    rows = history.query(sql + " ORDER BY started DESC LIMIT ?", (*args, limit))
     out = []
-    for name in names:
-        out += list_runs(history, limit=1, playbooks=[name],
-                         hosts=list(hosts) if hosts is not None else None)
+    for r in rows:
+        meta = json.loads(r["meta"])
+        mine = sorted(h for h, c in (meta.get("clients") or {}).items()
+                      if user.sees(str(c)))
+        counts: dict[str, int] = {}
+        for c in history.query(
+                "SELECT status, COUNT(*) AS n FROM results WHERE run_id=? AND host IN"
+                f" ({','.join('?' * len(mine))}) GROUP BY status", (r["id"], *mine)):
+            counts[c["status"]] = c["n"]
+        running = r["finished"] is None and not r["interrupted"]
+        status = "RUNNING" if running else Status.worst(
+            Status(s) for s in counts if s in SEVERITY).value
+        out.append({"run_id": r["id"], "playbook": r["playbook"],
+                    "playbook_path": meta.get("playbook_path"),
+                    "started": _iso(r["started"]), "finished": _iso(r["finished"]),
+                    "status": status, "interrupted": bool(r["interrupted"]),
+                    "check_mode": bool(r["check_mode"]),
+                    "trigger": meta.get("trigger", "run"), "counts": counts,
+                    "hosts": len(mine)})
     return out
+
+
+def last_runs(history: History, user: User) -> list[dict[str, Any]]:
+    """The newest run of each playbook (that ``user`` may see)."""
+    names = [r[0] for r in history.query("SELECT DISTINCT playbook FROM runs ORDER BY 1")]
+    return [run for name in names for run in runs(history, user, limit=1, playbook=name)]
+
+
+def _iso(ts: float | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, tz=UTC).isoformat()
 
 
 def series(history: History, host: str, metric: str, since: float) -> list[tuple[float, float]]:

@@ -40,7 +40,7 @@ def _days(request: Request) -> int:
 def fleet(request: Request) -> Response:
     site, user = site_of(request), user_of(request)
     state = data.fleet(site.history, user)
-    runs = data.last_runs(site.history, _scope(request))
+    runs = data.last_runs(site.history, user)
     return render(request, "fleet.html.j2", {
         "clients": [(c, data.problems(c)) for c in state.clients], "runs": runs,
         "totals": state.counts})
@@ -192,9 +192,7 @@ def _windows(host_vars: Any) -> dict[str, Any] | None:
 
 
 def runs_page(request: Request) -> Response:
-    from upkeeper.store.runs import list_runs
-
-    runs = list_runs(site_of(request).history, limit=100, hosts=_scope(request))
+    runs = data.runs(site_of(request).history, user_of(request), limit=100)
     return render(request, "runs.html.j2", {"runs": runs})
 
 
