@@ -48,8 +48,11 @@ def line_chart(title: str, series: Sequence[tuple[str, Sequence[tuple[float, flo
                start: float, end: float, *, width: int = 360, height: int = 140) -> Markup:
     """One chart, one line per named series of (unix time, value) points."""
     pad_l, pad_r, pad_t, pad_b = 40, 8, 18, 18
+    shown = series[:SERIES_CLASSES]
+    legend_rows = (len(shown) + 2) // 3 if len(shown) > 1 else 0
     plot_w, plot_h = width - pad_l - pad_r, height - pad_t - pad_b
-    values = [v for _, pts in series for _, v in pts]
+    height += legend_rows * 11
+    values = [v for _, pts in shown for _, v in pts]
     label = escape(title)
     out = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
            f'aria-label="{label}"><title>{label}</title>',
@@ -74,10 +77,11 @@ def line_chart(title: str, series: Sequence[tuple[str, Sequence[tuple[float, flo
     for v in (low, (low + high) / 2, high):
         out.append(f'<text class="chart-axis" x="{pad_l - 3}" y="{y(v) + 3:.1f}" '
                    f'text-anchor="end">{escape(_fmt(v))}</text>')
-    out.append(f'<text class="chart-axis" x="{pad_l}" y="{height - 4}">{_day(start)}</text>')
-    out.append(f'<text class="chart-axis" x="{width - pad_r}" y="{height - 4}" '
+    axis_y = pad_t + plot_h + 12
+    out.append(f'<text class="chart-axis" x="{pad_l}" y="{axis_y}">{_day(start)}</text>')
+    out.append(f'<text class="chart-axis" x="{width - pad_r}" y="{axis_y}" '
                f'text-anchor="end">{_day(end)}</text>')
-    for i, (name, pts) in enumerate(series):
+    for i, (name, pts) in enumerate(shown):
         pts = _downsample(sorted(pts), start, end, MAX_POINTS)
         if not pts:
             continue
@@ -85,10 +89,12 @@ def line_chart(title: str, series: Sequence[tuple[str, Sequence[tuple[float, flo
         cls = f"series s{i % SERIES_CLASSES}"
         out.append(f'<path class="{cls}" d="{d}"><title>{escape(name)}: last '
                    f'{escape(_fmt(pts[-1][1]))}</title></path>')
-    if len(series) > 1:
-        for i, (name, _) in enumerate(series[:SERIES_CLASSES]):
-            out.append(f'<text class="legend s{i}" x="{pad_l + 4}" y="{pad_t + 10 + 10 * i}">'
-                       f'{escape(name)}</text>')
+    if legend_rows:
+        col_w = plot_w / 3
+        for i, (name, _) in enumerate(shown):
+            lx, ly = pad_l + (i % 3) * col_w, axis_y + 11 * (i // 3 + 1)
+            out.append(f'<text class="legend s{i}" x="{lx:.0f}" y="{ly}">'
+                       f'{escape(name[:28])}</text>')
     out.append("</svg>")
     return Markup("".join(out))
 

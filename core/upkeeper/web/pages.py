@@ -74,6 +74,10 @@ def client_page(request: Request) -> Response:
                                   "days_to_full": m.get(f"{mount}:days_to_full")})
     patches = [{"cell": c, "metrics": latest.get(c.result_id, {})} for c in cells
                if c.check.startswith("patching.")]
+    # Compliance is what the status check measures; an apply action's rows say little.
+    measured = [p for p in patches if "pending_total" in p["metrics"]
+                or "pending_security" in p["metrics"]]
+    patches = measured or patches
     backups = [c for c in cells if c.check.startswith("backup.")]
     return render(request, "client.html.j2", {
         "client": view, "checks": checks, "matrix": matrix, "days": days,
