@@ -29,7 +29,7 @@ def fleet_history(tmp_path: Path) -> Iterator[History]:
 
 @pytest.fixture
 def config() -> WebConfig:
-    return WebConfig()
+    return WebConfig(hasher=FAST_HASHER)
 
 
 @pytest.fixture

@@ -42,8 +42,8 @@ def users(fleet_history: History) -> Users:
 
 
 @pytest.fixture
-def authed(fleet_history: History, users: Users) -> Iterator[TestClient]:
-    with TestClient(create_app(fleet_history, WebConfig()), base_url=URL,
+def authed(fleet_history: History, users: Users, config: WebConfig) -> Iterator[TestClient]:
+    with TestClient(create_app(fleet_history, config), base_url=URL,
                     follow_redirects=False) as c:
         yield c
 

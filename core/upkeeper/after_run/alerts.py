@@ -87,11 +87,12 @@ def decide(results: Iterable[Result], history: History, channel_id: str, *,
     problem still there after the window or the mute alerts then.
     """
     now = now or datetime.now(timezone.utc)
+    mutes = active_mutes(history, now)
     out: list[Alert] = []
     for result in results:
         if result.status is Status.SKIPPED or not result.host or muted(result.host):
             continue
-        if muted_until(history, result.host, result.check, now) is not None:
+        if (result.host, result.check) in mutes or (result.host, MUTE_ALL) in mutes:
             continue
         state = history.get_state(result.host, result.check, state_key(channel_id, result))
         last = _last_status(state)
@@ -118,15 +119,29 @@ def decide(results: Iterable[Result], history: History, channel_id: str, *,
     return out
 
 
+def active_mutes(history: History, now: datetime) -> dict[tuple[str, str], datetime]:
+    """(host, check or ``MUTE_ALL``) -> end of every person's mute in force at ``now``
+    (one read for a whole run)."""
+    import json
+
+    out = {}
+    for row in history.query("SELECT host, check_name, value FROM state WHERE key=?",
+                             (MUTE_KEY,)):
+        try:
+            mute = json.loads(row[2])
+        except ValueError:
+            continue
+        if isinstance(mute, Mapping) and isinstance(mute.get("until"), (int, float)) \
+                and mute["until"] > _ts(now):
+            out[(row[0], row[1])] = datetime.fromtimestamp(mute["until"], tz=timezone.utc)
+    return out
+
+
 def muted_until(history: History, host: str, check: str, now: datetime) -> datetime | None:
     """When a person's mute of ``check`` on ``host`` (or of the whole host) ends, if one
     is in force at ``now``."""
-    ends = []
-    for key in (check, MUTE_ALL):
-        mute = history.get_state(host, key, MUTE_KEY)
-        if isinstance(mute, Mapping) and isinstance(mute.get("until"), (int, float)) \
-                and mute["until"] > _ts(now):
-            ends.append(datetime.fromtimestamp(mute["until"], tz=timezone.utc))
+    mutes = active_mutes(history, now)
+    ends = [mutes[key] for key in ((host, check), (host, MUTE_ALL)) if key in mutes]
     return max(ends) if ends else None
 
 

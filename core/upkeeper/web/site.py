@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
+from argon2 import PasswordHasher
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
@@ -27,6 +28,7 @@ class WebConfig:
     :param allowed_hosts: Host header values accepted when no users are configured
         (a loopback dashboard must not answer a DNS-rebinding page).
     :param inventory: hosts by name with their vars (maintenance windows), if given.
+    :param hasher: argon2 parameters for new hashes (default: argon2-cffi's).
     """
 
     tls: bool = False
@@ -34,6 +36,7 @@ class WebConfig:
     allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "[::1]")
     inventory: dict[str, Any] = field(default_factory=dict)
     limiter: RateLimiter = field(default_factory=RateLimiter)
+    hasher: PasswordHasher | None = None
 
 
 class Site:
@@ -41,7 +44,7 @@ class Site:
 
     def __init__(self, history: History, config: WebConfig) -> None:
         self.history, self.config = history, config
-        self.users = Users(history)
+        self.users = Users(history, hasher=config.hasher)
         self.actions = Actions(history)
 
 
