@@ -72,12 +72,12 @@ def client_page(request: Request) -> Response:
                     mount = key[:-len(":used_pct")]
                     disks.append({"host": c.host, "mount": mount, "used_pct": value,
                                   "days_to_full": m.get(f"{mount}:days_to_full")})
-    patches = [{"cell": c, "metrics": latest.get(c.result_id, {})} for c in cells
-               if c.check.startswith("patching.")]
+    patching = [c for c in cells if c.check.startswith("patching.")]
     # Compliance is what the status check measures; an apply action's rows say little.
-    measured = [p for p in patches if "pending_total" in p["metrics"]
-                or "pending_security" in p["metrics"]]
-    patches = measured or patches
+    measured = [c for c in patching if {"pending_total", "pending_security"}
+                & set(latest.get(c.result_id, {}))]
+    patches = [{"cell": c, "metrics": latest.get(c.result_id, {})}
+               for c in measured or patching]
     backups = [c for c in cells if c.check.startswith("backup.")]
     return render(request, "client.html.j2", {
         "client": view, "checks": checks, "matrix": matrix, "days": days,
