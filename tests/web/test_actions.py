@@ -144,3 +144,29 @@ def test_monthly_report_download(fleet_history: History, client: TestClient) -> 
     assert client.get("/clients/acme/report?month=1999-01").status_code == 404
     assert client.get("/clients/acme/report?month=garbage").status_code == 404
     assert client.get(f"/clients/nosuch/report?month={month}").status_code == 404
+
+
+def test_unmute_ends_a_mute_early(fleet_history: History, client: TestClient) -> None:
+    token = csrf_of(client, "/hosts/mail1")
+    client.post("/hosts/mail1/mute", data={"csrf": token, "check": "", "period": "1d"})
+    now = datetime.now(timezone.utc)
+    assert muted_until(fleet_history, "mail1", "disk.usage", now)
+    assert "Unmute" in client.get("/hosts/mail1").text
+    assert client.post("/hosts/mail1/unmute", data={"csrf": token, "check": "*"}
+                       ).status_code == 303
+    assert muted_until(fleet_history, "mail1", "disk.usage", now) is None
+    assert [r.kind for r in AuditLog(fleet_history).records()] == ["mute", "unmute"]
+
+
+def test_host_page_shows_maintenance_windows(fleet_history: History) -> None:
+    from upkeeper.web.app import create_app
+    from upkeeper.web.site import WebConfig
+
+    config = WebConfig(inventory={"web1": {"maintenance_windows": ["Sat 22:00-Sun 04:00"],
+                                           "timezone": "Europe/London"}})
+    with TestClient(create_app(fleet_history, config),
+                    base_url="http://127.0.0.1:8470") as c:
+        page = c.get("/hosts/web1").text
+        assert "Maintenance windows" in page and "Europe/London" in page
+        assert "Sat " in page and "22:00" in page
+        assert "Maintenance windows" not in c.get("/hosts/db1").text

@@ -233,3 +233,15 @@ def test_static_assets_are_served_from_the_package(client: TestClient) -> None:
         response = client.get(f"/static/{name}")
         assert response.status_code == 200 and kind in response.headers["content-type"]
     assert client.get("/static/../auth.py").status_code == 404
+
+
+def test_cross_origin_posts_are_refused(authed: TestClient) -> None:
+    evil = {"origin": "https://attacker.example"}
+    assert authed.post("/login", data={"user": "alice", "password": "alice-pw-1"},
+                       headers=evil).status_code == 403
+    assert login(authed, "alice", "alice-pw-1") == 303
+    token = csrf_of(authed)
+    assert authed.post("/hosts/web1/mute", data={"period": "1h", "csrf": token},
+                       headers=evil).status_code == 403
+    assert authed.post("/hosts/web1/mute", data={"period": "1h", "csrf": token},
+                       headers={"origin": URL}).status_code == 303

@@ -103,6 +103,15 @@ class Actions:
                    reason=reason[:500])
         return until
 
+    def unmute(self, user: User, host: str, client: str | None, check: str | None) -> bool:
+        """End a mute early; False when there was none."""
+        with self.history.transaction() as db:
+            gone = db.execute("DELETE FROM state WHERE host=? AND check_name=? AND key=?",
+                              (host, check or MUTE_ALL, MUTE_KEY)).rowcount
+        if gone:
+            self.audit(user, "unmute", host, check or MUTE_ALL, client)
+        return bool(gone)
+
     def mutes(self, hosts: Sequence[str] | None, now: float | None = None
               ) -> list[dict[str, Any]]:
         """Mutes in force on ``hosts`` (all: None)."""

@@ -9,8 +9,10 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
@@ -52,6 +54,15 @@ def _host_allowed(request: Request, site: Site) -> bool:
     return name in site.config.allowed_hosts
 
 
+def _same_origin(request: Request) -> bool:
+    """A browser's POST names its page's origin; it must be this site (a second net
+    under SameSite=Strict cookies and the CSRF token, and the one for the login form)."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True
+    return urlsplit(origin).netloc == request.headers.get("host", "")
+
+
 def _cookie(response: Response, site: Site, sid: str) -> None:
     response.set_cookie(COOKIE, sid, httponly=True, samesite="strict", path="/",
                         secure=site.config.tls or site.config.secure_cookies)
@@ -75,13 +86,17 @@ async def guard(request: Request, call_next: Callable[[Request], Awaitable[Respo
     """Identify the caller, refuse what they may not do, add the security headers."""
     site = site_of(request)
     path = request.url.path
-    if not site.users.configured() and not _host_allowed(request, site):
+    if path.startswith("/static/"):  # the package's CSS, JS and icon: no data, no session
+        return _headers(await call_next(request), site)
+    configured = await run_in_threadpool(site.users.configured)
+    if not configured and not _host_allowed(request, site):
         return _headers(PlainTextResponse("unknown host", 421), site)
-    user, csrf, new_sid = _identify(request, site)
+    if request.method == "POST" and not _same_origin(request):
+        return _headers(PlainTextResponse("cross-origin request refused", 403), site)
+    user, csrf, new_sid = await run_in_threadpool(_identify, request, site)
     request.state.user, request.state.csrf = user, csrf
-    if path.startswith("/static/") or path == "/login":
-        response = await call_next(request)
-        return _headers(response, site)
+    if path == "/login":
+        return _headers(await call_next(request), site)
     if user is None:
         if request.headers.get("authorization") or path.endswith(".json"):
             return _headers(PlainTextResponse("authentication required", 401), site)
@@ -117,7 +132,8 @@ async def login(request: Request) -> Response:
                     _client_addr(request))
         return render(request, "login.html.j2",
                       {"error": "Too many failed attempts; try again later."}, status=429)
-    user = site.users.verify_password(name, password)
+    # Argon2 takes a while on purpose: not on the event loop.
+    user = await run_in_threadpool(site.users.verify_password, name, password)
     if user is None:
         limiter.failed(*keys)
         log.warning("failed login of %r from %s", name, _client_addr(request))

@@ -271,6 +271,15 @@ async def mute(request: Request) -> Response:
     return RedirectResponse(f"/hosts/{quote(host)}", 303)
 
 
+async def unmute(request: Request) -> Response:
+    host, client = _operator_host(request)
+    form = await _form(request)
+    check = form.get("check", "")
+    site_of(request).actions.unmute(user_of(request), host, client,
+                                    None if check in ("", "*") else check)
+    return RedirectResponse(f"/hosts/{quote(host)}", 303)
+
+
 async def acknowledge(request: Request) -> Response:
     host, client = _operator_host(request)
     form = await _form(request)
@@ -314,6 +323,7 @@ def routes() -> list[Route]:
         Route("/runs/{run_id}/progress.json", run_progress),
         Route("/actions", actions_page),
         Route("/hosts/{host}/mute", mute, methods=["POST"]),
+        Route("/hosts/{host}/unmute", unmute, methods=["POST"]),
         Route("/hosts/{host}/ack", acknowledge, methods=["POST"]),
         Route("/fixes/{approval}/{verb:str}", decide, methods=["POST"]),
     ]
