@@ -73,7 +73,8 @@ def _headers(response: Response, site: Site) -> Response:
     h.setdefault("content-security-policy", CSP)
     h["x-content-type-options"] = "nosniff"
     h["x-frame-options"] = "DENY"
-    h["referrer-policy"] = "no-referrer"
+    # Not no-referrer: under it browsers send "Origin: null" with our own forms.
+    h["referrer-policy"] = "same-origin"
     h["cross-origin-opener-policy"] = "same-origin"
     h.setdefault("cache-control", "no-store")
     if site.config.tls:
