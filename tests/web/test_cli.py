@@ -88,3 +88,12 @@ def test_serve_starts_the_dashboard(tmp_path: Path) -> None:
     assert "Fleet" in wait_for(fleet, "the dashboard of serve --web")
     serve.signal(signal.SIGTERM)
     assert serve.wait() == 0, serve.text()
+
+
+def test_serve_refuses_a_public_dashboard_without_users(tmp_path: Path) -> None:
+    playbooks = tmp_path / "playbooks"
+    playbooks.mkdir()
+    code, out = cli(tmp_path / "state", "serve", "--playbooks", str(playbooks),
+                    "--web", "0.0.0.0:0", "--max-runtime", "1s")
+    assert code == 3, out
+    assert "--web" in out and "without authentication" in out
