@@ -246,3 +246,14 @@ def test_cross_origin_posts_are_refused(authed: TestClient) -> None:
                        headers=evil).status_code == 403
     assert authed.post("/hosts/web1/mute", data={"period": "1h", "csrf": token},
                        headers={"origin": URL}).status_code == 303
+
+
+def test_adding_a_user_ends_the_unauthenticated_sessions(fleet_history: History,
+                                                         client: TestClient) -> None:
+    assert client.get("/").status_code == 200
+    assert COOKIE in client.cookies
+    Users(fleet_history, hasher=FAST_HASHER).add("alice", "operator", password="pw")
+    response = client.get("/")
+    assert response.status_code == 303 and response.headers["location"] == "/login"
+    with pytest.raises(ValueError, match="reserved"):
+        Users(fleet_history).add("local", "viewer", password="pw")

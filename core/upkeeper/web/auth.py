@@ -9,6 +9,7 @@ import hashlib
 import json
 import re
 import secrets
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -108,6 +109,9 @@ class Users:
         if not NAME_RE.match(name):
             raise AuthError(f"user name {name!r}: use letters, digits and . _ @ - "
                             "(at most 64)")
+        if name == LOCAL_USER.name:
+            raise AuthError(f"user name {name!r} is reserved for the unauthenticated"
+                            " loopback dashboard")
         if role not in ROLES:
             raise AuthError(f"role {role!r}: must be one of {', '.join(ROLES)}")
         if not token and not password:
@@ -119,7 +123,9 @@ class Users:
                        " token_hash, created) VALUES (?,?,?,?,?,?)",
                        (name, role, json.dumps(sorted(set(clients))), pw_hash,
                         _digest(new_token) if new_token else None, self.clock()))
-            db.execute("DELETE FROM web_sessions WHERE user=?", (name,))
+            # The first user ends the sessions of the unauthenticated dashboard too.
+            db.execute("DELETE FROM web_sessions WHERE user IN (?, ?)",
+                       (name, LOCAL_USER.name))
         return new_token
 
     def remove(self, name: str) -> bool:
@@ -182,9 +188,8 @@ class Users:
             db.execute("DELETE FROM web_sessions WHERE id_hash=?", (_digest(sid),))
 
 
-def _user(row: object) -> User:
-    r: dict[str, object] = dict(row)  # type: ignore[call-overload]
-    return User(str(r["name"]), str(r["role"]), tuple(json.loads(str(r["clients"]))))
+def _user(row: sqlite3.Row) -> User:
+    return User(str(row["name"]), str(row["role"]), tuple(json.loads(row["clients"])))
 
 
 @dataclass
