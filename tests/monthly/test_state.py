@@ -107,3 +107,14 @@ def test_state_queries_use_indexes_and_never_read_results(history: History) -> N
         " AND json_valid(meta) ORDER BY started DESC LIMIT 1", "daily")
     assert "USING INDEX sqlite_autoindex_runs_1 (id=?)" in plan(
         "SELECT id, playbook FROM runs WHERE id IN (?)", "r1")
+
+
+def test_prune_takes_checks_whose_latest_result_it_deletes_out_of_state(
+        history: History) -> None:
+    from upkeeper.store.retention import prune
+
+    record(history, at("2025-01-01 02:00"), [("old", "disk.usage", CRIT)])
+    record(history, at("2026-11-01 02:00"), [("web1", "disk.usage", OK)])
+    prune(history, at("2026-01-01 00:00"), reclaim=False)
+    assert [c.host for c in current_state(history, now=at("2026-11-02 00:00")).checks] == [
+        "web1"]
