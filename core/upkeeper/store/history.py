@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from upkeeper.models import Result, RunRecord, Status
+from upkeeper.store.current import UPSERT as CURRENT_UPSERT
+from upkeeper.store.current import ensure_current
 from upkeeper.store.errors import (
     HistoryDamaged,
     HistoryError,
@@ -101,6 +103,7 @@ class History:
                 self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
+            ensure_current(self._db)
         except (OSError, sqlite3.Error) as exc:
             err = history_error(exc, self.path, "open")
             if type(err) is HistoryError:
@@ -201,6 +204,8 @@ class History:
                  int(result.changed), result.duration, ts),
             )
             rid = int(cur.lastrowid or 0)
+            db.execute(CURRENT_UPSERT, (result.host, result.check, result.name or result.check,
+                                        rid, run_id, result.status.value, result.summary, ts))
             db.executemany(
                 "INSERT INTO metrics (result_id, host, check_name, metric, value, ts)"
                 " VALUES (?,?,?,?,?,?)",
