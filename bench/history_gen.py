@@ -77,7 +77,7 @@ def _metrics(check: str, day: int, state: dict[str, float], rng: random.Random,
 
 def generate(path: str | Path, *, hosts: int = 200, checks: int = 20, days: int = 250,
              clients: int = 10, end: datetime | None = None, seed: int = 1,
-             incident_rate: float = 0.01) -> Generated:
+             incident_rate: float = 0.002) -> Generated:
     """Write a generated history to ``path`` (created through :class:`History`, so the
     schema is the real one). Runs are at 02:00 UTC daily, the last one before ``end``."""
     t0 = time.perf_counter()

@@ -137,6 +137,8 @@ def test_rendered_html_escapes_and_markdown_reads(history: History) -> None:
     assert md.startswith("# Maintenance report: acme")
     assert "\\|" in md and "<script>" not in md and "\x1b" not in md
     assert "| web1 | disk.usage | 03 Nov 2026 02:00 | open at period end |" in md
+    assert "### Needs attention now (as of 02 Dec 2026 09:00)" in md
+    assert "| web1 | disk.usage | CRIT (not checked since 03 Nov 2026 02:00) |" in md
 
 
 def test_cli_month_report_and_usage_errors(state_dir: Path, tmp_path: Path) -> None:

@@ -107,3 +107,30 @@ def test_state_queries_use_indexes_and_never_read_results(history: History) -> N
         " AND json_valid(meta) ORDER BY started DESC LIMIT 1", "daily")
     assert "USING INDEX sqlite_autoindex_runs_1 (id=?)" in plan(
         "SELECT id, playbook FROM runs WHERE id IN (?)", "r1")
+
+
+def test_prune_takes_checks_whose_latest_result_it_deletes_out_of_state(
+        history: History) -> None:
+    from upkeeper.store.retention import prune
+
+    record(history, at("2025-01-01 02:00"), [("old", "disk.usage", CRIT)])
+    record(history, at("2026-11-01 02:00"), [("web1", "disk.usage", OK)])
+    prune(history, at("2026-01-01 00:00"), reclaim=False)
+    assert [c.host for c in current_state(history, now=at("2026-11-02 00:00")).checks] == [
+        "web1"]
+
+
+def test_read_only_old_database_is_left_as_it_is(tmp_path) -> None:
+    import sqlite3
+
+    from upkeeper.store.current import ensure_current
+
+    path = tmp_path / "old.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript("CREATE TABLE results (id INTEGER); CREATE TABLE runs (id TEXT,"
+                     " playbook TEXT, started REAL)")
+    db.close()
+    ro = sqlite3.connect(f"file:{path}?mode=ro", uri=True)  # as for a read-only file
+    ensure_current(ro)
+    assert ro.execute("SELECT 1 FROM sqlite_master WHERE name='current'").fetchall() == []
+    ro.close()

@@ -4,12 +4,16 @@ an unreachable host so that state shows it as one line."""
 from __future__ import annotations
 
 import json
+import signal
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from tests.core.helpers import ListInventory, TestPlugin
+from tests.core.servehelp import Serve, serving, write_playbook
 from tests.monthly.helpers import clients, record
 from upkeeper.cli.main import main
 from upkeeper.engine.playbook import load_playbook
@@ -20,6 +24,7 @@ from upkeeper.plugins import get_plugin_manager
 from upkeeper.store.history import History
 
 NOW = datetime.now(timezone.utc)
+__all__ = ["serving"]  # a fixture, used by name
 
 
 def _fleet(state_dir: Path) -> None:
@@ -70,3 +75,22 @@ def test_runner_records_unreachable_host_for_state(tmp_path: Path) -> None:
     gone = current_state(history).host("gone")
     assert gone is not None and gone.down
     assert gone.down_reason is not None and "connection refused" in gone.down_reason
+
+
+@pytest.mark.slow
+def test_serve_records_the_schedule_period_that_state_judges_by(
+        tmp_path: Path, serving: Callable[..., Serve]) -> None:
+    """A real ``serve`` run: its run meta carries the playbook's interval, so a result is
+    stale after 1.5 intervals with no inventory or playbook at hand."""
+    pbs = tmp_path / "pbs"
+    write_playbook(pbs, "quick", every="4 seconds")
+    s = serving(pbs)
+    s.until(lambda slots: any(r["state"] == "done" for r in slots))
+    s.signal(signal.SIGTERM)
+    assert s.wait() == 0
+    history = History(s.state / "history.sqlite3", create=False)
+    (check,) = current_state(history).checks
+    assert check.playbook == "quick" and check.allowed_age == timedelta(seconds=6)
+    assert not current_state(history, now=check.ts + timedelta(seconds=5)).checks[0].stale
+    assert current_state(history, now=check.ts + timedelta(seconds=7)).checks[0].stale
+    history.close()

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from upkeeper.monthly.fixes import audit_fixes
 from upkeeper.monthly.period import (
     Period,
     PeriodError,
@@ -53,7 +54,8 @@ def render_period_report(ctx: click.Context, history: History, *, client: str | 
     try:
         period = (month_period(month, zone) if month else
                   range_period(since or "", until, zone, today=now.date()))
-        report = build_client_report(history, client, period, host_vars=host_vars, now=now)
+        report = build_client_report(history, client, period, host_vars=host_vars, now=now,
+                                     fixes=audit_fixes(history))
     except (PeriodError, MonthlyReportError) as exc:
         raise click.ClickException(str(exc)) from None
     return render_client_report(report, fmt), period

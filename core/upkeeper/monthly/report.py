@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = ["LOOKBACK", "CheckLine", "ClientReport", "DocChange", "DocsSource", "FixDone",
            "FixesSource", "MonthlyReportError", "PlannedWindow", "build_client_report",
-           "client_hosts"]
+           "client_hosts", "collapse_down"]
 
 UTC = timezone.utc
 #: How far before the period results are read: the status carried into it, and the true
@@ -178,7 +178,8 @@ def _timelines(history: History, hosts: Sequence[str], start: datetime, end: dat
         except ValueError:
             status = Status.UNKNOWN
         out.setdefault((r["host"], r["check_name"], r["name"]), []).append(
-            Point(datetime.fromtimestamp(r["ts"], UTC), status, r["summary"], hold))
+            Point(datetime.fromtimestamp(r["ts"], UTC), status, r["summary"], hold,
+                  r["run_id"]))
     return out
 
 
@@ -198,6 +199,33 @@ def _planned(host_vars: Mapping[str, Mapping[str, Any]], hosts: Sequence[str],
             found.setdefault((start, end, label), []).append(host)
     keys = sorted(found)[:count]
     return [PlannedWindow(s, e, label, tuple(found[(s, e, label)])) for s, e, label in keys]
+
+
+#: At least this many checks of one host failing UNKNOWN over the same span read as one
+#: "host down" incident, not one per check.
+DOWN_CHECKS = 3
+
+
+def collapse_down(found: Sequence[Incident]) -> list[Incident]:
+    """Incidents of one host with the same start and end, all UNKNOWN (it could not be
+    reached), as one incident naming how many checks it covered."""
+    groups: dict[tuple[str, object, object], list[Incident]] = {}
+    for i in found:
+        # Checks of one run start seconds apart: the run ids say they went down together.
+        key = (i.host, i.start_run or i.start, i.end_run or i.end)
+        groups.setdefault(key, []).append(i)
+    out: list[Incident] = []
+    for (host, _, _), same in groups.items():
+        if len(same) >= DOWN_CHECKS and all(i.worst is Status.UNKNOWN for i in same):
+            first = min(same, key=lambda i: i.start)
+            ends = [i.end for i in same]
+            end = None if None in ends else min(e for e in ends if e is not None)
+            out.append(Incident(host, "*", f"all {len(same)} checks", first.start, end,
+                                Status.UNKNOWN, first.summary, sum(i.results for i in same),
+                                first.start_run, first.end_run))
+        else:
+            out += same
+    return out
 
 
 def build_client_report(history: History, client: str, period: Period, *,
@@ -238,6 +266,7 @@ def build_client_report(history: History, client: str, period: Period, *,
         raise MonthlyReportError(f"no results for client '{client}' in {period.label}"
                                  f" ({period.start:%Y-%m-%d %H:%M} to"
                                  f" {period.end:%Y-%m-%d %H:%M} UTC)")
+    found = collapse_down(found)
     found.sort(key=lambda i: (i.start, i.host, i.check))
     report = ClientReport(
         client=client, period=period, generated=now, until=until, hosts=hosts,

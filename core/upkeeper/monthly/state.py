@@ -50,10 +50,11 @@ def _status_counts(statuses: Iterable[Status]) -> dict[str, int]:
     return {s.value: counts.get(s.value, 0) for s in Status}
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class CheckState:
-    """The latest result of one check (one ``name``) on one host. Treat as read-only
-    (not frozen only because thousands are built per state query, and frozen costs)."""
+    """The latest result of one check (one ``name``) on one host. Treat as read-only:
+    hashable like the other state classes, but not frozen, because thousands are built
+    per state query and a frozen dataclass's ``__init__`` costs several times more."""
 
     host: str
     check: str

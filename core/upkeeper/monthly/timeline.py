@@ -32,6 +32,7 @@ class Point:
     summary: str = ""
     #: How long this result speaks for its check (default: ``max_gap``).
     hold: timedelta | None = None
+    run_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,9 @@ class Incident:
     worst: Status
     summary: str
     results: int
+    #: The runs of the first problem result and of the recovery ("" when unknown/open).
+    start_run: str = ""
+    end_run: str = ""
 
     def duration(self, until: datetime) -> timedelta:
         return (self.end or until) - self.start
@@ -111,7 +115,7 @@ def incidents(points: Sequence[Point], start: datetime, end: datetime, *, host: 
             if first is not None:
                 if p.ts > start:
                     out.append(Incident(host, check, name, first.ts, p.ts, worst, summary,
-                                        count))
+                                        count, first.run_id, p.run_id))
                 first = None
             continue
         if first is None:
@@ -120,5 +124,6 @@ def incidents(points: Sequence[Point], start: datetime, end: datetime, *, host: 
         if p.status.severity >= worst.severity:
             worst, summary = p.status, p.summary
     if first is not None:
-        out.append(Incident(host, check, name, first.ts, None, worst, summary, count))
+        out.append(Incident(host, check, name, first.ts, None, worst, summary, count,
+                            first.run_id))
     return out

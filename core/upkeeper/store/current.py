@@ -8,7 +8,10 @@ stored late (a site's outbox draining) never replaces a newer one. The runs inde
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+
+log = logging.getLogger("upkeeper.history")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS current (
@@ -43,8 +46,16 @@ _BACKFILL = (
 
 
 def ensure_current(db: sqlite3.Connection) -> None:
-    """Create the table; fill it once from the results of a database that predates it."""
-    db.executescript(SCHEMA)
+    """Create the table; fill it once from the results of a database that predates it.
+    A read-only file of an older database is left as it is (reading it still works;
+    only the current state needs the table)."""
+    try:
+        db.executescript(SCHEMA)
+    except sqlite3.OperationalError as exc:
+        if "readonly" not in str(exc).replace(" ", "").lower():
+            raise
+        log.warning("history is read-only: no current-state table added (%s)", exc)
+        return
     if db.execute("SELECT 1 FROM current LIMIT 1").fetchone() is None \
             and db.execute("SELECT 1 FROM results LIMIT 1").fetchone() is not None:
         db.execute("BEGIN IMMEDIATE")

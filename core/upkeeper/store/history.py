@@ -19,8 +19,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import platformdirs
-
 from upkeeper.models import Result, RunRecord, Status
 from upkeeper.store.current import UPSERT as CURRENT_UPSERT
 from upkeeper.store.current import ensure_current
@@ -49,6 +47,8 @@ def default_state_dir() -> Path:
     env = os.environ.get(STATE_DIR_ENV)
     if env:
         return Path(env)
+    import platformdirs  # only when no state dir is given: start-up cost
+
     return Path(platformdirs.user_state_dir("upkeeper", appauthor=False))
 
 
