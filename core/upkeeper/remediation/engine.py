@@ -24,10 +24,9 @@ from upkeeper.engine.windows import window_state
 from upkeeper.models import Result, Status
 from upkeeper.remediation.approvals import Approvals
 from upkeeper.remediation.audit import AuditLog, _HistoryLike
-from upkeeper.remediation.budget import Budgets
+from upkeeper.remediation.budget import DEFAULT_CLIENT_CAP, DEFAULT_GLOBAL_CAP, Budgets
 from upkeeper.remediation.fix import FixContext, FixRefused, Plan
 from upkeeper.remediation.spec import Binding
-from upkeeper.remediation.wiring import DEFAULT_CLIENT_CAP, DEFAULT_GLOBAL_CAP
 
 __all__ = ["DEFAULT_CLIENT_CAP", "DEFAULT_GLOBAL_CAP", "FixOutcome", "FixPass",
            "default_actor"]
