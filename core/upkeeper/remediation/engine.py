@@ -149,7 +149,8 @@ class FixPass:
                                           params=b.params, result=result,
                                           check_mode=finished.check_mode,
                                           timeout=b.cls.timeout, now=self.clock(),
-                                          log=logging.getLogger(f"upkeeper.fix.{fix}"))
+                                          log=logging.getLogger(f"upkeeper.fix.{fix}"),
+                                          check_params=finished.params(b.index))
         try:
             plan = self._bounded(lambda: b.cls().plan(ctx), b.cls.timeout, f"plan {fix}")
         except FixRefused as exc:

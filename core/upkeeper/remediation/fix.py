@@ -146,7 +146,9 @@ class Plan:
 class FixContext(Generic[P]):
     """What a fix may use on the host whose check failed.
 
-    ``result`` is the failing result that triggered the fix. Commands go through
+    ``result`` is the failing result that triggered the fix; ``check_params`` the params
+    of the check that produced it, as rendered for this host (a repository, its
+    password). Commands go through
     :meth:`run` / :meth:`run_powershell` so that each one, its exit code and output are
     recorded for the audit trail. ``check_mode`` is True while planning under
     ``--check`` (``plan`` must never change anything in any mode).
@@ -161,6 +163,7 @@ class FixContext(Generic[P]):
     now: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("upkeeper.fix"))
     commands: list[dict[str, Any]] = field(default_factory=list)
+    check_params: Any = None
 
     @property
     def is_windows(self) -> bool:
