@@ -1,5 +1,5 @@
 """Built-in plugin: backup verification (restic, borg, backup files, Windows Server Backup)
-and the ``backup.restic.unlock`` fix for stale restic locks.
+and the fixes for stale locks (``backup.restic.unlock``, ``backup.borg.break_lock``).
 
 The checks are registered by reference: their modules are imported only when a playbook
 uses them; the fix module when a playbook has fixes.
@@ -31,6 +31,7 @@ def upkeeper_register_report_sections() -> list[ReportSection]:
 
 @hookimpl
 def upkeeper_register_fixes() -> list[Any]:
+    from upkeeper_backup.borgfix import BorgBreakLock
     from upkeeper_backup.lockfix import ResticUnlock
 
-    return [ResticUnlock]
+    return [ResticUnlock, BorgBreakLock]
