@@ -217,8 +217,12 @@ class FixPass:
         note("apply", {"plan_hash": digest, "commands": ctx.commands, "said": said,
                        "error": error})
         after = [] if error else finished.rerun(b.index)
-        verified, why = (False, f"apply failed: {error}") if error else _verdict(
-            result, after, b.cls.identity)
+        if error:
+            verified, why = False, f"apply failed: {error}"
+        else:
+            own = b.cls().judge(plan, result, after)
+            verified, why = own if own is not None else _verdict(result, after,
+                                                                 b.cls.identity)
         note("verify", {"plan_hash": digest, "before": _result(result),
                         "after": [_result(r) for r in after], "verified": verified,
                         "reason": why})

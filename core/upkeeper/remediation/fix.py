@@ -225,6 +225,14 @@ class Fix(Generic[P]):
     def apply(self, ctx: FixContext[P], plan: Plan) -> str:
         raise NotImplementedError
 
+    def judge(self, plan: Plan, before: Result,
+              after: list[Result]) -> tuple[bool, str] | None:
+        """Optional: whether the re-run check shows the planned item no longer failing
+        (disk.usage: the mounts the plan cleaned are OK now), with a reason. None (the
+        default) leaves it to the engine: every re-run result of the same name (and
+        ``identity``) must be OK."""
+        return None
+
     @classmethod
     def supports(cls, host: Host) -> bool:
         return "*" in cls.platforms or host.os_family in cls.platforms
