@@ -80,9 +80,9 @@ def base_of(glob: str) -> str:
 def mount_of(path: str, mounts: list[str]) -> str | None:
     best = None
     for m in mounts:
-        if path == m or path.startswith(m.rstrip("/") + "/"):
-            if best is None or len(m) > len(best):
-                best = m
+        inside = path == m or path.startswith(m.rstrip("/") + "/")
+        if inside and (best is None or len(m) > len(best)):
+            best = m
     return best
 
 

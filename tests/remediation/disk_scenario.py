@@ -15,8 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.remediation.conftest import Clock, Cycle, local  # noqa: E402
-from upkeeper.store.history import History  # noqa: E402
+from tests.remediation.conftest import Clock, Cycle, local
+from upkeeper.store.history import History
 
 OLD = 30 * 86400
 
