@@ -43,8 +43,86 @@ def old(path: Path) -> None:
     os.utime(path, (t, t), follow_symlinks=False)
 
 
+JOURNALCTL = r"""#!/bin/sh
+# Stand-in journalctl: journal files are the *.journal files of /var/log/journal.
+J=/var/log/journal
+case "$1" in
+  --disk-usage)
+    echo "Archived and active journals take up $(du -sk "$J" | cut -f1)K in the file system." ;;
+  --vacuum-size=*)
+    max=${1#--vacuum-size=}
+    for f in $(ls -tr "$J"/*.journal); do
+      [ "$(cat "$J"/*.journal | wc -c)" -le "$max" ] && break
+      rm -f -- "$f"
+    done ;;
+  *) exit 1 ;;
+esac
+"""
+APT_GET = """#!/bin/sh
+# Stand-in apt-get: only `clean`.
+[ "$1" = clean ] || exit 1
+rm -f /var/cache/apt/archives/*.deb
+"""
+
+
+def caches(work: Path) -> None:
+    """Journal vacuum and apt-get clean, stand-ins on PATH, tmpfs over /var/log and
+    /var/cache in this namespace."""
+    subprocess.run(["mount", "--make-rprivate", "/"], check=True)
+    bin_dir = work / "bin"
+    bin_dir.mkdir()
+    for name, text in (("journalctl", JOURNALCTL), ("apt-get", APT_GET)):
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    os.environ["PATH"] = f"{bin_dir}:{os.environ['PATH']}"
+    for where in ("/var/log", "/var/cache"):
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", where], check=True)
+    journal = Path("/var/log/journal")
+    archives = Path("/var/cache/apt/archives")
+    journal.mkdir()
+    archives.mkdir(parents=True)
+    for n in range(5):
+        (journal / f"system@{n}.journal").write_bytes(os.urandom(1 << 20))
+        t = 1_700_000_000 + n
+        os.utime(journal / f"system@{n}.journal", (t, t))
+    for n in range(5):
+        (archives / f"pkg{n}.deb").write_bytes(os.urandom(1 << 20))
+    pb = work / "pb.yml"
+    pb.write_text("""
+name: disk
+hosts: all
+checks:
+  - check: disk.usage
+    params:
+      exclude_pseudo: false
+      include_mounts: [/var/log, /var/cache]
+      forecast: false
+      mounts: {/var/log: {warn_pct: 50, crit_pct: 60}, /var/cache: {warn_pct: 50, crit_pct: 60}}
+    fix:
+      fix: disk.cleanup
+      tier: auto
+      params: {journal_max: 1MiB, package_caches: [apt]}
+""")
+    cycle = Cycle(pb, History(work / "h.sqlite3"), Clock(), [local()])
+    out: dict[str, object] = {}
+    before = tree_hash(journal, archives)
+    checked = cycle.run(check_mode=True)
+    out["check_mode"] = checked.meta.get("remediation")
+    out["check_mode_unchanged"] = tree_hash(journal, archives) == before
+    used_before = used(Path("/var/log")) + used(Path("/var/cache"))
+    run = cycle.run()
+    out["outcomes"] = run.meta.get("remediation")
+    out["freed"] = used_before - used(Path("/var/log")) - used(Path("/var/cache"))
+    out["journal"] = sorted(p.name for p in journal.iterdir())
+    out["archives"] = sorted(p.name for p in archives.iterdir())
+    print(json.dumps(out, default=str))
+
+
 def main() -> None:
     work = Path(sys.argv[1])
+    if sys.argv[2:] == ["caches"]:
+        caches(work)
+        return
     decoy = work / "decoy-etc"
     decoy.mkdir()
     for name in ("passwd", "group", "hosts"):

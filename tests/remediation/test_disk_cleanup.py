@@ -50,3 +50,23 @@ def test_cleanup_in_a_sandbox(tmp_path: Path) -> None:
     assert out["etc"] == ["group", "hosts", "passwd"]
     planned = outcome["plan"]["data"]["bytes"]
     assert abs(out["freed"] - planned) <= 0.01 * planned, (out["freed"], planned)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None,
+                    reason="needs root and unshare -m for a private tmpfs")
+def test_journal_vacuum_and_apt_clean_in_a_sandbox(tmp_path: Path) -> None:
+    res = subprocess.run(["unshare", "-m", sys.executable, str(SCENARIO), str(tmp_path),
+                          "caches"], capture_output=True, text=True, timeout=300,
+                         cwd=SCENARIO.parents[2])
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["check_mode_unchanged"]
+    assert [o["outcome"] for o in out["check_mode"]] == ["planned"]
+    [outcome] = out["outcomes"]
+    assert outcome["outcome"] == "fixed", outcome["summary"]
+    assert outcome["plan"]["commands"] == [["journalctl", "--vacuum-size=1048576"],
+                                           ["apt-get", "clean"]]
+    assert out["journal"] == ["system@4.journal"] and out["archives"] == []
+    planned = outcome["plan"]["data"]["bytes"]
+    assert abs(out["freed"] - planned) <= 0.01 * planned, (out["freed"], planned)
