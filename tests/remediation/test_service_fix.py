@@ -3,6 +3,8 @@ stand-in systemctl; plan -> apply -> verify by the same check; audit of each ste
 
 from __future__ import annotations
 
+import pytest
+
 from tests.remediation.standins import StandInSystemd
 from upkeeper.models import Status
 from upkeeper.remediation.audit import AuditLog
@@ -96,3 +98,22 @@ def test_outside_the_maintenance_window_is_refused(cycle_for, systemd, clock):
     assert "no maintenance_windows" in no_windows.run().meta["remediation"][0]["summary"]
     inside = cycle_for(body, [local(maintenance_windows=["Mon 09:00-11:00"])])
     assert outcomes(inside.run()) == ["fixed"]
+
+
+@pytest.mark.slow
+def test_a_timed_out_or_unreachable_check_triggers_nothing(cycle_for, systemd, tmp_path):
+    from tests.remediation.conftest import local
+
+    systemd.set("nginx", "failed")
+    slow = systemd.bin / "systemctl"
+    slow.write_text("#!/bin/sh\nsleep 30\n")
+    cycle = cycle_for(PB.replace("    params: {service: nginx}\n",
+                                 "    params: {service: nginx}\n    timeout: 0.5\n"))
+    run = cycle.run()
+    assert run.results[0].status is Status.UNKNOWN and "timed out" in run.results[0].summary
+    assert outcomes(run) == []
+    gone = cycle_for(PB, [local(ansible_connection="ssh", ansible_host="127.0.0.1",
+                                ansible_port=1, ansible_ssh_common_args="")])
+    run = gone.run()
+    assert run.results[0].status is Status.UNKNOWN and run.unreachable
+    assert outcomes(run) == [] and AuditLog(gone.history).records() == []

@@ -110,7 +110,6 @@ class PlaybookDir:
         from upkeeper.after_run.context import RunContext
         from upkeeper.after_run.pipeline import after_run
         from upkeeper.engine.runner import run_playbook
-
         from upkeeper.remediation.engine import default_actor
         from upkeeper.remediation.wiring import fix_pass_for
 

@@ -61,7 +61,9 @@ class RunState(Protocol):
 class FinishedHost:
     """A host whose checks all ran, handed to the run's ``host_finished`` seam (the fix
     pass) before its transport closes: what each check returned, the host's own
-    transport, and ``rerun(index)`` to run one of its checks again the same way."""
+    transport, ``rerun(index)`` to run one of its checks again the same way, and
+    ``params(index)``: that check's params as rendered and validated for this host
+    (None when it did not run)."""
 
     host: Host
     checks: list[tuple[int, CheckSpec, list[Result]]]
@@ -72,6 +74,8 @@ class FinishedHost:
     redactor: Redactor
     stop: threading.Event
     run: RunRecord | None = field(default=None, repr=False)
+    params: Callable[[int], BaseModel | None] = field(default=lambda index: None,
+                                                      repr=False)
 
 
 #: Called per host after its last check (remediation's fix pass, passed in from above).
@@ -176,9 +180,18 @@ def _call_seam(seam: HostFinished, state: RunState, host: Host, slot: TransportS
             r.details = redactor.obj(r.details)
         return results
 
+    def params(index: int) -> BaseModel | None:
+        spec = state.pb.checks[index]
+        try:
+            prep = prepare(state, index, spec, state.plugins.registry.check(spec.check),
+                           host, redactor)
+        except (UnknownNameError, TransportError):
+            return None
+        return None if isinstance(prep, Result) else prep[0]
+
     try:
         seam(FinishedHost(host, delivered, slot.get, rerun, state.check_mode, state.run_id,
-                          redactor, state.stop, state.run))
+                          redactor, state.stop, state.run, params))
     except Exception:  # the seam's own failures are its to record; never lose the run
         log.exception("after-host step failed on %s", host.name)
 

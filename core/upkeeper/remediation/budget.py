@@ -26,7 +26,12 @@ from typing import Any
 
 from upkeeper.remediation.audit import _HistoryLike
 
-__all__ = ["BUDGET_SCHEMA", "BudgetState", "Budgets", "Verdict"]
+__all__ = ["BUDGET_SCHEMA", "DEFAULT_CLIENT_CAP", "DEFAULT_GLOBAL_CAP", "BudgetState",
+           "Budgets", "Verdict"]
+
+#: Default caps on concurrent fixes (per client, and for one history database).
+DEFAULT_CLIENT_CAP = 2
+DEFAULT_GLOBAL_CAP = 10
 
 BUDGET_SCHEMA = (
     """CREATE TABLE IF NOT EXISTS remediation_budget (

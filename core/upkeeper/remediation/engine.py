@@ -24,10 +24,9 @@ from upkeeper.engine.windows import window_state
 from upkeeper.models import Result, Status
 from upkeeper.remediation.approvals import Approvals
 from upkeeper.remediation.audit import AuditLog, _HistoryLike
-from upkeeper.remediation.budget import Budgets
+from upkeeper.remediation.budget import DEFAULT_CLIENT_CAP, DEFAULT_GLOBAL_CAP, Budgets
 from upkeeper.remediation.fix import FixContext, FixRefused, Plan
 from upkeeper.remediation.spec import Binding
-from upkeeper.remediation.wiring import DEFAULT_CLIENT_CAP, DEFAULT_GLOBAL_CAP
 
 __all__ = ["DEFAULT_CLIENT_CAP", "DEFAULT_GLOBAL_CAP", "FixOutcome", "FixPass",
            "default_actor"]
@@ -150,7 +149,8 @@ class FixPass:
                                           params=b.params, result=result,
                                           check_mode=finished.check_mode,
                                           timeout=b.cls.timeout, now=self.clock(),
-                                          log=logging.getLogger(f"upkeeper.fix.{fix}"))
+                                          log=logging.getLogger(f"upkeeper.fix.{fix}"),
+                                          check_params=finished.params(b.index))
         try:
             plan = self._bounded(lambda: b.cls().plan(ctx), b.cls.timeout, f"plan {fix}")
         except FixRefused as exc:
@@ -217,8 +217,12 @@ class FixPass:
         note("apply", {"plan_hash": digest, "commands": ctx.commands, "said": said,
                        "error": error})
         after = [] if error else finished.rerun(b.index)
-        verified, why = (False, f"apply failed: {error}") if error else _verdict(
-            result, after, b.cls.identity)
+        if error:
+            verified, why = False, f"apply failed: {error}"
+        else:
+            own = b.cls().judge(plan, result, after)
+            verified, why = own if own is not None else _verdict(result, after,
+                                                                 b.cls.identity)
         note("verify", {"plan_hash": digest, "before": _result(result),
                         "after": [_result(r) for r in after], "verified": verified,
                         "reason": why})

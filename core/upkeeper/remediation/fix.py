@@ -146,7 +146,9 @@ class Plan:
 class FixContext(Generic[P]):
     """What a fix may use on the host whose check failed.
 
-    ``result`` is the failing result that triggered the fix. Commands go through
+    ``result`` is the failing result that triggered the fix; ``check_params`` the params
+    of the check that produced it, as rendered for this host (a repository, its
+    password). Commands go through
     :meth:`run` / :meth:`run_powershell` so that each one, its exit code and output are
     recorded for the audit trail. ``check_mode`` is True while planning under
     ``--check`` (``plan`` must never change anything in any mode).
@@ -161,6 +163,7 @@ class FixContext(Generic[P]):
     now: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("upkeeper.fix"))
     commands: list[dict[str, Any]] = field(default_factory=list)
+    check_params: Any = None
 
     @property
     def is_windows(self) -> bool:
@@ -221,6 +224,14 @@ class Fix(Generic[P]):
 
     def apply(self, ctx: FixContext[P], plan: Plan) -> str:
         raise NotImplementedError
+
+    def judge(self, plan: Plan, before: Result,
+              after: list[Result]) -> tuple[bool, str] | None:
+        """Optional: whether the re-run check shows the planned item no longer failing
+        (disk.usage: the mounts the plan cleaned are OK now), with a reason. None (the
+        default) leaves it to the engine: every re-run result of the same name (and
+        ``identity``) must be OK."""
+        return None
 
     @classmethod
     def supports(cls, host: Host) -> bool:

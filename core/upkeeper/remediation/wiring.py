@@ -12,9 +12,7 @@ if TYPE_CHECKING:
     from upkeeper.remediation.audit import _HistoryLike
     from upkeeper.remediation.engine import FixPass
 
-#: Default caps on concurrent fixes (per client, and for the whole upkeeper).
-DEFAULT_CLIENT_CAP = 2
-DEFAULT_GLOBAL_CAP = 10
+from upkeeper.remediation.budget import DEFAULT_CLIENT_CAP, DEFAULT_GLOBAL_CAP
 
 __all__ = ["fix_pass_for", "has_fixes", "playbook_fix_problems"]
 
