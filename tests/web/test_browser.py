@@ -155,5 +155,5 @@ def test_dashboard_in_a_browser(site: tuple[WebServer, History, str], browser: A
     csp = [e for e in b.get_log("browser") if "Content Security Policy" in e["message"]]
     assert not csp, csp
     assert sorted(p.name for p in artefacts.glob("*.png")) == [
-        "actions-pending.png", "actions.png", "client.png", "fleet-phone.png", "fleet.png", "host.png",
-        "login.png", "run-live.png"]
+        "actions-pending.png", "actions.png", "client.png", "fleet-phone.png", "fleet.png",
+        "host.png", "login.png", "run-live.png"]
