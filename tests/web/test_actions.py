@@ -170,3 +170,17 @@ def test_host_page_shows_maintenance_windows(fleet_history: History) -> None:
         assert "Maintenance windows" in page and "Europe/London" in page
         assert "Sat " in page and "22:00" in page
         assert "Maintenance windows" not in c.get("/hosts/db1").text
+
+
+def test_hosts_without_a_client_have_a_page_of_their_own(fleet_history: History,
+                                                         client: TestClient) -> None:
+    from upkeeper.models import RunRecord
+
+    run = RunRecord("run-local", "quick", started=NOW)
+    fleet_history.start_run(run)
+    fleet_history.add_result("run-local", result("laptop", "system.uptime", Status.OK,
+                                                 "up 3 days", NOW, {"uptime_days": 3.0}))
+    fleet = client.get("/").text
+    assert 'href="/clients/%28no%20client%29"' in fleet
+    page = client.get("/clients/%28no%20client%29")
+    assert page.status_code == 200 and "laptop" in page.text and "web1" not in page.text

@@ -23,6 +23,7 @@ def cli(state: Path, *args: str, stdin: str | None = None) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
+@pytest.mark.slow  # real Argon2 parameters through the CLI: about a second
 def test_user_add_reads_the_password_from_stdin(tmp_path: Path) -> None:
     code, out = cli(tmp_path, "web", "user", "add", "alice", "--role", "operator",
                     "--client", "acme", stdin="s3cret-pass\n")

@@ -164,7 +164,7 @@ def test_api_token(fleet_history: History, users: Users) -> None:
 
 SCOPED_404 = ["/clients/globex", "/hosts/mail1", "/hosts/mail1?days=90",
               "/runs/run-globex", "/runs/run-globex/progress.json", "/clients/nosuch",
-              "/hosts/nosuch", "/runs/nosuch",
+              "/hosts/nosuch", "/runs/nosuch", "/clients/%28no%20client%29",
               f"/clients/globex/report?month={(NOW - timedelta(days=1)):%Y-%m}"]
 
 

@@ -41,8 +41,10 @@ def fleet(history: History, user: User) -> FleetState:
 
 def client(history: History, user: User, name: str) -> ClientState | None:
     """One client's current state, or None when it is unknown or not ``user``'s."""
-    if not user.sees(name):
+    if not user.sees(name) or (name == NO_CLIENT and user.scoped):
         return None
+    if name == NO_CLIENT:  # hosts without a client var: not selectable by client
+        return current_state(history).client(name)
     return current_state(history, client=name).client(name)
 
 
