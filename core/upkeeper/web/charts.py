@@ -87,8 +87,11 @@ def line_chart(title: str, series: Sequence[tuple[str, Sequence[tuple[float, flo
             continue
         d = "M" + " L".join(f"{x(t):.1f},{y(v):.1f}" for t, v in pts)
         cls = f"series s{i % SERIES_CLASSES}"
-        out.append(f'<path class="{cls}" d="{d}"><title>{escape(name)}: last '
-                   f'{escape(_fmt(pts[-1][1]))}</title></path>')
+        label = f"{escape(name)}: last {escape(_fmt(pts[-1][1]))}"
+        out.append(f'<path class="{cls}" d="{d}"><title>{label}</title></path>')
+        # The newest point, so a series of one point still shows.
+        out.append(f'<circle class="dot s{i % SERIES_CLASSES}" cx="{x(pts[-1][0]):.1f}" '
+                   f'cy="{y(pts[-1][1]):.1f}" r="2.5"><title>{label}</title></circle>')
     if legend_rows:
         col_w = plot_w / 3
         for i, (name, _) in enumerate(shown):
@@ -118,7 +121,8 @@ def status_timeline(events: Sequence[tuple[float, str]], start: float, end: floa
     for i, (ts, status) in enumerate(merged):
         nxt = merged[i + 1][0] if i + 1 < len(merged) else end
         x0 = (ts - start) / span * width
-        w = max(0.5, (nxt - ts) / span * width)
+        w = max(2.0, (nxt - ts) / span * width)
+        x0 = min(x0, width - w)  # a result of a moment ago still shows
         out.append(f'<rect class="st-{escape(status.lower())}" x="{x0:.1f}" y="0" '
                    f'width="{w:.1f}" height="{height}"><title>{escape(status)} from '
                    f'{_day(ts)}</title></rect>')

@@ -23,9 +23,9 @@ from upkeeper.monthly.state import (
 from upkeeper.store.history import History
 from upkeeper.web.auth import User
 
-__all__ = ["NO_CLIENT", "SEVERITY", "client", "fleet", "host", "last_runs", "problems",
-           "run_results", "run_row", "run_visible_hosts", "runs", "series", "timeline",
-           "visible_hosts"]
+__all__ = ["NO_CLIENT", "SEVERITY", "client", "fleet", "host", "host_series", "last_runs",
+           "problems", "run_results", "run_row", "run_visible_hosts", "runs", "series",
+           "timeline", "visible_hosts"]
 
 UTC = timezone.utc
 SEVERITY = {s.value: s.severity for s in Status}
@@ -133,13 +133,16 @@ def series(history: History, host: str, metric: str, since: float) -> list[tuple
     return [(r[0], r[1]) for r in rows]
 
 
-def metric_names(history: History, host: str, since: float) -> dict[str, list[str]]:
-    """Metric names per check on ``host`` recorded since ``since``."""
-    rows = history.query("SELECT check_name, metric FROM metrics WHERE host=? AND ts>=?"
-                         " GROUP BY check_name, metric ORDER BY 1, 2", (host, since))
-    out: dict[str, list[str]] = {}
+def host_series(history: History, host: str, since: float
+                ) -> dict[str, dict[str, list[tuple[float, float]]]]:
+    """Result name -> metric -> (time, value) points on ``host`` since ``since``, oldest
+    first (by result name: several ``system.command`` checks are different series)."""
+    rows = history.query("SELECT r.name, m.metric, m.ts, m.value FROM metrics m JOIN results"
+                         " r ON r.id = m.result_id WHERE m.host=? AND m.ts>=? ORDER BY m.ts",
+                         (host, since))
+    out: dict[str, dict[str, list[tuple[float, float]]]] = {}
     for r in rows:
-        out.setdefault(r[0], []).append(r[1])
+        out.setdefault(r[0], {}).setdefault(r[1], []).append((r[2], r[3]))
     return out
 
 

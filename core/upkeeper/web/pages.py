@@ -158,14 +158,14 @@ def host_page(request: Request) -> Response:
     days = _days(request)
     end = time.time()
     start = end - days * DAY
-    metrics = data.metric_names(site.history, name, start)
+    points = data.host_series(site.history, name, start)
     recent: dict[str, list[dict[str, Any]]] = {}
     for r in data.last_results(site.history, name, limit=400):  # newest first
         recent.setdefault(r["name"], []).append(r)
     rows = []
     for c in sorted(state.checks, key=lambda c: c.name):
-        charts = [line_chart(m, [(m, data.series(site.history, name, m, start))], start, end)
-                  for m in metrics.get(c.check, [])[:6]]
+        charts = [line_chart(m, [(m, pts)], start, end)
+                  for m, pts in sorted(points.get(c.name, {}).items())[:6]]
         earlier = recent.get(c.name, [])
         rows.append({"cell": c, "charts": charts, "last": earlier[0] if earlier else None,
                      "earlier": earlier[1:6],
