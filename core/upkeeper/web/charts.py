@@ -87,11 +87,11 @@ def line_chart(title: str, series: Sequence[tuple[str, Sequence[tuple[float, flo
             continue
         d = "M" + " L".join(f"{x(t):.1f},{y(v):.1f}" for t, v in pts)
         cls = f"series s{i % SERIES_CLASSES}"
-        label = f"{escape(name)}: last {escape(_fmt(pts[-1][1]))}"
-        out.append(f'<path class="{cls}" d="{d}"><title>{label}</title></path>')
+        tip = f"{escape(name)}: last {escape(_fmt(pts[-1][1]))}"
+        out.append(f'<path class="{cls}" d="{d}"><title>{tip}</title></path>')
         # The newest point, so a series of one point still shows.
         out.append(f'<circle class="dot s{i % SERIES_CLASSES}" cx="{x(pts[-1][0]):.1f}" '
-                   f'cy="{y(pts[-1][1]):.1f}" r="2.5"><title>{label}</title></circle>')
+                   f'cy="{y(pts[-1][1]):.1f}" r="2.5"><title>{tip}</title></circle>')
     if legend_rows:
         col_w = plot_w / 3
         for i, (name, _) in enumerate(shown):
