@@ -257,3 +257,13 @@ def test_adding_a_user_ends_the_unauthenticated_sessions(fleet_history: History,
     assert response.status_code == 303 and response.headers["location"] == "/login"
     with pytest.raises(ValueError, match="reserved"):
         Users(fleet_history).add("local", "viewer", password="pw")
+
+
+def test_sessions_are_bounded_per_user(fleet_history: History) -> None:
+    from upkeeper.web.auth import LOCAL_USER, MAX_SESSIONS
+
+    users = Users(fleet_history)
+    sids = [users.new_session(LOCAL_USER)[0] for _ in range(MAX_SESSIONS + 5)]
+    count = fleet_history.query("SELECT COUNT(*) FROM web_sessions")[0][0]
+    assert count == MAX_SESSIONS
+    assert users.session(sids[-1]) is not None

@@ -24,6 +24,8 @@ from upkeeper.store.history import History
 ROLES = ("viewer", "operator")
 #: How long a session lasts without a new login.
 SESSION_SECONDS = 12 * 3600
+#: Sessions kept per user; the oldest go first.
+MAX_SESSIONS = 200
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 
 SCHEMA = """
@@ -43,6 +45,7 @@ CREATE TABLE IF NOT EXISTS web_sessions (
     expires REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS web_sessions_expires ON web_sessions(expires);
+CREATE INDEX IF NOT EXISTS web_sessions_user ON web_sessions(user, expires);
 """
 
 
@@ -170,6 +173,10 @@ class Users:
             db.execute("INSERT INTO web_sessions (id_hash, user, csrf, expires)"
                        " VALUES (?,?,?,?)", (_digest(sid), user.name, csrf,
                                              now + SESSION_SECONDS))
+            # Bounded per user: cookie-less requests (each a new session) cannot grow it.
+            db.execute("DELETE FROM web_sessions WHERE user=? AND id_hash NOT IN (SELECT"
+                       " id_hash FROM web_sessions WHERE user=? ORDER BY expires DESC"
+                       " LIMIT ?)", (user.name, user.name, MAX_SESSIONS))
         return sid, csrf
 
     def session(self, sid: str) -> tuple[User, str] | None:
