@@ -1,0 +1,73 @@
+# upkeeper docs.collect: facts of a Linux host in one round trip. POSIX sh, read-only.
+# Each section starts with a marker on stdout and stderr so both can be split per section.
+# Only what the facts need leaves the host: no config file contents, environments or
+# command lines (ss -p gives process names; resolv.conf only its nameserver lines).
+LC_ALL=C; LANG=C; export LC_ALL LANG
+PATH="$PATH:/usr/sbin:/sbin:/usr/bin:/bin"; export PATH
+s() { echo "@@upk-docs:$1"; echo "@@upk-docs:$1" >&2; }
+have() { command -v "$1" >/dev/null 2>&1; }
+s now; date +%s
+s uid; id -u
+s hostname; hostname 2>/dev/null || cat /proc/sys/kernel/hostname
+s fqdn; hostname -f 2>/dev/null
+s machine_id; cat /etc/machine-id 2>/dev/null || cat /var/lib/dbus/machine-id
+s dmi
+if [ -d /sys/class/dmi/id ]; then
+  for f in product_uuid product_serial sys_vendor product_name chassis_serial board_serial; do
+    if [ -r "/sys/class/dmi/id/$f" ] && v=$(cat "/sys/class/dmi/id/$f" 2>/dev/null); then
+      printf '%s=%s\n' "$f" "$v"
+    elif [ -e "/sys/class/dmi/id/$f" ]; then printf '%s!unreadable\n' "$f"; fi
+  done
+else echo '!nodmi'; fi
+s virt
+if have systemd-detect-virt; then echo "detect=$(systemd-detect-virt 2>/dev/null)"; fi
+grep -qs '^flags.* hypervisor' /proc/cpuinfo && echo 'cpuflag=hypervisor'
+[ -r /proc/xen/capabilities ] && echo 'xen=yes'
+s os_release
+grep -sE '^(ID|ID_LIKE|NAME|VERSION|VERSION_ID|PRETTY_NAME)=' /etc/os-release /usr/lib/os-release | head -12 | sed 's/^[^:]*://'
+s kernel; uname -r
+s uptime; cat /proc/uptime
+s install
+have rpm && echo "rpm=$(rpm -q --qf '%{INSTALLTIME}\n' basesystem 2>/dev/null | head -1)"
+echo "birth=$(stat -c %W / 2>/dev/null)"
+[ -d /var/log/installer ] && echo "installer=$(stat -c %Y /var/log/installer 2>/dev/null)"
+s lscpu; have lscpu && lscpu
+s cpuinfo; grep -E '^(processor|model name|Processor|cpu model|physical id|core id)[[:space:]]*:|^$' /proc/cpuinfo
+s meminfo; grep -E '^(MemTotal|MemAvailable|MemFree):' /proc/meminfo
+s loadavg; cat /proc/loadavg
+s lsblk
+if have lsblk; then
+  lsblk -d -b -P -o NAME,TYPE,SIZE,MODEL,SERIAL 2>/dev/null || lsblk -d -b -P -o NAME,TYPE,SIZE,MODEL
+else echo '!missing lsblk'; fi
+s df; if df -PkT / >/dev/null 2>&1; then df -PkT; else df -Pk; fi
+s links; if have ip; then ip -o link show; else echo '!missing ip'; fi
+s addrs; have ip && ip -o addr show
+s routes; have ip && { ip route show default; ip -6 route show default; }
+s dns
+grep -sE '^[[:space:]]*nameserver[[:space:]]' /etc/resolv.conf
+if grep -qsE '^[[:space:]]*nameserver[[:space:]]+127\.0\.0\.53' /etc/resolv.conf; then
+  grep -sE '^[[:space:]]*nameserver[[:space:]]' /run/systemd/resolve/resolv.conf | sed 's/^/upstream /'
+fi
+s ports
+if have ss; then ss -tulpnH 2>/dev/null || ss -tulpn
+elif have netstat; then echo '#netstat'; netstat -tulpn
+else echo '!missing ss and netstat'; fi
+s software
+if have dpkg-query; then echo '#dpkg'
+  dpkg-query -W -f='${db:Status-Abbrev}\t${binary:Package}\t${Version}\t${Architecture}\n'
+elif have rpm; then echo '#rpm'
+  rpm -qa --qf '%{NAME}\t%|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE}\t%{ARCH}\n'
+else echo '!missing dpkg-query and rpm'; fi
+s unit_files
+if have systemctl; then systemctl list-unit-files --type=service --no-legend --no-pager
+else echo '!missing systemctl'; fi
+s units
+have systemctl && systemctl list-units --type=service --all --no-legend --no-pager --plain
+s admins
+for g in sudo wheel admin; do
+  line=$(getent group "$g" 2>/dev/null) || continue
+  printf '%s\n' "$line" | cut -d: -f1,3,4
+  gid=$(printf '%s\n' "$line" | cut -d: -f3)
+  getent passwd 2>/dev/null | awk -F: -v gid="$gid" -v g="$g" '$4 == gid { print "primary:" g ":" $1 }'
+done
+s end
