@@ -184,7 +184,7 @@ foreach ($f in @({",".join(ps_quote(f) for f in files)})) {{
 foreach ($st in @({",".join(ps_quote(s) for s in stores)})) {{
   try {{
     foreach ($x in @(Get-ChildItem -Path ('Cert:\\' + $st) -ErrorAction Stop |
-        Where-Object {{ $_ -is [System.Security.Cryptography.X509Certificates.X509Certificate2] }})) {{
+        Where-Object {{ $_.RawData }})) {{
       [pscustomobject]@{{ source = 'store:' + $st; der = [Convert]::ToBase64String($x.RawData);
                           error = $null }}
     }}

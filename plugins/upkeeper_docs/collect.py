@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from upkeeper import Check, CheckContext, Params, Result, Status, TransportError
+from upkeeper import Check, CheckContext, Params, Result, Status
 from upkeeper.argv import ArgPath
 from upkeeper.measures import Duration
 from upkeeper_docs import backups, certs, linux
@@ -88,9 +88,10 @@ class DocsCollect(Check[CollectParams]):
             from upkeeper_docs import windows
             sections, platform = windows.collect(ctx, started), "windows"
         else:
-            sections, platform = self._linux(ctx, started), "linux"
-            if sections is None:
+            found = self._linux(ctx, started)
+            if found is None:
                 return Result(Status.UNKNOWN, "collection script timed out")
+            sections, platform = found, "linux"
         sections.append(_backups(ctx))
         doc = document(ctx.host.name, platform, sections, started)
         ok, failures, not_applicable = tally(doc)
@@ -109,8 +110,8 @@ class DocsCollect(Check[CollectParams]):
         res = ctx.run(linux.script(), sudo=p.sudo)
         if res.timed_out:
             return None
-        out = linux.Output(res.stdout, res.stderr, root=res.stdout and
-                           linux.split_sections(res.stdout).get("uid", "").strip() == "0")
+        root = linux.split_sections(res.stdout).get("uid", "").strip() == "0"
+        out = linux.Output(res.stdout, res.stderr, root=root)
         prefix = f"{ctx.host.connection}{', sudo' if p.sudo else ''}: "
         if "end" not in out.out:
             errs = [ln for ln in res.stderr.splitlines() if ln.strip() and "@@upk" not in ln]
@@ -150,10 +151,7 @@ def _linux_certs(ctx: CheckContext[CollectParams], ports: Section, prefix: str) 
         return sec
     timeout = max(1, int(p.tls_timeout.total_seconds()))
     script = certs.linux_script(targets, p.cert_files, timeout, p.tls_servername)
-    try:
-        res = ctx.run(script, sudo=p.sudo, timeout=timeout * 2 + 30)
-    except TransportError:
-        raise
+    res = ctx.run(script, sudo=p.sudo, timeout=timeout * 2 + 30)
     if res.timed_out:
         return sec.fail("certificate probe timed out")
     return fill_certs(sec, certs.split_output(res.stdout), {f"tcp/{t[2]}" for t in targets})

@@ -55,7 +55,7 @@ def parse_cpuinfo(text: str) -> dict[str, Any]:
     """The same from ``/proc/cpuinfo`` (where lscpu is missing)."""
     model, threads, cores = None, 0, set()
     physical = core = ""
-    for line in text.splitlines() + [""]:
+    for line in [*text.splitlines(), ""]:
         key, _, value = line.partition(":")
         key, value = key.strip(), value.strip()
         if key == "processor":
