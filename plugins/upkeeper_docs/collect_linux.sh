@@ -6,6 +6,8 @@ LC_ALL=C; LANG=C; export LC_ALL LANG
 PATH="$PATH:/usr/sbin:/sbin:/usr/bin:/bin"; export PATH
 s() { echo "@@upk-docs:$1"; echo "@@upk-docs:$1" >&2; }
 have() { command -v "$1" >/dev/null 2>&1; }
+# A hung network mount must not hang the whole collection.
+t() { if have timeout; then timeout 10 "$@"; else "$@"; fi; }
 s now; date +%s
 s uid; id -u
 s hostname; hostname 2>/dev/null || cat /proc/sys/kernel/hostname
@@ -24,7 +26,9 @@ if have systemd-detect-virt; then echo "detect=$(systemd-detect-virt 2>/dev/null
 grep -qs '^flags.* hypervisor' /proc/cpuinfo && echo 'cpuflag=hypervisor'
 [ -r /proc/xen/capabilities ] && echo 'xen=yes'
 s os_release
-grep -sE '^(ID|ID_LIKE|NAME|VERSION|VERSION_ID|PRETTY_NAME)=' /etc/os-release /usr/lib/os-release | head -12 | sed 's/^[^:]*://'
+for f in /etc/os-release /usr/lib/os-release; do
+  [ -r "$f" ] && { grep -E '^(ID|ID_LIKE|NAME|VERSION|VERSION_ID|PRETTY_NAME)=' "$f"; break; }
+done
 s kernel; uname -r
 s uptime; cat /proc/uptime
 s install
@@ -39,7 +43,7 @@ s lsblk
 if have lsblk; then
   lsblk -d -b -P -o NAME,TYPE,SIZE,MODEL,SERIAL 2>/dev/null || lsblk -d -b -P -o NAME,TYPE,SIZE,MODEL
 else echo '!missing lsblk'; fi
-s df; if df -PkT / >/dev/null 2>&1; then df -PkT; else df -Pk; fi
+s df; if t df -PkT / >/dev/null 2>&1; then t df -PkT; else t df -Pk; fi
 s links; if have ip; then ip -o link show; else echo '!missing ip'; fi
 s addrs; have ip && ip -o addr show
 s routes; have ip && { ip route show default; ip -6 route show default; }
@@ -64,6 +68,7 @@ else echo '!missing systemctl'; fi
 s units
 have systemctl && systemctl list-units --type=service --all --no-legend --no-pager --plain
 s admins
+have getent || echo '!missing getent'
 for g in sudo wheel admin; do
   line=$(getent group "$g" 2>/dev/null) || continue
   printf '%s\n' "$line" | cut -d: -f1,3,4

@@ -190,10 +190,13 @@ def _hardware(out: Output, sec: Section) -> None:
             cpu[key] = value
     mem = lp.parse_meminfo(out.text("meminfo"))
     load = out.text("loadavg").split()
+    nothing = not out.text("lscpu").strip() and not out.text("cpuinfo").strip()
+    why = out.why("cpuinfo", "no CPU information") if nothing else ""
     sec.fields = {
-        "cpu_model": cpu.get("cpu_model") or unavailable("the CPU does not report a model"),
-        "cpu_cores": cpu.get("cpu_cores") or unavailable("core topology not reported"),
-        "cpu_threads": cpu.get("cpu_threads") or unavailable("no CPUs listed"),
+        "cpu_model": cpu.get("cpu_model") or unavailable(
+            why or "the CPU does not report a model"),
+        "cpu_cores": cpu.get("cpu_cores") or unavailable(why or "core topology not reported"),
+        "cpu_threads": cpu.get("cpu_threads") or unavailable(why or "no CPUs listed"),
         "ram_bytes": mem.get("MemTotal") or unavailable("/proc/meminfo unreadable"),
         "ram_free_bytes": mem.get("MemAvailable", mem.get("MemFree"))
         if mem else unavailable("/proc/meminfo unreadable"),
@@ -243,6 +246,9 @@ def _interfaces(out: Output, sec: Section) -> None:
 
 
 def _network(out: Output, sec: Section) -> None:
+    if out.missing("links"):
+        sec.fail(out.why("links", ""))
+        return
     gateways = lp.parse_default_routes(out.text("routes"))
     dns_text = out.text("dns")
     upstream = lp.parse_nameservers("\n".join(
@@ -298,6 +304,9 @@ def _services(out: Output, sec: Section) -> None:
 
 
 def _admins(out: Output, sec: Section) -> None:
+    if out.missing("admins"):
+        sec.fail(out.why("admins", ""))
+        return
     sec.items = lp.parse_admin_groups(out.text("admins"))
     sec.source += " sudo wheel admin (members and primary-group users)"
 

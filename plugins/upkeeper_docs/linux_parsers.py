@@ -200,7 +200,8 @@ def parse_ss(text: str) -> list[dict[str, Any]]:
             if proto == "tcp" and state != "LISTEN":
                 continue
             local = words[4]
-            procs = re.findall(r'\("((?:[^"\\]|\\.)*)",pid=', line)
+            # users:(("sshd",pid=1,fd=3)); ss before iproute2 3.12: users:(("sshd",1,3))
+            procs = re.findall(r'\("((?:[^"\\]|\\.)*)",(?:pid=)?\d+', line)
         address, port = split_host_port(local)
         if port is None:
             continue
@@ -224,7 +225,7 @@ def parse_dpkg(text: str) -> list[dict[str, Any]]:
             continue
         name = parts[1].split(":", 1)[0] if parts[1].endswith(":" + parts[3]) else parts[1]
         out.append({"name": name, "version": parts[2], "arch": parts[3] or None})
-    return sorted(out, key=lambda p: (p["name"], p["arch"] or ""))
+    return merge_versions(out)
 
 
 def parse_rpm(text: str) -> list[dict[str, Any]]:
@@ -238,7 +239,21 @@ def parse_rpm(text: str) -> list[dict[str, Any]]:
         arch = parts[2].strip()
         out.append({"name": parts[0], "version": parts[1],
                     "arch": None if arch in ("", "(none)") else arch})
-    return sorted(out, key=lambda p: (p["name"], p["arch"] or "", p["version"]))
+    return merge_versions(out)
+
+
+def merge_versions(packages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One item per (name, arch): packages installed in several versions at once (kernels)
+    list them all, sorted, comma-separated."""
+    merged: dict[tuple[str, str], dict[str, Any]] = {}
+    for pkg in packages:
+        key = (pkg["name"], pkg["arch"] or "")
+        if key in merged:
+            versions = set(str(merged[key]["version"]).split(", ")) | {pkg["version"]}
+            merged[key]["version"] = ", ".join(sorted(versions))
+        else:
+            merged[key] = dict(pkg)
+    return [merged[k] for k in sorted(merged)]
 
 
 def parse_systemctl(unit_files: str, units: str | None) -> list[dict[str, Any]]:

@@ -304,11 +304,18 @@ def _lists(raw: dict[str, Any], sec: dict[str, Section]) -> None:
         gateways = [str(r.get("NextHop")) for r in best if r.get("NextHop") not in
                     (None, "0.0.0.0", "::")]
         servers: list[str] = []
+        truncated = False
         for row in dns:
-            servers += [s for s in as_list(row.get("ServerAddresses")) if s not in servers]
+            found = as_list(row.get("ServerAddresses"))
+            # ConvertTo-Json past its -Depth writes a list as its type name.
+            truncated |= any(str(s).startswith("System.") for s in found)
+            servers += [str(s) for s in found
+                        if s not in servers and not str(s).startswith("System.")]
         sec["network"].fields = {
             "default_gateway": gateways[0] if gateways else unavailable("no default route"),
-            "dns_servers": servers or unavailable("no DNS servers configured")}
+            "dns_servers": servers or unavailable(
+                "cut off by ConvertTo-Json -Depth" if truncated else
+                "no DNS servers configured")}
     _ports(raw, sec, rows)
     if (soft := rows("software", "software")) is not None:
         seen = {}
