@@ -153,15 +153,19 @@ def windows_script(targets: list[tuple[str, str, int]], files: list[str],
                    stores: list[str], timeout: int, servername: str | None) -> str:
     """The same on Windows: TLS handshakes with SslStream, files and certificate stores
     read with X509Certificate2 (only public parts: RawData)."""
-    rows = ",".join(f"@({ps_quote(label)},{ps_quote(addr)},{int(port)})"
-                    for label, addr, port in targets)
+    # One Add per target: @(@(a,b,c)) would flatten a single target into its parts.
+    rows = "".join(f"[void]$targets.Add(@({ps_quote(label)},{ps_quote(addr)},{int(port)}))\n"
+                   for label, addr, port in targets)
     name = ps_quote(servername) if servername else "$null"
     return f"""
 $ms = {int(timeout) * 1000}
 $accept = [System.Net.Security.RemoteCertificateValidationCallback]{{ $true }}
-foreach ($t in @({rows})) {{
+$targets = New-Object System.Collections.ArrayList
+{rows}foreach ($t in $targets) {{
   $r = [ordered]@{{ source = $t[0]; der = $null; error = $null }}
-  $c = New-Object System.Net.Sockets.TcpClient
+  # TcpClient() is IPv4 only on .NET Framework.
+  $fam = if ($t[1] -like '*:*') {{ 'InterNetworkV6' }} else {{ 'InterNetwork' }}
+  $c = New-Object System.Net.Sockets.TcpClient([System.Net.Sockets.AddressFamily]$fam)
   try {{
     $ar = $c.BeginConnect($t[1], [int]$t[2], $null, $null)
     if (-not $ar.AsyncWaitHandle.WaitOne($ms)) {{ throw 'connect timed out' }}

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from upkeeper import Check, CheckContext, Params, Result, Status
-from upkeeper.argv import ArgPath
+from upkeeper.argv import check_path
 from upkeeper.measures import Duration
 from upkeeper_docs import backups, certs, linux
 from upkeeper_docs.facts import NONE_REPORTED, Section, document, failed, tally, unavailable
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 else:
     DocsDuration = Duration
 
+_WINDOWS_PATH = re.compile(r"^([A-Za-z]:\\|\\\\[^\\\x00-\x1f]+\\)[^\x00-\x1f]*$")
 _STORE_RE = re.compile(r"^(LocalMachine|CurrentUser)\\[A-Za-z0-9 ._-]+$")
 
 
@@ -50,10 +51,11 @@ class CollectParams(Params):
     tls_servername: str | None = Field(None, max_length=253,
                                        pattern=r"^[A-Za-z0-9.-]+$",
                                        description="SNI name sent to the ports")
-    cert_files: list[ArgPath] = Field(
+    cert_files: list[str] = Field(
         default_factory=list,
-        description="Certificate files on the host (PEM or DER; globs allowed on Linux); "
-                    "only their certificates are read, never keys")
+        description="Certificate files on the host, absolute paths (PEM or DER; globs "
+                    "allowed on Linux; C:\\... on Windows); only their certificates are "
+                    "read, never keys")
     cert_stores: list[str] = Field(default_factory=lambda: ["LocalMachine\\My"],
                                    description="Windows certificate stores read")
     backups: list[BackupJob] = Field(default_factory=list,
@@ -61,6 +63,14 @@ class CollectParams(Params):
                                                  "backup checks report")
     backup_look_back: DocsDuration = Field(
         timedelta(days=8), description="How old a backup check's result may be to count")
+
+    @field_validator("cert_files")
+    @classmethod
+    def _files(cls, value: list[str]) -> list[str]:
+        for path in value:
+            if not _WINDOWS_PATH.match(path):
+                check_path(path)
+        return value
 
     @field_validator("cert_stores")
     @classmethod
