@@ -102,7 +102,7 @@ class DocsCollect(Check[CollectParams]):
             if found is None:
                 return Result(Status.UNKNOWN, "collection script timed out")
             sections, platform = found, "linux"
-        sections.append(_backups(ctx))
+        sections.append(backups_section(ctx))
         doc = document(ctx.host.name, platform, sections, started)
         ok, failures, not_applicable = tally(doc)
         summary = f"documented: {ok} categories"
@@ -190,7 +190,7 @@ def fill_certs(sec: Section, parts: list[tuple[str, str]], probes: set[str]) -> 
     return sec
 
 
-def _backups(ctx: CheckContext[CollectParams]) -> Section:
+def backups_section(ctx: CheckContext[CollectParams]) -> Section:
     p = ctx.params
     listed = [job.model_dump() for job in p.backups]
     items, source = backups.collect(ctx, listed, p.backup_look_back)
