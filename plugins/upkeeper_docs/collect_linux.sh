@@ -6,12 +6,13 @@ LC_ALL=C; LANG=C; export LC_ALL LANG
 PATH="$PATH:/usr/sbin:/sbin:/usr/bin:/bin"; export PATH
 s() { echo "@@upk-docs:$1"; echo "@@upk-docs:$1" >&2; }
 have() { command -v "$1" >/dev/null 2>&1; }
-# A hung network mount must not hang the whole collection.
+# A hung network mount, a dead DNS server or a slow directory service must not hang the
+# whole collection.
 t() { if have timeout; then timeout 10 "$@"; else "$@"; fi; }
 s now; date +%s
 s uid; id -u
 s hostname; hostname 2>/dev/null || cat /proc/sys/kernel/hostname
-s fqdn; hostname -f 2>/dev/null
+s fqdn; t hostname -f 2>/dev/null
 s machine_id; cat /etc/machine-id 2>/dev/null || cat /var/lib/dbus/machine-id
 s dmi
 if [ -d /sys/class/dmi/id ]; then
@@ -70,9 +71,9 @@ have systemctl && systemctl list-units --type=service --all --no-legend --no-pag
 s admins
 have getent || echo '!missing getent'
 for g in sudo wheel admin; do
-  line=$(getent group "$g" 2>/dev/null) || continue
+  line=$(t getent group "$g" 2>/dev/null) || continue
   printf '%s\n' "$line" | cut -d: -f1,3,4
   gid=$(printf '%s\n' "$line" | cut -d: -f3)
-  getent passwd 2>/dev/null | awk -F: -v gid="$gid" -v g="$g" '$4 == gid { print "primary:" g ":" $1 }'
+  t getent passwd 2>/dev/null | awk -F: -v gid="$gid" -v g="$g" '$4 == gid { print "primary:" g ":" $1 }'
 done
 s end

@@ -78,3 +78,19 @@ def test_over_ssh_like_local(sshd: SSHServer, tmp_path: Path,
     assert_no_secrets(doc)
     # Reported, not asserted (tests do not depend on the machine's speed): bench/README.
     print(f"docs.collect over SSH: {took:.2f}s")
+
+
+def test_over_ssh_with_sudo(sshd: SSHServer, tmp_path: Path,
+                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The script also runs whole through the sudo wrapper (the test logs in as the
+    current user: as root, sudo -n to root)."""
+    if login_user() != "root":
+        pytest.skip("sudo without a password needs root here")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    res, _ = over_ssh(sshd, tmp_path, {"sudo": True, "tls_probe": False})
+    doc = res.details["facts"]
+    assert section(doc, "identity")["source"].startswith("ssh, sudo: ")
+    assert section(doc, "software")["unavailable"] is None
+    assert section(doc, "software")["items"]
+    assert all(isinstance(p["process"], str) or "root" not in str(p["process"])
+               for p in section(doc, "ports")["items"])
