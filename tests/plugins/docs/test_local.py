@@ -26,6 +26,7 @@ from .helpers import (
     TLSListener,
     assert_no_secrets,
     make_cert,
+    pem,
     not_after,
     planted_files,
     secret_listener,
@@ -187,3 +188,20 @@ def test_a_minimal_host_says_why_for_each_missing_part(tmp_path: Path) -> None:
     assert all(isinstance(v, dict) and v["unavailable"] for v in hardware["fields"].values())
     for name in ("ports", "software", "services"):
         assert name in res.summary
+
+
+def test_certificate_paths_are_never_run_as_shell(tmp_path: Path) -> None:
+    """A hostile path is quoted; globs are expanded only for plain glob characters."""
+    marker = tmp_path / "pwned"
+    (tmp_path / "a.pem").write_bytes(b"")
+    cert, _ = make_cert("glob.example.test", 30)
+    (tmp_path / "live").mkdir()
+    (tmp_path / "live" / "cert.pem").write_bytes(pem(cert))
+    hostile = f"{tmp_path}/$(touch {marker}).pem"
+    res = collect({"tls_probe": False,
+                   "cert_files": [hostile, f"{tmp_path}/l*/cert.pem", f"{tmp_path}/a;b.pem"]})
+    assert not marker.exists()
+    certs = {c["source"]: c for c in section(res.details["facts"], "certificates")["items"]}
+    assert certs[hostile]["sha256"] == {"unavailable": "no such file"}
+    assert certs[f"{tmp_path}/live/cert.pem"]["sha256"] == sha256(cert)
+    assert certs[f"{tmp_path}/a;b.pem"]["not_after"] == {"unavailable": "no such file"}

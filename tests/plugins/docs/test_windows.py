@@ -166,3 +166,13 @@ def test_windows10_errors_and_ps51_quirks() -> None:
     assert section(doc, "services")["unavailable"] == "Zugriff verweigert"
     assert {a["group"] for a in section(doc, "admins")["items"]} == {"Administratoren"}
     assert section(doc, "disks")["items"][0]["serial"] == "S4ENNX0N123456"
+
+
+def test_one_script_reads_the_registry_not_win32_product(
+        server2019: tuple[Result, Windows]) -> None:
+    _, fake = server2019
+    main = [s for s in fake.scripts if "Win32_ComputerSystemProduct" in s]
+    assert len(main) == 1 and len(fake.scripts) == 2  # collection + certificates
+    assert "Win32_Product" not in main[0]  # it makes MSI re-check every package
+    assert "WOW6432Node" in main[0] and "S-1-5-32-544" in main[0]
+    assert "CommandLine" not in main[0] and "Environment" not in main[0]
