@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import time
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -201,9 +201,3 @@ def backups_section(ctx: CheckContext[CollectParams]) -> Section:
                  f"{p.backup_look_back.days}d and no backups listed in params")
     return sec
 
-
-def facts_of(result: Result) -> dict[str, Any] | None:
-    """The fact document in a ``docs.collect`` result, if any."""
-    details = result.details if isinstance(result.details, dict) else {}
-    facts = details.get("facts")
-    return facts if isinstance(facts, dict) else None

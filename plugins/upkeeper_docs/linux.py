@@ -111,11 +111,19 @@ def _identity(out: Output, sec: Section) -> None:
     fqdn = out.text("fqdn").strip().splitlines()
     machine_id = out.text("machine_id").strip()
     virt = _virtualisation(out.text("virt"), dmi)
+    # RHEL often sets the static host name to the FQDN: the host name is its first label.
+    full = hostname[0].strip() if hostname else ""
+    if fqdn and "." in fqdn[0]:
+        fqdn_value: Any = fqdn[0].strip()
+    elif "." in full:
+        fqdn_value = full
+    else:
+        fqdn_value = unavailable("no domain name resolves for the host name" if fqdn else
+                                 out.why("fqdn", "hostname -f failed"))
     sec.fields = {
-        "hostname": hostname[0] if hostname else unavailable(out.why("hostname", "no output")),
-        "fqdn": fqdn[0] if fqdn and "." in fqdn[0] else (
-            unavailable("no domain name resolves for the host name") if fqdn else
-            unavailable(out.why("fqdn", "hostname -f failed"))),
+        "hostname": full.split(".")[0] if full else unavailable(
+            out.why("hostname", "no output")),
+        "fqdn": fqdn_value,
         "machine_id": machine_id if re.fullmatch(r"[0-9a-f]{32}", machine_id) else
         unavailable(out.why("machine_id", "/etc/machine-id is missing or empty")),
         "smbios_uuid": dmi_value("product_uuid", "SMBIOS UUID"),

@@ -30,7 +30,7 @@ def test_rhel7_as_root() -> None:
     assert ident["smbios_uuid"] == "4223a1b2-c3d4-e5f6-0718-293a4b5c6d7e"
     assert ident["serial"].startswith("VMware-42 23")
     assert (ident["virtual"], ident["hypervisor"]) == (True, "vmware")
-    assert ident["fqdn"] == "db01.corp.example.com"
+    assert (ident["hostname"], ident["fqdn"]) == ("db01", "db01.corp.example.com")
     assert s["_keys"] == {"machine_id": "5f0c2a7e9b1d4c3e8a6f7b2d1c0e9f8a",
                           "smbios_uuid": "4223a1b2-c3d4-e5f6-0718-293a4b5c6d7e",
                           "serial": ident["serial"]}
