@@ -6,9 +6,17 @@ LC_ALL=C; LANG=C; export LC_ALL LANG
 PATH="$PATH:/usr/sbin:/sbin:/usr/bin:/bin"; export PATH
 s() { echo "@@upk-docs:$1"; echo "@@upk-docs:$1" >&2; }
 have() { command -v "$1" >/dev/null 2>&1; }
-# A hung network mount, a dead DNS server or a slow directory service must not hang the
-# whole collection.
-t() { if have timeout; then timeout 10 "$@"; else "$@"; fi; }
+# A hung network mount, a dead DNS server, a locked package database or a stuck D-Bus
+# must not hang the whole collection: `lim SECONDS command...` says when it gave up
+# (a "!" line fails that section rather than leave it half read).
+lim() {
+  l_s=$1; shift
+  if have timeout; then timeout "$l_s" "$@"; else "$@"; fi
+  l_r=$?
+  [ "$l_r" = 124 ] && echo "!timed out after ${l_s}s: $1"
+  return "$l_r"
+}
+t() { lim 10 "$@"; }
 s now; date +%s
 s uid; id -u
 s hostname; hostname 2>/dev/null || cat /proc/sys/kernel/hostname
@@ -42,7 +50,7 @@ s meminfo; grep -E '^(MemTotal|MemAvailable|MemFree):' /proc/meminfo
 s loadavg; cat /proc/loadavg
 s lsblk
 if have lsblk; then
-  lsblk -d -b -P -o NAME,TYPE,SIZE,MODEL,SERIAL 2>/dev/null || lsblk -d -b -P -o NAME,TYPE,SIZE,MODEL
+  t lsblk -d -b -P -o NAME,TYPE,SIZE,MODEL,SERIAL 2>/dev/null || t lsblk -d -b -P -o NAME,TYPE,SIZE,MODEL
 else echo '!missing lsblk'; fi
 s df; if t df -PkT / >/dev/null 2>&1; then t df -PkT; else t df -Pk; fi
 s links; if have ip; then ip -o link show; else echo '!missing ip'; fi
@@ -54,20 +62,20 @@ if grep -qsE '^[[:space:]]*nameserver[[:space:]]+127\.0\.0\.53' /etc/resolv.conf
   grep -sE '^[[:space:]]*nameserver[[:space:]]' /run/systemd/resolve/resolv.conf | sed 's/^/upstream /'
 fi
 s ports
-if have ss; then ss -tulpnH 2>/dev/null || ss -tulpn
-elif have netstat; then echo '#netstat'; netstat -tulpn
+if have ss; then t ss -tulpnH 2>/dev/null || t ss -tulpn
+elif have netstat; then echo '#netstat'; t netstat -tulpn
 else echo '!missing ss and netstat'; fi
 s software
 if have dpkg-query; then echo '#dpkg'
-  dpkg-query -W -f='${db:Status-Abbrev}\t${binary:Package}\t${Version}\t${Architecture}\n'
+  lim 60 dpkg-query -W -f='${db:Status-Abbrev}\t${binary:Package}\t${Version}\t${Architecture}\n'
 elif have rpm; then echo '#rpm'
-  rpm -qa --qf '%{NAME}\t%|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE}\t%{ARCH}\n'
+  lim 60 rpm -qa --qf '%{NAME}\t%|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE}\t%{ARCH}\n'
 else echo '!missing dpkg-query and rpm'; fi
 s unit_files
-if have systemctl; then systemctl list-unit-files --type=service --no-legend --no-pager
+if have systemctl; then t systemctl list-unit-files --type=service --no-legend --no-pager
 else echo '!missing systemctl'; fi
 s units
-have systemctl && systemctl list-units --type=service --all --no-legend --no-pager --plain
+have systemctl && t systemctl list-units --type=service --all --no-legend --no-pager --plain
 s admins
 have getent || echo '!missing getent'
 for g in sudo wheel admin; do

@@ -113,8 +113,10 @@ def _identity(out: Output, sec: Section) -> None:
     virt = _virtualisation(out.text("virt"), dmi)
     # RHEL often sets the static host name to the FQDN: the host name is its first label.
     full = hostname[0].strip() if hostname else ""
-    if fqdn and "." in fqdn[0]:
-        fqdn_value: Any = fqdn[0].strip()
+    if out.missing("fqdn"):
+        fqdn_value: Any = unavailable(out.why("fqdn", ""))
+    elif fqdn and "." in fqdn[0]:
+        fqdn_value = fqdn[0].strip()
     elif "." in full:
         fqdn_value = full
     else:
@@ -226,6 +228,9 @@ def _disks(out: Output, sec: Section) -> None:
 
 
 def _filesystems(out: Output, sec: Section) -> None:
+    if out.missing("df"):
+        sec.fail(out.why("df", ""))
+        return
     rows = lp.parse_df(out.text("df"))
     if not rows:
         sec.fail(out.why("df", "df printed no filesystems"))
@@ -242,7 +247,8 @@ def _interfaces(out: Output, sec: Section) -> None:
     macs = lp.parse_ip_link(out.text("links"))
     addrs = lp.parse_ip_addr(out.text("addrs"))
     for name in sorted(set(macs) | set(addrs)):
-        if name == "lo":
+        # Container veth pairs come and go with every container start: not structure.
+        if name == "lo" or name.startswith("veth"):
             continue
         entry = addrs.get(name, {"addresses": [], "dynamic4": False})
         has_v4 = any(":" not in a for a in entry["addresses"])
@@ -250,7 +256,8 @@ def _interfaces(out: Output, sec: Section) -> None:
             "name": name, "mac": macs.get(name) or unavailable("no hardware address"),
             "addresses": sorted(entry["addresses"]),
             "dhcp": entry["dynamic4"] if has_v4 else unavailable("no IPv4 address")})
-    sec.source += "; dhcp: an IPv4 address with a lease lifetime (ip 'dynamic')"
+    sec.source += ("; dhcp: an IPv4 address with a lease lifetime (ip 'dynamic'); "
+                   "lo and container veth pairs left out")
 
 
 def _network(out: Output, sec: Section) -> None:
@@ -301,7 +308,7 @@ def _services(out: Output, sec: Section) -> None:
         sec.fail(out.why("unit_files", ""))
         return
     units = out.text("units")
-    running_known = bool(units.strip())
+    running_known = bool(units.strip()) and not out.missing("units")
     sec.items = lp.parse_systemctl(out.text("unit_files"), units if running_known else None)
     if not running_known:
         reason = out.why("units", "systemd is not running")

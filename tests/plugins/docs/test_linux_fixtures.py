@@ -14,8 +14,8 @@ from upkeeper_docs.linux import Output, collect_sections
 from .helpers import DATA
 
 
-def sections(name: str) -> dict[str, dict[str, Any]]:
-    out = (DATA / f"{name}.out").read_text()
+def sections(name: str, edit: tuple[str, str] = ("", "")) -> dict[str, dict[str, Any]]:
+    out = (DATA / f"{name}.out").read_text().replace(*edit)
     err = (DATA / f"{name}.err").read_text()
     parsed = Output(out, err, root=out.split("@@upk-docs:uid\n")[1].startswith("0\n"))
     secs = collect_sections(parsed, "ssh: ", 1764979200.0)
@@ -94,6 +94,7 @@ def test_sles15_as_a_user() -> None:
         "unavailable": "disk serial is readable only by root (set sudo: true)"}
     assert [f["mount"] for f in s["filesystems"]["items"]] == ["/", "/boot/efi", "/home"]
     ifaces = {i["name"]: i for i in s["interfaces"]["items"]}
+    assert set(ifaces) == {"eth0", "br0.100"}  # no lo, no container veth
     assert ifaces["eth0"]["dhcp"] is True and ifaces["eth0"]["mac"] == "52:54:00:12:34:56"
     assert ifaces["br0.100"]["dhcp"] == {"unavailable": "no IPv4 address"}
     ports = {(p["proto"], p["address"], p["port"]): p["process"] for p in s["ports"]["items"]}
@@ -150,3 +151,16 @@ def test_eol_table_is_dated_and_knows_the_families() -> None:
     assert eol.lookup("windows", "17763").date_field() == "2029-01-09"
     assert eol.lookup("opensuse-leap", "15.6").date_field()["unavailable"].startswith(
         "opensuse-leap is not in the EOL table")
+
+
+def test_a_command_that_timed_out_fails_its_section_not_half_of_it() -> None:
+    """rpm stuck on a lock, killed by the script's time limit after some lines: the list
+    is not taken as complete (that would read as removed packages)."""
+    s = sections("rhel7_collect_sudo", ("nginx\t1:1.20.1-10.el7\tx86_64\n",
+                                        "!timed out after 60s: rpm\n"))
+    assert s["software"]["unavailable"] == "timed out after 60s: rpm"
+    assert s["software"]["items"] == []
+    s = sections("rhel7_collect_sudo", ("@@upk-docs:units\n",
+                                        "@@upk-docs:units\n!timed out after 10s: systemctl\n"))
+    assert {x["running"]["unavailable"] for x in s["services"]["items"]} == {
+        "systemctl list-units failed: timed out after 10s: systemctl"}
