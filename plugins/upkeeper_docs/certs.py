@@ -172,7 +172,9 @@ $targets = New-Object System.Collections.ArrayList
     $c.EndConnect($ar); $c.ReceiveTimeout = $ms; $c.SendTimeout = $ms
     $s = New-Object System.Net.Security.SslStream($c.GetStream(), $false, $accept)
     $sni = {name}; if (-not $sni) {{ $sni = $t[1] }}
-    $s.AuthenticateAsClient($sni)
+    # .NET Framework under PowerShell 5.1 may default to TLS 1.0 only: ask for 1.2 too.
+    $s.AuthenticateAsClient($sni, $null,
+        [System.Security.Authentication.SslProtocols]'Tls12, Tls11, Tls', $false)
     $r.der = [Convert]::ToBase64String($s.RemoteCertificate.GetRawCertData())
   }} catch {{ $r.error = $_.Exception.Message }} finally {{ $c.Close() }}
   [pscustomobject]$r

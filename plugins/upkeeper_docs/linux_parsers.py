@@ -169,10 +169,11 @@ def parse_nameservers(text: str) -> list[str]:
 
 
 def split_host_port(local: str) -> tuple[str, int | None]:
-    """``0.0.0.0:22``, ``[::]:443``, ``*:80``, ``127.0.0.53%lo:53``, ``:::22``."""
+    """``0.0.0.0:22``, ``[::]:443``, ``*:80``, ``127.0.0.53%lo:53``, ``:::22``,
+    ``[fe80::1]%eth0:123``."""
     addr, _, port = local.rpartition(":")
-    addr = addr.strip("[]")
-    addr = addr.split("%", 1)[0]
+    # the zone may sit inside or after the brackets: [fe80::1%eth0] or [fe80::1]%eth0
+    addr = addr.split("%", 1)[0].strip("[]")
     if addr in ("", "::"):
         addr = "::" if local.startswith((":", "[")) else "*"
     return addr, _int(port)

@@ -115,10 +115,12 @@ def test_ss_without_header_and_netstat() -> None:
     text = ("tcp LISTEN 0 4096 127.0.0.53%lo:53 0.0.0.0:* users:((\"systemd-resolve\","
             "pid=501,fd=14))\n"
             "tcp LISTEN 0 128 [::ffff:127.0.0.1]:8080 *:* users:((\"java\",pid=9,fd=1))\n"
-            "udp UNCONN 0 0 *:5353 *:*\n")
+            "udp UNCONN 0 0 *:5353 *:*\n"
+            "udp UNCONN 0 0 [fe80::5054:ff:fe12:3456]%eth0:123 [::]:*\n")
     assert lp.parse_ss(text) == [
         {"proto": "tcp", "address": "127.0.0.53", "port": 53, "process": "systemd-resolve"},
         {"proto": "tcp", "address": "::ffff:127.0.0.1", "port": 8080, "process": "java"},
+        {"proto": "udp", "address": "fe80::5054:ff:fe12:3456", "port": 123, "process": None},
         {"proto": "udp", "address": "*", "port": 5353, "process": None}]
 
 
