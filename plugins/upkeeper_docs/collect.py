@@ -14,7 +14,16 @@ from upkeeper import Check, CheckContext, Params, Result, Status
 from upkeeper.argv import check_path
 from upkeeper.measures import Duration
 from upkeeper_docs import backups, certs, linux
-from upkeeper_docs.facts import NONE_REPORTED, Section, document, failed, tally, unavailable
+from upkeeper_docs.facts import (
+    NONE_REPORTED,
+    NOT_COLLECTED,
+    Section,
+    document,
+    failed,
+    short,
+    tally,
+    unavailable,
+)
 
 if TYPE_CHECKING:
     DocsDuration = timedelta
@@ -98,10 +107,7 @@ class DocsCollect(Check[CollectParams]):
             from upkeeper_docs import windows
             sections, platform = windows.collect(ctx, started), "windows"
         else:
-            found = self._linux(ctx, started)
-            if found is None:
-                return Result(Status.UNKNOWN, "collection script timed out")
-            sections, platform = found, "linux"
+            sections, platform = self._linux(ctx, started), "linux"
         sections.append(backups_section(ctx))
         doc = document(ctx.host.name, platform, sections, started)
         ok, failures, not_applicable = tally(doc)
@@ -109,29 +115,31 @@ class DocsCollect(Check[CollectParams]):
         if failures:
             summary += f", {len(failures)} unavailable ({', '.join(failures)})"
         if not_applicable:
-            summary += f", {len(not_applicable)} not applicable ({', '.join(not_applicable)})"
+            summary += f", n/a: {', '.join(not_applicable)}"
         metrics = {"collect_seconds": round(time.time() - started, 3),
                    "categories_unavailable": len(failures)}
         return Result(Status.WARN if failures else Status.OK, summary, metrics=metrics,
                       details={"facts": doc})
 
-    def _linux(self, ctx: CheckContext[CollectParams], at: float) -> list[Section] | None:
+    def _linux(self, ctx: CheckContext[CollectParams], at: float) -> list[Section]:
         p = ctx.params
         res = ctx.run(linux.script(), sudo=p.sudo)
-        if res.timed_out:
-            return None
         root = linux.split_sections(res.stdout).get("uid", "").strip() == "0"
         out = linux.Output(res.stdout, res.stderr, root=root)
         prefix = f"{ctx.host.connection}{', sudo' if p.sudo else ''}: "
-        if "end" not in out.out:
+        stopped = ""
+        if res.timed_out:
+            stopped = f"timed out after {res.duration:.0f}s"
+        elif "end" not in out.out:
             errs = [ln for ln in res.stderr.splitlines() if ln.strip() and "@@upk" not in ln]
-            why = errs[-1] if errs else f"exit code {res.exit_code}"
-            if not out.out:
-                return [failed(n, prefix + "collection script", why, at)
-                        for n in linux.SOURCES]
-        sections = linux.collect_sections(out, prefix, at)
+            stopped = errs[-1] if errs else f"exit code {res.exit_code}"
+        sections = linux.collect_sections(out, prefix, at, short(stopped))
         ports = next(s for s in sections if s.name == "ports")
-        sections.append(_linux_certs(ctx, ports, prefix))
+        if res.timed_out:
+            sections.append(failed("certificates", prefix + "openssl s_client",
+                                   f"skipped: {stopped}", at))
+        else:
+            sections.append(_linux_certs(ctx, ports, prefix))
         return sections
 
 
@@ -156,7 +164,9 @@ def _linux_certs(ctx: CheckContext[CollectParams], ports: Section, prefix: str) 
                   "TCP ports; CERTIFICATE blocks of cert_files")
     targets = probe_targets(ports, p)
     if not targets and not p.cert_files:
-        if ports.reason and p.tls_probe:
+        if not p.tls_probe:
+            return sec.fail(f"{NOT_COLLECTED}: tls_probe is off and no cert_files given")
+        if ports.reason:
             return sec.fail(f"listening ports unknown: {ports.reason}")
         return sec
     timeout = max(1, int(p.tls_timeout.total_seconds()))

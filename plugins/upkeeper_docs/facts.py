@@ -24,6 +24,8 @@ NOT_APPLICABLE = "not applicable"
 #: Reason prefix of a category with nothing to report where nothing is not an error (no
 #: backup check runs on the host): not a failure either.
 NONE_REPORTED = "none reported"
+#: Reason prefix of a category the params left out (certificates with tls_probe off).
+NOT_COLLECTED = "not collected"
 #: Longest reason text kept (tool messages can be long).
 _REASON_MAX = 300
 #: Fields whose null is a value: ``eol`` unknown, ``hypervisor`` of a physical machine.
@@ -123,13 +125,14 @@ def document(host: str, platform: str, sections: Iterable[Section],
 
 
 def tally(doc: dict[str, Any]) -> tuple[int, list[str], list[str]]:
-    """(categories documented, failed categories, not-applicable or none-reported ones)."""
+    """(categories documented, failed categories, and those not applicable, with none
+    reported or not collected by choice)."""
     failures, not_applicable, ok = [], [], 0
     for name, sec in doc["sections"].items():
         reason = sec.get("unavailable")
         if reason is None:
             ok += 1
-        elif str(reason).startswith((NOT_APPLICABLE, NONE_REPORTED)):
+        elif str(reason).startswith((NOT_APPLICABLE, NONE_REPORTED, NOT_COLLECTED)):
             not_applicable.append(name)
         else:
             failures.append(name)

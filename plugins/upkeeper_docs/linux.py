@@ -68,15 +68,29 @@ SOURCES = {
 }
 
 
-def collect_sections(out: Output, prefix: str, at: float) -> list[Section]:
+#: The marker that follows a category's last section: seen, the category's output is whole.
+DONE_AFTER = {"identity": "os_release", "os": "lscpu", "hardware": "lsblk", "disks": "df",
+              "filesystems": "links", "interfaces": "routes", "network": "ports",
+              "ports": "software", "software": "unit_files", "services": "admins",
+              "admins": "end"}
+
+
+def collect_sections(out: Output, prefix: str, at: float,
+                     stopped: str = "") -> list[Section]:
     """Every category but certificates and backups (the check adds those); ``prefix``
-    says how the script ran (``ssh, sudo: ``)."""
+    says how the script ran (``ssh, sudo: ``). A category the script did not finish
+    (it was killed, or ``stopped`` says why it ended early) is unavailable, never half
+    read."""
     builders = (_identity, _os, _hardware, _disks, _filesystems, _interfaces, _network,
                 _ports, _software, _services, _admins)
     sections = []
     for build in builders:
         name = build.__name__.lstrip("_")
         sec = Section(name, prefix + SOURCES[name], at)
+        if DONE_AFTER[name] not in out.out:
+            sections.append(sec.fail(f"the collection script stopped before it: "
+                                     f"{stopped or 'no output'}"))
+            continue
         try:
             build(out, sec)
         except (ValueError, KeyError, IndexError, TypeError) as exc:

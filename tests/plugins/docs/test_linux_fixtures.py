@@ -166,3 +166,17 @@ def test_a_command_that_timed_out_fails_its_section_not_half_of_it() -> None:
                                         "@@upk-docs:units\n!timed out after 10s: systemctl\n"))
     assert {x["running"]["unavailable"] for x in s["services"]["items"]} == {
         "systemctl list-units failed: timed out after 10s: systemctl"}
+
+
+def test_a_script_cut_short_leaves_no_category_half_read() -> None:
+    """Killed while listing packages (a timeout): what finished is kept, the rest says
+    why; the last package lines that did arrive are not taken as the whole list."""
+    text = (DATA / "rhel7_collect_sudo.out").read_text()
+    cut = text[:text.index("openssl\t")]
+    out = Output(cut, "", root=True)
+    secs = {s.name: s for s in collect_sections(out, "ssh: ", 0.0, "timed out after 180s")}
+    assert secs["ports"].reason is None and secs["ports"].items
+    for name in ("software", "services", "admins"):
+        assert secs[name].reason == "the collection script stopped before it: timed out " \
+                                    "after 180s", name
+        assert secs[name].items == []
