@@ -15,7 +15,7 @@ import yaml
 #: Distributions whose releases follow another's lifecycle (``ID`` -> table family).
 _SAME_AS = {"rocky": "rhel", "almalinux": "rhel", "ol": "rhel", "redhat": "rhel",
             "sled": "sles", "sles_sap": "sles", "opensuse-leap": None}
-#: Families keyed by major version only.
+#: Families whose releases fall back to their major version.
 _MAJOR_ONLY = {"debian", "rhel", "centos", "sles"}
 
 
@@ -68,9 +68,9 @@ def lookup(distro: str, version: str, like: str = "") -> Lifecycle:
     if family not in releases:
         return Lifecycle(None, f"{distro or 'this OS'} is not in the EOL table {where}")
     key = version.strip()
-    if family in _MAJOR_ONLY:
-        key = key.split(".")[0]
-    entry = releases[family].get(key)
+    entry = releases[family].get(key)  # a service pack (SLES 15.5) before its major
+    if not entry and family in _MAJOR_ONLY:
+        entry = releases[family].get(key.split(".")[0])
     if not entry:
         return Lifecycle(None, f"{family} {version} is not in the EOL table {where}")
     return Lifecycle(date.fromisoformat(str(entry["date"])), "")

@@ -12,7 +12,6 @@ from upkeeper_docs import eol
 from upkeeper_docs import linux_parsers as lp
 from upkeeper_docs.facts import NOT_APPLICABLE, Section, iso, short, unavailable
 
-MARK = "@@upk-docs:"
 _MARK_RE = re.compile(r"^@@upk-docs:(\w+)$", re.M)
 
 

@@ -84,8 +84,8 @@ def test_sles15_as_a_user() -> None:
         "QEMU", True, "kvm")
     assert s["_keys"] == {"machine_id": "0a1b2c3d4e5f60718293a4b5c6d7e8f9"}
     os_ = s["os"]["fields"]
-    assert (os_["name"], os_["version"], os_["eol"]) == (
-        "SUSE Linux Enterprise Server 15 SP5", "15.5", False)
+    assert (os_["name"], os_["version"], os_["eol"], os_["eol_date"]) == (
+        "SUSE Linux Enterprise Server 15 SP5", "15.5", True, "2024-12-31")  # the SP's end
     hw = s["hardware"]["fields"]  # no lscpu: /proc/cpuinfo without topology
     assert hw["cpu_model"] == "QEMU Virtual CPU version 2.5+" and hw["cpu_threads"] == 2
     assert hw["cpu_cores"] == {"unavailable": "core topology not reported"}
@@ -151,6 +151,8 @@ def test_eol_table_is_dated_and_knows_the_families() -> None:
     assert eol.lookup("ubuntu", "22.04").eol(1764979200.0) is False
     assert eol.lookup("ubuntu", "23.10").eol() is None
     assert eol.lookup("windows", "17763").date_field() == "2029-01-09"
+    assert eol.lookup("sles", "15.7").date_field() == "2031-07-31"
+    assert eol.lookup("sles", "15.9").date_field() == "2031-07-31"  # the major's
     assert eol.lookup("opensuse-leap", "15.6").date_field()["unavailable"].startswith(
         "opensuse-leap is not in the EOL table")
 
