@@ -112,7 +112,8 @@ def document(host: str, platform: str, sections: Iterable[Section],
     by_name = {s.name: s for s in sections}
     for name in CATEGORIES:
         if name not in by_name:
-            by_name[name] = failed(name, "docs.collect", "not collected", collected_at)
+            by_name[name] = failed(name, "docs.collect", "the collector produced no section",
+                                   collected_at)
     identity = by_name["identity"]
     return {
         "schema_version": SCHEMA_VERSION,

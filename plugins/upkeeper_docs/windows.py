@@ -104,7 +104,12 @@ def collect(ctx: CheckContext[Any], at: float) -> list[Section]:
         return [Section(n, prefix + s, at).fail(f"collection script failed: {exc}")
                 for n, s in _SOURCES.items()]
     raw = data[0] if data and isinstance(data[0], dict) else {}
-    sections = parse(raw, prefix, at)
+    try:
+        sections = parse(raw, prefix, at)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        return [Section(n, prefix + s, at).fail(
+            f"unexpected output: {type(exc).__name__}: {short(str(exc))}")
+            for n, s in _SOURCES.items()]
     ports = next(s for s in sections if s.name == "ports")
     sections.append(_certs(ctx, ports, prefix))
     return sections

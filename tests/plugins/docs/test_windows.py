@@ -52,14 +52,18 @@ class Windows:
         return Reply(stderr="unexpected script", exit_code=1)
 
 
+def windows_host(server: WSManServer) -> Host:
+    return Host("srv-web01", facts={"os_family": "windows"}, vars={
+        "ansible_connection": "winrm", "ansible_host": "127.0.0.1",
+        "ansible_port": server.port, "ansible_user": server.username,
+        "ansible_password": server.password, "ansible_winrm_transport": "basic",
+        "ansible_winrm_scheme": "http"})
+
+
 def collect(fixture: str, params: dict[str, Any] | None = None) -> tuple[Result, Windows]:
     fake = Windows(fixture)
     with WSManServer(fake) as server:
-        host = Host("srv-web01", facts={"os_family": "windows"}, vars={
-            "ansible_connection": "winrm", "ansible_host": "127.0.0.1",
-            "ansible_port": server.port, "ansible_user": server.username,
-            "ansible_password": server.password, "ansible_winrm_transport": "basic",
-            "ansible_winrm_scheme": "http"})
+        host = windows_host(server)
         transport = WinRMTransport(host)
         try:
             [res] = run_check(DocsCollect, params or {}, host=host, transport=transport)
@@ -176,3 +180,23 @@ def test_one_script_reads_the_registry_not_win32_product(
     assert "Win32_Product" not in main[0]  # it makes MSI re-check every package
     assert "WOW6432Node" in main[0] and "S-1-5-32-544" in main[0]
     assert "CommandLine" not in main[0] and "Environment" not in main[0]
+
+
+def test_a_failing_script_is_every_category_unavailable_with_the_error() -> None:
+    def broken(ex: Execution) -> Any:
+        return Reply(stderr="Get-CimInstance : Access denied", exit_code=1)
+
+    with WSManServer(broken) as server:
+        host = windows_host(server)
+        transport = WinRMTransport(host)
+        try:
+            [res] = run_check(DocsCollect, {}, host=host, transport=transport)
+        finally:
+            transport.close()
+    doc = res.details["facts"]
+    assert res.status is Status.WARN
+    reasons = {n: s["unavailable"] for n, s in doc["sections"].items()}
+    assert reasons["identity"].startswith("collection script failed") and \
+        "Access denied" in reasons["identity"]
+    assert reasons["certificates"] == "the collector produced no section"
+    assert doc["identity_keys"] == {}
