@@ -19,6 +19,11 @@ from upkeeper_docs.facts import iso, short
 CERT_MARK = "@@upk-cert:"
 _PEM_RE = re.compile(r"-----BEGIN CERTIFICATE-----\s+([A-Za-z0-9+/=\s]+?)\s*"
                      r"-----END CERTIFICATE-----")
+#: Prints CERTIFICATE blocks only: any other BEGIN line (a private key) ends a block before
+#: it is printed, so even a broken bundle never sends a key off the host.
+CERT_BLOCKS = ("awk '/-----BEGIN / && !/-----BEGIN CERTIFICATE-----/ {p=0} "
+               "/-----BEGIN CERTIFICATE-----/ {p=1} p {print} "
+               "/-----END CERTIFICATE-----/ {p=0}'")
 #: Glob characters a certificate path may use; such a path must be made of these only.
 _SAFE_GLOB = re.compile(r"^/[A-Za-z0-9_./*?\[\]@+-]+$")
 
@@ -46,7 +51,7 @@ def linux_script(targets: list[tuple[str, str, int]], files: list[str],
         "  if ! have timeout; then echo '!no timeout command on the host'",
         "  elif have openssl; then",
         f"    timeout {timeout} openssl s_client -connect \"$1\"{sni} </dev/null 2>/dev/null"
-        " | sed -n '/-----BEGIN CERTIFICATE-----/,/-----END CERTIFICATE-----/p'",
+        f" | {CERT_BLOCKS}",
         "  elif have python3; then",
         f"    timeout {timeout} python3 -c 'import socket,ssl,sys; socket.setdefaulttimeout("
         f"{timeout}); h,p=sys.argv[1].rsplit(\":\",1); "
@@ -72,7 +77,7 @@ def linux_script(targets: list[tuple[str, str, int]], files: list[str],
             "  if [ ! -e \"$f\" ]; then echo '!no such file'",
             "  elif [ ! -r \"$f\" ]; then echo '!not readable (set sudo: true?)'",
             "  elif grep -q -e '-----BEGIN CERTIFICATE-----' -- \"$f\"; then",
-            "    sed -n '/-----BEGIN CERTIFICATE-----/,/-----END CERTIFICATE-----/p' -- \"$f\"",
+            f"    {CERT_BLOCKS} \"$f\"",
             "  elif have openssl; then",
             "    openssl x509 -inform DER -in \"$f\" -outform PEM 2>/dev/null"
             " || echo '!not a certificate (PEM or DER)'",

@@ -19,6 +19,7 @@ import pytest
 from upkeeper import Result, Status
 from upkeeper.testing import make_host, run_check
 from upkeeper.transport.local import LocalTransport
+from upkeeper_docs import certs
 from upkeeper_docs.collect import DocsCollect
 from upkeeper_docs.facts import CATEGORIES
 
@@ -205,3 +206,20 @@ def test_certificate_paths_are_never_run_as_shell(tmp_path: Path) -> None:
     assert certs[hostile]["sha256"] == {"unavailable": "no such file"}
     assert certs[f"{tmp_path}/live/cert.pem"]["sha256"] == sha256(cert)
     assert certs[f"{tmp_path}/a;b.pem"]["not_after"] == {"unavailable": "no such file"}
+
+
+def test_a_broken_bundle_never_sends_its_key_off_the_host(tmp_path: Path) -> None:
+    """A certificate block without its END line, then the private key: what leaves the
+    host (the command's whole output) holds no key material."""
+    cert, key = make_cert("broken.example.test", 30)
+    body = pem(cert).decode().replace("-----END CERTIFICATE-----\n", "")
+    bundle = tmp_path / "broken.pem"
+    bundle.write_text(body + key.decode())
+    key_line = key.decode().splitlines()[1]
+    host = make_host("localhost")
+    wire = LocalTransport(host).run(certs.linux_script([], [str(bundle)], 3, None))
+    assert "PRIVATE KEY" not in wire.stdout and key_line not in wire.stdout
+    assert "BEGIN CERTIFICATE" in wire.stdout  # the certificate part did come
+    res = collect({"tls_probe": False, "cert_files": [str(bundle)]})
+    [item] = section(res.details["facts"], "certificates")["items"]
+    assert item["sha256"] == {"unavailable": "no certificate"}
