@@ -182,3 +182,11 @@ def test_a_script_cut_short_leaves_no_category_half_read() -> None:
         assert secs[name].reason == "the collection script stopped before it: timed out " \
                                     "after 180s", name
         assert secs[name].items == []
+
+
+def test_dns_behind_the_systemd_resolved_stub_is_the_upstreams() -> None:
+    s = sections("rhel7_collect_sudo", (
+        "nameserver 10.20.30.10\nnameserver 10.20.30.11\n",
+        "nameserver 127.0.0.53\nupstream nameserver 192.0.2.53\n"
+        "upstream nameserver 192.0.2.54\n"))
+    assert s["network"]["fields"]["dns_servers"] == ["192.0.2.53", "192.0.2.54"]
