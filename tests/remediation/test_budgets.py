@@ -177,3 +177,33 @@ def test_1000_randomized_runs_of_unknown_trigger_no_fix(tmp_path, clock):
     assert calls == Counter()
     assert fix_pass.outcomes == []
     assert Budgets(fix_pass.db).all() == []
+
+
+def test_an_approval_outlives_a_run_outside_the_window(cycle_for, systemd, clock):
+    from tests.remediation.conftest import local
+
+    systemd.set("nginx", "failed")
+    body = APPROVE.replace("      safe_anytime: true\n", "")
+    cycle = cycle_for(body, [local(maintenance_windows=["Mon 12:00-13:00"])])
+    assert cycle.run().meta["remediation"][0]["outcome"] == "awaiting-approval"
+    queue = Approvals(cycle.history, clock=clock)
+    queue.approve(queue.pending()[0].id, "cli:root")
+    refused = cycle.run().meta["remediation"][0]  # 10:00: outside the window
+    assert refused["outcome"] == "refused" and "outside maintenance window" in refused[
+        "summary"]
+    assert len(queue.approved()) == 1 and systemd.restarts() == 0
+    clock.advance(hours=2, minutes=30)
+    assert cycle.run().meta["remediation"][0]["outcome"] == "fixed"
+    assert systemd.restarts() == 1 and queue.approved() == []
+
+
+def test_the_plan_digest_covers_what_apply_does_only():
+    from upkeeper import Plan
+
+    a = Plan("remove 1 lock", [{"id": "ab", "age_s": 1900}], [["rm", "--", "x"]],
+             data={"ids": ["ab"]})
+    b = Plan("remove 1 stale lock", [{"id": "ab", "age_s": 2500}], [["rm", "--", "x"]],
+             data={"ids": ["ab"]})
+    c = Plan("remove 1 lock", [{"id": "ab", "age_s": 1900}], [["rm", "--", "y"]],
+             data={"ids": ["ab"]})
+    assert a.digest() == b.digest() != c.digest()

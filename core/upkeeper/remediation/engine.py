@@ -112,7 +112,8 @@ class FixPass:
         with self._lock:
             self.outcomes.append(outcome)
             if finished.run is not None:
-                finished.run.meta.setdefault("remediation", []).append(outcome.to_dict())
+                finished.run.meta.setdefault("remediation", []).append(
+                    finished.redactor.obj(outcome.to_dict()))
 
     def _trigger(self, finished: FinishedHost, b: Binding, result: Result,
                  audit: AuditLog) -> FixOutcome:
@@ -171,20 +172,18 @@ class FixPass:
         if b.tier == "never":
             return outcome("planned", f"plan only (tier never): {plan.summary}",
                            plan=plan_dict)
-        approval = None
-        if b.tier == "approve":
-            approval = self.approvals.take(host=host.name, check=result.name or result.check,
-                                           fix=fix, plan_hash=digest, actor=self.actor)
-            if approval is None:
-                asked = self.approvals.request(
-                    host=host.name, client=client or None, check=result.name or result.check,
-                    fix=fix, plan=plan_dict, plan_hash=digest, actor=self.actor,
-                    ttl=b.spec.approval_ttl)
-                return outcome("awaiting-approval", f"{plan.summary}: waits for approval "
-                               f"(upkeeper fixes approve {asked.id})", plan=plan_dict,
-                               approval=asked.id)
+        check = result.name or result.check
+        if b.tier == "approve" and not any(
+                a.plan_hash == digest and a.fix == fix and a.check == check
+                for a in self.approvals.approved(host=host.name)):
+            asked = self.approvals.request(
+                host=host.name, client=client or None, check=check, fix=fix,
+                plan=plan_dict, plan_hash=digest, actor=self.actor, ttl=b.spec.approval_ttl)
+            return outcome("awaiting-approval", f"{plan.summary}: waits for approval "
+                           f"(upkeeper fixes approve {asked.id})", plan=plan_dict,
+                           approval=asked.id)
         blocked = self._window_block(b, finished)
-        if blocked:
+        if blocked:  # an approval stays approved for the next run inside the window
             note("refuse", {"reason": blocked, "plan_hash": digest})
             return outcome("refused", blocked, plan=plan_dict)
         owner = f"{finished.run_id}:{secrets.token_hex(4)}"
@@ -193,6 +192,14 @@ class FixPass:
             note("defer", {"reason": refused, "plan_hash": digest})
             return outcome("deferred", refused, plan=plan_dict)
         try:
+            approval = None
+            if b.tier == "approve":
+                approval = self.approvals.take(host=host.name, check=check, fix=fix,
+                                               plan_hash=digest, actor=self.actor)
+                if approval is None:  # denied or expired meanwhile
+                    note("refuse", {"reason": "the approval was withdrawn",
+                                    "plan_hash": digest})
+                    return outcome("refused", "the approval was withdrawn", plan=plan_dict)
             return self._apply_verify(finished, b, result, plan, ctx, note, outcome,
                                       approval.id if approval else None)
         finally:

@@ -136,9 +136,11 @@ class Plan:
                    dict(raw.get("data", {})))
 
     def digest(self) -> str:
-        """Hash of the plan's content: an approval covers exactly this plan."""
-        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"),
-                          default=str)
+        """Hash of what ``apply`` would do (``commands`` and ``data``): an approval covers
+        exactly this change. Descriptions that drift between runs (a lock's age, the
+        summary's wording) are left out, so an approved plan still matches next run."""
+        text = json.dumps({"commands": self.commands, "data": self.data}, sort_keys=True,
+                          separators=(",", ":"), default=str)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
