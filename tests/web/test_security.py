@@ -267,3 +267,10 @@ def test_sessions_are_bounded_per_user(fleet_history: History) -> None:
     count = fleet_history.query("SELECT COUNT(*) FROM web_sessions")[0][0]
     assert count == MAX_SESSIONS
     assert users.session(sids[-1]) is not None
+
+
+def test_oversized_forms_are_refused(client: TestClient) -> None:
+    client.get("/")
+    big = {"csrf": "x", "reason": "a" * 100_000}
+    assert client.post("/hosts/web1/mute", data=big).status_code == 413
+    assert client.post("/login", data=big).status_code == 413

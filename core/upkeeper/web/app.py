@@ -103,7 +103,10 @@ async def guard(request: Request, call_next: Callable[[Request], Awaitable[Respo
             return _headers(PlainTextResponse("authentication required", 401), site)
         return _headers(RedirectResponse("/login", 303), site)
     if request.method == "POST" and csrf:  # token callers are not cookie-driven browsers
-        form = await read_form(request)
+        try:
+            form = await read_form(request)
+        except HTTPException as exc:  # raised here, outside the app's exception handlers
+            return _headers(PlainTextResponse("request too large", exc.status_code), site)
         request.state.form = form
         if not hmac.compare_digest(form.get("csrf", ""), csrf):
             return _headers(PlainTextResponse("CSRF check failed: reload the page", 403),
