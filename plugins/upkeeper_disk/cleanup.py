@@ -7,7 +7,8 @@ on a filesystem the check reported WARN/CRIT. ``find -P -xdev`` never follows a 
 and never leaves the filesystem, neither while planning nor while deleting: deletion is
 ``find ... -path FILE -delete`` from the glob's base, so a directory swapped for a
 symlink between plan and apply is not traversed. Planned bytes are allocated bytes
-(``%b`` blocks), what ``df`` sees come back. Needs GNU find (``-printf``).
+(``%b`` blocks), what ``df`` sees come back. Needs GNU find (``-printf``). Windows
+(temp folders, component store): :mod:`upkeeper_disk.wincleanup`.
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ class CleanupParams(Params):
     package_caches: list[str] = Field(default_factory=list,
                                       description="apt and/or dnf: clean their caches")
     sudo: bool = Field(False, description="run the deletions as root")
+    windows_temp: bool = Field(False, description="Windows: old files of the system's and "
+                                                  "each user's temp folder")
+    component_store: bool = Field(False, description="Windows: DISM /StartComponentCleanup"
+                                                     " when DISM recommends it")
 
     @field_validator("paths")
     @classmethod
@@ -116,6 +121,7 @@ class DiskCleanup(Fix[CleanupParams]):
     description = "Free space: old files under allow-listed globs, journal, package caches"
     Params = CleanupParams
     handles = (signature("disk.usage", "WARN", "CRIT"),)
+    platforms = ("linux", "windows")
     default_tier = "approve"
     needs_window = False
     settle = 300.0
@@ -137,6 +143,10 @@ class DiskCleanup(Fix[CleanupParams]):
         failing, mounts = failing_mounts(ctx.result)
         if not failing:
             raise FixRefused("the disk.usage result names no full filesystem")
+        if ctx.is_windows:
+            from upkeeper_disk.wincleanup import plan_windows
+
+            return plan_windows(ctx, failing)
         p = ctx.params
         changes: list[dict[str, Any]] = []
         commands: list[list[str]] = []
@@ -201,6 +211,10 @@ class DiskCleanup(Fix[CleanupParams]):
         return int(head[0]) if res.ok and head and head[0].isdigit() else 0
 
     def apply(self, ctx: FixContext[CleanupParams], plan: Plan) -> str:
+        if plan.data.get("windows"):
+            from upkeeper_disk.wincleanup import apply_windows
+
+            return apply_windows(ctx, plan)
         freed = 0
         for command in plan.commands:
             if command[0] == "find":

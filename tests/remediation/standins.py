@@ -22,6 +22,7 @@ case "$cmd" in
     echo UnitFileState=enabled ;;
   restart)
     if [ -f "$STATE/$unit.broken" ]; then echo "Job for $unit failed." >&2; exit 1; fi
+    if [ -f "$STATE/$unit.says" ]; then cat "$STATE/$unit.says"; fi
     if [ -f "$STATE/$unit.lies" ]; then echo "$unit" >> "$STATE/restarts.log"; exit 0; fi
     echo active > "$STATE/$unit"
     echo "$unit" >> "$STATE/restarts.log" ;;
@@ -48,8 +49,8 @@ class StandInSystemd:
     def state(self, unit: str) -> str:
         return (self.state_dir / unit).read_text().strip()
 
-    def mark(self, unit: str, flag: str) -> None:
-        (self.state_dir / f"{unit}.{flag}").write_text("")
+    def mark(self, unit: str, flag: str, text: str = "") -> None:
+        (self.state_dir / f"{unit}.{flag}").write_text(text)
 
     def restarts(self) -> int:
         log = self.state_dir / "restarts.log"

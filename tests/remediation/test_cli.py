@@ -82,3 +82,17 @@ def test_validate_names_the_line_of_a_bad_fix(tmp_path):
     assert f"{book}:6" in res.stderr + res.stdout
     run = upk("run", str(book))
     assert run.returncode == 3 and "unknown key 'audit'" in run.stderr
+
+
+def test_check_mode_shows_the_plan_and_changes_nothing(tmp_path, state_dir, systemd):
+    book = tmp_path / "pb.yml"
+    book.write_text(PB.replace("tier: approve", "tier: auto"))
+    systemd.set("nginx", "failed")
+    res = upk("run", "--check", str(book))
+    assert "fix system.service.restart on localhost (system.service): planned" in res.stdout
+    assert "would run: systemctl restart -- nginx" in res.stdout
+    assert systemd.state("nginx") == "failed" and systemd.restarts() == 0
+    doc = json.loads(upk("run", "--check", str(book), "--format", "json").stdout)
+    assert doc["remediation"][0]["outcome"] == "planned"
+    kinds = [r["kind"] for r in json.loads(upk("audit", "list", "--format", "json").stdout)]
+    assert kinds == ["check-plan", "check-plan"]

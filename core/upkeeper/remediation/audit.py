@@ -129,23 +129,24 @@ class _ConnectionDb:
 _MEMORY_KEYS: dict[int, bytes] = {}
 
 
-def _key_for(path: str, ident: int) -> bytes:
-    """The chain's HMAC key: a random secret beside the database, made on first use."""
+def _key_for(path: str, ident: int) -> tuple[bytes, bool]:
+    """The chain's HMAC key, a random secret beside the database made on first use, and
+    whether it was made just now."""
     if path in ("", ":memory:"):
-        return _MEMORY_KEYS.setdefault(ident, secrets.token_bytes(32))
+        return _MEMORY_KEYS.setdefault(ident, secrets.token_bytes(32)), False
     key_path = Path(path + ".audit-key")
     try:
-        return bytes.fromhex(key_path.read_text(encoding="ascii").strip())
+        return bytes.fromhex(key_path.read_text(encoding="ascii").strip()), False
     except FileNotFoundError:
         pass
     key = secrets.token_bytes(32)
     try:
         fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:  # another process made it first
-        return bytes.fromhex(key_path.read_text(encoding="ascii").strip())
+        return bytes.fromhex(key_path.read_text(encoding="ascii").strip()), False
     with os.fdopen(fd, "w", encoding="ascii") as fh:
         fh.write(key.hex())
-    return key
+    return key, True
 
 
 def _canonical(value: Any) -> str:
@@ -175,7 +176,10 @@ class AuditLog:
         with self._db.transaction() as conn:
             for statement in AUDIT_SCHEMA:
                 conn.execute(statement)
-        self._key = _key_for(self._db.path, id(db))
+        self._key, made = _key_for(self._db.path, id(db))
+        #: Records older than the key file: they were chained with a key now lost.
+        self._key_lost = made and bool(self._db.query("SELECT 1 FROM remediation_audit"
+                                                      " LIMIT 1"))
 
     def _digest(self, seq: int, ts: float, kind: str, actor: str, subject: str,
                 host: str | None, client: str | None, data: str, prev: str) -> str:
@@ -248,6 +252,9 @@ class AuditLog:
         """Problems with the chain (an edited, removed, inserted or reordered record, a cut
         tail, a missing key); empty when intact. Reads the whole table once."""
         problems: list[str] = []
+        if self._key_lost:
+            problems.append(f"the audit key {self._db.path}.audit-key was missing: no "
+                            "record can be verified (restore the key file)")
         prev, expected = GENESIS, 1
         rows = self._db.query("SELECT * FROM remediation_audit ORDER BY seq")
         for row in rows:
