@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,10 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.plugins.ssh.conftest import login_user
 from upkeeper import Host, Status, TransportError
 from upkeeper_ssh import SSHTransport
-from upkeeper_ssh.testserver import SilentServer
+from upkeeper_ssh.testserver import SilentServer, SSHServer
 
 
 @pytest.fixture
@@ -54,7 +56,7 @@ def test_silent_server_is_unreachable_once(mute: SilentServer, tmp_path: Path) -
             with pytest.raises(TransportError) as again:
                 t.run("true")
             assert str(again.value) == text
-        assert mute.accepted == 1
+        assert mute.accepted == 1, mute.peers
     finally:
         t.close()
 
@@ -66,7 +68,7 @@ def test_close_forgets_the_failure(mute: SilentServer, tmp_path: Path) -> None:
         with pytest.raises(TransportError):
             t.open()
         t.close()
-    assert mute.accepted == 2
+    assert mute.accepted == 2, mute.peers
 
 
 PLAYBOOK_CHECKS: list[dict[str, Any]] = [
@@ -105,7 +107,7 @@ def test_runner_connects_once_for_three_checks(mute: SilentServer, tmp_path: Pat
         assert "unreachable: " in summary, summaries
         assert "no SSH banner within 1s" in summary, summaries
         assert "Secret-Pw-19" not in summary
-    assert mute.accepted == 1, summaries
+    assert mute.accepted == 1, (summaries, mute.peers)
 
 
 def test_server_text_in_errors_is_one_clean_line(tmp_path: Path) -> None:
@@ -137,3 +139,42 @@ def test_server_text_in_errors_is_one_clean_line(tmp_path: Path) -> None:
     assert "Indecipherable protocol version" in text
     assert "Secret-Pw-19" not in text and "********" in text
     assert text.isprintable()
+
+
+def test_silent_server_behind_a_jump_host_is_unreachable_once(
+        mute: SilentServer, sshd: SSHServer, known_hosts: Path, tmp_path: Path) -> None:
+    # The jump host forwards to a port that accepts and stays silent: the same one
+    # bounded attempt as a direct connection, named as the target, not the jump host.
+    jump = f"{login_user()}@127.0.0.1:{sshd.port}"
+    t = SSHTransport(Host("mute", vars={
+        **mute_vars(mute, tmp_path, ssh_known_hosts_file=str(known_hosts)),
+        "ssh_jump_host": jump, "ansible_ssh_private_key_file": str(sshd.client_key)}))
+    try:
+        with pytest.raises(TransportError) as info:
+            t.run("true")
+        text = str(info.value)
+        assert text.startswith("unreachable: "), text
+        assert f"mute (127.0.0.1:{mute.port})" in text
+        assert "no SSH banner within 1s" in text
+        with pytest.raises(TransportError) as again:
+            t.run("true")
+        assert str(again.value) == text
+        assert not t._hops
+    finally:
+        t.close()
+    assert mute.accepted == 1, mute.peers
+
+
+def test_silent_server_stops_listening_when_closed() -> None:
+    # A closed SilentServer must not live on as a listener that still accepts (its
+    # accept thread kept the socket open), or a later connection lands on a dead fixture.
+    srv = SilentServer()
+    socket.create_connection(("127.0.0.1", srv.port), timeout=5).close()
+    deadline = time.monotonic() + 5
+    while srv.accepted < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    srv.close()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", srv.port), timeout=5).close()
+    assert srv.accepted == 1
+    assert len(srv.peers) == 1 and srv.peers[0][0] == "127.0.0.1"
