@@ -83,6 +83,7 @@ class History:
         self._lock = threading.RLock()
         self._unstored: dict[str, _Unstored] = {}
         self._broken: HistoryError | None = None
+        self._batching = False
         memory = self.path == ":memory:"
         if not memory and not create and not Path(self.path).is_file():
             raise HistoryMissing(f"no history database at {self.path}: nothing has run with"
@@ -124,6 +125,12 @@ class History:
         """One atomic write; other threads wait for it. SQLite errors, including a failed
         COMMIT (disk full), roll back and raise :class:`HistoryError`."""
         with self._lock:
+            if self._batching:  # inside batch(): its one COMMIT covers this write
+                try:
+                    yield self._db
+                except sqlite3.Error as exc:
+                    raise history_error(exc, self.path, "write to") from exc
+                return
             try:
                 self._db.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
@@ -136,6 +143,17 @@ class History:
                 if isinstance(exc, sqlite3.Error):
                     raise history_error(exc, self.path, "write to") from exc
                 raise
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Many writes, one transaction (one COMMIT): how results ingested in bulk are
+        stored. Writes in it from this thread join it; a failed COMMIT rolls all back."""
+        with self.transaction():
+            self._batching = True
+            try:
+                yield
+            finally:
+                self._batching = False
 
     def _rollback(self) -> None:
         # SQLite may already have rolled back by itself (e.g. SQLITE_FULL): then there is

@@ -1,0 +1,42 @@
+"""The job flow end to end on a real nats-server: hub publishes, a worker runs, results
+land in the hub's history as if run locally; hosts without a site run at the hub."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from upkeeper.engine.runner import run_playbook
+from upkeeper.models import Status
+from upkeeper.sites.hub import Hub
+from upkeeper.sites.streams import SiteSettings
+from upkeeper.store.history import History
+from tests.sites.jobhelpers import WorkerThread, site_setup
+from tests.sites.natsserver import NatsServer
+
+FAST = SiteSettings(ack_wait=3.0, heartbeat=0.5, offline_after=2.0)
+
+
+def test_site_hosts_run_at_the_worker_and_land_in_history(
+        nats_server: NatsServer, tmp_path: Path) -> None:
+    pb, inv, plugins = site_setup(tmp_path, {
+        "far1": {"site": "acme"}, "far2": {"site": "acme"}, "near": {}},
+        "echo ran {{ inventory_hostname }}")
+    history = History(tmp_path / "hub.db")
+    hub = Hub(nats_server.url, history, settings=FAST).start()
+    worker = WorkerThread("acme", nats_server.url, tmp_path / "w1", plugins=plugins)
+    try:
+        worker.start()
+        run = run_playbook(pb, inv, plugins, history, remote=hub.remote(time.time() + 30))
+    finally:
+        worker.stop()
+        hub.close()
+    by_host = {r.host: r for r in run.results}
+    assert set(by_host) == {"far1", "far2", "near"}
+    assert all(r.status is Status.OK for r in run.results), run.results
+    assert by_host["far1"].summary.endswith("far1")
+    stored = history.query("SELECT host, status FROM results WHERE run_id=?", (run.run_id,))
+    assert sorted((r["host"], r["status"]) for r in stored) == [
+        ("far1", "OK"), ("far2", "OK"), ("near", "OK")]
+    jobs = history.query("SELECT job_id, state, worker FROM site_jobs")
+    assert {j["state"] for j in jobs} == {"done"} and len(jobs) == 2
