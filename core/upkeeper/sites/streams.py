@@ -4,7 +4,10 @@ stream the hub consumes. Names come from :mod:`upkeeper.sites.subjects`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
 
 from nats.js import JetStreamContext
 from nats.js.api import (
@@ -19,7 +22,9 @@ from nats.js.errors import NotFoundError
 
 from upkeeper.sites import subjects
 
+log = logging.getLogger("upkeeper.sites")
 HUB_CONSUMER = "hub"
+ENV_PREFIX = "UPKEEPER_SITES_"
 DAY = 86400.0
 
 
@@ -36,6 +41,25 @@ class SiteSettings:
     heartbeat: float = 10.0
     #: A worker unheard of this long is gone; a site with none live is offline.
     offline_after: float = 35.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> SiteSettings:
+        """Defaults, overridden by ``UPKEEPER_SITES_ACK_WAIT`` (and ``_MAX_DELIVER``,
+        ``_HEARTBEAT``, ``_OFFLINE_AFTER``, ...), in seconds."""
+        env = os.environ if environ is None else environ
+        settings = cls()
+        for f in fields(cls):
+            raw = env.get(ENV_PREFIX + f.name.upper(), "").strip()
+            if not raw:
+                continue
+            try:
+                value = int(raw) if f.type in ("int", int) else float(raw)
+            except ValueError:
+                log.warning("%s%s=%r is not a number: ignored", ENV_PREFIX, f.name.upper(), raw)
+                continue
+            if value > 0:
+                settings = replace(settings, **{f.name: value})
+        return settings
 
 
 async def ensure_site(js: JetStreamContext, site: str, settings: SiteSettings) -> None:
