@@ -1,0 +1,73 @@
+"""Guarantee 3: each job takes effect once. A worker that stalls past ack_wait and acks
+late gets its job redelivered to another worker (JetStream accepts the late ack, nats-server
+#4786); the lease says the job is done, so it is not run again. Side effects are counted
+(lines a check appends to a file), not messages."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import nats
+
+from upkeeper.engine.runner import run_playbook
+from upkeeper.models import Status
+from upkeeper.sites import subjects
+from upkeeper.sites.hub import Hub
+from upkeeper.sites.streams import SiteSettings
+from upkeeper.sites.worker import WorkerOptions
+from upkeeper.store.history import History
+from tests.sites.jobhelpers import WorkerThread, site_setup, wait_for
+from tests.sites.natsserver import NatsServer
+
+TRIALS = 50
+ACK_WAIT = 1.0
+
+
+def consumer_idle(url: str, site: str) -> bool:
+    async def check() -> bool:
+        nc = await nats.connect(url)
+        try:
+            info = await nc.jetstream().consumer_info(subjects.jobs_stream(site),
+                                                      subjects.CONSUMER)
+            return info.num_pending == 0 and info.num_ack_pending == 0
+        finally:
+            await nc.close()
+    return asyncio.run(check())
+
+
+def test_late_ack_after_redelivery_takes_effect_once(nats_server: NatsServer,
+                                                     tmp_path: Path) -> None:
+    effects = tmp_path / "effects.log"
+    hosts = {f"h{i:02d}": {"site": "acme"} for i in range(TRIALS)}
+    pb, inv, plugins = site_setup(
+        tmp_path, hosts, f"echo {{{{ inventory_hostname }}}} >> {effects}")
+    history = History(tmp_path / "hub.db")
+    hub = Hub(nats_server.url, history,
+              settings=SiteSettings(ack_wait=ACK_WAIT, heartbeat=0.5)).start()
+    stalling = WorkerThread("acme", nats_server.url, tmp_path / "a", plugins=plugins,
+                            name="stalls", options=WorkerOptions(
+                                concurrency=TRIALS, stall_before_ack=ACK_WAIT * 3,
+                                fetch_timeout=1.0))
+    other = WorkerThread("acme", nats_server.url, tmp_path / "b", plugins=plugins,
+                         name="other", options=WorkerOptions(concurrency=4,
+                                                             fetch_timeout=1.0))
+    try:
+        stalling.start()
+        run = run_playbook(pb, inv, plugins, history, remote=hub.remote(time.time() + 60))
+        # Every job ran at the stalling worker, which now sits on its acks.
+        other.start()
+        wait_for(lambda: other.worker.stats["resent"] >= TRIALS, 30,
+                 "the redelivered jobs to reach the other worker")
+        wait_for(lambda: consumer_idle(nats_server.url, "acme"), 30, "all jobs acked")
+    finally:
+        stalling.stop()
+        other.stop()
+        hub.close()
+    lines = effects.read_text().splitlines()
+    assert sorted(lines) == sorted(hosts), "a job took effect twice or not at all"
+    assert other.worker.stats["ran"] == 0
+    assert [r.status for r in run.results] == [Status.OK] * TRIALS
+    stored = history.query("SELECT host, count(*) AS n FROM results GROUP BY host")
+    assert {r["host"]: r["n"] for r in stored} == {h: 1 for h in hosts}
