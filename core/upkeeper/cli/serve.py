@@ -111,7 +111,8 @@ class PlaybookDir:
 
         assert self.history is not None
         # A slot's site jobs are useful as long as the slot could still be caught up.
-        remote = (self.hub.remote(slot.due.timestamp() + max(self.catch_up, 60.0))
+        remote = (self.hub.remote(slot.due.timestamp()
+                                  + max(self.catch_up, 2 * self.hub.settings.ack_wait))
                   if self.hub is not None else None)
         record = run_playbook(job.payload, self.inventory, self.plugins, self.history,
                               stop_event=stop, run_id=slot.run_id, remote=remote,
