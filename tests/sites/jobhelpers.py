@@ -58,6 +58,10 @@ class WorkerThread:
         return self
 
     def stop(self) -> None:
+        if not self.thread.is_alive():
+            return
+        while self.stop_event is None:
+            time.sleep(0.01)
         if self.stop_event is not None:
             self.loop.call_soon_threadsafe(self.stop_event.set)
         self.thread.join(30)
