@@ -196,19 +196,34 @@ class Worker:
                 return  # fenced: the worker that took the job over reports it
         result = JobResult(job.job_id, job.run_id, job.site, job.host, claim.revision,
                            self.name, results)
-        payload = result.to_bytes()
-        path = self.outbox.put(result_msg_id(result), payload)
-        try:
-            await self._complete(key, claim.revision, payload.decode())
-        except lease.Fenced:
-            log.warning("job %s was taken over while it ran: result dropped", job.job_id)
-            self.outbox.remove(path)
-            return
-        if await self._send(result):
-            self.outbox.remove(path)
+        entry = json.dumps({"key": key, "revision": claim.revision,
+                            "result": result.to_bytes().decode()}).encode()
+        path = self.outbox.put(result_msg_id(result), entry)
+        if not await self._finish(key, claim.revision, result, path):
+            return  # fenced, or kept in the outbox until the server is back
         if self.opts.stall_before_ack:
             await asyncio.sleep(self.opts.stall_before_ack)
         await self._ack(msg)
+
+    async def _finish(self, key: str, revision: int, result: JobResult, path: Path) -> bool:
+        """Mark the lease done with the result, send it, drop it from the outbox. False
+        when the lease was taken over (result dropped) or the server is unreachable (the
+        result waits in the outbox; the job's redelivery finds the lease done later)."""
+        assert self.kv is not None
+        try:
+            await lease.complete(self.kv, key, self.name, revision,
+                                 result.to_bytes().decode())
+        except lease.Fenced:
+            log.warning("job %s was taken over while it ran: result dropped", result.job_id)
+            self.outbox.remove(path)
+            return False
+        except Exception as exc:
+            log.warning("result of %s kept in the outbox: %s", result.job_id, exc)
+            return False
+        if not await self._send(result):
+            return False
+        self.outbox.remove(path)
+        return True
 
     async def _run(self, job: Job, msg: Msg, key: str,
                    claim: lease.Claim) -> list[dict[str, Any]] | None:
@@ -240,20 +255,6 @@ class Worker:
             alive.cancel()
         return None if fenced else results
 
-    async def _complete(self, key: str, revision: int, payload: str) -> None:
-        assert self.kv is not None
-        deadline = time.monotonic() + max(1.0, self.ack_wait / 2)
-        while True:
-            try:
-                await lease.complete(self.kv, key, self.name, revision, payload)
-                return
-            except lease.Fenced:
-                raise
-            except Exception as exc:
-                if time.monotonic() > deadline:
-                    raise lease.Fenced(f"lease of {key} not completed: {exc}") from exc
-                await asyncio.sleep(0.2)
-
     async def _send(self, result: JobResult) -> bool:
         assert self.js is not None
         try:
@@ -284,11 +285,21 @@ class Worker:
             await _wait(stop, 2.0)
             for path, data in list(self.outbox.pending()):
                 try:
-                    result = JobResult.from_bytes(data)
-                except (ValueError, TypeError):
-                    log.error("%s: not a result, removed", path)
+                    entry = json.loads(data)
+                    result = JobResult.from_bytes(entry["result"].encode())
+                    key, revision = str(entry["key"]), int(entry["revision"])
+                except (ValueError, TypeError, KeyError):
+                    log.error("%s: not an outbox entry, removed", path)
                     self.outbox.remove(path)
                     continue
+                assert self.kv is not None
+                try:
+                    await lease.complete(self.kv, key, self.name, revision,
+                                         result.to_bytes().decode())
+                except lease.Fenced:
+                    pass  # done already (or taken over): the hub keeps the first result
+                except Exception:
+                    break  # still unreachable
                 if not await self._send(result):
                     break
                 self.outbox.remove(path)
