@@ -71,3 +71,27 @@ def test_late_ack_after_redelivery_takes_effect_once(nats_server: NatsServer,
     assert [r.status for r in run.results] == [Status.OK] * TRIALS
     stored = history.query("SELECT host, count(*) AS n FROM results GROUP BY host")
     assert {r["host"]: r["n"] for r in stored} == {h: 1 for h in hosts}
+
+
+def test_long_job_is_not_redelivered(nats_server: NatsServer, tmp_path: Path) -> None:
+    """Guarantee 6: a job running 3.5 x ack_wait keeps its message (in_progress at a third
+    of ack_wait) and its lease; the idle second worker never gets it."""
+    effects = tmp_path / "effects.log"
+    pb, inv, plugins = site_setup(tmp_path, {"long": {"site": "acme"}},
+                                  f"sleep {ACK_WAIT * 3.5}; echo ran >> {effects}")
+    history = History(tmp_path / "hub.db")
+    hub = Hub(nats_server.url, history, settings=SiteSettings(ack_wait=ACK_WAIT)).start()
+    workers = [WorkerThread("acme", nats_server.url, tmp_path / f"w{i}", plugins=plugins,
+                            name=f"w{i}", options=WorkerOptions(fetch_timeout=1.0))
+               for i in range(2)]
+    try:
+        for w in workers:
+            w.start()
+        run = run_playbook(pb, inv, plugins, history, remote=hub.remote(time.time() + 60))
+    finally:
+        for w in workers:
+            w.stop()
+        hub.close()
+    assert [r.status for r in run.results] == [Status.OK]
+    assert effects.read_text() == "ran\n"
+    assert sum(w.worker.stats["jobs"] for w in workers) == 1, "the job was redelivered"
