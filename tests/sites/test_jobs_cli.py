@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from upkeeper.store.history import History
 from tests.sites.jobhelpers import wait_for, worker_process
 from tests.sites.natsserver import NatsServer
+from upkeeper.store.history import History
 
 FAST_ENV = {"UPKEEPER_SITES_ACK_WAIT": "3", "UPKEEPER_SITES_HEARTBEAT": "0.5",
             "UPKEEPER_SITES_OFFLINE_AFTER": "3"}

@@ -6,13 +6,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from tests.sites.jobhelpers import WorkerThread, site_setup
+from tests.sites.natsserver import NatsServer
 from upkeeper.engine.runner import run_playbook
 from upkeeper.models import Status
 from upkeeper.sites.hub import Hub
 from upkeeper.sites.streams import SiteSettings
 from upkeeper.store.history import History
-from tests.sites.jobhelpers import WorkerThread, site_setup
-from tests.sites.natsserver import NatsServer
 
 FAST = SiteSettings(ack_wait=3.0, heartbeat=0.5, offline_after=2.0)
 

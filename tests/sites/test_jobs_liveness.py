@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from upkeeper.store.history import History
 from tests.sites.jobhelpers import wait_for, worker_process
 from tests.sites.natsserver import NatsServer
 from tests.sites.test_jobs_cli import FAST_ENV
+from upkeeper.store.history import History
 
 
 def status(state: Path) -> tuple[int, str]:
@@ -52,13 +52,13 @@ def test_site_offline_and_back(nats_server: NatsServer, tmp_path: Path) -> None:
     serve = subprocess.Popen(
         [sys.executable, "-m", "upkeeper", "serve", "--playbooks", str(books), "-i",
          str(inv), "--state-dir", str(state), "--hub", nats_server.url, "--catch-up", "4s",
-         "--heartbeat", "1s"], stdout=subprocess.DEVNULL, stderr=open(tmp_path / "serve.log", "w"),
+         "--heartbeat", "1s"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         env={**os.environ, **FAST_ENV})
     worker = worker_process("acme", nats_server.url, tmp_path / "w1", "--heartbeat", "0.5",
                             env=FAST_ENV)
     try:
         wait_for(lambda: any(r["status"] == "OK" for r in results(db)), 40, "a site result")
-        code, out = status(state)
+        out = status(state)[1]
         assert "site OFFLINE" not in out, out
         worker.send_signal(signal.SIGKILL)
         worker.wait(10)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import nats
 
+from tests.sites.jobhelpers import WorkerThread, site_setup, wait_for
+from tests.sites.natsserver import NatsServer
 from upkeeper.engine.runner import run_playbook
 from upkeeper.models import RunRecord, Status
 from upkeeper.sites import subjects
@@ -18,8 +20,6 @@ from upkeeper.sites.hub import Hub
 from upkeeper.sites.streams import SiteSettings
 from upkeeper.sites.worker import WorkerOptions
 from upkeeper.store.history import History
-from tests.sites.jobhelpers import WorkerThread, site_setup, wait_for
-from tests.sites.natsserver import NatsServer
 
 
 def in_thread(fn: object) -> tuple[threading.Thread, list[RunRecord]]:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import nats
 
+from tests.sites.jobhelpers import WorkerThread, site_setup, wait_for
+from tests.sites.natsserver import NatsServer
 from upkeeper.engine.runner import run_playbook
 from upkeeper.models import Status
 from upkeeper.sites import subjects
@@ -18,8 +20,6 @@ from upkeeper.sites.hub import Hub
 from upkeeper.sites.streams import SiteSettings
 from upkeeper.sites.worker import WorkerOptions
 from upkeeper.store.history import History
-from tests.sites.jobhelpers import WorkerThread, site_setup, wait_for
-from tests.sites.natsserver import NatsServer
 
 TRIALS = 50
 ACK_WAIT = 1.0
@@ -31,7 +31,7 @@ def consumer_idle(url: str, site: str) -> bool:
         try:
             info = await nc.jetstream().consumer_info(subjects.jobs_stream(site),
                                                       subjects.CONSUMER)
-            return info.num_pending == 0 and info.num_ack_pending == 0
+            return bool(info.num_pending == 0 and info.num_ack_pending == 0)
         finally:
             await nc.close()
     return asyncio.run(check())

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.sites.jobhelpers import WorkerThread, site_setup
+from tests.sites.natsserver import NatsServer
 from upkeeper.engine.runner import run_playbook
 from upkeeper.models import RunRecord, Status
 from upkeeper.sites.hub import Hub
 from upkeeper.sites.streams import SiteSettings
 from upkeeper.sites.worker import WorkerOptions
 from upkeeper.store.history import History
-from tests.sites.jobhelpers import WorkerThread, site_setup
-from tests.sites.natsserver import NatsServer
 
 RESTARTS = 6
 ACK_WAIT = 2.0
@@ -41,8 +41,12 @@ def test_workers_resume_after_repeated_server_restarts(nats_server: NatsServer,
             w.start()
         for _ in range(RESTARTS):
             runs: list[RunRecord] = []
-            t = threading.Thread(target=lambda: runs.append(run_playbook(
-                pb, inv, plugins, history, remote=hub.remote(time.time() + 60))))
+
+            def one_run(out: list[RunRecord] = runs) -> None:
+                out.append(run_playbook(pb, inv, plugins, history,
+                                        remote=hub.remote(time.time() + 60)))
+
+            t = threading.Thread(target=one_run)
             t.start()
             time.sleep(0.5)  # jobs published and being worked on
             nats_server.restart()

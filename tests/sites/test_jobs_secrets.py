@@ -10,6 +10,8 @@ from pathlib import Path
 
 from nats.js.errors import NotFoundError
 
+from tests.sites.jobhelpers import WorkerThread, site_setup, wait_for
+from tests.sites.natsserver import NatsServer
 from upkeeper.engine.runner import run_playbook
 from upkeeper.models import RunRecord, Status
 from upkeeper.sites import subjects
@@ -18,8 +20,6 @@ from upkeeper.sites.hub import Hub
 from upkeeper.sites.jobs import strip_secrets
 from upkeeper.sites.streams import SiteSettings
 from upkeeper.store.history import History
-from tests.sites.jobhelpers import WorkerThread, site_setup, wait_for
-from tests.sites.natsserver import NatsServer
 
 CANARY = "Canary-7f3a91c2-pw"
 

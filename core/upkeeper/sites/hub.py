@@ -323,7 +323,8 @@ class SiteRun:
         async def publish_all() -> None:
             acks = [js.publish(subjects.jobs_subject(site), j.to_bytes(),
                                headers={"Nats-Msg-Id": j.job_id}) for j in jobs]
-            for job, outcome in zip(jobs, await asyncio.gather(*acks, return_exceptions=True)):
+            outcomes = await asyncio.gather(*acks, return_exceptions=True)
+            for job, outcome in zip(jobs, outcomes, strict=True):
                 if isinstance(outcome, BaseException):
                     log.error("publishing job %s: %s", job.job_id, outcome)
 

@@ -58,7 +58,7 @@ class SiteSettings:
                 log.warning("%s%s=%r is not a number: ignored", ENV_PREFIX, f.name.upper(), raw)
                 continue
             if value > 0:
-                settings = replace(settings, **{f.name: value})
+                settings = replace(settings, **{f.name: value})  # type: ignore[arg-type]
         return settings
 
 

@@ -12,6 +12,7 @@ it, ack. A watchdog recreates pull loops that went silent (nats.py #504).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -183,6 +184,7 @@ class Worker:
                 await self._send(JobResult.from_bytes(claim.result.encode()))
             await self._ack(msg)
             return
+        results: list[dict[str, Any]] | None
         if claim.state == "orphaned":
             results = unknown_results(job, "a worker was lost while this job's actions ran: "
                                            "not run again (check the host)")
@@ -306,10 +308,8 @@ class Worker:
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
-    try:
+    with contextlib.suppress(asyncio.TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
-    except asyncio.TimeoutError:
-        pass
 
 
 async def _safe(coro: Any) -> None:

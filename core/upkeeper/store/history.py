@@ -126,10 +126,7 @@ class History:
         COMMIT (disk full), roll back and raise :class:`HistoryError`."""
         with self._lock:
             if self._batching:  # inside batch(): its one COMMIT covers this write
-                try:
-                    yield self._db
-                except sqlite3.Error as exc:
-                    raise history_error(exc, self.path, "write to") from exc
+                yield self._db
                 return
             try:
                 self._db.execute("BEGIN IMMEDIATE")
@@ -146,8 +143,7 @@ class History:
 
     @contextmanager
     def batch(self) -> Iterator[None]:
-        """Many writes, one transaction (one COMMIT): how results ingested in bulk are
-        stored. Writes in it from this thread join it; a failed COMMIT rolls all back."""
+        """Many writes, one COMMIT (results ingested in bulk); writes inside join it."""
         with self.transaction():
             self._batching = True
             try:
