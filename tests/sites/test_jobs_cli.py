@@ -98,3 +98,22 @@ def test_kill_9_mid_job_another_worker_finishes_once(nats_server: NatsServer,
     history = History(tmp_path / "hub" / "history.sqlite3")
     rows = history.query("SELECT host, status FROM results")
     assert [(r["host"], r["status"]) for r in rows] == [("k1", "OK")]
+
+
+def test_worker_refuses_a_broken_secrets_file_by_name(tmp_path: Path) -> None:
+    bad = tmp_path / "secrets.yml"
+    bad.write_text("- just\n- a list\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "upkeeper", "worker", "--site", "acme", "--hub",
+         "nats://127.0.0.1:1", "--secrets", str(bad), "--state-dir", str(tmp_path / "s")],
+        capture_output=True, text=True, timeout=30)
+    assert done.returncode == 3
+    assert f"{bad}: expected 'vars:' and 'hosts:' mappings" in done.stderr
+
+
+def test_worker_refuses_a_bad_site_name(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "upkeeper", "worker", "--site", "Acme HQ", "--hub",
+         "nats://127.0.0.1:1", "--state-dir", str(tmp_path / "s")],
+        capture_output=True, text=True, timeout=30)
+    assert done.returncode == 3 and "invalid site name 'Acme HQ'" in done.stderr

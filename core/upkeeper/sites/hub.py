@@ -31,13 +31,15 @@ from upkeeper.engine.hostrun import RunState
 from upkeeper.models import Host, Result, Status, Unreachable
 from upkeeper.plugins import UnknownNameError
 from upkeeper.sites import store, subjects
-from upkeeper.sites.jobs import EXPIRED, JobResult, build_job, job_id, site_of
+from upkeeper.sites.jobs import EXPIRED, Job, JobResult, build_job, job_id, site_of
 from upkeeper.sites.streams import HUB_CONSUMER, SiteSettings, ensure_results, ensure_site
 from upkeeper.store.history import History
 
 log = logging.getLogger("upkeeper.sites")
 T = TypeVar("T")
 BATCH = 500
+#: Seconds the hub retries publishing jobs the server did not take (it may be restarting).
+PUBLISH_RETRY = 60.0
 MAX_DELIVERIES = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.*.*"
 
 
@@ -271,8 +273,7 @@ class SiteRun:
                                 state.redactor)
                 continue
             by_site[site].append(host)
-        for site, members in by_site.items():
-            self._publish(state, site, members)
+        self._publish(state, by_site)
         while self.wait.left and not state.stop.is_set():
             if self.wait.done.wait(min(0.5, max(0.0, self.deadline - time.time()))):
                 break
@@ -297,41 +298,56 @@ class SiteRun:
                              store.EXPIRED)
             self.fail(pending, reason)
 
-    def _publish(self, state: RunState, site: str, hosts: Sequence[Host]) -> None:
-        try:
-            self.hub.ensure_site(site)
-        except Exception as exc:
+    def _publish(self, state: RunState, by_site: dict[str, list[Host]]) -> None:
+        jobs: list[Job] = []
+        actions = self._has_actions(state)
+        for site, hosts in by_site.items():
+            try:
+                self.hub.ensure_site(site)
+            except Exception as exc:
+                for host in hosts:
+                    state.fail_rest(host, 0, Status.UNKNOWN,
+                                    f"site {site}: cannot set up its queue: {exc}",
+                                    state.redactor)
+                continue
             for host in hosts:
-                state.fail_rest(host, 0, Status.UNKNOWN,
-                                f"site {site}: cannot set up its queue: {exc}", state.redactor)
+                job = build_job(state.pb, host, site, state.run_id, self.deadline,
+                                check_mode=state.check_mode, force=state.force,
+                                allow_anytime=state.allow_anytime, has_actions=actions)
+                jobs.append(job)
+                with self.hub.lock:
+                    self.hub.pending[job.job_id] = _Pending(self, host, site)
+                    self.wait.left.add(job.job_id)
+        if not jobs:
             return
-        jobs = []
-        for host in hosts:
-            job = build_job(state.pb, host, site, state.run_id, self.deadline,
-                            check_mode=state.check_mode, force=state.force,
-                            allow_anytime=state.allow_anytime,
-                            has_actions=self._has_actions(state))
-            jobs.append(job)
-            with self.hub.lock:
-                self.hub.pending[job.job_id] = _Pending(self, host, site)
-                self.wait.left.add(job.job_id)
         store.record_published(self.hub.history, [
             (j.job_id, j.run_id, j.site, j.host, j.deadline) for j in jobs])
         js = self.hub.js
         assert js is not None
 
         async def publish_all() -> None:
-            acks = [js.publish(subjects.jobs_subject(site), j.to_bytes(),
-                               headers={"Nats-Msg-Id": j.job_id}) for j in jobs]
-            outcomes = await asyncio.gather(*acks, return_exceptions=True)
-            for job, outcome in zip(jobs, outcomes, strict=True):
-                if isinstance(outcome, BaseException):
-                    log.error("publishing job %s: %s", job.job_id, outcome)
+            todo, give_up = jobs, min(self.deadline, time.time() + PUBLISH_RETRY)
+            while todo:
+                now = time.time()
+                acks = []
+                for j in todo:
+                    j.issued = now
+                    acks.append(js.publish(subjects.jobs_subject(j.site), j.to_bytes(),
+                                           headers={"Nats-Msg-Id": j.job_id}))
+                outcomes = await asyncio.gather(*acks, return_exceptions=True)
+                failed = [(j, o) for j, o in zip(todo, outcomes, strict=True)
+                          if isinstance(o, BaseException)]
+                if failed and time.time() > give_up:  # recorded UNKNOWN at the deadline
+                    log.error("publishing %d site jobs failed: %s", len(failed), failed[0][1])
+                    return
+                todo = [j for j, _ in failed]  # Nats-Msg-Id makes a retry harmless
+                if todo:
+                    await asyncio.sleep(1.0)
 
         try:
-            self.hub.call(publish_all(), 60)
+            self.hub.call(publish_all(), PUBLISH_RETRY + 60)
         except Exception as exc:
-            log.error("publishing jobs for site %s: %s", site, exc)
+            log.error("publishing %d site jobs: %s", len(jobs), exc)
 
     @staticmethod
     def _has_actions(state: RunState) -> bool:

@@ -19,6 +19,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,9 @@ class Worker:
                 await _wait(stop, 1.0)
 
     async def run(self, stop: asyncio.Event) -> None:
+        # Jobs run in threads: as many as pull loops (the default pool has cores + 4).
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(self.opts.concurrency, thread_name_prefix="upkeeper-job"))
         await self.connect(stop)
         if stop.is_set():
             return
