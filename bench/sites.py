@@ -26,7 +26,6 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import nats
 import yaml
@@ -35,9 +34,8 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
 from fleet import Fleet, measure  # noqa: E402
-from tests.sites.natsserver import NatsServer  # noqa: E402
-from upkeeper_ssh.testserver import SSHServer  # noqa: E402
 
+from tests.sites.natsserver import NatsServer  # noqa: E402
 from upkeeper.engine.playbook import Playbook  # noqa: E402
 from upkeeper.engine.runner import run_playbook  # noqa: E402
 from upkeeper.inventory.loader import load_inventory  # noqa: E402
@@ -46,8 +44,8 @@ from upkeeper.plugins import get_plugin_manager  # noqa: E402
 from upkeeper.sites import store, subjects  # noqa: E402
 from upkeeper.sites.hub import Hub  # noqa: E402
 from upkeeper.sites.jobs import Job, JobResult, result_to_wire  # noqa: E402
-from upkeeper.sites.streams import SiteSettings  # noqa: E402
 from upkeeper.store.history import History  # noqa: E402
+from upkeeper_ssh.testserver import SSHServer  # noqa: E402
 
 
 def part_worker(root: Path, server: NatsServer, n: int, reps: int, forks: int) -> str:
@@ -67,11 +65,11 @@ def part_worker(root: Path, server: NatsServer, n: int, reps: int, forks: int) -
         hub_argv[hub_argv.index("inventory.yml")] = "inventory-site.yml"
         env = fleet.env_for("upkeeper")
         # The site's queue exists before the worker starts (as after `sites add`).
-        measure(hub_argv + ["--hub-wait", "2s"], env, fleet.dir, lambda rc, out: (True, ""))
+        measure([*hub_argv, "--hub-wait", "2s"], env, fleet.dir, lambda rc, out: (True, ""))
         worker = subprocess.Popen(
             [sys.executable, "-m", "upkeeper", "worker", "--site", "bench", "--hub",
              server.url, "--concurrency", str(forks), "--state-dir", str(root / "wstate")],
-            env=env, stdout=subprocess.DEVNULL, stderr=open(root / "worker.log", "wb"))
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(2)
         measure(argv, env, fleet.dir, verify)  # warm-up
         local, hub = [], []
