@@ -20,7 +20,7 @@ from upkeeper.sites.worker import WorkerOptions
 from upkeeper.store.history import History
 
 RESTARTS = 6
-ACK_WAIT = 2.0
+ACK_WAIT = 3.0
 HOSTS = 8
 
 
@@ -63,6 +63,6 @@ def test_workers_resume_after_repeated_server_restarts(nats_server: NatsServer,
     per_run = history.query("SELECT run_id, host, count(*) AS n FROM results"
                             " GROUP BY run_id, host")
     assert {r["n"] for r in per_run} == {1} and len(per_run) == RESTARTS * HOSTS
-    # Jobs run 1 s each on 8 parallel slots: all done within 2 x ack_wait of the restart.
-    print("recovery after restarts (s):", [round(r, 2) for r in recovery])
+    # Jobs run 1 s each on 8 parallel slots: every job is done within 2 x ack_wait of
+    # the server's return (plus its own second).
     assert max(recovery) < 2 * ACK_WAIT + 1.0, recovery

@@ -259,6 +259,7 @@ class Worker:
                 f"{job.run_id}@{self.name}#{claim.revision}")
         finally:
             alive.cancel()
+            await asyncio.gather(alive, return_exceptions=True)
         return None if fenced else results
 
     async def _send(self, result: JobResult) -> bool:
