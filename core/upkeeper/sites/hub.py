@@ -194,7 +194,7 @@ class Hub:
     def ingest(self, payloads: Sequence[bytes]) -> int:
         """Store a batch of worker results in one transaction; the number stored."""
         stored = 0
-        with self.history.batch():
+        with self.history.transaction():  # one COMMIT for the batch
             for data in payloads:
                 try:
                     result = JobResult.from_bytes(data)
