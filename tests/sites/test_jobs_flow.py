@@ -40,3 +40,36 @@ def test_site_hosts_run_at_the_worker_and_land_in_history(
         ("far1", "OK"), ("far2", "OK"), ("near", "OK")]
     jobs = history.query("SELECT job_id, state, worker FROM site_jobs")
     assert {j["state"] for j in jobs} == {"done"} and len(jobs) == 2
+
+
+def test_site_offline_is_one_alert_not_one_per_host(nats_server: NatsServer,
+                                                    tmp_path: Path) -> None:
+    import yaml
+
+    from upkeeper.after_run.context import RunContext
+    from upkeeper.after_run.pipeline import after_run
+    from upkeeper.engine.playbook import load_playbook
+    from upkeeper.plugins import get_plugin_manager
+    from upkeeper.testing import FakeNotifier
+
+    FakeNotifier.reset()
+    _, inv, _ = site_setup(tmp_path, {f"o{i}": {"site": "acme", "client": "acme"}
+                                      for i in range(4)}, "true")
+    (tmp_path / "alerting.yml").write_text(yaml.safe_dump({
+        "name": "alerting", "hosts": "all", "notify": [{"notifier": "fake"}],
+        "checks": [{"check": "system.command", "params": {"command": "true"}},
+                   {"check": "system.uptime"}]}))
+    plugins = get_plugin_manager(extra_plugins=[("fake", FakeNotifier.plugin())])
+    pb = load_playbook(tmp_path / "alerting.yml", plugins.registry)
+    history = History(tmp_path / "hub.db")
+    hub = Hub(nats_server.url, history, settings=FAST).start()
+    try:
+        run = run_playbook(pb, inv, plugins, history, remote=hub.remote(time.time() + 1))
+    finally:
+        hub.close()
+    assert {r.status for r in run.results} == {Status.UNKNOWN} and len(run.results) == 8
+    assert all(r.summary.startswith("site offline") for r in run.results)
+    after_run(run, RunContext.for_run(run, pb, history, plugins, inventory=inv))
+    assert len(FakeNotifier.sent) == 1, [n.subject for n in FakeNotifier.sent]
+    assert "site offline" in FakeNotifier.sent[0].text
+    FakeNotifier.reset()

@@ -286,8 +286,9 @@ class SiteRun:
             if self.hub.offline(pending.site):
                 reason = (f"site offline: no worker of site {pending.site} answered "
                           "before the run's deadline")
-                if state.run is not None:  # one "site offline" per client, not per check
-                    state.run.unreachable[pending.host.name] = Unreachable(reason)
+                if state.run is not None:  # told once per client, not once per check
+                    state.run.unreachable[pending.host.name] = Unreachable(
+                        reason, Status.UNKNOWN, frozenset(s.label for s in state.pb.checks))
             elif state.stop.is_set():
                 reason = "run interrupted before site workers answered"
             else:
