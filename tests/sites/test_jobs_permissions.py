@@ -7,13 +7,13 @@ import json
 import time
 from pathlib import Path
 
+from tests.sites.jobhelpers import WorkerThread, site_setup
+from tests.sites.natsserver import NatsServer, nats_server_binary
 from upkeeper.engine.runner import run_playbook
 from upkeeper.models import Status
 from upkeeper.sites.hub import Hub
 from upkeeper.sites.streams import SiteSettings
 from upkeeper.sites.subjects import worker_permissions
-from tests.sites.jobhelpers import WorkerThread, site_setup
-from tests.sites.natsserver import NatsServer, nats_server_binary
 
 
 def test_worker_flow_needs_nothing_beyond_its_permissions(tmp_path: Path) -> None:
