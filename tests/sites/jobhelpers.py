@@ -51,14 +51,22 @@ class WorkerThread:
             self.stop_event = asyncio.Event()
             await self.worker.run(self.stop_event)
 
-        self.loop.run_until_complete(go())
+        try:
+            self.loop.run_until_complete(go())
+        except RuntimeError:  # lose(): the loop was stopped under the worker
+            pass
+
+    def lose(self) -> None:
+        """The worker vanishes as a killed process would: its loop stops mid-job, nothing
+        more is sent (no acks, no lease renewals, no results)."""
+        self.loop.call_soon_threadsafe(self.loop.stop)
 
     def start(self) -> WorkerThread:
         self.thread.start()
         return self
 
     def stop(self) -> None:
-        if not self.thread.is_alive():
+        if not self.thread.is_alive() or not self.loop.is_running():
             return
         while self.stop_event is None:
             time.sleep(0.01)

@@ -6,15 +6,23 @@ late gets its job redelivered to another worker (JetStream accepts the late ack,
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import nats
+from pydantic import BaseModel
 
 from tests.sites.jobhelpers import WorkerThread, site_setup, wait_for
 from tests.sites.natsserver import NatsServer
+from upkeeper import hookimpl
+from upkeeper.checks import Action, Check, CheckContext
+from upkeeper.engine.playbook import Playbook
 from upkeeper.engine.runner import run_playbook
-from upkeeper.models import Status
+from upkeeper.inventory.loader import load_inventory
+from upkeeper.models import Result, RunRecord, Status
+from upkeeper.plugins import get_plugin_manager
 from upkeeper.sites import subjects
 from upkeeper.sites.hub import Hub
 from upkeeper.sites.streams import SiteSettings
@@ -95,3 +103,67 @@ def test_long_job_is_not_redelivered(nats_server: NatsServer, tmp_path: Path) ->
     assert [r.status for r in run.results] == [Status.OK]
     assert effects.read_text() == "ran\n"
     assert sum(w.worker.stats["jobs"] for w in workers) == 1, "the job was redelivered"
+
+
+class HoldParams(BaseModel):
+    path: str
+    hold: str
+
+
+class AppendAction(Action[HoldParams]):
+    """Changes the host (appends a line), then waits while ``hold`` exists."""
+
+    name = "test.append_action"
+    Params = HoldParams
+    platforms = ("*",)
+    needs_window = False
+
+    def run(self, ctx: CheckContext[HoldParams]) -> Result:
+        with open(ctx.params.path, "a") as f:
+            f.write(f"{ctx.host.name}\n")
+        while Path(ctx.params.hold).exists():
+            time.sleep(0.05)
+        return Result(Status.OK, "changed", changed=True)
+
+
+class ActionPlugin:
+    @hookimpl
+    def upkeeper_register_checks(self) -> list[type[Check[Any]]]:
+        return [AppendAction]
+
+
+def test_action_of_a_lost_worker_is_not_run_again(nats_server: NatsServer,
+                                                  tmp_path: Path) -> None:
+    effects, hold = tmp_path / "effects.log", tmp_path / "hold"
+    hold.touch()
+    inv_path = tmp_path / "inventory.yml"
+    inv_path.write_text("all:\n  hosts:\n    act1:\n      ansible_connection: local\n"
+                        "      site: acme\n")
+    plugins = get_plugin_manager(extra_plugins=[("actions", ActionPlugin())])
+    pb = Playbook.model_validate({"name": "act", "hosts": "all", "checks": [
+        {"check": "test.append_action", "params": {"path": str(effects), "hold": str(hold)}}]})
+    history = History(tmp_path / "hub.db")
+    hub = Hub(nats_server.url, history, settings=SiteSettings(ack_wait=ACK_WAIT)).start()
+    first = WorkerThread("acme", nats_server.url, tmp_path / "a", plugins=plugins, name="a",
+                         options=WorkerOptions(fetch_timeout=1.0))
+    second = WorkerThread("acme", nats_server.url, tmp_path / "b", plugins=plugins, name="b",
+                          options=WorkerOptions(fetch_timeout=1.0))
+    runs: list[RunRecord] = []
+    runner = threading.Thread(target=lambda: runs.append(run_playbook(
+        pb, load_inventory([str(inv_path)]), plugins, history,
+        remote=hub.remote(time.time() + 60))))
+    try:
+        first.start()
+        runner.start()
+        wait_for(effects.exists, 20, "the action to start at the first worker")
+        first.lose()
+        second.start()
+        runner.join(30)
+    finally:
+        hold.unlink()
+        second.stop()
+        hub.close()
+    assert [r.status for r in runs[0].results] == [Status.UNKNOWN]
+    assert runs[0].results[0].summary.startswith("a worker was lost while this job's actions")
+    assert effects.read_text() == "act1\n"
+    assert second.worker.stats["ran"] == 0
