@@ -4,6 +4,7 @@ real process, and a small inventory/playbook of local hosts on a site."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -51,10 +52,8 @@ class WorkerThread:
             self.stop_event = asyncio.Event()
             await self.worker.run(self.stop_event)
 
-        try:
+        with contextlib.suppress(RuntimeError):  # lose() stopped the loop under the worker
             self.loop.run_until_complete(go())
-        except RuntimeError:  # lose(): the loop was stopped under the worker
-            pass
 
     def lose(self) -> None:
         """The worker vanishes as a killed process would: its loop stops mid-job, nothing
