@@ -76,6 +76,7 @@ class Hub:
         self._beats: dict[tuple[str, str], float] = {}
         self._sites_ready: set[str] = set()
         self._tasks: list[asyncio.Task[Any]] = []
+        self.last_error = ""
         self.stats = {"ingested": 0, "duplicates": 0, "late": 0, "dead": 0}
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
@@ -87,16 +88,20 @@ class Hub:
                 "SELECT site, max(last_seen) AS seen FROM site_workers GROUP BY site"):
             self.last_seen[row["site"]] = float(row["seen"])
         self.thread.start()
+        future = asyncio.run_coroutine_threadsafe(self._connect(), self.loop)
         try:
-            self.call(self._connect(), connect_timeout + 5)
+            future.result(connect_timeout)
         except Exception as exc:
+            future.cancel()
+            why = self.last_error or f"{type(exc).__name__} {exc}".strip()
             self.close()
-            raise HubError(f"hub {self.url}: cannot connect to NATS: {exc}") from exc
+            raise HubError(f"hub {self.url}: cannot connect to NATS: {why}") from exc
         return self
 
     async def _connect(self) -> None:
         async def error(exc: Exception) -> None:
-            log.error("hub NATS connection: %s: %s", type(exc).__name__, exc)
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            log.error("hub NATS connection: %s", self.last_error)
 
         self.nc = await nats.connect(self.url, user_credentials=self.creds, error_cb=error,
                                      max_reconnect_attempts=-1, reconnect_time_wait=0.5,

@@ -21,8 +21,6 @@ CREATE TABLE IF NOT EXISTS site_workers (
 CREATE TABLE IF NOT EXISTS site_dead_letters (
     id INTEGER PRIMARY KEY, job_id TEXT NOT NULL UNIQUE, site TEXT NOT NULL,
     host TEXT NOT NULL, run_id TEXT NOT NULL, deliveries INTEGER NOT NULL, ts REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS site_alerts (
-    site TEXT PRIMARY KEY, offline_since REAL NOT NULL, alerted REAL);
 """
 QUEUED, DONE, EXPIRED, DEAD = "queued", "done", "expired", "dead"
 
