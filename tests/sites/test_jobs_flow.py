@@ -6,12 +6,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tests.sites.jobhelpers import WorkerThread, site_setup
+from tests.sites.jobhelpers import WorkerThread, site_setup, wait_for
 from tests.sites.natsserver import NatsServer
 from upkeeper.engine.runner import run_playbook
 from upkeeper.models import Status
 from upkeeper.sites.hub import Hub
 from upkeeper.sites.streams import SiteSettings
+from upkeeper.sites.worker import WorkerOptions
 from upkeeper.store.history import History
 
 FAST = SiteSettings(ack_wait=3.0, heartbeat=0.5, offline_after=2.0)
@@ -73,3 +74,46 @@ def test_site_offline_is_one_alert_not_one_per_host(nats_server: NatsServer,
     assert len(FakeNotifier.sent) == 1, [n.subject for n in FakeNotifier.sent]
     assert "site offline" in FakeNotifier.sent[0].text
     FakeNotifier.reset()
+
+
+def test_site_overview_shows_workers_queue_and_last_result(nats_server: NatsServer,
+                                                           tmp_path: Path) -> None:
+    import asyncio
+    import threading
+
+    from upkeeper.sites.liveness import site_overview
+
+    pb, inv, plugins = site_setup(tmp_path, {"v1": {"site": "acme"}, "v2": {"site": "acme"}},
+                                  "echo ok")
+    history = History(tmp_path / "hub.db")
+    hub = Hub(nats_server.url, history, settings=FAST).start()
+    assert hub.js is not None
+    js = hub.js
+
+    def overview() -> dict[str, object]:
+        found = hub.call(site_overview(history, js, settings=FAST))
+        return found[0].to_dict() if found else {}
+
+    try:
+        # Queued while no worker runs: the run waits in a thread.
+        runner = threading.Thread(target=lambda: run_playbook(
+            pb, inv, plugins, history, remote=hub.remote(time.time() + 30)))
+        runner.start()
+        wait_for(lambda: overview().get("queued") == 2, 20, "two queued jobs")
+        queued = overview()
+        assert queued["site"] == "acme" and queued["live_workers"] == 0
+        assert isinstance(queued["oldest_queued_age_s"], float)
+        worker = WorkerThread("acme", nats_server.url, tmp_path / "w", plugins=plugins,
+                              options=WorkerOptions(heartbeat=0.2))
+        worker.start()
+        runner.join(30)
+        hub._flush_beats()
+        wait_for(lambda: overview()["live_workers"] == 1 and overview()["queued"] == 0, 20,
+                 "the worker seen, its jobs acked")
+        live = overview()
+        worker.stop()
+    finally:
+        hub.close()
+    assert live["queued"] == 0 and live["oldest_queued_age_s"] is None
+    assert live["last_result"] is not None and not live["offline"]
+    assert asyncio.run(site_overview(history, None, settings=FAST))[0].site == "acme"
