@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import nats
+import pytest
 from pydantic import BaseModel
 
 from tests.sites.jobhelpers import WorkerThread, site_setup, wait_for
@@ -167,3 +168,36 @@ def test_action_of_a_lost_worker_is_not_run_again(nats_server: NatsServer,
     assert runs[0].results[0].summary.startswith("a worker was lost while this job's actions")
     assert effects.read_text() == "act1\n"
     assert second.worker.stats["ran"] == 0
+
+
+def test_watchdog_recreates_a_pull_loop_gone_silent(nats_server: NatsServer, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """nats.py #504: after a reconnect a pull request can hang for good. Here the first
+    fetch on each stream (the worker's jobs, the hub's results) never returns; both
+    watchdogs replace their silent loop and the job still runs and lands."""
+    from nats.js.client import JetStreamContext
+
+    real_fetch = JetStreamContext.PullSubscription.fetch
+    hung: set[str] = set()
+
+    async def fetch_hanging_once(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if self._stream not in hung:
+            hung.add(self._stream)
+            await asyncio.Event().wait()
+        return await real_fetch(self, *args, **kwargs)
+
+    monkeypatch.setattr(JetStreamContext.PullSubscription, "fetch", fetch_hanging_once)
+    pb, inv, plugins = site_setup(tmp_path, {"wd": {"site": "acme"}}, "echo ok")
+    history = History(tmp_path / "hub.db")
+    hub = Hub(nats_server.url, history, settings=SiteSettings(ack_wait=ACK_WAIT)).start()
+    worker = WorkerThread("acme", nats_server.url, tmp_path / "w", plugins=plugins,
+                          options=WorkerOptions(concurrency=1, fetch_timeout=0.3))
+    try:
+        worker.start()
+        run = run_playbook(pb, inv, plugins, history, remote=hub.remote(time.time() + 30))
+    finally:
+        worker.stop()
+        hub.close()
+    assert hung == {"UPK_RESULTS", "UPK_JOBS_acme"}
+    assert worker.worker.stats["restarts"] >= 1 and hub.stats["restarts"] >= 1
+    assert [r.status for r in run.results] == [Status.OK]

@@ -4,6 +4,7 @@ and no job stays pending longer than 2 x ack_wait once the server is back."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -19,7 +20,7 @@ from upkeeper.sites.streams import SiteSettings
 from upkeeper.sites.worker import WorkerOptions
 from upkeeper.store.history import History
 
-RESTARTS = 6
+RESTARTS = int(os.environ.get("UPKEEPER_TEST_RESTARTS", "6"))
 ACK_WAIT = 3.0
 HOSTS = 8
 
@@ -65,4 +66,5 @@ def test_workers_resume_after_repeated_server_restarts(nats_server: NatsServer,
     assert {r["n"] for r in per_run} == {1} and len(per_run) == RESTARTS * HOSTS
     # Jobs run 1 s each on 8 parallel slots: every job is done within 2 x ack_wait of
     # the server's return (plus its own second).
+    print("seconds from restart to run done:", [round(r, 2) for r in recovery])
     assert max(recovery) < 2 * ACK_WAIT + 1.0, recovery

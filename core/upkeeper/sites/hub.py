@@ -38,6 +38,7 @@ from upkeeper.store.history import History
 log = logging.getLogger("upkeeper.sites")
 T = TypeVar("T")
 BATCH = 500
+INGEST_FETCH = 1.0
 #: Seconds the hub retries publishing jobs the server did not take (it may be restarting).
 PUBLISH_RETRY = 60.0
 MAX_DELIVERIES = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.*.*"
@@ -77,7 +78,8 @@ class Hub:
         self._sites_ready: set[str] = set()
         self._tasks: list[asyncio.Task[Any]] = []
         self.last_error = ""
-        self.stats = {"ingested": 0, "duplicates": 0, "late": 0, "dead": 0}
+        self.stats = {"ingested": 0, "duplicates": 0, "late": 0, "dead": 0, "restarts": 0}
+        self._ingest_beat = time.monotonic()
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
@@ -111,7 +113,7 @@ class Hub:
         await ensure_results(self.js, self.settings)
         await self.nc.subscribe(subjects.HEARTBEAT_WILDCARD, cb=self._on_heartbeat)
         await self.nc.subscribe(MAX_DELIVERIES, cb=self._on_max_deliveries)
-        self._tasks = [asyncio.create_task(self._ingest_loop()),
+        self._tasks = [asyncio.create_task(self._watch_ingest()),
                        asyncio.create_task(self._flush_beats_loop())]
 
     def close(self) -> None:
@@ -168,15 +170,33 @@ class Hub:
             except Exception as exc:
                 log.error("recording worker heartbeats: %s", exc)
 
+    async def _watch_ingest(self) -> None:
+        """Recreate the ingest loop when it goes silent (a pull request that hangs after
+        a reconnect, nats.py #504)."""
+        task = asyncio.create_task(self._ingest_loop())
+        try:
+            while True:
+                await asyncio.sleep(INGEST_FETCH)
+                if task.done() or time.monotonic() - self._ingest_beat > 5 * INGEST_FETCH:
+                    log.warning("result ingestion went silent: restarting it")
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+                    self.stats["restarts"] += 1
+                    task = asyncio.create_task(self._ingest_loop())
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
     async def _ingest_loop(self) -> None:
         assert self.js is not None
         sub = None
         while True:
+            self._ingest_beat = time.monotonic()
             try:
                 if sub is None:
                     sub = await self.js.pull_subscribe_bind(durable=HUB_CONSUMER,
                                                             stream=subjects.RESULTS_STREAM)
-                msgs = await sub.fetch(BATCH, timeout=1.0)
+                msgs = await sub.fetch(BATCH, timeout=INGEST_FETCH)
             except nats.errors.TimeoutError:
                 continue
             except asyncio.CancelledError:
