@@ -272,7 +272,7 @@ def test_newer_minor_module_plugin_is_refused(site):
     """)
     info = {p.name: p for p in get_plugin_manager().plugins}
     assert not info["acme_newer"].loaded
-    assert "plugin API 1.99, this upkeeper provides 1.1" in info["acme_newer"].errors[0]
+    assert "plugin API 1.99, this upkeeper provides 1.2" in info["acme_newer"].errors[0]
 
 
 def test_deprecated_hooks_warn_for_module_and_object_plugins(site):

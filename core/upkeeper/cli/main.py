@@ -70,6 +70,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "plugins": ("upkeeper.cli.info", "plugins"),
     "checks": ("upkeeper.cli.info", "checks"),
     "schema": ("upkeeper.cli.info", "schema"),
+    "docs": ("upkeeper.cli.docs_cmd", "docs"),
 }
 JSON_FORMATS = ("json", "ansible-json")
 

@@ -150,6 +150,40 @@ def mask_secret_vars(value: Any) -> Any:
     return value
 
 
+#: ``NAME=value`` / ``NAME: value`` inside text (an environment line, a command line's
+#: ``--password=...``, a config line): masked when NAME is a secret's name.
+_ASSIGNMENT_RE = re.compile(
+    r"(?P<key>[A-Za-z_][A-Za-z0-9_.-]*)(?P<sep>\s*[=:]\s*)"
+    r"(?P<value>\"[^\"]*\"|'[^']*'|[^\s,;&|]+)")
+
+
+def mask_secret_assignments(text: str) -> str:
+    """``text`` with the value of every ``NAME=value`` whose NAME is a secret's masked."""
+    def repl(m: re.Match[str]) -> str:
+        if not is_secret_key(m.group("key")):
+            return m.group(0)
+        return f"{m.group('key')}{m.group('sep')}{MASK}"
+
+    return _ASSIGNMENT_RE.sub(repl, text) if ("=" in text or ":" in text) else text
+
+
+def mask_secret_data(value: Any) -> Any:
+    """:func:`mask_secret_vars`, and :func:`mask_secret_assignments` in every string:
+    for data collected from hosts (facts), where a secret may sit in any value."""
+    masked = mask_secret_vars(value)
+
+    def walk(v: Any) -> Any:
+        if isinstance(v, str):
+            return mask_secret_assignments(v)
+        if isinstance(v, Mapping):
+            return {k: walk(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [walk(x) for x in v]
+        return v
+
+    return walk(masked)
+
+
 def _masked(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {k: _masked(v) for k, v in value.items()}

@@ -1,0 +1,246 @@
+"""Writing client documents: self-contained HTML and Markdown (Jinja2 in a sandbox, facts
+are hostile input), ``docs.json`` plus one JSON file per host, and ``hosts.csv``.
+
+Output is deterministic: same snapshots, same bytes (JSON and Markdown; HTML too).
+Text hygiene comes in as a :class:`Hygiene` (core's secret masking and control-character
+cleaning live above this layer), so there is one implementation of each.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from upkeeper.asbuilt.categories import DocCategory, category_table, is_unavailable
+from upkeeper.asbuilt.document import ClientDocument, host_slug, iso, ordered_categories, slug
+from upkeeper.asbuilt.snapshots import HostDoc
+from upkeeper.measures import format_size
+
+if TYPE_CHECKING:
+    import jinja2
+
+TEMPLATES = Path(__file__).parent / "templates"
+#: Cells a spreadsheet would run as a formula.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass(frozen=True)
+class Hygiene:
+    """How text is made safe: ``mask`` hides secrets by key name in nested data,
+    ``clean`` drops control characters and escape sequences (one line), ``md`` escapes
+    a Markdown table cell."""
+
+    mask: Callable[[Any], Any]
+    clean: Callable[[Any], str]
+    md: Callable[[Any], str]
+
+
+def csv_cell(value: Any) -> str:
+    """A CSV cell a spreadsheet shows as text: formula starts get a leading quote."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def show(name: str, value: Any) -> str:
+    """A fact value as one line of text."""
+    if is_unavailable(value):
+        return f"unavailable: {value['unavailable']}"
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (int, float)) and name.endswith("bytes"):
+        return format_size(value)
+    if isinstance(value, (list, tuple)):
+        return ", ".join(show(name, v) for v in value)
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}={show(str(k), v)}" for k, v in sorted(value.items()))
+    return str(value)
+
+
+@dataclass
+class SectionView:
+    key: str
+    title: str
+    columns: list[str]
+    rows: list[list[str]]
+    unavailable: str
+    source: str
+
+
+def section_view(cat: DocCategory, data: Any, clean: Callable[[Any], str]) -> SectionView:
+    data = data if isinstance(data, Mapping) else {}
+    unavailable = clean(data.get("unavailable") or "")
+    source = clean(data.get("source") or "")
+    if cat.rows is not None:
+        try:
+            rows = [dict(r) for r in cat.rows(data)]
+        except Exception as exc:  # a plugin's drawing must not break the document
+            return SectionView(cat.key, cat.title, [], [], f"section failed: {exc}", source)
+        columns = list(dict.fromkeys(k for r in rows for k in r))
+        return SectionView(cat.key, cat.title, columns,
+                           [[clean(show(c, r.get(c))) for c in columns] for r in rows],
+                           unavailable, source)
+    if cat.kind == "fields":
+        fields = data.get("fields") if isinstance(data.get("fields"), Mapping) else {}
+        names = [c for c in cat.columns if c in fields] or sorted(fields)
+        names += sorted(k for k in fields if k not in names and cat.columns)
+        return SectionView(cat.key, cat.title, ["field", "value"],
+                           [[clean(n), clean(show(n, fields[n]))] for n in names],
+                           unavailable, source)
+    items = [i for i in data.get("items") or [] if isinstance(i, Mapping)]
+    columns = list(cat.columns) or sorted({str(k) for i in items for k in i})
+    rows = sorted([clean(show(c, i.get(c))) for c in columns] for i in items)
+    return SectionView(cat.key, cat.title, columns, rows, unavailable, source)
+
+
+@functools.lru_cache(maxsize=4)
+def environment(html: bool) -> jinja2.Environment:
+    from jinja2 import FileSystemLoader, StrictUndefined
+    from jinja2.sandbox import SandboxedEnvironment
+
+    return SandboxedEnvironment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=html,
+                                undefined=StrictUndefined, trim_blocks=True,
+                                lstrip_blocks=True, keep_trailing_newline=True)
+
+
+def _write(path: Path, text: str) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    data = text.encode("utf-8")
+    tmp.write_bytes(data)
+    tmp.replace(path)  # readers (and git) never see half a file
+    return len(data)
+
+
+def to_json(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, indent=1, ensure_ascii=False, default=str) + "\n"
+
+
+def hosts_csv(doc: ClientDocument) -> str:
+    index = doc.index_json()
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    head = ["id", "name", "platform", "os", "addresses", "manufacturer", "model", "serial",
+            "virtual", "cpu", "ram_bytes", "last_seen", "health"]
+    writer.writerow(head)
+    for h in index["hosts"]:
+        s = h["summary"]
+        problems = sum(1 for f in doc.findings if f.identity == h["id"])
+        writer.writerow([csv_cell(v) for v in (
+            h["id"], h["name"], h["platform"], s["os"], " ".join(s["addresses"]),
+            s["manufacturer"], s["model"], s["serial"], s["virtual"], s["cpu"],
+            s["ram_bytes"], h["last_seen"], problems)])
+    return out.getvalue()
+
+
+@dataclass
+class Written:
+    """What a build wrote: files and their sizes."""
+
+    files: dict[str, int]
+
+    @property
+    def largest(self) -> tuple[str, int]:
+        return max(self.files.items(), key=lambda kv: kv[1], default=("", 0))
+
+
+def client_dirs(names: Sequence[str]) -> dict[str, str]:
+    """Client -> its directory name (slugs; a clash gets a numbered suffix)."""
+    out: dict[str, str] = {}
+    taken: set[str] = set()
+    for name in sorted(names):
+        base = candidate = slug(name)
+        n = 2
+        while candidate in taken:
+            candidate, n = f"{base}-{n}", n + 1
+        taken.add(candidate)
+        out[name] = candidate
+    return out
+
+
+def write_client(doc: ClientDocument, root: Path, dirname: str, hygiene: Hygiene,
+                 categories: Iterable[DocCategory] = ()) -> dict[str, int]:
+    """Write one client's document under ``root/dirname``; returns file -> bytes."""
+    table = category_table(categories)
+    base = root / dirname
+    written: dict[str, int] = {}
+    html, md = environment(True), environment(False)
+    index = hygiene.mask(doc.index_json())
+    common = {"doc": index, **_text_functions(hygiene)}
+    keep: set[str] = set()
+    host_tpl = {"html": html.get_template("host.html.j2"),
+                "md": md.get_template("host.md.j2")}
+    for host in doc.hosts:
+        name = host_slug(host)
+        page = _host_page(doc, host, table, hygiene)
+        for fmt, tpl in host_tpl.items():
+            text = tpl.render(host=page, **common)
+            keep.add(f"{name}.{fmt}")
+            written[f"{dirname}/hosts/{name}.{fmt}"] = _write(base / "hosts" / f"{name}.{fmt}",
+                                                               text)
+        keep.add(f"{name}.json")
+        written[f"{dirname}/hosts/{name}.json"] = _write(
+            base / "hosts" / f"{name}.json", to_json(hygiene.mask(doc.host_json(host))))
+    _remove_stale(base / "hosts", keep)
+    for fmt, env in (("html", html), ("md", md)):
+        text = env.get_template(f"index.{fmt}.j2").render(**common)
+        written[f"{dirname}/index.{fmt}"] = _write(base / f"index.{fmt}", text)
+    written[f"{dirname}/docs.json"] = _write(base / "docs.json", to_json(index))
+    written[f"{dirname}/hosts.csv"] = _write(base / "hosts.csv",
+                                             hosts_csv(doc))
+    return written
+
+
+def _text_functions(hygiene: Hygiene) -> dict[str, Callable[[Any], str]]:
+    """What templates print values through: one line, cleaned, Markdown-escaped for md."""
+    return {"clean": lambda v: hygiene.clean(show("", v)),
+            "md": lambda v: hygiene.md(show("", v))}
+
+
+def _remove_stale(folder: Path, keep: set[str]) -> None:
+    """Pages of hosts no longer documented (a renamed host's old file) go."""
+    if not folder.is_dir():
+        return
+    for path in folder.iterdir():
+        if path.is_file() and path.suffix in (".html", ".md", ".json") \
+                and path.name not in keep:
+            path.unlink()
+
+
+def _host_page(doc: ClientDocument, host: HostDoc, table: Mapping[str, DocCategory],
+               hygiene: Hygiene) -> dict[str, Any]:
+    masked = hygiene.mask(host.sections)
+    sections = [section_view(cat, masked.get(cat.key), hygiene.clean)
+                for cat, _ in ordered_categories(host, table)]
+    return {"slug": host_slug(host), "name": host.host, "id": host.identity,
+            "weak": host.weak, "aliases": list(host.aliases), "platform": host.platform,
+            "last_seen": iso(host.collected_at), "sections": sections,
+            "health": [f.to_json() for f in doc.findings_of(host.identity)],
+            "changes": [c.to_json() for c in doc.changes if c.identity == host.identity],
+            "drift": [c.to_json() for c in doc.drift if c.identity == host.identity]}
+
+
+def write_documents(docs: Sequence[ClientDocument], out: Path, hygiene: Hygiene,
+                    categories: Iterable[DocCategory] = ()) -> Written:
+    """Write every client's document under ``out`` and an index of the clients."""
+    cats = list(categories)
+    dirs = client_dirs([d.name for d in docs])
+    files: dict[str, int] = {}
+    for doc in sorted(docs, key=lambda d: d.name):
+        files.update(write_client(doc, out, dirs[doc.name], hygiene, cats))
+    listing = [{"name": d.name, "dir": dirs[d.name], "hosts": len(d.hosts),
+                "changes": len(d.changes), "drift": len(d.drift),
+                "health": len(d.findings)} for d in sorted(docs, key=lambda d: d.name)]
+    as_of = iso(max((d.as_of for d in docs), default=0))
+    for fmt in ("html", "md"):
+        text = environment(fmt == "html").get_template(f"clients.{fmt}.j2").render(
+            clients=listing, as_of=as_of, **_text_functions(hygiene))
+        files[f"index.{fmt}"] = _write(out / f"index.{fmt}", text)
+    return Written(files)

@@ -1,0 +1,243 @@
+"""Fact snapshots in the history database: one row per collected fact document, keyed by
+the host's stable identity, and the approved baselines.
+
+Snapshots are taken from stored results (any check whose ``details["facts"]`` is a fact
+document), newest result id remembered, so ingesting is idempotent and cheap: the
+after-run step calls :func:`ingest` after every run and ``docs build`` calls it again
+for results stored by runs that had no after-run step (a hub, an old run).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from upkeeper.asbuilt.categories import FACTS_SCHEMA_VERSION, stable_identity
+
+if TYPE_CHECKING:
+    from upkeeper.store.history import History
+
+log = logging.getLogger("upkeeper.asbuilt")
+
+NO_CLIENT = "(no client)"
+#: The check that collects the built-in categories: its sections win over a plugin's.
+PRIMARY_SOURCE = "docs.collect"
+_CURSOR = "ingested_result_id"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS asbuilt_snapshots (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    identity TEXT NOT NULL,
+    weak INTEGER NOT NULL DEFAULT 0,
+    source TEXT NOT NULL,
+    host TEXT NOT NULL,
+    client TEXT NOT NULL,
+    collected_at REAL NOT NULL,
+    result_id INTEGER UNIQUE,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS asbuilt_snapshots_latest
+    ON asbuilt_snapshots(identity, source, collected_at);
+CREATE INDEX IF NOT EXISTS asbuilt_snapshots_time ON asbuilt_snapshots(collected_at);
+CREATE TABLE IF NOT EXISTS asbuilt_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS asbuilt_baselines (
+    client TEXT NOT NULL,
+    identity TEXT NOT NULL,
+    approved_at REAL NOT NULL,
+    doc TEXT NOT NULL,
+    PRIMARY KEY (client, identity)
+);
+CREATE TABLE IF NOT EXISTS asbuilt_approvals (
+    client TEXT PRIMARY KEY,
+    approved_at REAL NOT NULL,
+    as_of REAL NOT NULL,
+    hosts INTEGER NOT NULL
+);
+"""
+
+#: Masks secrets by key name in nested data (core passes
+#: ``upkeeper.engine.secrets.mask_secret_data``); required, so nothing is stored unmasked.
+Mask = Callable[[Any], Any]
+#: Host name -> its client (the inventory's ``client`` var as remembered), or None.
+ClientOf = Callable[[str], "str | None"]
+
+
+@dataclass
+class HostDoc:
+    """A host's facts at one time: the newest snapshot of each source, merged."""
+
+    identity: str
+    weak: bool
+    host: str
+    client: str
+    platform: str
+    collected_at: float
+    sections: dict[str, Any]
+    aliases: tuple[str, ...] = ()
+
+
+def open_tables(history: History) -> None:
+    """Create this feature's tables on ``history``'s connection (idempotent)."""
+    with history.transaction() as db:
+        for statement in SCHEMA.split(";"):
+            if statement.strip():
+                db.execute(statement)
+
+
+def valid_facts(details: Any) -> Mapping[str, Any] | None:
+    """The fact document in a result's details, or None when there is none we can read."""
+    facts = details.get("facts") if isinstance(details, Mapping) else None
+    if not isinstance(facts, Mapping) or not isinstance(facts.get("sections"), Mapping):
+        return None
+    if facts.get("schema_version") != FACTS_SCHEMA_VERSION:
+        return None
+    return facts
+
+
+def store_doc(history: History, doc: Mapping[str, Any], *, source: str, client: str | None,
+              mask: Mask, result_id: int | None = None,
+              collected_at: float | None = None) -> str:
+    """Store one fact document (masked) as a snapshot; returns its identity."""
+    identity, weak = stable_identity(doc)
+    clean = mask(dict(doc))
+    when = collected_at if collected_at is not None else float(doc.get("collected_at") or 0)
+    with history.transaction() as db:
+        db.execute(
+            "INSERT OR IGNORE INTO asbuilt_snapshots (identity, weak, source, host, client,"
+            " collected_at, result_id, doc) VALUES (?,?,?,?,?,?,?,?)",
+            (identity, int(weak), source, str(doc.get("host") or ""), client or NO_CLIENT,
+             when, result_id, json.dumps(clean, sort_keys=True, default=str)))
+    return identity
+
+
+def ingest(history: History, *, mask: Mask, client_of: ClientOf, batch: int = 200) -> int:
+    """Snapshot every fact document in results stored since the last ingest; returns
+    how many. A result whose facts cannot be read is skipped with one log line."""
+    open_tables(history)
+    done = 0
+    while True:
+        rows = history.query("SELECT value FROM asbuilt_meta WHERE key=?", (_CURSOR,))
+        cursor = int(rows[0][0]) if rows else 0
+        rows = history.query(
+            "SELECT id, host, check_name, details, ts FROM results WHERE id > ?"
+            " ORDER BY id LIMIT ?", (cursor, batch))
+        if not rows:
+            return done
+        for row in rows:
+            if not row["details"] or '"facts"' not in row["details"]:
+                continue
+            try:
+                facts = valid_facts(json.loads(row["details"]))
+            except ValueError:
+                facts = None
+            if facts is None:
+                continue
+            doc = {**facts, "host": facts.get("host") or row["host"]}
+            store_doc(history, doc, source=row["check_name"], client=client_of(row["host"]),
+                      mask=mask, result_id=row["id"],
+                      collected_at=float(facts.get("collected_at") or row["ts"]))
+            done += 1
+        with history.transaction() as db:
+            db.execute("INSERT INTO asbuilt_meta (key, value) VALUES (?,?) ON CONFLICT(key)"
+                       " DO UPDATE SET value=excluded.value", (_CURSOR, str(rows[-1]["id"])))
+
+
+def latest_time(history: History) -> float | None:
+    """When the newest snapshot was collected (the documents' "as of")."""
+    rows = history.query("SELECT MAX(collected_at) FROM asbuilt_snapshots")
+    return float(rows[0][0]) if rows and rows[0][0] is not None else None
+
+
+def docs_at(history: History, at: float, client: str | None = None) -> dict[str, HostDoc]:
+    """Every host's facts as known at ``at``: the newest snapshot of each source up to
+    then, merged (``docs.collect`` first). The client is the newest snapshot's."""
+    rows = history.query(
+        "SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY identity, source"
+        " ORDER BY collected_at DESC, id DESC) AS rn FROM asbuilt_snapshots"
+        " WHERE collected_at <= ?) WHERE rn = 1"
+        " ORDER BY identity, source != ?, source", (at, PRIMARY_SOURCE))
+    names = _names(history, at)
+    out: dict[str, HostDoc] = {}
+    for row in rows:
+        doc = json.loads(row["doc"])
+        hd = out.get(row["identity"])
+        if hd is None or row["collected_at"] > hd.collected_at:
+            if hd is None:
+                hd = out[row["identity"]] = HostDoc(
+                    row["identity"], bool(row["weak"]), row["host"], row["client"],
+                    str(doc.get("platform") or ""), row["collected_at"], {})
+            else:
+                hd.host, hd.client, hd.collected_at = (row["host"], row["client"],
+                                                       row["collected_at"])
+        for key, section in (doc.get("sections") or {}).items():
+            hd.sections.setdefault(str(key), section)
+    for identity, hd in out.items():
+        hd.aliases = tuple(n for n in names.get(identity, ()) if n != hd.host)
+    if client is not None:
+        out = {k: v for k, v in out.items() if v.client == client}
+    return out
+
+
+def _names(history: History, at: float) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for row in history.query("SELECT DISTINCT identity, host FROM asbuilt_snapshots"
+                             " WHERE collected_at <= ? ORDER BY identity, host", (at,)):
+        out.setdefault(row[0], []).append(row[1])
+    return out
+
+
+def clients(history: History) -> list[str]:
+    """Every client with documented hosts (by each host's newest snapshot), sorted."""
+    at = latest_time(history)
+    if at is None:
+        return []
+    return sorted({d.client for d in docs_at(history, at).values()},
+                  key=lambda c: (c == NO_CLIENT, c))
+
+
+def approve(history: History, client: str, *, as_of: float, approved_at: float) -> int:
+    """Record ``client``'s current facts as its approved baseline (replacing the last
+    one); returns the number of hosts."""
+    docs = docs_at(history, as_of, client)
+    with history.transaction() as db:
+        db.execute("DELETE FROM asbuilt_baselines WHERE client=?", (client,))
+        db.executemany(
+            "INSERT INTO asbuilt_baselines (client, identity, approved_at, doc)"
+            " VALUES (?,?,?,?)",
+            [(client, d.identity, approved_at, json.dumps(_to_json(d), sort_keys=True))
+             for d in docs.values()])
+        db.execute("INSERT INTO asbuilt_approvals (client, approved_at, as_of, hosts)"
+                   " VALUES (?,?,?,?) ON CONFLICT(client) DO UPDATE SET"
+                   " approved_at=excluded.approved_at, as_of=excluded.as_of,"
+                   " hosts=excluded.hosts", (client, approved_at, as_of, len(docs)))
+    return len(docs)
+
+
+def baseline(history: History, client: str) -> tuple[float, dict[str, HostDoc]] | None:
+    """The approved baseline of ``client``: (approved at, facts by identity), or None."""
+    rows = history.query("SELECT approved_at FROM asbuilt_approvals WHERE client=?",
+                         (client,))
+    if not rows:
+        return None
+    docs = [_from_json(json.loads(r["doc"])) for r in history.query(
+        "SELECT doc FROM asbuilt_baselines WHERE client=? ORDER BY identity", (client,))]
+    return float(rows[0][0]), {d.identity: d for d in docs}
+
+
+def _to_json(d: HostDoc) -> dict[str, Any]:
+    return {"identity": d.identity, "weak": d.weak, "host": d.host, "client": d.client,
+            "platform": d.platform, "collected_at": d.collected_at, "sections": d.sections}
+
+
+def _from_json(data: Mapping[str, Any]) -> HostDoc:
+    return HostDoc(str(data["identity"]), bool(data["weak"]), str(data["host"]),
+                   str(data["client"]), str(data["platform"]), float(data["collected_at"]),
+                   dict(data["sections"]))
+
+
+def hosts_of(docs: Iterable[HostDoc]) -> list[HostDoc]:
+    """Hosts sorted for display: by name, then identity (two hosts may share a name)."""
+    return sorted(docs, key=lambda d: (d.host.lower(), d.host, d.identity))
