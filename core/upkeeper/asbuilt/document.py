@@ -152,7 +152,7 @@ def build_client(history: History, client: str, *, as_of: float, since: float,
     approved = snapshots.baseline(history, client)
     if approved is not None:
         docs.baseline_at, base = approved
-        docs.drift = compare(base, current, table)
+        docs.drift = compare(base, latest, table)
     return docs
 
 
