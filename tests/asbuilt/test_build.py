@@ -115,7 +115,7 @@ def test_renamed_host_page_replaces_the_old_one(hist: History, tmp_path: Path) -
     first = doc("web1", "m-web1", NOW - 3 * DAY)
     store(hist, first)
     _build(hist, tmp_path)
-    assert [p.name for p in (tmp_path / "acme" / "hosts").glob("*.md")][0].startswith("web1-")
+    assert next(p.name for p in (tmp_path / "acme" / "hosts").glob("*.md")).startswith("web1-")
 
     def rename(d: dict[str, Any]) -> None:
         d["host"] = "web2"

@@ -59,12 +59,17 @@ def _fields(cat: DocCategory, data: Any) -> dict[str, Any]:
             if k not in cat.volatile and not is_unavailable(v)}
 
 
+def _same(a: Any, b: Any) -> bool:
+    return type(a) is type(b) and a == b  # 1 and True are not the same fact
+
+
 def _differs(cat: DocCategory, old: Mapping[str, Any],
              new: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+    if old == new:  # most items of most hosts: one C-level comparison
+        return {}
     a, b = _fields(cat, old), _fields(cat, new)
     # A field only one side reports (an older collector) is not a change either.
-    return {k: (a[k], b[k]) for k in sorted(a.keys() & b.keys())
-            if canonical(a[k]) != canonical(b[k])}
+    return {k: (a[k], b[k]) for k in sorted(a.keys() & b.keys()) if not _same(a[k], b[k])}
 
 
 def _items(cat: DocCategory, section: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -156,17 +156,25 @@ def build_client(history: History, client: str, *, as_of: float, since: float,
     return docs
 
 
-def build_all(history: History, clients: Sequence[str] | None = None, *,
-              as_of: float | None = None, since: float | None = None,
-              categories: Iterable[DocCategory] = (), cert_days: int = CERT_DAYS,
-              stale_days: int = STALE_DAYS) -> list[ClientDocument]:
-    """Documents of ``clients`` (default: every client with documented hosts)."""
+def iter_documents(history: History, clients: Sequence[str] | None = None, *,
+                   as_of: float | None = None, since: float | None = None,
+                   categories: Iterable[DocCategory] = (), cert_days: int = CERT_DAYS,
+                   stale_days: int = STALE_DAYS) -> Iterator[ClientDocument]:
+    """Documents of ``clients`` (default: every client with documented hosts), one at a
+    time, so a writer holds one client's facts in memory, not the whole fleet's."""
     snapshots.open_tables(history)
     when = as_of if as_of is not None else snapshots.latest_time(history)
     if when is None:
-        return []
+        return
     start = since if since is not None else previous_month_start(when)
     names = list(clients) if clients is not None else snapshots.clients(history)
     cats = list(categories)
-    return [build_client(history, c, as_of=when, since=start, categories=cats,
-                         cert_days=cert_days, stale_days=stale_days) for c in names]
+    for name in names:
+        yield build_client(history, name, as_of=when, since=start, categories=cats,
+                           cert_days=cert_days, stale_days=stale_days)
+
+
+def build_all(history: History, clients: Sequence[str] | None = None,
+              **options: Any) -> list[ClientDocument]:
+    """:func:`iter_documents` as a list."""
+    return list(iter_documents(history, clients, **options))

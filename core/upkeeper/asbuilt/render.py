@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import csv
 import functools
+import html
 import io
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from markupsafe import Markup
 
 from upkeeper.asbuilt.categories import DocCategory, category_table, is_unavailable
 from upkeeper.asbuilt.document import ClientDocument, host_slug, iso, ordered_categories, slug
@@ -49,6 +52,8 @@ def csv_cell(value: Any) -> str:
 
 def show(name: str, value: Any) -> str:
     """A fact value as one line of text."""
+    if type(value) is str:
+        return value
     if is_unavailable(value):
         return f"unavailable: {value['unavailable']}"
     if value is None:
@@ -73,6 +78,16 @@ class SectionView:
     unavailable: str
     source: str
 
+    def html_rows(self) -> Markup:
+        """The table body as markup, every cell escaped here: thousands of packages per
+        host cost a few joins instead of a sandboxed template call per cell."""
+        return Markup("\n".join(
+            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+            for row in self.rows))
+
+    def md_rows(self, md: Callable[[Any], str]) -> list[str]:
+        return ["| " + " | ".join(md(c) for c in row) + " |" for row in self.rows]
+
 
 def section_view(cat: DocCategory, data: Any, clean: Callable[[Any], str]) -> SectionView:
     data = data if isinstance(data, Mapping) else {}
@@ -80,12 +95,13 @@ def section_view(cat: DocCategory, data: Any, clean: Callable[[Any], str]) -> Se
     source = clean(data.get("source") or "")
     if cat.rows is not None:
         try:
-            rows = [dict(r) for r in cat.rows(data)]
+            drawn = [dict(r) for r in cat.rows(data)]
         except Exception as exc:  # a plugin's drawing must not break the document
-            return SectionView(cat.key, cat.title, [], [], f"section failed: {exc}", source)
-        columns = list(dict.fromkeys(k for r in rows for k in r))
+            return SectionView(cat.key, cat.title, [], [], clean(f"section failed: {exc}"),
+                               source)
+        columns = list(dict.fromkeys(str(k) for r in drawn for k in r))
         return SectionView(cat.key, cat.title, columns,
-                           [[clean(show(c, r.get(c))) for c in columns] for r in rows],
+                           [[clean(show(c, r.get(c))) for c in columns] for r in drawn],
                            unavailable, source)
     if cat.kind == "fields":
         fields = data.get("fields") if isinstance(data.get("fields"), Mapping) else {}
@@ -120,7 +136,26 @@ def _write(path: Path, text: str) -> int:
 
 
 def to_json(data: Any) -> str:
-    return json.dumps(data, sort_keys=True, indent=1, ensure_ascii=False, default=str) + "\n"
+    """Sorted JSON, one object member or list element per line down to items (diffs
+    read well in git), each item on one line (json's C encoder: fast)."""
+    return _pretty(data, 0) + "\n"
+
+
+#: One encoder for the whole build (json.dumps with options builds one per call).
+_ENCODE = json.JSONEncoder(sort_keys=True, ensure_ascii=False, default=str).encode
+
+
+def _pretty(value: Any, level: int) -> str:
+    if level >= 4 or not isinstance(value, (dict, list)) or not value:
+        return _ENCODE(value)
+    pad, inner = " " * level, " " * (level + 1)
+    if isinstance(value, dict):
+        body = ",\n".join(f"{inner}{_ENCODE(str(k))}: "
+                          f"{_pretty(value[k], level + 1)}"
+                          for k in sorted(value, key=str))
+        return "{\n" + body + "\n" + pad + "}"
+    body = ",\n".join(inner + _pretty(v, level + 1) for v in value)
+    return "[\n" + body + "\n" + pad + "]"
 
 
 def hosts_csv(doc: ClientDocument) -> str:
@@ -186,8 +221,10 @@ def write_client(doc: ClientDocument, root: Path, dirname: str, hygiene: Hygiene
             written[f"{dirname}/hosts/{name}.{fmt}"] = _write(base / "hosts" / f"{name}.{fmt}",
                                                                text)
         keep.add(f"{name}.json")
-        written[f"{dirname}/hosts/{name}.json"] = _write(
-            base / "hosts" / f"{name}.json", to_json(hygiene.mask(doc.host_json(host))))
+        data = doc.host_json(host)
+        data["health"] = hygiene.mask(data["health"])
+        written[f"{dirname}/hosts/{name}.json"] = _write(base / "hosts" / f"{name}.json",
+                                                         to_json(data))
     _remove_stale(base / "hosts", keep)
     for fmt, env in (("html", html), ("md", md)):
         text = env.get_template(f"index.{fmt}.j2").render(**common)
@@ -196,6 +233,20 @@ def write_client(doc: ClientDocument, root: Path, dirname: str, hygiene: Hygiene
     written[f"{dirname}/hosts.csv"] = _write(base / "hosts.csv",
                                              hosts_csv(doc))
     return written
+
+
+def _cached(hygiene: Hygiene) -> Hygiene:
+    """Text functions remembered for one build: a fleet's hosts share most package
+    names, versions and services, so most cells are cleaned and escaped once."""
+    clean = functools.lru_cache(maxsize=1 << 16)(hygiene.clean)
+    md = functools.lru_cache(maxsize=1 << 16)(hygiene.md)
+
+    def cached(fn: Callable[[Any], str]) -> Callable[[Any], str]:
+        def call(value: Any) -> str:
+            return fn(value) if isinstance(value, str) else fn.__wrapped__(value)  # type: ignore[attr-defined]
+        return call
+
+    return Hygiene(hygiene.mask, cached(clean), cached(md))
 
 
 def _text_functions(hygiene: Hygiene) -> dict[str, Callable[[Any], str]]:
@@ -216,9 +267,12 @@ def _remove_stale(folder: Path, keep: set[str]) -> None:
 
 def _host_page(doc: ClientDocument, host: HostDoc, table: Mapping[str, DocCategory],
                hygiene: Hygiene) -> dict[str, Any]:
-    masked = hygiene.mask(host.sections)
-    sections = [section_view(cat, masked.get(cat.key), hygiene.clean)
-                for cat, _ in ordered_categories(host, table)]
+    # Sections were masked when snapshotted (snapshots.store_doc requires a mask).
+    views = [section_view(cat, data, hygiene.clean)
+             for cat, data in ordered_categories(host, table)]
+    sections = [{"key": v.key, "title": v.title, "columns": v.columns, "source": v.source,
+                 "unavailable": v.unavailable, "html_rows": v.html_rows(),
+                 "md_rows": v.md_rows(hygiene.md)} for v in views]
     return {"slug": host_slug(host), "name": host.host, "id": host.identity,
             "weak": host.weak, "aliases": list(host.aliases), "platform": host.platform,
             "last_seen": iso(host.collected_at), "sections": sections,
@@ -227,18 +281,31 @@ def _host_page(doc: ClientDocument, host: HostDoc, table: Mapping[str, DocCatego
             "drift": [c.to_json() for c in doc.drift if c.identity == host.identity]}
 
 
-def write_documents(docs: Sequence[ClientDocument], out: Path, hygiene: Hygiene,
-                    categories: Iterable[DocCategory] = ()) -> Written:
-    """Write every client's document under ``out`` and an index of the clients."""
+def write_documents(docs: Iterable[ClientDocument], out: Path, hygiene: Hygiene,
+                    categories: Iterable[DocCategory] = (),
+                    names: Sequence[str] | None = None) -> Written:
+    """Write every client's document under ``out`` and an index of the clients.
+
+    ``docs`` may be a generator (one client in memory at a time); ``names`` are all
+    the clients it yields, for their directory names (default: read ``docs`` first).
+    """
     cats = list(categories)
-    dirs = client_dirs([d.name for d in docs])
+    hygiene = _cached(hygiene)
+    if names is None:
+        docs = list(docs)
+        names = [d.name for d in docs]
+    dirs = client_dirs(names)
     files: dict[str, int] = {}
-    for doc in sorted(docs, key=lambda d: d.name):
+    listing: list[dict[str, Any]] = []
+    latest = 0.0
+    for doc in docs:
         files.update(write_client(doc, out, dirs[doc.name], hygiene, cats))
-    listing = [{"name": d.name, "dir": dirs[d.name], "hosts": len(d.hosts),
-                "changes": len(d.changes), "drift": len(d.drift),
-                "health": len(d.findings)} for d in sorted(docs, key=lambda d: d.name)]
-    as_of = iso(max((d.as_of for d in docs), default=0))
+        listing.append({"name": doc.name, "dir": dirs[doc.name], "hosts": len(doc.hosts),
+                        "changes": len(doc.changes), "drift": len(doc.drift),
+                        "health": len(doc.findings)})
+        latest = max(latest, doc.as_of)
+    listing.sort(key=lambda c: c["name"])
+    as_of = iso(latest)
     for fmt in ("html", "md"):
         text = environment(fmt == "html").get_template(f"clients.{fmt}.j2").render(
             clients=listing, as_of=as_of, **_text_functions(hygiene))

@@ -191,11 +191,11 @@ def _names(history: History, at: float) -> dict[str, list[str]]:
 
 def clients(history: History) -> list[str]:
     """Every client with documented hosts (by each host's newest snapshot), sorted."""
-    at = latest_time(history)
-    if at is None:
-        return []
-    return sorted({d.client for d in docs_at(history, at).values()},
-                  key=lambda c: (c == NO_CLIENT, c))
+    rows = history.query(
+        "SELECT DISTINCT client FROM (SELECT client, ROW_NUMBER() OVER (PARTITION BY"
+        " identity ORDER BY collected_at DESC, id DESC) AS rn FROM asbuilt_snapshots)"
+        " WHERE rn = 1")
+    return sorted((r[0] for r in rows), key=lambda c: (c == NO_CLIENT, c))
 
 
 def approve(history: History, client: str, *, as_of: float, approved_at: float) -> int:

@@ -85,7 +85,7 @@ def build(ctx: click.Context, clients: tuple[str, ...], output: Path, since: str
           as_of: str | None, cert_days: int, stale_days: int) -> None:
     """Write per-client documents: index and host pages (HTML, Markdown), docs.json with
     one JSON file per host, and hosts.csv. Same snapshots, same bytes."""
-    from upkeeper.asbuilt.document import build_all
+    from upkeeper.asbuilt.document import iter_documents
     from upkeeper.asbuilt.render import write_documents
     from upkeeper.asbuilt.snapshots import clients as documented
 
@@ -99,20 +99,21 @@ def build(ctx: click.Context, clients: tuple[str, ...], output: Path, since: str
             raise click.ClickException(
                 f"no documented hosts for client {', '.join(map(repr, missing))}; "
                 f"documented clients: {', '.join(known) or 'none (run docs.collect first)'}")
-        docs_list = build_all(history, list(clients) or None, as_of=_date(as_of, "--as-of"),
-                              since=_date(since, "--since"), categories=categories,
-                              cert_days=cert_days, stale_days=stale_days)
-        if not docs_list:
+        if not known:
             raise click.ClickException("no fact snapshots in history yet: run a playbook "
                                        "with the docs.collect check first")
-        written = write_documents(docs_list, output, hygiene(), categories)
+        names = sorted(set(clients)) or known
+        docs_iter = iter_documents(history, names, as_of=_date(as_of, "--as-of"),
+                                   since=_date(since, "--since"), categories=categories,
+                                   cert_days=cert_days, stale_days=stale_days)
+        written = write_documents(docs_iter, output, hygiene(), categories, names=names)
     finally:
         history.close()
     name, size = written.largest
-    click.echo(f"{output}: {len(docs_list)} client(s), "
-               f"{sum(len(d.hosts) for d in docs_list)} host(s), {len(written.files)} files "
-               f"(largest {name}, {size} bytes) in {time.monotonic() - started:.1f}s",
-               err=True)
+    hosts = sum(1 for f in written.files if f.endswith(".json") and "/hosts/" in f)
+    click.echo(f"{output}: {len(names)} client(s), {hosts} host(s), "
+               f"{len(written.files)} files (largest {name}, {size} bytes) in "
+               f"{time.monotonic() - started:.1f}s", err=True)
 
 
 @docs.command()

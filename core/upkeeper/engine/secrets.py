@@ -9,6 +9,7 @@ are found without rendering anything, so the whole run knows them before a check
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -169,19 +170,29 @@ def mask_secret_assignments(text: str) -> str:
 
 def mask_secret_data(value: Any) -> Any:
     """:func:`mask_secret_vars`, and :func:`mask_secret_assignments` in every string:
-    for data collected from hosts (facts), where a secret may sit in any value."""
-    masked = mask_secret_vars(value)
+    for data collected from hosts (facts), where a secret may sit in any value. One pass,
+    key names judged once each (fact documents repeat a few keys many thousand times)."""
+    kind = type(value)
+    if kind is str:
+        return mask_secret_assignments(value) if ("=" in value or ":" in value) else value
+    if kind in _SCALARS:  # checked before the ABCs below, which are slow
+        return value
+    if isinstance(value, str):
+        return mask_secret_assignments(value)
+    if isinstance(value, Mapping):
+        return {k: (_masked(v) if _secret_key_cached(k) else mask_secret_data(v))
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [mask_secret_data(v) for v in value]
+    return value
 
-    def walk(v: Any) -> Any:
-        if isinstance(v, str):
-            return mask_secret_assignments(v)
-        if isinstance(v, Mapping):
-            return {k: walk(x) for k, x in v.items()}
-        if isinstance(v, (list, tuple)):
-            return [walk(x) for x in v]
-        return v
 
-    return walk(masked)
+_SCALARS = frozenset({int, float, bool, type(None)})
+
+
+@functools.lru_cache(maxsize=4096)
+def _secret_key_cached(key: object) -> bool:
+    return is_secret_key(key)
 
 
 def _masked(value: Any) -> Any:
