@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -79,12 +80,18 @@ class HostDoc:
     aliases: tuple[str, ...] = ()
 
 
+_OPENED: weakref.WeakSet[History] = weakref.WeakSet()
+
+
 def open_tables(history: History) -> None:
-    """Create this feature's tables on ``history``'s connection (idempotent)."""
+    """Create this feature's tables on ``history``'s connection (once per connection)."""
+    if history in _OPENED:
+        return
     with history.transaction() as db:
         for statement in SCHEMA.split(";"):
             if statement.strip():
                 db.execute(statement)
+    _OPENED.add(history)
 
 
 def valid_facts(details: Any) -> Mapping[str, Any] | None:
@@ -101,6 +108,7 @@ def store_doc(history: History, doc: Mapping[str, Any], *, source: str, client: 
               mask: Mask, result_id: int | None = None,
               collected_at: float | None = None) -> str:
     """Store one fact document (masked) as a snapshot; returns its identity."""
+    open_tables(history)
     identity, weak = stable_identity(doc)
     clean = mask(dict(doc))
     when = collected_at if collected_at is not None else float(doc.get("collected_at") or 0)
@@ -147,6 +155,7 @@ def ingest(history: History, *, mask: Mask, client_of: ClientOf, batch: int = 20
 
 def latest_time(history: History) -> float | None:
     """When the newest snapshot was collected (the documents' "as of")."""
+    open_tables(history)
     rows = history.query("SELECT MAX(collected_at) FROM asbuilt_snapshots")
     return float(rows[0][0]) if rows and rows[0][0] is not None else None
 
@@ -154,6 +163,7 @@ def latest_time(history: History) -> float | None:
 def docs_at(history: History, at: float, client: str | None = None) -> dict[str, HostDoc]:
     """Every host's facts as known at ``at``: the newest snapshot of each source up to
     then, merged (``docs.collect`` first). The client is the newest snapshot's."""
+    open_tables(history)
     rows = history.query(
         "SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY identity, source"
         " ORDER BY collected_at DESC, id DESC) AS rn FROM asbuilt_snapshots"
@@ -191,6 +201,7 @@ def _names(history: History, at: float) -> dict[str, list[str]]:
 
 def clients(history: History) -> list[str]:
     """Every client with documented hosts (by each host's newest snapshot), sorted."""
+    open_tables(history)
     rows = history.query(
         "SELECT DISTINCT client FROM (SELECT client, ROW_NUMBER() OVER (PARTITION BY"
         " identity ORDER BY collected_at DESC, id DESC) AS rn FROM asbuilt_snapshots)"
@@ -218,6 +229,7 @@ def approve(history: History, client: str, *, as_of: float, approved_at: float) 
 
 def baseline(history: History, client: str) -> tuple[float, dict[str, HostDoc]] | None:
     """The approved baseline of ``client``: (approved at, facts by identity), or None."""
+    open_tables(history)
     rows = history.query("SELECT approved_at FROM asbuilt_approvals WHERE client=?",
                          (client,))
     if not rows:
