@@ -96,3 +96,22 @@ def test_identity_falls_back_to_uuid_serial_then_weak_name(hist: History) -> Non
     weak = {h.identity: h.weak for h in build_client(hist, "acme", as_of=NOW,
                                                       since=NOW - DAY).hosts}
     assert weak == {"uuid:abc-1": False, "serial:s2": False, "name:c": True}
+
+
+def test_clones_sharing_a_machine_id_never_merge(hist: History) -> None:
+    def with_uuid(host: str, uuid: str | None, at: float) -> dict[str, Any]:
+        d = doc(host, "0123abcd_%", at)
+        d["identity_keys"]["smbios_uuid"] = uuid
+        return d
+    first = store(hist, with_uuid("vm1", "AAAA-1", NOW - 3 * DAY))
+    second = store(hist, with_uuid("vm2", "bbbb-2", NOW - 2 * DAY))
+    assert first == "machine-id:0123abcd_%"
+    assert second == "machine-id:0123abcd_%+uuid:bbbb-2"
+    # Each keeps its key on later collections; without sudo (no UUID) the machine id is
+    # all there is.
+    assert store(hist, with_uuid("vm1", "aaaa-1", NOW - DAY)) == first
+    assert store(hist, with_uuid("vm2", "BBBB-2", NOW - DAY)) == second
+    assert store(hist, with_uuid("vm1", None, NOW)) == first
+    d = build_client(hist, "acme", as_of=NOW, since=NOW - 2.5 * DAY)
+    assert sorted(h.host for h in d.hosts) == ["vm1", "vm2"]
+    assert [(f.host, f.category) for f in d.findings] == [("vm2", "identity")]

@@ -109,7 +109,8 @@ BUILTIN: tuple[DocCategory, ...] = (
          columns=("name", "enabled", "running")),
     _cat("admins", "Local administrators", "items", 120, keys=("name", "group"),
          columns=("name", "group")),
-    _cat("certificates", "Certificates", "items", 130, keys=("sha256",),
+    # One certificate may be served on several sources (tcp/443 and its file).
+    _cat("certificates", "Certificates", "items", 130, keys=("source", "sha256"),
          replace_by="source",
          columns=("source", "subject", "sans", "issuer", "not_before", "not_after",
                   "sha256")),
@@ -165,6 +166,7 @@ def canonical(value: Any) -> str:
 def item_key(cat: DocCategory, item: Mapping[str, Any]) -> str:
     for keys in (cat.keys, cat.fallback_keys):
         values = [item.get(k) for k in keys]
-        if keys and any(v not in (None, "") and not is_unavailable(v) for v in values):
-            return " ".join(str(v) for v in values if v not in (None, ""))
+        present = [str(v) for v in values if v not in (None, "") and not is_unavailable(v)]
+        if present:
+            return " ".join(present)
     return canonical({k: v for k, v in item.items() if k not in cat.volatile})

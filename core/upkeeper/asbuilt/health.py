@@ -85,6 +85,10 @@ def fact_findings(doc: HostDoc, as_of: float, *, cert_days: int = CERT_DAYS,
                            f"{fields.get('name')} {fields.get('version', '')} is end of life"
                            + (f" since {eol_date}" if eol_date and not is_unavailable(eol_date)
                               else "")))
+    if "+uuid:" in doc.identity:
+        out.append(Finding("identity", "WARN", doc.host, doc.identity, doc.host,
+                           "shares its machine id with another machine (a clone of a "
+                           "template that was not generalised?)"))
     age_days = (as_of - doc.collected_at) / 86400
     if age_days >= stale_days:
         out.append(Finding("hosts", "WARN", doc.host, doc.identity, doc.host,

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import sqlite3
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -38,6 +40,7 @@ CREATE TABLE IF NOT EXISTS asbuilt_snapshots (
     client TEXT NOT NULL,
     collected_at REAL NOT NULL,
     result_id INTEGER UNIQUE,
+    uuid TEXT,
     doc TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS asbuilt_snapshots_latest
@@ -110,15 +113,38 @@ def store_doc(history: History, doc: Mapping[str, Any], *, source: str, client: 
     """Store one fact document (masked) as a snapshot; returns its identity."""
     open_tables(history)
     identity, weak = stable_identity(doc)
+    uuid = smbios_uuid(doc)
     clean = mask(dict(doc))
     when = collected_at if collected_at is not None else float(doc.get("collected_at") or 0)
     with history.transaction() as db:
+        if uuid and identity.startswith("machine-id:"):
+            identity = _clone_identity(db, identity, uuid)
         db.execute(
             "INSERT OR IGNORE INTO asbuilt_snapshots (identity, weak, source, host, client,"
-            " collected_at, result_id, doc) VALUES (?,?,?,?,?,?,?,?)",
+            " collected_at, result_id, uuid, doc) VALUES (?,?,?,?,?,?,?,?,?)",
             (identity, int(weak), source, str(doc.get("host") or ""), client or NO_CLIENT,
-             when, result_id, json.dumps(clean, sort_keys=True, default=str)))
+             when, result_id, uuid, json.dumps(clean, sort_keys=True, default=str)))
     return identity
+
+
+def smbios_uuid(doc: Mapping[str, Any]) -> str | None:
+    keys = doc.get("identity_keys")
+    value = keys.get("smbios_uuid") if isinstance(keys, Mapping) else None
+    return value.strip().lower() if isinstance(value, str) and value.strip() else None
+
+
+def _clone_identity(db: sqlite3.Connection, identity: str, uuid: str) -> str:
+    """VMs cloned from a template that was not generalised share a machine id but not an
+    SMBIOS UUID: the first keeps the machine id, each other one gets ``+uuid:<uuid>``, so
+    two machines never merge (and one machine keeps its key when sudo comes and goes)."""
+    pattern = re.sub(r"([\\%_])", r"\\\1", identity) + "+uuid:%"
+    rows = db.execute("SELECT DISTINCT identity, uuid FROM asbuilt_snapshots WHERE"
+                      " (identity = ? OR identity LIKE ? ESCAPE '\\') AND uuid IS NOT NULL"
+                      " ORDER BY identity", (identity, pattern)).fetchall()
+    for known, known_uuid in rows:
+        if known_uuid == uuid:
+            return str(known)
+    return f"{identity}+uuid:{uuid}" if rows else identity
 
 
 def ingest(history: History, *, mask: Mask, client_of: ClientOf, batch: int = 200) -> int:
