@@ -64,6 +64,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "runs": ("upkeeper.cli.history_cmd", "runs"),
     "windows": ("upkeeper.cli.serve", "windows"),
     "report": ("upkeeper.cli.report", "report"),
+    "state": ("upkeeper.cli.state_cmd", "state"),
     "plugin": ("upkeeper.cli.plugin", "plugin"),
     "validate": ("upkeeper.cli.validate", "validate"),
     "inventory": ("upkeeper.cli.info", "inventory"),

@@ -110,7 +110,8 @@ class PlaybookDir:
         record = run_playbook(job.payload, self.inventory, self.plugins, self.history,
                               stop_event=stop, run_id=slot.run_id,
                               meta={"trigger": "schedule", "job": job.key,
-                                    "schedule": slot.index, "slot_due": slot.due.isoformat()})
+                                    "schedule": slot.index, "slot_due": slot.due.isoformat(),
+                                    "schedule_period": min(s.period for s in job.specs)})
         after_run(record, RunContext.for_run(record, job.payload, self.history, self.plugins,
                                              inventory=self.inventory, sleep=stop.wait))
         return record

@@ -244,6 +244,8 @@ class Runner:
         if hung:
             run.meta["hung_checks"] = hung
         run.finished = utcnow()
+        if run.unreachable:  # stored, so the current state can show a down host as one line
+            run.meta["unreachable"] = {h: u.reason for h, u in run.unreachable.items()}
         self._record_problems(run)
         self.history.finish_run(run)
         before = len(self.hook_problems)
