@@ -115,3 +115,22 @@ def test_clones_sharing_a_machine_id_never_merge(hist: History) -> None:
     d = build_client(hist, "acme", as_of=NOW, since=NOW - 2.5 * DAY)
     assert sorted(h.host for h in d.hosts) == ["vm1", "vm2"]
     assert [(f.host, f.category) for f in d.findings] == [("vm2", "identity")]
+
+
+def test_documented_structural_volatile_table_matches_the_code() -> None:
+    """docs/documentation.md lists each built-in category's keys and volatile fields."""
+    from pathlib import Path
+
+    from upkeeper.asbuilt.categories import BUILTIN
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "documentation.md").read_text()
+    rows = {line.split("|")[1].strip(): line.split("|") for line in text.splitlines()
+            if line.startswith("| ") and line.count("|") == 6}
+    for cat in BUILTIN:
+        cells = rows[cat.key]
+        keys = cells[2].strip()
+        volatile = cells[3].strip()
+        assert all(f"`{k}`" in keys for k in cat.keys), cat.key
+        assert sorted(v.strip("` ") for v in volatile.split(",") if v.strip() != "-") \
+            == sorted(cat.volatile), cat.key
+        assert cells[4].strip() == cat.change_group, cat.key
