@@ -134,3 +134,28 @@ def test_documented_structural_volatile_table_matches_the_code() -> None:
         assert sorted(v.strip("` ") for v in volatile.split(",") if v.strip() != "-") \
             == sorted(cat.volatile), cat.key
         assert cells[4].strip() == cat.change_group, cat.key
+
+
+def test_history_grows_with_structural_changes_not_with_runs(hist: History) -> None:
+    base = doc("web1", "m-web1", NOW - 30 * DAY)
+    store(hist, base)
+    for day in range(1, 10):  # nightly collections: only volatile noise
+        store(hist, later(base, day))
+
+    def add_admin(d: dict[str, Any]) -> None:
+        d["sections"]["admins"]["items"].append({"name": "eve", "group": "sudo"})
+    changed = later(base, 10, add_admin)
+    store(hist, changed)
+    for day in range(11, 20):
+        store(hist, later(changed, day - 10))
+    rows = hist.query("SELECT first_at, collected_at FROM asbuilt_snapshots ORDER BY id")
+    assert [(r[0], r[1]) for r in rows] == [(NOW - 30 * DAY, NOW - 21 * DAY),
+                                            (NOW - 20 * DAY, NOW - 11 * DAY)]
+    # The state at any time is still what was collected then.
+    assert build_client(hist, "acme", as_of=NOW - 15 * DAY, since=NOW - 25 * DAY).changes[0] \
+        .item == "eve sudo"
+    assert build_client(hist, "acme", as_of=NOW - 22 * DAY, since=NOW - 25 * DAY).changes == []
+    d = build_client(hist, "acme", as_of=NOW, since=NOW - 15 * DAY)
+    assert d.changes == [] and d.hosts[0].collected_at == NOW - 11 * DAY
+    load = d.hosts[0].sections["hardware"]["fields"]["load_1m"]
+    assert load == 3.7  # volatile values are the newest collection's

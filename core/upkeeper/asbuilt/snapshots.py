@@ -9,6 +9,7 @@ for results stored by runs that had no after-run step (a hub, an old run).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -18,7 +19,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from upkeeper.asbuilt.categories import FACTS_SCHEMA_VERSION, stable_identity
+from upkeeper.asbuilt.categories import (
+    FACTS_SCHEMA_VERSION,
+    category_table,
+    stable_identity,
+)
 
 if TYPE_CHECKING:
     from upkeeper.store.history import History
@@ -38,14 +43,16 @@ CREATE TABLE IF NOT EXISTS asbuilt_snapshots (
     source TEXT NOT NULL,
     host TEXT NOT NULL,
     client TEXT NOT NULL,
+    first_at REAL NOT NULL,
     collected_at REAL NOT NULL,
-    result_id INTEGER UNIQUE,
+    result_id INTEGER,
     uuid TEXT,
+    shash TEXT NOT NULL,
     doc TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS asbuilt_snapshots_latest
-    ON asbuilt_snapshots(identity, source, collected_at);
-CREATE INDEX IF NOT EXISTS asbuilt_snapshots_time ON asbuilt_snapshots(collected_at);
+    ON asbuilt_snapshots(identity, source, first_at);
+CREATE INDEX IF NOT EXISTS asbuilt_snapshots_time ON asbuilt_snapshots(first_at);
 CREATE TABLE IF NOT EXISTS asbuilt_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS asbuilt_baselines (
     client TEXT NOT NULL,
@@ -116,15 +123,52 @@ def store_doc(history: History, doc: Mapping[str, Any], *, source: str, client: 
     uuid = smbios_uuid(doc)
     clean = mask(dict(doc))
     when = collected_at if collected_at is not None else float(doc.get("collected_at") or 0)
+    host, client = str(doc.get("host") or ""), client or NO_CLIENT
+    shash = structural_hash(host, client, clean)
+    text = json.dumps(clean, sort_keys=True, default=str)
     with history.transaction() as db:
         if uuid and identity.startswith("machine-id:"):
             identity = _clone_identity(db, identity, uuid)
-        db.execute(
-            "INSERT OR IGNORE INTO asbuilt_snapshots (identity, weak, source, host, client,"
-            " collected_at, result_id, uuid, doc) VALUES (?,?,?,?,?,?,?,?,?)",
-            (identity, int(weak), source, str(doc.get("host") or ""), client or NO_CLIENT,
-             when, result_id, uuid, json.dumps(clean, sort_keys=True, default=str)))
+        last = db.execute(
+            "SELECT id, shash, collected_at FROM asbuilt_snapshots WHERE identity=? AND"
+            " source=? ORDER BY first_at DESC, id DESC LIMIT 1", (identity, source)).fetchone()
+        if last is not None and last[1] == shash and when >= last[2]:
+            # Nothing structural changed: the newest row takes this collection's volatile
+            # values and time, so history grows with changes, not with runs.
+            db.execute("UPDATE asbuilt_snapshots SET collected_at=?, result_id=?, uuid=?,"
+                       " doc=? WHERE id=?", (when, result_id, uuid, text, last[0]))
+        else:
+            db.execute(
+                "INSERT INTO asbuilt_snapshots (identity, weak, source, host, client,"
+                " first_at, collected_at, result_id, uuid, shash, doc)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (identity, int(weak), source, host, client, when, when, result_id, uuid,
+                 shash, text))
     return identity
+
+
+def structural_hash(host: str, client: str, doc: Mapping[str, Any]) -> str:
+    """What makes a new snapshot row: the name, client and every section without its
+    metadata and the built-in categories' volatile fields."""
+    table = category_table()
+    shape: dict[str, Any] = {}
+    sections = doc.get("sections")
+    for key, section in sorted((sections if isinstance(sections, Mapping) else {}).items()):
+        if not isinstance(section, Mapping):
+            shape[key] = section
+            continue
+        cat = table.get(key)
+        volatile = set(cat.volatile) if cat else set()
+        part: dict[str, Any] = {"unavailable": section.get("unavailable")}
+        if isinstance(section.get("fields"), Mapping):
+            part["fields"] = {k: v for k, v in section["fields"].items() if k not in volatile}
+        if isinstance(section.get("items"), list):
+            part["items"] = [{k: v for k, v in i.items() if k not in volatile}
+                             if isinstance(i, Mapping) else i for i in section["items"]]
+        shape[key] = part
+    data = json.dumps([host, client, doc.get("platform"), shape], sort_keys=True,
+                      default=str)
+    return hashlib.sha256(data.encode()).hexdigest()
 
 
 def smbios_uuid(doc: Mapping[str, Any]) -> str | None:
@@ -192,22 +236,22 @@ def docs_at(history: History, at: float, client: str | None = None) -> dict[str,
     open_tables(history)
     rows = history.query(
         "SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY identity, source"
-        " ORDER BY collected_at DESC, id DESC) AS rn FROM asbuilt_snapshots"
-        " WHERE collected_at <= ?) WHERE rn = 1"
+        " ORDER BY first_at DESC, id DESC) AS rn FROM asbuilt_snapshots"
+        " WHERE first_at <= ?) WHERE rn = 1"
         " ORDER BY identity, source != ?, source", (at, PRIMARY_SOURCE))
     names = _names(history, at)
     out: dict[str, HostDoc] = {}
     for row in rows:
         doc = json.loads(row["doc"])
         hd = out.get(row["identity"])
-        if hd is None or row["collected_at"] > hd.collected_at:
+        seen = min(float(row["collected_at"]), at)  # a row lasts from first_at to then
+        if hd is None or seen > hd.collected_at:
             if hd is None:
                 hd = out[row["identity"]] = HostDoc(
                     row["identity"], bool(row["weak"]), row["host"], row["client"],
-                    str(doc.get("platform") or ""), row["collected_at"], {})
+                    str(doc.get("platform") or ""), seen, {})
             else:
-                hd.host, hd.client, hd.collected_at = (row["host"], row["client"],
-                                                       row["collected_at"])
+                hd.host, hd.client, hd.collected_at = row["host"], row["client"], seen
         for key, section in (doc.get("sections") or {}).items():
             hd.sections.setdefault(str(key), section)
     for identity, hd in out.items():
@@ -220,7 +264,7 @@ def docs_at(history: History, at: float, client: str | None = None) -> dict[str,
 def _names(history: History, at: float) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for row in history.query("SELECT DISTINCT identity, host FROM asbuilt_snapshots"
-                             " WHERE collected_at <= ? ORDER BY identity, host", (at,)):
+                             " WHERE first_at <= ? ORDER BY identity, host", (at,)):
         out.setdefault(row[0], []).append(row[1])
     return out
 
@@ -230,7 +274,7 @@ def clients(history: History) -> list[str]:
     open_tables(history)
     rows = history.query(
         "SELECT DISTINCT client FROM (SELECT client, ROW_NUMBER() OVER (PARTITION BY"
-        " identity ORDER BY collected_at DESC, id DESC) AS rn FROM asbuilt_snapshots)"
+        " identity ORDER BY first_at DESC, id DESC) AS rn FROM asbuilt_snapshots)"
         " WHERE rn = 1")
     return sorted((r[0] for r in rows), key=lambda c: (c == NO_CLIENT, c))
 
