@@ -124,3 +124,16 @@ def test_renamed_host_page_replaces_the_old_one(hist: History, tmp_path: Path) -
     pages = sorted(p.name for p in (tmp_path / "acme" / "hosts").iterdir())
     assert len(pages) == 3 and all(p.startswith("web2-") for p in pages)
     assert "also known as web1" in (tmp_path / "acme" / "hosts" / pages[0]).read_text()
+
+
+def test_malformed_sections_never_break_a_build(hist: History, tmp_path: Path) -> None:
+    bad = doc("odd", 12345, NOW - DAY)  # type: ignore[arg-type]
+    bad["sections"].update({
+        "software": {"items": ["not a dict", None, {"name": ["x"], "version": {"a": 1}}]},
+        "os": {"fields": "a string"}, "ports": ["a list"], "weird key!": {"items": [{}]},
+        "certificates": {"items": [{"source": "f", "not_after": {"unavailable": "no"}},
+                                   {"source": "g", "not_after": "yesterday-ish"}]}})
+    store(hist, bad)
+    store(hist, later(doc("odd", None, NOW - 40 * DAY), 39))
+    files = _build(hist, tmp_path)
+    assert any(n.startswith("acme/hosts/odd-") for n in files)

@@ -33,10 +33,13 @@ def test_build_baseline_and_errors(state_dir: Path, tmp_path: Path) -> None:
     assert code == 0, out
     code, out = invoke("docs", "build", "--client", "acme", "-o", str(tmp_path / "out"))
     assert code == 0, out
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["acme", "index.html",
-                                                                   "index.md"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["acme"]
     index = json.loads((tmp_path / "out" / "acme" / "docs.json").read_text())
     assert index["baseline"]["differences"] == []
+    code, out = invoke("docs", "build", "-o", str(tmp_path / "out"))
+    assert code == 0 and "2 client(s), 2 host(s)" in out
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "acme", "globex", "index.html", "index.md"]
     code, out = invoke("docs", "schema")
     assert code == 0 and json.loads(out)["title"].startswith("upkeeper as-built")
 

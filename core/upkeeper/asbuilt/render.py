@@ -283,8 +283,9 @@ def _host_page(doc: ClientDocument, host: HostDoc, table: Mapping[str, DocCatego
 
 def write_documents(docs: Iterable[ClientDocument], out: Path, hygiene: Hygiene,
                     categories: Iterable[DocCategory] = (),
-                    names: Sequence[str] | None = None) -> Written:
-    """Write every client's document under ``out`` and an index of the clients.
+                    names: Sequence[str] | None = None, index: bool = True) -> Written:
+    """Write every client's document under ``out`` and (with ``index``) an index of the
+    clients; a build of some clients leaves the index of a full build alone.
 
     ``docs`` may be a generator (one client in memory at a time); ``names`` are all
     the clients it yields, for their directory names (default: read ``docs`` first).
@@ -304,6 +305,8 @@ def write_documents(docs: Iterable[ClientDocument], out: Path, hygiene: Hygiene,
                         "changes": len(doc.changes), "drift": len(doc.drift),
                         "health": len(doc.findings)})
         latest = max(latest, doc.as_of)
+    if not index:
+        return Written(files)
     listing.sort(key=lambda c: c["name"])
     as_of = iso(latest)
     for fmt in ("html", "md"):

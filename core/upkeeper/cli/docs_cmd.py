@@ -106,7 +106,8 @@ def build(ctx: click.Context, clients: tuple[str, ...], output: Path, since: str
         docs_iter = iter_documents(history, names, as_of=_date(as_of, "--as-of"),
                                    since=_date(since, "--since"), categories=categories,
                                    cert_days=cert_days, stale_days=stale_days)
-        written = write_documents(docs_iter, output, hygiene(), categories, names=names)
+        written = write_documents(docs_iter, output, hygiene(), categories, names=names,
+                                  index=not clients)
     finally:
         history.close()
     name, size = written.largest
