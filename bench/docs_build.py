@@ -1,6 +1,6 @@
 """As-built documents benchmark: ``upkeeper docs build`` for 500 hosts.
 
-Each host has two stored docs.collect results (a month apart, with a few structural
+Each host has two stored docs.collect results (two months apart, with a few structural
 changes and volatile noise) of realistic size: 1500 packages, 40 listening ports, 120
 services. The build runs as a whole process (``python -m upkeeper docs build``): first
 with the results still to snapshot (ingest included), then again from the snapshots.
@@ -33,7 +33,7 @@ LIMIT_S, LIMIT_BYTES = 30.0, 2 * 1024 * 1024
 
 
 def host_doc(n: int) -> dict[str, Any]:
-    d = doc(f"srv{n:04d}", f"m{n:08x}", NOW - 31 * DAY, software=1500, seed=n)
+    d = doc(f"srv{n:04d}", f"m{n:08x}", NOW - 65 * DAY, software=1500, seed=n)
     s = d["sections"]
     s["ports"]["items"] = [{"proto": "tcp", "address": "0.0.0.0", "port": 1000 + p,
                             "process": f"svc{p}"} for p in range(40)]
@@ -44,8 +44,10 @@ def host_doc(n: int) -> dict[str, Any]:
 
 def seed(state: Path, hosts: int) -> None:
     history = History(state / "history.sqlite3")
-    for run_no, shift in ((1, 0.0), (2, 30.0)):
-        when = datetime.fromtimestamp(NOW - 31 * DAY + shift * DAY, tz=timezone.utc)
+    # The first collection is before the default --since (the previous month's start),
+    # so every host is compared in full, not merely "appeared".
+    for run_no, shift in ((1, 0.0), (2, 64.0)):
+        when = datetime.fromtimestamp(NOW - 65 * DAY + shift * DAY, tz=timezone.utc)
         run_id = f"bench-{run_no}"
         history.start_run(RunRecord(run_id=run_id, playbook="docs", started=when))
         for n in range(hosts):

@@ -116,17 +116,28 @@ def result_findings(doc: HostDoc, results: Iterable[Result]) -> list[Finding]:
     return out
 
 
-def latest_results(history: History, hosts: Iterable[str]) -> dict[str, list[Result]]:
-    """Per host name: the newest result of each check (and result name)."""
+def latest_results(history: History, hosts: Iterable[str],
+                   until: float) -> dict[str, list[Result]]:
+    """Per host name: the newest result of each check (and result name) up to ``until``,
+    with metrics but without details (fact documents are large and not needed here)."""
     out: dict[str, list[Result]] = {}
     for host in sorted(set(hosts)):
-        seen: set[tuple[str, str]] = set()
-        for r in history.results(host=host, limit=500):
-            key = (r.check, r.name or r.check)
-            if key in seen:
-                continue
-            seen.add(key)
-            out.setdefault(host, []).append(r)
+        rows = history.query(
+            "SELECT id, check_name, name, status, summary, ts FROM (SELECT *, ROW_NUMBER()"
+            " OVER (PARTITION BY check_name, name ORDER BY ts DESC, id DESC) AS rn FROM"
+            " results WHERE host=? AND ts<=?) WHERE rn=1 ORDER BY check_name, name",
+            (host, until))
+        if not rows:
+            continue
+        metrics: dict[int, dict[str, float]] = {}
+        marks = ",".join("?" * len(rows))
+        for m in history.query("SELECT result_id, metric, value FROM metrics WHERE"
+                               f" result_id IN ({marks})", tuple(r["id"] for r in rows)):
+            metrics.setdefault(m["result_id"], {})[m["metric"]] = m["value"]
+        out[host] = [Result(Status(r["status"]), r["summary"], metrics=metrics.get(r["id"], {}),
+                            host=host, check=r["check_name"], name=r["name"],
+                            started=datetime.fromtimestamp(r["ts"], tz=timezone.utc))
+                     for r in rows]
     return out
 
 
@@ -134,10 +145,9 @@ def findings(docs: Iterable[HostDoc], as_of: float, history: History | None = No
              cert_days: int = CERT_DAYS, stale_days: int = STALE_DAYS) -> list[Finding]:
     """Every finding for ``docs``, sorted by host, category, item."""
     docs = list(docs)
-    results = latest_results(history, (d.host for d in docs)) if history else {}
+    results = latest_results(history, (d.host for d in docs), as_of) if history else {}
     out: list[Finding] = []
     for d in docs:
         out += fact_findings(d, as_of, cert_days=cert_days, stale_days=stale_days)
-        out += result_findings(d, [r for r in results.get(d.host, [])
-                                   if r.started.timestamp() <= as_of])
+        out += result_findings(d, results.get(d.host, []))
     return sorted(out, key=lambda f: (f.host.lower(), f.identity, f.category, f.item, f.text))
