@@ -69,9 +69,25 @@ class ClientDocument:
     findings: list[Finding]
     baseline_at: float | None = None
     drift: list[Change] = field(default_factory=list)
+    _grouped: dict[str, dict[str, list[Any]]] = field(default_factory=dict, repr=False)
 
     def findings_of(self, identity: str) -> list[Finding]:
-        return [f for f in self.findings if f.identity == identity]
+        return self._by_host("findings").get(identity, [])
+
+    def changes_of(self, identity: str) -> list[Change]:
+        return self._by_host("changes").get(identity, [])
+
+    def drift_of(self, identity: str) -> list[Change]:
+        return self._by_host("drift").get(identity, [])
+
+    def _by_host(self, what: str) -> dict[str, list[Any]]:
+        """``findings``, ``changes`` or ``drift`` grouped by host identity, once."""
+        cached = self._grouped.get(what)
+        if cached is None:
+            cached = self._grouped[what] = {}
+            for entry in getattr(self, what):
+                cached.setdefault(entry.identity, []).append(entry)
+        return cached
 
     def index_json(self) -> dict[str, Any]:
         """docs.json: the client, its hosts (facts in ``hosts/<slug>.json``), changes,

@@ -81,12 +81,16 @@ class SectionView:
     def html_rows(self) -> Markup:
         """The table body as markup, every cell escaped here: thousands of packages per
         host cost a few joins instead of a sandboxed template call per cell."""
-        return Markup("\n".join(
-            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
-            for row in self.rows))
+        return Markup("\n".join(_html_row(tuple(row)) for row in self.rows))
 
     def md_rows(self, md: Callable[[Any], str]) -> list[str]:
         return ["| " + " | ".join(md(c) for c in row) + " |" for row in self.rows]
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _html_row(cells: tuple[str, ...]) -> str:
+    """One escaped table row; hosts of a fleet share most rows (same package, version)."""
+    return "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>"
 
 
 def section_view(cat: DocCategory, data: Any, clean: Callable[[Any], str]) -> SectionView:
@@ -167,7 +171,7 @@ def hosts_csv(doc: ClientDocument) -> str:
     writer.writerow(head)
     for h in index["hosts"]:
         s = h["summary"]
-        problems = sum(1 for f in doc.findings if f.identity == h["id"])
+        problems = len(doc.findings_of(h["id"]))
         writer.writerow([csv_cell(v) for v in (
             h["id"], h["name"], h["platform"], s["os"], " ".join(s["addresses"]),
             s["manufacturer"], s["model"], s["serial"], s["virtual"], s["cpu"],
@@ -208,7 +212,8 @@ def write_client(doc: ClientDocument, root: Path, dirname: str, hygiene: Hygiene
     written: dict[str, int] = {}
     html, md = environment(True), environment(False)
     index = hygiene.mask(doc.index_json())
-    common = {"doc": index, **_text_functions(hygiene)}
+    counts = {h.identity: len(doc.findings_of(h.identity)) for h in doc.hosts}
+    common = {"doc": index, "health_counts": counts, **_text_functions(hygiene)}
     keep: set[str] = set()
     host_tpl = {"html": html.get_template("host.html.j2"),
                 "md": md.get_template("host.md.j2")}
@@ -277,8 +282,8 @@ def _host_page(doc: ClientDocument, host: HostDoc, table: Mapping[str, DocCatego
             "weak": host.weak, "aliases": list(host.aliases), "platform": host.platform,
             "last_seen": iso(host.collected_at), "sections": sections,
             "health": [f.to_json() for f in doc.findings_of(host.identity)],
-            "changes": [c.to_json() for c in doc.changes if c.identity == host.identity],
-            "drift": [c.to_json() for c in doc.drift if c.identity == host.identity]}
+            "changes": [c.to_json() for c in doc.changes_of(host.identity)],
+            "drift": [c.to_json() for c in doc.drift_of(host.identity)]}
 
 
 def write_documents(docs: Iterable[ClientDocument], out: Path, hygiene: Hygiene,

@@ -232,32 +232,49 @@ def latest_time(history: History) -> float | None:
 
 def docs_at(history: History, at: float, client: str | None = None) -> dict[str, HostDoc]:
     """Every host's facts as known at ``at``: the newest snapshot of each source up to
-    then, merged (``docs.collect`` first). The client is the newest snapshot's."""
+    then, merged (``docs.collect`` first). The client and name are the newest
+    snapshot's; only the chosen client's documents are read and decoded."""
     open_tables(history)
     rows = history.query(
-        "SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY identity, source"
-        " ORDER BY first_at DESC, id DESC) AS rn FROM asbuilt_snapshots"
-        " WHERE first_at <= ?) WHERE rn = 1"
-        " ORDER BY identity, source != ?, source", (at, PRIMARY_SOURCE))
+        "SELECT id, identity, weak, source, host, client, collected_at FROM (SELECT id,"
+        " identity, weak, source, host, client, collected_at, ROW_NUMBER() OVER (PARTITION"
+        " BY identity, source ORDER BY first_at DESC, id DESC) AS rn FROM asbuilt_snapshots"
+        " WHERE first_at <= ?) WHERE rn = 1 ORDER BY identity, source != ?, source",
+        (at, PRIMARY_SOURCE))
+    newest: dict[str, Any] = {}
+    for row in rows:
+        known = newest.get(row["identity"])
+        if known is None or min(row["collected_at"], at) > min(known["collected_at"], at):
+            newest[row["identity"]] = row
+    wanted = {i for i, row in newest.items() if client is None or row["client"] == client}
+    texts = _doc_texts(history, [r["id"] for r in rows if r["identity"] in wanted])
     names = _names(history, at)
     out: dict[str, HostDoc] = {}
     for row in rows:
-        doc = json.loads(row["doc"])
-        hd = out.get(row["identity"])
-        seen = min(float(row["collected_at"]), at)  # a row lasts from first_at to then
-        if hd is None or seen > hd.collected_at:
-            if hd is None:
-                hd = out[row["identity"]] = HostDoc(
-                    row["identity"], bool(row["weak"]), row["host"], row["client"],
-                    str(doc.get("platform") or ""), seen, {})
-            else:
-                hd.host, hd.client, hd.collected_at = row["host"], row["client"], seen
+        identity = row["identity"]
+        if identity not in wanted:
+            continue
+        doc = json.loads(texts[row["id"]])
+        hd = out.get(identity)
+        if hd is None:
+            top = newest[identity]
+            hd = out[identity] = HostDoc(
+                identity, bool(top["weak"]), top["host"], top["client"],
+                str(doc.get("platform") or ""), min(float(top["collected_at"]), at), {},
+                tuple(n for n in names.get(identity, ()) if n != top["host"]))
         for key, section in (doc.get("sections") or {}).items():
             hd.sections.setdefault(str(key), section)
-    for identity, hd in out.items():
-        hd.aliases = tuple(n for n in names.get(identity, ()) if n != hd.host)
-    if client is not None:
-        out = {k: v for k, v in out.items() if v.client == client}
+    return out
+
+
+def _doc_texts(history: History, ids: list[int]) -> dict[int, str]:
+    out: dict[int, str] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        marks = ",".join("?" * len(chunk))
+        for row in history.query(f"SELECT id, doc FROM asbuilt_snapshots WHERE id IN ({marks})",
+                                 tuple(chunk)):
+            out[row[0]] = row[1]
     return out
 
 
