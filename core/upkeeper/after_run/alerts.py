@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("upkeeper.after_run.alerts")
 
 STATE_PREFIX = "notify:"
+#: Details bigger than this (as JSON) are left out of alert bodies, which name their keys
+#: instead: an alert is a page, not a data dump (a fact document is 70-300 KB).
+MAX_ALERT_DETAILS = 16_384
 AlertKind = Literal["new", "changed", "reminder", "recovery"]
 #: Check and result name of the results that stand for a whole host's reachability.
 HOST_CHECK = "upkeeper.host"
@@ -57,8 +60,19 @@ class Alert:
         for key in ("host", "check", "name", "client"):
             out[key] = clean_text(out[key], single_line=True)
         out["summary"] = clean_text(out["summary"])
-        out["details"] = clean_data(out["details"])
+        out["details"] = _bounded_details(clean_data(out["details"]))
         return out
+
+
+def _bounded_details(details: Any) -> Any:
+    import json
+
+    size = len(json.dumps(details, default=str))
+    if size <= MAX_ALERT_DETAILS:
+        return details
+    keys = sorted(map(str, details))[:50] if isinstance(details, Mapping) else []
+    return {"omitted": f"details of {size} bytes are in the history, not in alerts",
+            "keys": keys}
 
 
 def state_key(channel_id: str, result: Result) -> str:
