@@ -137,3 +137,14 @@ def test_malformed_sections_never_break_a_build(hist: History, tmp_path: Path) -
     store(hist, later(doc("odd", None, NOW - 40 * DAY), 39))
     files = _build(hist, tmp_path)
     assert any(n.startswith("acme/hosts/odd-") for n in files)
+
+
+def test_forked_workers_write_the_same_files(hist: History, tmp_path: Path) -> None:
+    for n in range(45):
+        store(hist, doc(f"h{n:02d}", f"m{n}", NOW - DAY, software=0))
+    docs = build_all(hist, since=NOW - 2 * DAY)
+    one = write_documents(docs, tmp_path / "one", hygiene(), workers=1).files
+    two = write_documents(docs, tmp_path / "two", hygiene(), workers=2).files
+    assert one == two and len([n for n in one if n.endswith(".html")]) == 47
+    for name in one:
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()

@@ -1,6 +1,10 @@
 """With the real collector on this machine: two collections in a row document no change
 (real volatile noise: uptime, free memory, load, used space), keep one snapshot row, and
-build documents that follow the published schema."""
+build documents that follow the published schema.
+
+The machine is shared: other test suites open and close loopback servers on ephemeral
+ports between the two collections. Those are real changes and are the only ones allowed.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import sys
 import textwrap
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,9 +49,11 @@ def test_two_real_collections_show_no_change(tmp_path: Path) -> None:
     since = datetime.fromtimestamp(first + 0.001, tz=timezone.utc).isoformat()
     cli("docs", "build", "-o", "out", "--since", since)
     index = json.loads((tmp_path / "out" / "Acme_Corp" / "docs.json").read_text())
-    assert index["changes"] == [], index["changes"]
+    others = [c for c in index["changes"] if not _test_server(c)]
+    assert others == [], others
     history = History(tmp_path / "state" / "history.sqlite3")
-    assert len(history.query("SELECT id FROM asbuilt_snapshots")) == 1
+    rows = len(history.query("SELECT id FROM asbuilt_snapshots"))
+    assert rows == (2 if index["changes"] else 1)
     history.close()
     schema = json.loads(schema_text())
     jsonschema.validate(index, schema)
@@ -54,3 +61,10 @@ def test_two_real_collections_show_no_change(tmp_path: Path) -> None:
                       .read_text())
     jsonschema.validate(host, {"$defs": schema["$defs"], "$ref": "#/$defs/host_file"})
     assert {"os", "software", "ports", "interfaces"} <= set(host["sections"])
+
+
+def _test_server(change: dict[str, Any]) -> bool:
+    """A loopback listener on an ephemeral port: another suite's test server."""
+    port = change["before"] or change["after"] or {}
+    return change["category"] == "ports" and port.get("address") in (
+        "127.0.0.1", "::1", "[::1]") and int(port.get("port", 0)) >= 32768

@@ -13,7 +13,9 @@ import functools
 import html
 import io
 import json
+import multiprocessing
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -204,40 +206,86 @@ def client_dirs(names: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def write_client(doc: ClientDocument, root: Path, dirname: str, hygiene: Hygiene,
-                 categories: Iterable[DocCategory] = ()) -> dict[str, int]:
-    """Write one client's document under ``root/dirname``; returns file -> bytes."""
-    table = category_table(categories)
-    base = root / dirname
-    written: dict[str, int] = {}
+@dataclass
+class _HostJob:
+    """What writing one client's host pages needs (inherited by forked workers)."""
+
+    doc: ClientDocument
+    base: Path
+    dirname: str
+    table: Mapping[str, DocCategory]
+    hygiene: Hygiene
+    common: dict[str, Any]
+
+
+#: The job forked workers render from: set just before the pool forks, so nothing
+#: (templates, a plugin's ``rows`` function) has to be pickled.
+_JOB: _HostJob | None = None
+#: Fewer hosts than this are not worth starting workers for.
+_PARALLEL_MIN_HOSTS = 40
+
+
+def _write_hosts(job: _HostJob, indices: Sequence[int]) -> dict[str, int]:
     html, md = environment(True), environment(False)
+    templates = {"html": html.get_template("host.html.j2"),
+                 "md": md.get_template("host.md.j2")}
+    written: dict[str, int] = {}
+    for i in indices:
+        host = job.doc.hosts[i]
+        name = host_slug(host)
+        page = _host_page(job.doc, host, job.table, job.hygiene)
+        for fmt, tpl in templates.items():
+            written[f"{job.dirname}/hosts/{name}.{fmt}"] = _write(
+                job.base / "hosts" / f"{name}.{fmt}", tpl.render(host=page, **job.common))
+        data = job.doc.host_json(host)
+        data["health"] = job.hygiene.mask(data["health"])
+        written[f"{job.dirname}/hosts/{name}.json"] = _write(
+            job.base / "hosts" / f"{name}.json", to_json(data))
+    return written
+
+
+def _write_hosts_forked(indices: Sequence[int]) -> dict[str, int]:
+    assert _JOB is not None, "worker started without a job"
+    return _write_hosts(_JOB, indices)
+
+
+def _write_all_hosts(job: _HostJob, workers: int) -> dict[str, int]:
+    """Host pages, in ``workers`` forked processes when there are enough hosts (each
+    page depends on its host alone, so the output is the same either way)."""
+    global _JOB
+    count = len(job.doc.hosts)
+    if workers <= 1 or count < _PARALLEL_MIN_HOSTS or \
+            "fork" not in multiprocessing.get_all_start_methods():
+        return _write_hosts(job, range(count))
+    chunks = [list(range(start, count, workers * 4)) for start in range(workers * 4)]
+    written: dict[str, int] = {}
+    _JOB = job
+    try:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")
+                                 ) as pool:
+            for part in pool.map(_write_hosts_forked, chunks):
+                written.update(part)
+    finally:
+        _JOB = None
+    return written
+
+
+def write_client(doc: ClientDocument, root: Path, dirname: str, hygiene: Hygiene,
+                 categories: Iterable[DocCategory] = (), workers: int = 1) -> dict[str, int]:
+    """Write one client's document under ``root/dirname``; returns file -> bytes."""
+    base = root / dirname
     index = hygiene.mask(doc.index_json())
     counts = {h.identity: len(doc.findings_of(h.identity)) for h in doc.hosts}
     common = {"doc": index, "health_counts": counts, **_text_functions(hygiene)}
-    keep: set[str] = set()
-    host_tpl = {"html": html.get_template("host.html.j2"),
-                "md": md.get_template("host.md.j2")}
-    for host in doc.hosts:
-        name = host_slug(host)
-        page = _host_page(doc, host, table, hygiene)
-        for fmt, tpl in host_tpl.items():
-            text = tpl.render(host=page, **common)
-            keep.add(f"{name}.{fmt}")
-            written[f"{dirname}/hosts/{name}.{fmt}"] = _write(base / "hosts" / f"{name}.{fmt}",
-                                                               text)
-        keep.add(f"{name}.json")
-        data = doc.host_json(host)
-        data["health"] = hygiene.mask(data["health"])
-        written[f"{dirname}/hosts/{name}.json"] = _write(base / "hosts" / f"{name}.json",
-                                                         to_json(data))
-    _remove_stale(base / "hosts", keep)
-    for fmt, env in (("html", html), ("md", md)):
-        text = env.get_template(f"index.{fmt}.j2").render(**common)
+    job = _HostJob(doc, base, dirname, category_table(categories), hygiene, common)
+    written = _write_all_hosts(job, workers)
+    _remove_stale(base / "hosts", {p.rpartition("/")[2] for p in written})
+    for fmt in ("html", "md"):
+        text = environment(fmt == "html").get_template(f"index.{fmt}.j2").render(**common)
         written[f"{dirname}/index.{fmt}"] = _write(base / f"index.{fmt}", text)
     written[f"{dirname}/docs.json"] = _write(base / "docs.json", to_json(index))
-    written[f"{dirname}/hosts.csv"] = _write(base / "hosts.csv",
-                                             hosts_csv(doc))
-    return written
+    written[f"{dirname}/hosts.csv"] = _write(base / "hosts.csv", hosts_csv(doc))
+    return dict(sorted(written.items()))
 
 
 def _cached(hygiene: Hygiene) -> Hygiene:
@@ -288,12 +336,15 @@ def _host_page(doc: ClientDocument, host: HostDoc, table: Mapping[str, DocCatego
 
 def write_documents(docs: Iterable[ClientDocument], out: Path, hygiene: Hygiene,
                     categories: Iterable[DocCategory] = (),
-                    names: Sequence[str] | None = None, index: bool = True) -> Written:
+                    names: Sequence[str] | None = None, index: bool = True,
+                    workers: int = 1) -> Written:
     """Write every client's document under ``out`` and (with ``index``) an index of the
     clients; a build of some clients leaves the index of a full build alone.
 
     ``docs`` may be a generator (one client in memory at a time); ``names`` are all
     the clients it yields, for their directory names (default: read ``docs`` first).
+    ``workers`` > 1 renders host pages in that many forked processes (a command-line
+    process only: forking a threaded one such as ``serve`` is not safe).
     """
     cats = list(categories)
     hygiene = _cached(hygiene)
@@ -305,7 +356,7 @@ def write_documents(docs: Iterable[ClientDocument], out: Path, hygiene: Hygiene,
     listing: list[dict[str, Any]] = []
     latest = 0.0
     for doc in docs:
-        files.update(write_client(doc, out, dirs[doc.name], hygiene, cats))
+        files.update(write_client(doc, out, dirs[doc.name], hygiene, cats, workers))
         listing.append({"name": doc.name, "dir": dirs[doc.name], "hosts": len(doc.hosts),
                         "changes": len(doc.changes), "drift": len(doc.drift),
                         "health": len(doc.findings)})

@@ -4,6 +4,7 @@ print the JSON Schema of ``docs.json`` (``schema``)."""
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -80,9 +81,11 @@ def docs() -> None:
               help="Certificates expiring within this many days are flagged.")
 @click.option("--stale-days", default=7, show_default=True, type=click.IntRange(1, 3650),
               help="Hosts not seen for this many days are flagged.")
+@click.option("-j", "--jobs", type=click.IntRange(1, 64), default=None,
+              help="Processes rendering host pages (default: up to 2, as cores allow).")
 @click.pass_context
 def build(ctx: click.Context, clients: tuple[str, ...], output: Path, since: str | None,
-          as_of: str | None, cert_days: int, stale_days: int) -> None:
+          as_of: str | None, cert_days: int, stale_days: int, jobs: int | None) -> None:
     """Write per-client documents: index and host pages (HTML, Markdown), docs.json with
     one JSON file per host, and hosts.csv. Same snapshots, same bytes."""
     from upkeeper.asbuilt.document import iter_documents
@@ -107,7 +110,8 @@ def build(ctx: click.Context, clients: tuple[str, ...], output: Path, since: str
                                    since=_date(since, "--since"), categories=categories,
                                    cert_days=cert_days, stale_days=stale_days)
         written = write_documents(docs_iter, output, hygiene(), categories, names=names,
-                                  index=not clients)
+                                  index=not clients,
+                                  workers=jobs or min(2, os.cpu_count() or 1))
     finally:
         history.close()
     name, size = written.largest
