@@ -8,8 +8,8 @@ from typing import Any
 
 from tests.asbuilt.factsgen import DAY, NOW, doc, later
 from upkeeper.after_run.asbuilt_step import ingest_facts
+from upkeeper.asbuilt.baseline import approve
 from upkeeper.asbuilt.document import build_client
-from upkeeper.asbuilt.snapshots import approve
 from upkeeper.models import Result, RunRecord, Status
 from upkeeper.store.history import History
 
@@ -66,3 +66,22 @@ def test_unreadable_facts_are_skipped(hist: History) -> None:
         hist.add_result("r1", Result(Status.OK, "x", details=details, host="h",
                                      check="docs.collect", started=when))
     assert ingest_facts(hist) == 0
+
+
+def test_two_ingesters_at_once_store_each_result_once(hist: History, tmp_path) -> None:
+    import threading
+
+    for n in range(30):
+        _collect(hist, doc(f"h{n}", f"m{n}", NOW - DAY), f"r{n}")
+    others = [History(hist.path) for _ in range(2)]
+    counts: list[int] = []
+    threads = [threading.Thread(target=lambda h=h: counts.append(ingest_facts(h)))
+               for h in others]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sum(counts) == 30
+    assert len(hist.query("SELECT id FROM asbuilt_snapshots")) == 30
+    for h in others:
+        h.close()

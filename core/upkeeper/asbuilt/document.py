@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from upkeeper.asbuilt import snapshots
+from upkeeper.asbuilt import baseline, snapshots
 from upkeeper.asbuilt.categories import DocCategory, category_table, guess_category
 from upkeeper.asbuilt.changes import Change, compare
 from upkeeper.asbuilt.health import CERT_DAYS, STALE_DAYS, Finding, findings
@@ -165,7 +165,7 @@ def build_client(history: History, client: str, *, as_of: float, since: float,
     docs = ClientDocument(client, as_of, since, hosts_of(latest.values()), changes,
                           findings(latest.values(), as_of, history, cert_days=cert_days,
                                    stale_days=stale_days))
-    approved = snapshots.baseline(history, client)
+    approved = baseline.approved(history, client)
     if approved is not None:
         docs.baseline_at, base = approved
         docs.drift = compare(base, latest, table)

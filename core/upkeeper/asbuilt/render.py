@@ -14,6 +14,7 @@ import html
 import io
 import json
 import multiprocessing
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -136,7 +137,10 @@ def _write(path: Path, text: str) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     data = text.encode("utf-8")
-    tmp.write_bytes(data)
+    tmp.unlink(missing_ok=True)  # a leftover, or a planted symlink: never written through
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
     tmp.replace(path)  # readers (and git) never see half a file
     return len(data)
 

@@ -114,37 +114,61 @@ def valid_facts(details: Any) -> Mapping[str, Any] | None:
     return facts
 
 
+@dataclass
+class _Prepared:
+    identity: str
+    weak: bool
+    uuid: str | None
+    source: str
+    host: str
+    client: str
+    when: float
+    shash: str
+    text: str
+
+
+def _prepare(doc: Mapping[str, Any], source: str, client: str | None, mask: Mask,
+             collected_at: float | None) -> _Prepared:
+    """The masked document and its keys, computed outside any transaction."""
+    identity, weak = stable_identity(doc)
+    clean = mask(dict(doc))
+    when = collected_at if collected_at is not None else float(doc.get("collected_at") or 0)
+    host, client = str(doc.get("host") or ""), client or NO_CLIENT
+    return _Prepared(identity, weak, smbios_uuid(doc), source, host, client, when,
+                     structural_hash(host, client, clean),
+                     json.dumps(clean, sort_keys=True, default=str))
+
+
+def _insert(db: sqlite3.Connection, p: _Prepared, result_id: int | None) -> str:
+    identity = p.identity
+    if p.uuid and identity.startswith("machine-id:"):
+        identity = _clone_identity(db, identity, p.uuid)
+    last = db.execute(
+        "SELECT id, shash, collected_at FROM asbuilt_snapshots WHERE identity=? AND"
+        " source=? ORDER BY first_at DESC, id DESC LIMIT 1", (identity, p.source)).fetchone()
+    if last is not None and last[1] == p.shash and p.when >= last[2]:
+        # Nothing structural changed: the newest row takes this collection's volatile
+        # values and time, so history grows with changes, not with runs.
+        db.execute("UPDATE asbuilt_snapshots SET collected_at=?, result_id=?, uuid=?,"
+                   " doc=? WHERE id=?", (p.when, result_id, p.uuid, p.text, last[0]))
+    else:
+        db.execute(
+            "INSERT INTO asbuilt_snapshots (identity, weak, source, host, client,"
+            " first_at, collected_at, result_id, uuid, shash, doc)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (identity, int(p.weak), p.source, p.host, p.client, p.when, p.when, result_id,
+             p.uuid, p.shash, p.text))
+    return identity
+
+
 def store_doc(history: History, doc: Mapping[str, Any], *, source: str, client: str | None,
               mask: Mask, result_id: int | None = None,
               collected_at: float | None = None) -> str:
     """Store one fact document (masked) as a snapshot; returns its identity."""
     open_tables(history)
-    identity, weak = stable_identity(doc)
-    uuid = smbios_uuid(doc)
-    clean = mask(dict(doc))
-    when = collected_at if collected_at is not None else float(doc.get("collected_at") or 0)
-    host, client = str(doc.get("host") or ""), client or NO_CLIENT
-    shash = structural_hash(host, client, clean)
-    text = json.dumps(clean, sort_keys=True, default=str)
+    prepared = _prepare(doc, source, client, mask, collected_at)
     with history.transaction() as db:
-        if uuid and identity.startswith("machine-id:"):
-            identity = _clone_identity(db, identity, uuid)
-        last = db.execute(
-            "SELECT id, shash, collected_at FROM asbuilt_snapshots WHERE identity=? AND"
-            " source=? ORDER BY first_at DESC, id DESC LIMIT 1", (identity, source)).fetchone()
-        if last is not None and last[1] == shash and when >= last[2]:
-            # Nothing structural changed: the newest row takes this collection's volatile
-            # values and time, so history grows with changes, not with runs.
-            db.execute("UPDATE asbuilt_snapshots SET collected_at=?, result_id=?, uuid=?,"
-                       " doc=? WHERE id=?", (when, result_id, uuid, text, last[0]))
-        else:
-            db.execute(
-                "INSERT INTO asbuilt_snapshots (identity, weak, source, host, client,"
-                " first_at, collected_at, result_id, uuid, shash, doc)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (identity, int(weak), source, host, client, when, when, result_id, uuid,
-                 shash, text))
-    return identity
+        return _insert(db, prepared, result_id)
 
 
 def structural_hash(host: str, client: str, doc: Mapping[str, Any]) -> str:
@@ -193,12 +217,13 @@ def _clone_identity(db: sqlite3.Connection, identity: str, uuid: str) -> str:
 
 def ingest(history: History, *, mask: Mask, client_of: ClientOf, batch: int = 200) -> int:
     """Snapshot every fact document in results stored since the last ingest; returns
-    how many. A result whose facts cannot be read is skipped with one log line."""
+    how many. Each snapshot and the ingest cursor move in one transaction, so a crash
+    or a second ingester at the same time (``serve`` and ``docs build``) never stores a
+    result twice. A result whose facts cannot be read is skipped with one warning."""
     open_tables(history)
     done = 0
     while True:
-        rows = history.query("SELECT value FROM asbuilt_meta WHERE key=?", (_CURSOR,))
-        cursor = int(rows[0][0]) if rows else 0
+        cursor = _cursor(history)
         rows = history.query(
             "SELECT id, host, check_name, details, ts FROM results WHERE id > ?"
             " ORDER BY id LIMIT ?", (cursor, batch))
@@ -212,15 +237,37 @@ def ingest(history: History, *, mask: Mask, client_of: ClientOf, batch: int = 20
             except ValueError:
                 facts = None
             if facts is None:
+                log.warning("result %s of %s on %s: its facts are not a fact document"
+                            " (schema_version %s); not documented", row["id"],
+                            row["check_name"], row["host"], FACTS_SCHEMA_VERSION)
                 continue
-            doc = {**facts, "host": facts.get("host") or row["host"]}
-            store_doc(history, doc, source=row["check_name"], client=client_of(row["host"]),
-                      mask=mask, result_id=row["id"],
-                      collected_at=float(facts.get("collected_at") or row["ts"]))
+            prepared = _prepare({**facts, "host": facts.get("host") or row["host"]},
+                                row["check_name"], client_of(row["host"]), mask,
+                                float(facts.get("collected_at") or row["ts"]))
+            with history.transaction() as db:
+                if _cursor_in(db) >= row["id"]:
+                    continue  # another ingester took it meanwhile
+                _insert(db, prepared, row["id"])
+                _set_cursor(db, row["id"])
             done += 1
         with history.transaction() as db:
-            db.execute("INSERT INTO asbuilt_meta (key, value) VALUES (?,?) ON CONFLICT(key)"
-                       " DO UPDATE SET value=excluded.value", (_CURSOR, str(rows[-1]["id"])))
+            _set_cursor(db, rows[-1]["id"])
+
+
+def _cursor(history: History) -> int:
+    rows = history.query("SELECT value FROM asbuilt_meta WHERE key=?", (_CURSOR,))
+    return int(rows[0][0]) if rows else 0
+
+
+def _cursor_in(db: sqlite3.Connection) -> int:
+    row = db.execute("SELECT value FROM asbuilt_meta WHERE key=?", (_CURSOR,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _set_cursor(db: sqlite3.Connection, result_id: int) -> None:
+    db.execute("INSERT INTO asbuilt_meta (key, value) VALUES (?,?) ON CONFLICT(key) DO UPDATE"
+               " SET value=MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
+               (_CURSOR, str(result_id)))
 
 
 def latest_time(history: History) -> float | None:
@@ -294,47 +341,6 @@ def clients(history: History) -> list[str]:
         " identity ORDER BY first_at DESC, id DESC) AS rn FROM asbuilt_snapshots)"
         " WHERE rn = 1")
     return sorted((r[0] for r in rows), key=lambda c: (c == NO_CLIENT, c))
-
-
-def approve(history: History, client: str, *, as_of: float, approved_at: float) -> int:
-    """Record ``client``'s current facts as its approved baseline (replacing the last
-    one); returns the number of hosts."""
-    docs = docs_at(history, as_of, client)
-    with history.transaction() as db:
-        db.execute("DELETE FROM asbuilt_baselines WHERE client=?", (client,))
-        db.executemany(
-            "INSERT INTO asbuilt_baselines (client, identity, approved_at, doc)"
-            " VALUES (?,?,?,?)",
-            [(client, d.identity, approved_at, json.dumps(_to_json(d), sort_keys=True))
-             for d in docs.values()])
-        db.execute("INSERT INTO asbuilt_approvals (client, approved_at, as_of, hosts)"
-                   " VALUES (?,?,?,?) ON CONFLICT(client) DO UPDATE SET"
-                   " approved_at=excluded.approved_at, as_of=excluded.as_of,"
-                   " hosts=excluded.hosts", (client, approved_at, as_of, len(docs)))
-    return len(docs)
-
-
-def baseline(history: History, client: str) -> tuple[float, dict[str, HostDoc]] | None:
-    """The approved baseline of ``client``: (approved at, facts by identity), or None."""
-    open_tables(history)
-    rows = history.query("SELECT approved_at FROM asbuilt_approvals WHERE client=?",
-                         (client,))
-    if not rows:
-        return None
-    docs = [_from_json(json.loads(r["doc"])) for r in history.query(
-        "SELECT doc FROM asbuilt_baselines WHERE client=? ORDER BY identity", (client,))]
-    return float(rows[0][0]), {d.identity: d for d in docs}
-
-
-def _to_json(d: HostDoc) -> dict[str, Any]:
-    return {"identity": d.identity, "weak": d.weak, "host": d.host, "client": d.client,
-            "platform": d.platform, "collected_at": d.collected_at, "sections": d.sections}
-
-
-def _from_json(data: Mapping[str, Any]) -> HostDoc:
-    return HostDoc(str(data["identity"]), bool(data["weak"]), str(data["host"]),
-                   str(data["client"]), str(data["platform"]), float(data["collected_at"]),
-                   dict(data["sections"]))
 
 
 def hosts_of(docs: Iterable[HostDoc]) -> list[HostDoc]:

@@ -145,7 +145,7 @@ def baseline() -> None:
 @click.pass_context
 def approve(ctx: click.Context, client: str) -> None:
     """Record the client's current documented state as approved."""
-    from upkeeper.asbuilt.snapshots import approve as approve_state
+    from upkeeper.asbuilt.baseline import approve as approve_state
     from upkeeper.asbuilt.snapshots import clients as documented
     from upkeeper.asbuilt.snapshots import latest_time
 
