@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("upkeeper.after_run.alerts")
 
 STATE_PREFIX = "notify:"
+#: History state key of a person's mute (written by ``upkeeper web``): ``{"until": ts,
+#: "by": name, "reason": text}`` under (host, check), or (host, ``MUTE_ALL``) for a host.
+MUTE_KEY = "mute"
+MUTE_ALL = "*"
 #: Details bigger than this (as JSON) are left out of alert bodies, which name their keys
 #: instead: an alert is a page, not a data dump (a fact document is 70-300 KB).
 MAX_ALERT_DETAILS = 16_384
@@ -96,13 +100,17 @@ def decide(results: Iterable[Result], history: History, channel_id: str, *,
 
     A problem (status at least ``min_status``) alerts when it is new or its status
     changed, and again every ``renotify`` while it lasts; a result back below the
-    threshold after a told problem is a recovery. SKIPPED results and muted hosts
-    change nothing, so a problem still there after the window alerts then.
+    threshold after a told problem is a recovery. SKIPPED results, muted hosts and
+    results a person muted until later (:func:`muted_until`) change nothing, so a
+    problem still there after the window or the mute alerts then.
     """
     now = now or datetime.now(timezone.utc)
+    mutes = active_mutes(history, now)
     out: list[Alert] = []
     for result in results:
         if result.status is Status.SKIPPED or not result.host or muted(result.host):
+            continue
+        if (result.host, result.check) in mutes or (result.host, MUTE_ALL) in mutes:
             continue
         state = history.get_state(result.host, result.check, state_key(channel_id, result))
         last = _last_status(state)
@@ -135,6 +143,32 @@ def decide(results: Iterable[Result], history: History, channel_id: str, *,
                          since=None if kind == "new" else first,
                          quiet=kind == "recovery" and not (recovery and was_problem)))
     return out
+
+
+def active_mutes(history: History, now: datetime) -> dict[tuple[str, str], datetime]:
+    """(host, check or ``MUTE_ALL``) -> end of every person's mute in force at ``now``
+    (one read for a whole run)."""
+    import json
+
+    out = {}
+    for row in history.query("SELECT host, check_name, value FROM state WHERE key=?",
+                             (MUTE_KEY,)):
+        try:
+            mute = json.loads(row[2])
+        except ValueError:
+            continue
+        if isinstance(mute, Mapping) and isinstance(mute.get("until"), (int, float)) \
+                and mute["until"] > _ts(now):
+            out[(row[0], row[1])] = datetime.fromtimestamp(mute["until"], tz=timezone.utc)
+    return out
+
+
+def muted_until(history: History, host: str, check: str, now: datetime) -> datetime | None:
+    """When a person's mute of ``check`` on ``host`` (or of the whole host) ends, if one
+    is in force at ``now``."""
+    mutes = active_mutes(history, now)
+    ends = [mutes[key] for key in ((host, check), (host, MUTE_ALL)) if key in mutes]
+    return max(ends) if ends else None
 
 
 def _last_status(state: Any) -> Status | None:
