@@ -32,6 +32,14 @@ if TYPE_CHECKING:
     )
     from upkeeper.notifier import Notification, Notifier
     from upkeeper.plugins import API_VERSION
+    from upkeeper.remediation.fix import (
+        Fix,
+        FixContext,
+        FixRefused,
+        Plan,
+        Signature,
+        signature,
+    )
     from upkeeper.transport.base import (
         CappedOutput,
         Transport,
@@ -86,15 +94,20 @@ __all__ = [
     "CommandResult",
     "DocCategory",
     "EnvName",
+    "Fix",
+    "FixContext",
+    "FixRefused",
     "Host",
     "InventoryError",
     "InventorySource",
     "Notification",
     "Notifier",
     "Params",
+    "Plan",
     "ReportSection",
     "Result",
     "RunRecord",
+    "Signature",
     "Status",
     "Transport",
     "TransportError",
@@ -106,6 +119,7 @@ __all__ = [
     "lazy_transport",
     "load_hosts",
     "read_env_sh",
+    "signature",
     "window_state",
 ]
 
@@ -124,6 +138,9 @@ _HOME = {
     "Status": "upkeeper.models",
     "Notification": "upkeeper.notifier", "Notifier": "upkeeper.notifier",
     "API_VERSION": "upkeeper.plugins",
+    "Fix": "upkeeper.remediation.fix", "FixContext": "upkeeper.remediation.fix",
+    "FixRefused": "upkeeper.remediation.fix", "Plan": "upkeeper.remediation.fix",
+    "Signature": "upkeeper.remediation.fix", "signature": "upkeeper.remediation.fix",
     "CappedOutput": "upkeeper.transport.base", "Transport": "upkeeper.transport.base",
     "TransportError": "upkeeper.transport.base",
     "command_text": "upkeeper.transport.base", "lazy_transport": "upkeeper.transport.base",

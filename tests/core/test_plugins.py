@@ -45,7 +45,7 @@ def test_builtins_are_declared_as_entry_points():
     for name in declared:
         assert info[name].source == "built-in" and info[name].loaded, info[name]
     assert "system.command" in system.registry.checks
-    assert info["system"].checks == ["system.command", "system.uptime"]
+    assert info["system"].checks == ["system.command", "system.uptime", "system.service"]
 
 
 def test_third_party_plugin_loads_and_broken_one_is_skipped(site):
