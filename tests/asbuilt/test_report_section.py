@@ -39,3 +39,23 @@ def test_docs_section_in_html_and_markdown(hist: History) -> None:
     md = render_report(run, hist, fmt="md", docs=source)
     assert "## Documentation" in md and "admins" in md and "<img" not in md
     assert "## Documentation" not in render_report(run, hist, fmt="md")
+
+
+def test_upkeeper_report_command_has_the_docs_section(state_dir, tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from upkeeper.cli.main import main
+
+    hist = History(state_dir / "history.sqlite3")
+    store(hist, doc("web1", "m-web1", NOW - DAY))
+    run = _run(hist)
+    hist.start_run(run)
+    for r in run.results:
+        hist.add_result(run.run_id, r)
+    hist.finish_run(run)
+    hist.set_state("web1", "_upkeeper", "client", "acme")
+    hist.close()
+    out = tmp_path / "report.md"
+    result = CliRunner().invoke(main, ["report", "--last", "--format", "md", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "## Documentation" in out.read_text()

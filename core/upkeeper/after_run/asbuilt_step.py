@@ -7,6 +7,8 @@ result retention) and summarise each client's document for the client report's
 from __future__ import annotations
 
 import functools
+import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from upkeeper.after_run.clients import CLIENT_STATE
@@ -16,6 +18,7 @@ if TYPE_CHECKING:
     from upkeeper.plugins import PluginSystem
     from upkeeper.store.history import History
 
+log = logging.getLogger("upkeeper.after_run")
 #: Changes listed in the report section (the rest are counted; the document has all).
 REPORT_CHANGES = 15
 
@@ -36,6 +39,20 @@ def ingest_facts(history: History) -> int:
 
 def run_has_facts(run: RunRecord) -> bool:
     return any(isinstance(r.details, dict) and "facts" in r.details for r in run.results)
+
+
+def docs_source(history: History,
+                plugins: PluginSystem | None) -> Callable[[list[str]], dict[str, Any]]:
+    """The report's ``docs`` section for the clients shown; a failure leaves the section
+    out (logged), never the report."""
+    def source(clients: list[str]) -> dict[str, Any]:
+        try:
+            return docs_summaries(history, plugins, clients)
+        except Exception as exc:
+            log.error("the documentation section of the report failed: %s", exc)
+            return {}
+
+    return source
 
 
 def docs_summaries(history: History, plugins: PluginSystem | None,

@@ -9,12 +9,12 @@ Nothing here may fail a run: problems are logged and recorded in ``run.meta``
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from upkeeper.after_run import ledger
-from upkeeper.after_run.asbuilt_step import ingest_facts, run_has_facts
+from upkeeper.after_run.asbuilt_step import docs_source, ingest_facts, run_has_facts
 from upkeeper.after_run.clients import remember_clients
 from upkeeper.after_run.context import RunContext
 from upkeeper.models import RunRecord
@@ -86,7 +86,7 @@ def write_playbook_reports(run: RunRecord, ctx: RunContext, errors: list[str]) -
             paths = write_reports(run, ctx.history, cfg, plugin_dirs=ctx.template_dirs,
                                   base=ctx.base_dir, now=ctx.now,
                                   sections=ctx.plugins.registry.report_sections,
-                                  docs=lambda names: _docs(ctx, names))
+                                  docs=docs_source(ctx.history, ctx.plugins))
         except (ReportError, OSError, jinja2.TemplateError) as exc:
             errors.append(f"report {cfg.template} -> {cfg.path}: {exc}")
             log.error("%s", errors[-1])
@@ -95,17 +95,6 @@ def write_playbook_reports(run: RunRecord, ctx: RunContext, errors: list[str]) -
         for p in paths:
             log.info("report written: %s", p)
     return written
-
-
-def _docs(ctx: RunContext, clients: list[str]) -> dict[str, Any]:
-    """The report's ``docs`` section; a failure leaves it out, never the report."""
-    from upkeeper.after_run.asbuilt_step import docs_summaries
-
-    try:
-        return docs_summaries(ctx.history, ctx.plugins, clients)
-    except Exception as exc:
-        log.error("the documentation section of the report failed: %s", exc)
-        return {}
 
 
 def send_alerts(run: RunRecord, ctx: RunContext, errors: list[str]) -> list[Delivery]:
