@@ -71,6 +71,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "plugins": ("upkeeper.cli.info", "plugins"),
     "checks": ("upkeeper.cli.info", "checks"),
     "schema": ("upkeeper.cli.info", "schema"),
+    "docs": ("upkeeper.cli.docs_cmd", "docs"),
     "web": ("upkeeper.cli.web_cmd", "web"),
     "fixes": ("upkeeper.cli.fixes_cmd", "fixes"),
     "audit": ("upkeeper.cli.fixes_cmd", "audit"),
