@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from upkeeper.asbuilt.categories import DocCategory
     from upkeeper.checks import Action, Check, CheckContext, Params
     from upkeeper.engine.windows import WindowState, window_state
     from upkeeper.hookspecs import CheckRef, InventorySource, hookimpl
@@ -31,6 +32,14 @@ if TYPE_CHECKING:
     )
     from upkeeper.notifier import Notification, Notifier
     from upkeeper.plugins import API_VERSION
+    from upkeeper.remediation.fix import (
+        Fix,
+        FixContext,
+        FixRefused,
+        Plan,
+        Signature,
+        signature,
+    )
     from upkeeper.transport.base import (
         CappedOutput,
         Transport,
@@ -83,16 +92,22 @@ __all__ = [
     "CheckRef",
     "CommandError",
     "CommandResult",
+    "DocCategory",
     "EnvName",
+    "Fix",
+    "FixContext",
+    "FixRefused",
     "Host",
     "InventoryError",
     "InventorySource",
     "Notification",
     "Notifier",
     "Params",
+    "Plan",
     "ReportSection",
     "Result",
     "RunRecord",
+    "Signature",
     "Status",
     "Transport",
     "TransportError",
@@ -104,12 +119,14 @@ __all__ = [
     "lazy_transport",
     "load_hosts",
     "read_env_sh",
+    "signature",
     "window_state",
 ]
 
 # Each name is imported on first use (PEP 562): `upkeeper --version` and commands that
 # never touch checks start without pydantic, pluggy and the transports.
 _HOME = {
+    "DocCategory": "upkeeper.asbuilt.categories",
     "Action": "upkeeper.checks", "Check": "upkeeper.checks",
     "CheckContext": "upkeeper.checks", "Params": "upkeeper.checks",
     "WindowState": "upkeeper.engine.windows", "window_state": "upkeeper.engine.windows",
@@ -121,6 +138,9 @@ _HOME = {
     "Status": "upkeeper.models",
     "Notification": "upkeeper.notifier", "Notifier": "upkeeper.notifier",
     "API_VERSION": "upkeeper.plugins",
+    "Fix": "upkeeper.remediation.fix", "FixContext": "upkeeper.remediation.fix",
+    "FixRefused": "upkeeper.remediation.fix", "Plan": "upkeeper.remediation.fix",
+    "Signature": "upkeeper.remediation.fix", "signature": "upkeeper.remediation.fix",
     "CappedOutput": "upkeeper.transport.base", "Transport": "upkeeper.transport.base",
     "TransportError": "upkeeper.transport.base",
     "command_text": "upkeeper.transport.base", "lazy_transport": "upkeeper.transport.base",

@@ -112,6 +112,16 @@ class NotifierClass(Protocol):
     def __call__(self, params: BaseModel) -> NotifierLike: ...
 
 
+class DocCategoryLike(Protocol):
+    """A category of facts for client documents (an :class:`upkeeper.DocCategory`)."""
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def title(self) -> str: ...
+
+
 class InventorySource(Protocol):
     """Hosts from somewhere other than files (a PSA or RMM API)."""
 
@@ -186,6 +196,22 @@ def upkeeper_register_report_sections() -> list[ReportSection]:
 
 
 @hookspec
+def upkeeper_register_doc_categories() -> list[DocCategoryLike]:
+    """Fact categories this plugin adds to client documents (``upkeeper docs build``).
+    Since 1.2.
+
+    A plugin's check collects them: a result whose ``details["facts"]`` is a fact
+    document (``schema_version`` 1, ``identity_keys``, ``sections``) is stored as a
+    snapshot of the host, and its sections join the host's document.
+
+    :returns: :class:`upkeeper.DocCategory` objects: a unique ``key`` (the section name
+        in the fact document), ``title``, ``kind`` (``"fields"`` or ``"items"``), the
+        item ``keys`` compared between snapshots, the ``volatile`` fields never reported
+        as changes, and optionally ``rows`` drawing the document section.
+    """
+
+
+@hookspec
 def upkeeper_register_commands() -> list[click.Command]:
     """Commands this plugin adds to the ``upkeeper`` command line. Since 1.1.
 
@@ -195,6 +221,26 @@ def upkeeper_register_commands() -> list[click.Command]:
     reported by ``upkeeper plugins``.
 
     :returns: :class:`click.Command` (or ``click.Group``) objects; ``name`` is the command.
+    """
+
+
+class FixClass(Protocol):
+    """A fix class: a subclass of :class:`upkeeper.Fix`."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def Params(self) -> type[BaseModel]: ...
+
+
+@hookspec
+def upkeeper_register_fixes() -> list[FixClass]:
+    """Fixes this plugin provides, attached to checks by playbooks (``fix:``). Since 1.2.
+
+    :returns: :class:`upkeeper.Fix` subclasses, each with a unique dotted ``name``, the
+        failure signatures it ``handles`` (``upkeeper.signature(...)``), a pydantic
+        ``Params`` model, and ``plan`` / ``apply`` methods (see docs/remediation.md).
     """
 
 

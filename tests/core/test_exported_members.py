@@ -12,11 +12,12 @@ import upkeeper
 
 EXPECTED = {
     "API_VERSION", "Action", "CappedOutput", "Check", "CheckContext", "CheckRef",
-    "CommandError", "CommandResult",
+    "CommandError", "CommandResult", "DocCategory",
     "EnvName", "Host", "InventoryError", "InventorySource", "Notification", "Notifier",
     "Params", "ReportSection", "Result", "RunRecord", "Status", "Transport", "TransportError",
     "WindowState", "check_env", "command_text", "env_block", "hookimpl", "lazy_transport",
     "load_hosts", "read_env_sh", "window_state",
+    "Fix", "FixContext", "FixRefused", "Plan", "Signature", "signature",
 }
 
 
