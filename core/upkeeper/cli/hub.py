@@ -6,7 +6,8 @@ import time
 
 import click
 
-from upkeeper.sites.hub import Hub, HubError, SiteRun
+from upkeeper.sites.hub import Hub, HubError
+from upkeeper.sites.siterun import SiteRun
 from upkeeper.sites.streams import SiteSettings
 from upkeeper.store.history import History
 
