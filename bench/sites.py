@@ -110,9 +110,9 @@ def part_ingest_direct(root: Path, server: NatsServer, total: int) -> str:
         for i in range(total // 3):
             jid = f"run-x/h{i}"
             rows.append((jid, "run-x", "s", f"h{i}", time.time() + 600))
-            payloads.append(JobResult(jid, "run-x", "s", f"h{i}", 1, "w", [
+            payloads.append(("upk.results.s", JobResult(jid, "run-x", "s", f"h{i}", 1, "w", [
                 result_to_wire(k, Result(Status.OK, "fine", {"m": 1.0}, host=f"h{i}",
-                                         check=f"c{k}")) for k in range(3)]).to_bytes())
+                                         check=f"c{k}")) for k in range(3)]).to_bytes()))
         store.record_published(history, rows)
         t0 = time.perf_counter()
         for i in range(0, len(payloads), 500):

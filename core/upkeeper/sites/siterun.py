@@ -104,7 +104,7 @@ class SiteRun:
                 reason = (f"{EXPIRED}: site {pending.site} did not run it before its "
                           f"deadline {when:%Y-%m-%d %H:%M:%S} UTC")
             store.finish_job(self.hub.history, job_id(state.run_id, pending.host.name),
-                             store.EXPIRED)
+                             pending.site, store.EXPIRED)
             self.fail(pending, reason)
 
     def _publish(self, state: RunState, by_site: dict[str, list[Host]]) -> None:
