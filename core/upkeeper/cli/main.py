@@ -70,6 +70,8 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "plugins": ("upkeeper.cli.info", "plugins"),
     "checks": ("upkeeper.cli.info", "checks"),
     "schema": ("upkeeper.cli.info", "schema"),
+    "sites": ("upkeeper.cli.sites_cmd", "sites"),
+    "hub": ("upkeeper.cli.hub_cmd", "hub"),
 }
 JSON_FORMATS = ("json", "ansible-json")
 

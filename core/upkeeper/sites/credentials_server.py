@@ -1,0 +1,115 @@
+"""Talking to the hub's nats-server as the authority: connect with a ``.creds`` file
+(TLS verified against the system store or a given CA), push an account JWT through the
+system account (revocations take effect at once: the server drops the revoked users'
+connections), and provision a site's stream, consumer and lease bucket.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import nats
+from nats.aio.client import Client
+from nats.js import api
+from nats.js.errors import NotFoundError
+
+from upkeeper.sites import subjects
+
+__all__ = ["ServerError", "connect", "provision_site", "push_account_jwt", "tls_context"]
+
+#: Defaults for a site's jobs; the hub (sites-core) may pass its own.
+ACK_WAIT_S = 60.0
+MAX_DELIVER = 5
+DEDUP_WINDOW_S = 3600.0
+
+
+class ServerError(RuntimeError):
+    """The server could not be reached or refused what the authority asked."""
+
+
+def tls_context(ca_file: str | Path | None) -> ssl.SSLContext:
+    """Certificate and host name verified: against ``ca_file`` if given (an MSP's own
+    CA), else the system's trust store."""
+    ctx = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
+
+
+async def connect(url: str, creds: Path, *, ca_file: str | Path | None = None,
+                  inbox_prefix: str | None = None,
+                  error_cb: Callable[[Exception], Awaitable[None]] | None = None,
+                  **options: Any) -> Client:
+    """One connection attempt (no endless reconnects for a CLI command)."""
+    opts: dict[str, Any] = {"user_credentials": str(creds), "connect_timeout": 5,
+                            "allow_reconnect": False, "max_reconnect_attempts": 0}
+    if url.startswith(("tls://", "wss://")) or ca_file:
+        opts["tls"] = tls_context(ca_file)
+    if inbox_prefix:
+        opts["inbox_prefix"] = inbox_prefix
+    errors: list[Exception] = []
+
+    async def keep(exc: Exception) -> None:
+        errors.append(exc)
+
+    opts["error_cb"] = error_cb or keep
+    opts.update(options)
+    try:
+        return await nats.connect(url, **opts)
+    except Exception as exc:  # nats-py raises many unrelated types for one failed connect
+        why = errors[-1] if errors else exc
+        raise ServerError(f"cannot connect to {url}: {type(why).__name__}: {why}") from None
+
+
+async def push_account_jwt(nc: Client, token: str) -> None:
+    """Send ``token`` (an account JWT) to the server over the system account's claims
+    update; :class:`ServerError` unless the server answers that it took it."""
+    try:
+        reply = await nc.request("$SYS.REQ.CLAIMS.UPDATE", token.encode(), timeout=5)
+    except Exception as exc:  # timeouts and no-responders alike mean "not taken"
+        raise ServerError(f"the server did not confirm the account update: {exc!r}") from None
+    try:
+        body = json.loads(reply.data)
+    except ValueError:
+        raise ServerError(f"unexpected answer to the account update: {reply.data[:200]!r}"
+                          ) from None
+    data = body.get("data") or {}
+    if body.get("error") or data.get("code") != 200:
+        raise ServerError(f"the server refused the account update: {body.get('error') or data}")
+
+
+async def provision_site(nc: Client, site: str, *, ack_wait: float = ACK_WAIT_S,
+                         max_deliver: int = MAX_DELIVER) -> None:
+    """Create (or leave as they are) ``site``'s jobs stream, its shared ``workers`` pull
+    consumer, its lease bucket and the hub-wide results stream. Idempotent."""
+    js = nc.jetstream()
+    stream = subjects.jobs_stream(site)
+    await _ensure_stream(js, api.StreamConfig(
+        name=stream, subjects=[subjects.jobs_subject(site)],
+        retention=api.RetentionPolicy.WORK_QUEUE, storage=api.StorageType.FILE,
+        duplicate_window=DEDUP_WINDOW_S, allow_direct=True))
+    await _ensure_stream(js, api.StreamConfig(
+        name=subjects.RESULTS_STREAM, subjects=[subjects.RESULTS_WILDCARD],
+        storage=api.StorageType.FILE, duplicate_window=DEDUP_WINDOW_S))
+    try:
+        await js.consumer_info(stream, subjects.CONSUMER)
+    except NotFoundError:
+        await js.add_consumer(stream, api.ConsumerConfig(
+            durable_name=subjects.CONSUMER, ack_policy=api.AckPolicy.EXPLICIT,
+            ack_wait=ack_wait, max_deliver=max_deliver))
+    bucket = subjects.lease_bucket(site)
+    try:
+        await js.key_value(bucket)
+    except Exception:  # BucketNotFoundError, raised under a few names across nats-py
+        await js.create_key_value(api.KeyValueConfig(bucket=bucket, history=1,
+                                                     direct=True))
+
+
+async def _ensure_stream(js: Any, config: api.StreamConfig) -> None:
+    try:
+        await js.stream_info(config.name)
+    except NotFoundError:
+        await js.add_stream(config)
