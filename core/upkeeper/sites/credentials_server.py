@@ -7,6 +7,7 @@ connections), and provision a site's stream, consumer and lease bucket.
 from __future__ import annotations
 
 import json
+import logging
 import ssl
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -27,6 +28,17 @@ MAX_DELIVER = 5
 DEDUP_WINDOW_S = 3600.0
 
 
+class _EofNoise(logging.Filter):
+    """nats-py's TLS transport returns True from ``eof_received``; asyncio warns about it
+    on every TLS connection's close, which says nothing to a user."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "eof_received()" not in record.getMessage()
+
+
+_EOF_FILTER = _EofNoise()
+
+
 class ServerError(RuntimeError):
     """The server could not be reached or refused what the authority asked."""
 
@@ -44,6 +56,7 @@ async def connect(url: str, creds: Path, *, ca_file: str | Path | None = None,
                   error_cb: Callable[[Exception], Awaitable[None]] | None = None,
                   **options: Any) -> Client:
     """One connection attempt (no endless reconnects for a CLI command)."""
+    logging.getLogger("asyncio").addFilter(_EOF_FILTER)  # once: filters are a set
     opts: dict[str, Any] = {"user_credentials": str(creds), "connect_timeout": 5,
                             "allow_reconnect": False, "max_reconnect_attempts": 0}
     if url.startswith(("tls://", "wss://")) or ca_file:

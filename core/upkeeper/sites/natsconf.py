@@ -57,7 +57,7 @@ class NatsConfig:
     port: int = 4222
     websocket_port: int | None = None
     server_name: str = "upkeeper-hub"
-    max_payload: str = "4MB"
+    max_payload: int = 4 * 1024 * 1024
 
 
 def render(cfg: NatsConfig, authority: Authority, account_jwt: str) -> str:
@@ -69,7 +69,7 @@ def render(cfg: NatsConfig, authority: Authority, account_jwt: str) -> str:
         "# the upkeeper account; add and revoke them with 'upkeeper sites', not here.\n",
         f"server_name: {_q(cfg.server_name, 'server name')}\n",
         f"listen: {_q(f'{cfg.host}:{cfg.port}', 'listen address')}\n",
-        f"max_payload: {_q(cfg.max_payload, 'max payload')}\n",
+        f"max_payload: {int(cfg.max_payload)}\n",
         "tls {\n" + tls + "}\n",
         "jetstream {\n"
         f"  store_dir: {_q(cfg.store_dir / 'jetstream', 'store dir')}\n"
