@@ -72,6 +72,7 @@ class AuthHub:
     async def connect(self, creds: Path, **opts: Any) -> Client:
         return await nats.connect(self.url, user_credentials=str(creds),
                                   tls=tls_context(self.ca), allow_reconnect=False,
+                                  max_reconnect_attempts=1, reconnect_time_wait=0.2,
                                   connect_timeout=5, **opts)
 
     async def hub_client(self) -> Client:

@@ -121,7 +121,7 @@ def test_config_serves_tls_with_verification_and_no_anonymous_access(
             url = auth_hub.url if name != "plain" else f"nats://127.0.0.1:{auth_hub.server.port}"
             try:
                 c = await nats.connect(url, allow_reconnect=False, connect_timeout=3,
-                                       max_reconnect_attempts=0, **kwargs)
+                                       max_reconnect_attempts=1, reconnect_time_wait=0.2, **kwargs)
             except Exception as exc:
                 out[name] = f"refused: {type(exc).__name__}: {exc}"
             else:

@@ -58,7 +58,8 @@ async def connect(url: str, creds: Path, *, ca_file: str | Path | None = None,
     """One connection attempt (no endless reconnects for a CLI command)."""
     logging.getLogger("asyncio").addFilter(_EOF_FILTER)  # once: filters are a set
     opts: dict[str, Any] = {"user_credentials": str(creds), "connect_timeout": 5,
-                            "allow_reconnect": False, "max_reconnect_attempts": 0}
+                            "allow_reconnect": False, "max_reconnect_attempts": 1,
+                            "reconnect_time_wait": 0.5}
     if url.startswith(("tls://", "wss://")) or ca_file:
         opts["tls"] = tls_context(ca_file)
     if inbox_prefix:
