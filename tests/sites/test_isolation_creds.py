@@ -181,7 +181,7 @@ def test_revoke_drops_the_live_worker_and_refuses_its_credentials(auth_hub: Auth
         await beta.nc.flush(timeout=5)
         copy = auth_hub.root / "kept.creds"
         copy.write_bytes(acme_creds)
-        with pytest.raises(Exception, match="(?i)authoriz|revoked"):
+        with pytest.raises(Exception, match=r"(?i)authoriz|revoked"):
             await auth_hub.worker("acme", creds=copy)
         await beta.nc.close()
 
@@ -200,7 +200,7 @@ def test_revocation_survives_a_server_restart_from_the_written_config(
     auth_hub.server.restart()
 
     async def attempt() -> None:
-        with pytest.raises(Exception, match="(?i)authoriz|revoked"):
+        with pytest.raises(Exception, match=r"(?i)authoriz|revoked"):
             await auth_hub.worker("acme", creds=kept)
 
     run(attempt())
@@ -218,7 +218,7 @@ def test_rotate_replaces_the_user_and_revokes_the_old_one(auth_hub: AuthHub) -> 
         new = await auth_hub.worker("acme")
         assert new.nc.is_connected
         await new.nc.close()
-        with pytest.raises(Exception, match="(?i)authoriz|revoked"):
+        with pytest.raises(Exception, match=r"(?i)authoriz|revoked"):
             await auth_hub.worker("acme", creds=old)
 
     run(attempt())
