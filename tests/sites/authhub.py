@@ -98,7 +98,7 @@ class AuthHub:
 
     async def connz(self) -> list[dict[str, Any]]:
         """Every client connection the server has, from the system account."""
-        nc = await self.connect(self.system_creds)
+        nc = await self.connect(self.system_creds, name="connz")
         try:
             reply = await nc.request("$SYS.REQ.SERVER.PING.CONNZ",
                                      json.dumps({"subscriptions": False}).encode(), timeout=5)
