@@ -13,6 +13,7 @@ import ssl
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import nats
 import pytest
@@ -112,12 +113,13 @@ def test_config_serves_tls_with_verification_and_no_anonymous_access(
         nc = await auth_hub.hub_client()  # TLS, certificate checked against the test CA
         out["hub"] = "ok" if nc.is_connected else "no"
         await nc.close()
-        for name, kwargs in {
+        tries: dict[str, dict[str, Any]] = {
             "anonymous": {"tls": tls_context(auth_hub.ca)},
             "plain": {"user_credentials": str(auth_hub.hub_creds)},
             "untrusted": {"user_credentials": str(auth_hub.hub_creds),
                           "tls": tls_context(None)},
-        }.items():
+        }
+        for name, kwargs in tries.items():
             url = auth_hub.url if name != "plain" else f"nats://127.0.0.1:{auth_hub.server.port}"
             try:
                 c = await nats.connect(url, allow_reconnect=False, connect_timeout=3,
