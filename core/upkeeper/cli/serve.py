@@ -44,6 +44,9 @@ class PlaybookDir:
         self.directory, self.sources, self._plugins_factory = directory, inventories, plugins
         self.history = history
         self.inventory: Any = None
+        #: With ``--hub``: the sites hub, and how long a slot's site jobs stay useful.
+        self.hub: Any = None
+        self.catch_up = 3600.0
         self._plugins: Any = None
 
     @property
@@ -107,10 +110,15 @@ class PlaybookDir:
         from upkeeper.engine.runner import run_playbook
 
         assert self.history is not None
+        # A slot's site jobs are useful as long as the slot could still be caught up.
+        remote = (self.hub.remote(slot.due.timestamp()
+                                  + max(self.catch_up, 2 * self.hub.settings.ack_wait))
+                  if self.hub is not None else None)
         record = run_playbook(job.payload, self.inventory, self.plugins, self.history,
-                              stop_event=stop, run_id=slot.run_id,
+                              stop_event=stop, run_id=slot.run_id, remote=remote,
                               meta={"trigger": "schedule", "job": job.key,
-                                    "schedule": slot.index, "slot_due": slot.due.isoformat()})
+                                    "schedule": slot.index, "slot_due": slot.due.isoformat(),
+                                    "schedule_period": min(s.period for s in job.specs)})
         after_run(record, RunContext.for_run(record, job.payload, self.history, self.plugins,
                                              inventory=self.inventory, sleep=stop.wait))
         return record
@@ -201,11 +209,16 @@ def _plugins(ctx: click.Context) -> Any:
               help="Prune history older than this at start and daily (0 keeps everything).")
 @click.option("--log-format", type=click.Choice(["plain", "json"]), default="plain",
               show_default=True)
+@click.option("--hub", "hub_url", envvar="UPKEEPER_HUB", metavar="URL",
+              help="NATS URL of the hub: hosts with a 'site' var run at their site's workers.")
+@click.option("--hub-creds", envvar="UPKEEPER_HUB_CREDS", type=click.Path(dir_okay=False),
+              help="NATS credentials file of the hub.")
 @click.option("-v", "--verbose", count=True)
 @click.pass_context
 def serve(ctx: click.Context, playbooks_dir: str, inventories: tuple[str, ...],
           state_opt: str | None, workers: int, catch_up: str, grace: str, heartbeat: str,
-          max_runtime: str | None, retention: str, log_format: str, verbose: int) -> None:
+          max_runtime: str | None, retention: str, log_format: str, hub_url: str | None,
+          hub_creds: str | None, verbose: int) -> None:
     """Run scheduled playbooks unattended until SIGTERM/SIGINT; SIGHUP reloads."""
     setup_logging(log_format, verbose)
     state_dir = resolve_state_dir(ctx, state_opt)
@@ -220,6 +233,11 @@ def serve(ctx: click.Context, playbooks_dir: str, inventories: tuple[str, ...],
         click.echo(f"upkeeper: error: {exc}", err=True)
         sys.exit(3)
     source.plugins  # noqa: B018 - load plugins now, not while the daemon counts as up
+    source.catch_up = duration(catch_up, "--catch-up")
+    if hub_url:
+        from upkeeper.cli.hub import start_hub
+
+        source.hub = start_hub(hub_url, hub_creds, history)
     daemon = Daemon(history, source, source.run, workers=workers,
                     catch_up=duration(catch_up, "--catch-up"),
                     grace=duration(grace, "--grace"),
@@ -241,6 +259,8 @@ def serve(ctx: click.Context, playbooks_dir: str, inventories: tuple[str, ...],
         click.echo(f"upkeeper: error: {exc}", err=True)
         sys.exit(3)
     finally:
+        if source.hub is not None:
+            source.hub.close()
         history.close()
 
 

@@ -19,9 +19,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import platformdirs
-
 from upkeeper.models import Result, RunRecord, Status
+from upkeeper.store.current import UPSERT as CURRENT_UPSERT
+from upkeeper.store.current import ensure_current
 from upkeeper.store.errors import (
     HistoryDamaged,
     HistoryError,
@@ -47,6 +47,8 @@ def default_state_dir() -> Path:
     env = os.environ.get(STATE_DIR_ENV)
     if env:
         return Path(env)
+    import platformdirs  # only when no state dir is given: start-up cost
+
     return Path(platformdirs.user_state_dir("upkeeper", appauthor=False))
 
 
@@ -101,6 +103,7 @@ class History:
                 self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
+            ensure_current(self._db)
         except (OSError, sqlite3.Error) as exc:
             err = history_error(exc, self.path, "open")
             if type(err) is HistoryError:
@@ -122,8 +125,12 @@ class History:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One atomic write; other threads wait for it. SQLite errors, including a failed
-        COMMIT (disk full), roll back and raise :class:`HistoryError`."""
+        COMMIT (disk full), roll back and raise :class:`HistoryError`. Writes nested in
+        it join it (many results, one COMMIT)."""
         with self._lock:
+            if self._db.in_transaction:  # nested (a batch of writes): one COMMIT for all
+                yield self._db
+                return
             try:
                 self._db.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
@@ -201,6 +208,8 @@ class History:
                  int(result.changed), result.duration, ts),
             )
             rid = int(cur.lastrowid or 0)
+            db.execute(CURRENT_UPSERT, (result.host, result.check, result.name or result.check,
+                                        rid, run_id, result.status.value, result.summary, ts))
             db.executemany(
                 "INSERT INTO metrics (result_id, host, check_name, metric, value, ts)"
                 " VALUES (?,?,?,?,?,?)",

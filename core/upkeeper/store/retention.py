@@ -108,6 +108,8 @@ def prune(history: History, before: datetime, *, reclaim: bool = True) -> PruneR
                                       ids).rowcount
             rep.results += db.execute(f"DELETE FROM results WHERE id IN ({marks})",
                                       ids).rowcount
+            # A check whose latest result is this old leaves the current state too.
+            db.execute(f"DELETE FROM current WHERE result_id IN ({marks})", ids)
     with history.transaction() as db:
         rep.runs = db.execute("DELETE FROM runs WHERE started<? AND NOT EXISTS (SELECT 1"
                               " FROM results WHERE results.run_id=runs.id)", (cut,)).rowcount

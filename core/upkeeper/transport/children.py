@@ -15,7 +15,7 @@ is one per process, like signal handlers are.
 
 from __future__ import annotations
 
-import ctypes
+import functools
 import logging
 import os
 import signal
@@ -64,9 +64,12 @@ def ended(pgid: int) -> None:
             log.warning("cannot record the end of process group %d: %s", pgid, exc)
 
 
+@functools.cache
 def _load_prctl() -> Callable[..., int] | None:
     if not sys.platform.startswith("linux"):
         return None
+    import ctypes  # on first use: start-up cost
+
     try:
         fn: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
@@ -74,15 +77,13 @@ def _load_prctl() -> Callable[..., int] | None:
     return fn
 
 
-_prctl = _load_prctl()
-
-
 def preexec_hook() -> Callable[[], None] | None:
     """A ``preexec_fn`` that makes the child die with the thread that starts it (Linux;
     elsewhere None, so subprocess keeps its fast spawn path)."""
-    if _prctl is None:
+    prctl = _load_prctl()  # in the parent, before any fork
+    if prctl is None:
         return None
-    prctl, parent = _prctl, os.getpid()
+    parent = os.getpid()
 
     def die_with_parent() -> None:
         # Runs in the child between fork and exec: no locks, no allocation-heavy work.
