@@ -253,3 +253,21 @@ def test_revoke_with_the_server_down_says_so_and_sync_pushes_it_later(
     assert run(connects())
     cli("hub", "sync", "--state-dir", str(auth_hub.state_dir))
     assert wait_for(lambda: not run(connects()), "the revocation to take", timeout=10)
+
+
+def test_list_shows_queued_jobs_from_the_server(auth_hub: AuthHub) -> None:
+    auth_hub.add_site("acme")
+
+    async def queue() -> None:
+        nc = await auth_hub.hub_client()
+        for n in range(2):
+            await nc.jetstream().publish(subjects.jobs_subject("acme"), b"{}",
+                                         headers={"Nats-Msg-Id": f"slot-1:h{n}"})
+        await nc.close()
+
+    run(queue())
+    (row,) = json.loads(cli("sites", "list", "--format", "json", "--state-dir",
+                            str(auth_hub.state_dir)).output)
+    assert row["name"] == "acme" and row["status"] == "active" and row["provisioned"]
+    assert row["queued"] == 2 and row["source"] == auth_hub.url
+    assert row["oldest_queued_age_s"] is not None

@@ -143,16 +143,57 @@ def revoke(ctx: click.Context, name: str, hub_url: str | None, ca: str | None) -
 
 
 def site_rows(state_dir: Path) -> list[dict[str, Any]]:
-    """What ``sites list`` shows: the sites table, joined with the hub's live view
-    (workers, queues, last result) when the hub provides one."""
+    """What ``sites list`` shows: the sites table joined with the hub's view of each
+    site (workers live or last seen, queued jobs and the oldest one's age, last result);
+    queued jobs come from the server's streams when it answers, else the hub's records."""
+    import asyncio
+
     from upkeeper.sites import credentials_db as table
+    from upkeeper.sites.liveness import site_overview
 
     db = open_history(state_dir)
-    rows: list[dict[str, Any]] = [
-        {"name": r.name, "status": "revoked" if r.revoked else "active",
-         "created": _when(r.created), "revoked": _when(r.revoked) if r.revoked else None,
-         "provisioned": r.provisioned is not None}
-        for r in table.list_sites(db)]
+    sites = table.list_sites(db)
+    names = {r.name for r in sites if r.active}
+
+    async def overview() -> tuple[list[Any], str]:
+        from upkeeper.sites.credentials import Authority, CredentialsError
+        from upkeeper.sites.credentials_admin import load_hub
+        from upkeeper.sites.credentials_server import ServerError, connect
+
+        try:
+            authority = Authority.open(state_dir, create=False)
+            hub = load_hub(authority)
+            if hub is None:
+                raise ServerError("no hub URL known")
+            nc = await connect(hub.url, authority.hub_creds, ca_file=hub.ca_file)
+        except (CredentialsError, ServerError) as exc:
+            return await site_overview(db, None, sites=names), f"hub's records ({exc})"
+        try:
+            return await site_overview(db, nc.jetstream(), sites=names), hub.url
+        finally:
+            await nc.close()
+
+    live, source = asyncio.run(overview())
+    by_name = {st.site: st.to_dict() for st in live}
+    rows: list[dict[str, Any]] = []
+    for r in sites:
+        st = by_name.pop(r.name, {})
+        rows.append({"name": r.name, "status": "revoked" if r.revoked else
+                     ("offline" if st.get("offline") else "active"),
+                     "created": _when(r.created), "revoked": _when(r.revoked) if r.revoked
+                     else None, "provisioned": r.provisioned is not None,
+                     "live_workers": st.get("live_workers", 0),
+                     "last_seen": _when(st.get("last_seen")) if st.get("last_seen") else None,
+                     "queued": st.get("queued", 0),
+                     "oldest_queued_age_s": st.get("oldest_queued_age_s"),
+                     "last_result": _when(st.get("last_result")) if st.get("last_result")
+                     else None, "source": source,
+                     "workers": st.get("workers", [])})
+    for name, st in sorted(by_name.items()):  # seen by the hub, never added here
+        rows.append({"name": name, "status": "unknown (no credentials issued here)",
+                     "created": None, "revoked": None, "provisioned": False,
+                     "live_workers": st["live_workers"], "queued": st["queued"],
+                     "source": source})
     return rows
 
 
@@ -168,6 +209,7 @@ def list_(ctx: click.Context, fmt: str) -> None:
     if not rows:
         click.echo("no sites yet: upkeeper sites add NAME", err=True)
         return
-    cols = ["name", "status", "created", "revoked", "provisioned"]
+    cols = ["name", "status", "live_workers", "last_seen", "queued", "oldest_queued_age_s",
+            "last_result", "created", "revoked"]
     print_table(cols, [[r.get(c) if r.get(c) is not None else "-" for c in cols]
                        for r in rows], stream=sys.stdout)

@@ -1,7 +1,8 @@
 """Talking to the hub's nats-server as the authority: connect with a ``.creds`` file
 (TLS verified against the system store or a given CA), push an account JWT through the
 system account (revocations take effect at once: the server drops the revoked users'
-connections), and provision a site's stream, consumer and lease bucket.
+connections), and provision a site's stream, consumer and lease bucket (the hub's own
+:func:`upkeeper.sites.streams.ensure_site`).
 """
 
 from __future__ import annotations
@@ -15,18 +16,10 @@ from typing import Any
 
 import nats
 from nats.aio.client import Client
-from nats.js import api
-from nats.js.errors import NotFoundError
 
-from upkeeper.sites import subjects
+from upkeeper.sites.streams import SiteSettings, ensure_results, ensure_site
 
 __all__ = ["ServerError", "connect", "provision_site", "push_account_jwt", "tls_context"]
-
-#: Defaults for a site's jobs; the hub (sites-core) may pass its own.
-ACK_WAIT_S = 60.0
-MAX_DELIVER = 5
-DEDUP_WINDOW_S = 3600.0
-
 
 class _EofNoise(logging.Filter):
     """nats-py's TLS transport returns True from ``eof_received``; asyncio warns about it
@@ -95,35 +88,10 @@ async def push_account_jwt(nc: Client, token: str) -> None:
         raise ServerError(f"the server refused the account update: {body.get('error') or data}")
 
 
-async def provision_site(nc: Client, site: str, *, ack_wait: float = ACK_WAIT_S,
-                         max_deliver: int = MAX_DELIVER) -> None:
-    """Create (or leave as they are) ``site``'s jobs stream, its shared ``workers`` pull
-    consumer, its lease bucket and the hub-wide results stream. Idempotent."""
+async def provision_site(nc: Client, site: str, settings: SiteSettings | None = None) -> None:
+    """Create (or align) ``site``'s jobs stream, shared pull consumer and lease bucket and
+    the hub-wide results stream, exactly as the hub does on its start. Idempotent."""
+    settings = settings or SiteSettings.from_env()
     js = nc.jetstream()
-    stream = subjects.jobs_stream(site)
-    await _ensure_stream(js, api.StreamConfig(
-        name=stream, subjects=[subjects.jobs_subject(site)],
-        retention=api.RetentionPolicy.WORK_QUEUE, storage=api.StorageType.FILE,
-        duplicate_window=DEDUP_WINDOW_S, allow_direct=True))
-    await _ensure_stream(js, api.StreamConfig(
-        name=subjects.RESULTS_STREAM, subjects=[subjects.RESULTS_WILDCARD],
-        storage=api.StorageType.FILE, duplicate_window=DEDUP_WINDOW_S))
-    try:
-        await js.consumer_info(stream, subjects.CONSUMER)
-    except NotFoundError:
-        await js.add_consumer(stream, api.ConsumerConfig(
-            durable_name=subjects.CONSUMER, ack_policy=api.AckPolicy.EXPLICIT,
-            ack_wait=ack_wait, max_deliver=max_deliver))
-    bucket = subjects.lease_bucket(site)
-    try:
-        await js.key_value(bucket)
-    except Exception:  # BucketNotFoundError, raised under a few names across nats-py
-        await js.create_key_value(api.KeyValueConfig(bucket=bucket, history=1,
-                                                     direct=True))
-
-
-async def _ensure_stream(js: Any, config: api.StreamConfig) -> None:
-    try:
-        await js.stream_info(config.name)
-    except NotFoundError:
-        await js.add_stream(config)
+    await ensure_results(js, settings)
+    await ensure_site(js, site, settings)
