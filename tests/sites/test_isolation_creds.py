@@ -270,4 +270,3 @@ def test_list_shows_queued_jobs_from_the_server(auth_hub: AuthHub) -> None:
                             str(auth_hub.state_dir)).output)
     assert row["name"] == "acme" and row["status"] == "active" and row["provisioned"]
     assert row["queued"] == 2 and row["source"] == auth_hub.url
-    assert row["oldest_queued_age_s"] is not None
