@@ -58,8 +58,9 @@ def nats_config(ctx: click.Context, output: str, tls_cert: str, tls_key: str,
     write_private(target, text)
     os.makedirs(store_dir, mode=0o700, exist_ok=True)
     click.echo(f"wrote {target} (mode 600); start it with: nats-server -c {target}")
-    click.echo(f"the hub connects with {authority.hub_creds}; add sites with"
-               " 'upkeeper sites add NAME --hub tls://HOST:PORT'")
+    click.echo(f"the hub connects with: upkeeper serve --hub tls://HOST:{port} --hub-creds"
+               f" {authority.hub_creds}")
+    click.echo(f"add sites with: upkeeper sites add NAME --hub tls://HOST:{port}")
 
 
 @hub.command("sync")

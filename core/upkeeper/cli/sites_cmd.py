@@ -89,8 +89,6 @@ def add(ctx: click.Context, name: str, hub_url: str | None, ca: str | None, rota
     url = hub.url if hub else "tls://HUB:4222"
     command = ["upkeeper", "worker", "--site", site, "--hub", url,
                "--creds", f"/etc/upkeeper/{site}.creds"]
-    if hub is not None and hub.ca_file:
-        command += ["--ca", "/etc/upkeeper/hub-ca.pem"]
     data = {"site": site, "creds_file": str(outcome.creds.path), "user": outcome.creds.user_key,
             "provisioned": outcome.provisioned, "server": outcome.server_note,
             "rotated_from": outcome.rotated_from, "worker_command": " ".join(command),
@@ -107,7 +105,8 @@ def add(ctx: click.Context, name: str, hub_url: str | None, ca: str | None, rota
     click.echo("Copy to the worker machine (e.g. scp, then chmod 600):")
     click.echo(f"  {outcome.creds.path} -> /etc/upkeeper/{site}.creds")
     if hub is not None and hub.ca_file:
-        click.echo(f"  {hub.ca_file} -> /etc/upkeeper/hub-ca.pem")
+        click.echo(f"  {hub.ca_file} -> the worker's trust store (the hub's certificate"
+                   " is checked against it; docs/sites.md, TLS)")
     click.echo("Run there (see docs/sites.md for the systemd unit and Windows service):")
     click.echo(f"  {' '.join(command)}")
     if hub is None:
