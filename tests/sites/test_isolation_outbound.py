@@ -231,3 +231,55 @@ def _lo_up(pid: int) -> bool:
     except (OSError, subprocess.TimeoutExpired):
         return False
     return "UP" in out.split("<", 1)[-1].split(">", 1)[0]
+
+
+def test_real_worker_and_hub_over_tls_with_the_worker_unreachable(
+        auth_hub: AuthHub, tmp_path: Path) -> None:
+    """The production path end to end: config from ``hub nats-config``, credentials from
+    ``sites add``, ``upkeeper run --hub`` with the hub's creds, and ``upkeeper worker``
+    in a namespace the hub cannot reach, trusting the MSP's CA through its trust store."""
+    why = _netns_usable()
+    if why:
+        pytest.skip(why)
+    from tests.sites.test_jobs_cli import FAST_ENV, write_site
+    from upkeeper.store.history import History
+
+    pb, inv = write_site(tmp_path, {"e1": SITE, "e2": SITE, "local": ""},
+                         "echo from {{ inventory_hostname }}")
+    port = free_port()
+    env = {**os.environ, **FAST_ENV, "PYTHONUNBUFFERED": "1",
+           "SSL_CERT_FILE": str(auth_hub.ca)}
+    log = (tmp_path / "worker.log").open("wb")
+    worker = subprocess.Popen(
+        ["unshare", "-n", "--", "sh", "-c", 'ip link set lo up && exec "$@"', "sh",
+         sys.executable, "-m", "upkeeper", "worker", "--site", SITE, "--hub",
+         f"tls://127.0.0.1:{port}", "--creds", str(auth_hub.creds(SITE)),
+         "--state-dir", str(tmp_path / "w")], stdout=log, stderr=subprocess.STDOUT, env=env)
+    stop = threading.Event()
+    try:
+        from tests.waiting import wait_for
+        wait_for(lambda: os.readlink(f"/proc/{worker.pid}/ns/net")
+                 != os.readlink("/proc/self/ns/net") and _lo_up(worker.pid),
+                 "the worker's own namespace with loopback up", 10)
+        listener = _listen_in_netns(worker.pid, port)
+        threading.Thread(target=_relay, args=(listener, auth_hub.server.port, stop),
+                         daemon=True).start()
+        done = subprocess.run(
+            [sys.executable, "-m", "upkeeper", "run", str(pb), "-i", str(inv), "--hub",
+             auth_hub.url, "--hub-creds", str(auth_hub.hub_creds), "--state-dir",
+             str(tmp_path / "hub"), "--format", "json"],
+            capture_output=True, text=True, timeout=90,
+            env={**os.environ, **FAST_ENV, "SSL_CERT_FILE": str(auth_hub.ca)})
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:] + \
+            (tmp_path / "worker.log").read_text()[-2000:]
+        assert all(x["state"] == ESTABLISHED for x in sockets_of(worker.pid))
+    finally:
+        stop.set()
+        worker.terminate()
+        worker.wait(15)
+        log.close()
+    rows = History(tmp_path / "hub" / "history.sqlite3").query(
+        "SELECT host, status, summary FROM results")
+    assert sorted((r["host"], r["status"]) for r in rows) == [
+        ("e1", "OK"), ("e2", "OK"), ("local", "OK")]
+    assert "permission" not in (tmp_path / "worker.log").read_text().lower()
