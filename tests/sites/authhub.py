@@ -47,10 +47,15 @@ class AuthHub:
     state_dir: Path
     server: NatsServer
     ca: Path
+    ws_port: int | None = None
 
     @property
     def url(self) -> str:
         return f"tls://127.0.0.1:{self.server.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"wss://localhost:{self.ws_port}"
 
     @property
     def hub_creds(self) -> Path:
@@ -69,8 +74,8 @@ class AuthHub:
     def creds(self, site: str) -> Path:
         return self.state_dir / "sites" / "creds" / f"{site}.creds"
 
-    async def connect(self, creds: Path, **opts: Any) -> Client:
-        return await nats.connect(self.url, user_credentials=str(creds),
+    async def connect(self, creds: Path, url: str | None = None, **opts: Any) -> Client:
+        return await nats.connect(url or self.url, user_credentials=str(creds),
                                   tls=tls_context(self.ca), allow_reconnect=False,
                                   max_reconnect_attempts=1, reconnect_time_wait=0.2,
                                   connect_timeout=5, **opts)
@@ -78,7 +83,8 @@ class AuthHub:
     async def hub_client(self) -> Client:
         return await self.connect(self.hub_creds)
 
-    async def worker(self, site: str, creds: Path | None = None) -> Worker:
+    async def worker(self, site: str, creds: Path | None = None,
+                     url: str | None = None) -> Worker:
         holder: list[Worker] = []
         errors: list[Exception] = []
 
@@ -89,7 +95,7 @@ class AuthHub:
             if holder:
                 holder[0].disconnects += 1
 
-        nc = await self.connect(creds or self.creds(site),
+        nc = await self.connect(creds or self.creds(site), url,
                                 inbox_prefix=subjects.inbox_prefix(site),
                                 error_cb=error_cb, disconnected_cb=disconnected_cb)
         w = Worker(site, nc, errors)
@@ -108,8 +114,9 @@ class AuthHub:
             await nc.close()
 
 
-def start_auth_hub(root: Path) -> AuthHub:
-    """Keys in ``root/state``, the config via the real command, the server started."""
+def start_auth_hub(root: Path, *, websocket: bool = False) -> AuthHub:
+    """Keys in ``root/state``, the config via the real command (with a WebSocket
+    listener if asked), the server started."""
     root.mkdir(parents=True, exist_ok=True)
     state_dir = root / "state"
     tls_dir = root / "tls"
@@ -118,12 +125,14 @@ def start_auth_hub(root: Path) -> AuthHub:
     port = free_port()
     server = NatsServer(root / "nats", port=port)
     server.root.mkdir(parents=True)
+    ws_port = free_port() if websocket else None
     cli("hub", "nats-config", "-o", str(server.conf), "--tls-cert", str(cert),
         "--tls-key", str(key), "--store-dir", str(root / "store"),
-        "--listen", f"127.0.0.1:{port}", "--state-dir", str(state_dir))
+        "--listen", f"127.0.0.1:{port}", "--state-dir", str(state_dir),
+        *(["--websocket-port", str(ws_port)] if ws_port else []))
     server.store = root / "store" / "jetstream"
     server.start()
-    return AuthHub(root, state_dir, server, cert)
+    return AuthHub(root, state_dir, server, cert, ws_port)
 
 
 def run(coro: Any) -> Any:

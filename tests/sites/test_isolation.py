@@ -120,7 +120,8 @@ def test_site_a_is_refused_everything_of_site_b_with_a_permission_error(
     run(scenario())
 
 
-async def worker_cycle(hub: AuthHub, site: str, hub_nc: Client) -> Worker:
+async def worker_cycle(hub: AuthHub, site: str, hub_nc: Client,
+                       url: str | None = None) -> Worker:
     """Everything a worker does, with its own credentials only: bind to the shared pull
     consumer, pull one job, extend it, take and renew the lease in the KV bucket, publish
     the result and get JetStream's ack, heartbeat, ack the job."""
@@ -134,7 +135,7 @@ async def worker_cycle(hub: AuthHub, site: str, hub_nc: Client) -> Worker:
     await hub_nc.flush()
     await hub_js.publish(s.jobs_subject(site), json.dumps({"job": f"{site}-1"}).encode(),
                          headers={"Nats-Msg-Id": f"slot-1:{site}-host"})
-    w = await hub.worker(site)
+    w = await hub.worker(site, url=url)
     js = w.nc.jetstream()
     sub = await js.pull_subscribe_bind(durable=s.CONSUMER, stream=s.jobs_stream(site))
     info = await sub.consumer_info()
@@ -216,3 +217,26 @@ def test_adding_a_site_restarts_nothing_and_disconnects_no_worker(auth_hub: Auth
     assert auth_hub.server.proc.poll() is None
     assert "Reloaded" not in auth_hub.server.log.read_text()
     assert os.path.exists(auth_hub.creds("charlie"))
+
+
+def test_a_worker_over_websocket_on_the_tls_port_does_the_same(tmp_path: Path) -> None:
+    """Sites whose firewall lets only HTTPS out: the same credentials over wss://."""
+    pytest.importorskip("aiohttp", reason="nats-py's WebSocket transport needs aiohttp:"
+                        " pip install 'upkeeper[websocket]'")
+    hub = start_auth_hub(tmp_path / "hub", websocket=True)
+    try:
+        hub.add_site(A)
+        hub.add_site(B)
+
+        async def scenario() -> None:
+            hub_nc = await hub.hub_client()
+            w = await worker_cycle(hub, A, hub_nc, url=hub.ws_url)
+            await w.nc.publish(s.jobs_subject(B), b"{}")
+            await w.nc.flush(timeout=5)
+            assert await _expect_denial(w, s.jobs_subject(B)) is None
+            await w.nc.close()
+            await hub_nc.close()
+
+        run(scenario())
+    finally:
+        hub.server.stop()
