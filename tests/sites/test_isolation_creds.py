@@ -193,6 +193,7 @@ def test_revoke_drops_the_live_worker_and_refuses_its_credentials(auth_hub: Auth
     assert {r["name"]: r["status"] for r in listing} == {"acme": "revoked", "beta": "active"}
 
 
+@pytest.mark.slow
 def test_revocation_survives_a_server_restart_from_the_written_config(
         auth_hub: AuthHub) -> None:
     auth_hub.add_site("acme")
@@ -226,6 +227,7 @@ def test_rotate_replaces_the_user_and_revokes_the_old_one(auth_hub: AuthHub) -> 
     run(attempt())
 
 
+@pytest.mark.slow
 def test_revoke_with_the_server_down_says_so_and_sync_pushes_it_later(
         auth_hub: AuthHub) -> None:
     from click.testing import CliRunner

@@ -149,7 +149,10 @@ def site_rows(state_dir: Path) -> list[dict[str, Any]]:
 
     from upkeeper.sites import credentials_db as table
     from upkeeper.sites.liveness import site_overview
+    from upkeeper.store.history import DB_NAME
 
+    if not (state_dir / DB_NAME).exists():
+        return []  # nothing added, nothing run here yet
     db = open_history(state_dir)
     sites = table.list_sites(db)
     names = {r.name for r in sites if r.active}

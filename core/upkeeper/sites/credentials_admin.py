@@ -1,7 +1,8 @@
 """Adding, rotating and revoking sites: the sites table, the authority's keys and the
 server kept in step. A server that cannot be reached is not an error for ``add`` (the
-hub provisions the site on its next start) but is one for ``revoke`` (the revocation is
-recorded and must still reach the server: the command says how).
+hub creates the site's stream when it first queues a job there) but is one for
+``revoke`` (the revocation is recorded and must still reach the server: the command
+says how).
 """
 
 from __future__ import annotations
@@ -85,13 +86,15 @@ def add_site(history: History, authority: Authority, site: str, hub: HubTarget |
     creds = authority.issue_site(site, out)
     table.add_site(history, site, creds.user_key, creds.issued)
     if hub is None:
-        return AddOutcome(creds, False, "no hub URL given: the hub provisions the site"
-                          " on its next start", old)
+        return AddOutcome(creds, False, "no hub URL given: the hub creates the site's stream,"
+                          " consumer and lease bucket when it first queues a job there", old)
     try:
         asyncio.run(_provision_and_push(history, authority, hub, site, push=old is not None))
     except ServerError as exc:
-        return AddOutcome(creds, False, f"{exc}; the hub provisions the site on its next"
-                          " start" + (" and pushes the revocation" if old else ""), old)
+        return AddOutcome(creds, False, f"{exc}; the hub creates the site's stream when it"
+                          " first queues a job there" + ("; push the revocation with"
+                                                         " 'upkeeper hub sync'" if old else ""),
+                          old)
     table.mark_provisioned(history, site)
     return AddOutcome(creds, True, f"stream, consumer and lease bucket ready on {hub.url}",
                       old)
