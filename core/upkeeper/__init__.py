@@ -31,6 +31,14 @@ if TYPE_CHECKING:
     )
     from upkeeper.notifier import Notification, Notifier
     from upkeeper.plugins import API_VERSION
+    from upkeeper.remediation.fix import (
+        Fix,
+        FixContext,
+        FixRefused,
+        Plan,
+        Signature,
+        signature,
+    )
     from upkeeper.transport.base import (
         CappedOutput,
         Transport,
@@ -84,15 +92,20 @@ __all__ = [
     "CommandError",
     "CommandResult",
     "EnvName",
+    "Fix",
+    "FixContext",
+    "FixRefused",
     "Host",
     "InventoryError",
     "InventorySource",
     "Notification",
     "Notifier",
     "Params",
+    "Plan",
     "ReportSection",
     "Result",
     "RunRecord",
+    "Signature",
     "Status",
     "Transport",
     "TransportError",
@@ -104,6 +117,7 @@ __all__ = [
     "lazy_transport",
     "load_hosts",
     "read_env_sh",
+    "signature",
     "window_state",
 ]
 
@@ -121,6 +135,9 @@ _HOME = {
     "Status": "upkeeper.models",
     "Notification": "upkeeper.notifier", "Notifier": "upkeeper.notifier",
     "API_VERSION": "upkeeper.plugins",
+    "Fix": "upkeeper.remediation.fix", "FixContext": "upkeeper.remediation.fix",
+    "FixRefused": "upkeeper.remediation.fix", "Plan": "upkeeper.remediation.fix",
+    "Signature": "upkeeper.remediation.fix", "signature": "upkeeper.remediation.fix",
     "CappedOutput": "upkeeper.transport.base", "Transport": "upkeeper.transport.base",
     "TransportError": "upkeeper.transport.base",
     "command_text": "upkeeper.transport.base", "lazy_transport": "upkeeper.transport.base",

@@ -198,6 +198,26 @@ def upkeeper_register_commands() -> list[click.Command]:
     """
 
 
+class FixClass(Protocol):
+    """A fix class: a subclass of :class:`upkeeper.Fix`."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def Params(self) -> type[BaseModel]: ...
+
+
+@hookspec
+def upkeeper_register_fixes() -> list[FixClass]:
+    """Fixes this plugin provides, attached to checks by playbooks (``fix:``). Since 1.2.
+
+    :returns: :class:`upkeeper.Fix` subclasses, each with a unique dotted ``name``, the
+        failure signatures it ``handles`` (``upkeeper.signature(...)``), a pydantic
+        ``Params`` model, and ``plan`` / ``apply`` methods (see docs/remediation.md).
+    """
+
+
 @hookspec
 def upkeeper_run_started(run: RunRecord) -> None:
     """Called once when a run starts, before any check. Since 1.1.

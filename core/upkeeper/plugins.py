@@ -34,7 +34,7 @@ log = logging.getLogger("upkeeper.plugins")
 #: Major.minor of the plugin API. A plugin (module or object) may declare
 #: ``UPKEEPER_API = "1.1"``: another major version, or a newer minor than this one, is
 #: refused with a message; an older minor of the same major loads.
-API_VERSION = "1.1"
+API_VERSION = "1.2"
 #: Errors kept per plugin; later ones are counted, not stored (a long-running ``serve``
 #: with a plugin failing every run must not grow without bound).
 MAX_PLUGIN_ERRORS = 20

@@ -69,6 +69,19 @@ class BorgParams(RepoParams):
         return self
 
 
+def borg_env(p: BorgParams) -> dict[str, str]:
+    """The environment borg gets: repository and passphrase, never on a command line."""
+    # Naive borg 1.x timestamps are local time: TZ=UTC makes them UTC.
+    env = {"BORG_RELOCATED_REPO_ACCESS_IS_OK": "no",
+           "BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK": "no",
+           **secret_env(p.env), "BORG_REPO": p.repository, "TZ": "UTC"}
+    if p.passphrase is not None:
+        env["BORG_PASSPHRASE"] = p.passphrase.get_secret_value()
+    elif p.passcommand is not None:
+        env["BORG_PASSCOMMAND"] = p.passcommand
+    return env
+
+
 class BorgCheck(Check[BorgParams]):
     """Latest borg archive fresh, not shrunk, repository consistent, files extractable."""
 
@@ -95,16 +108,7 @@ class BorgRun(RepoRun[BorgParams]):
     restore_word = "extract"
 
     def tool_env(self) -> dict[str, str]:
-        p = self.p
-        # Naive borg 1.x timestamps are local time: TZ=UTC makes them UTC.
-        env = {"BORG_RELOCATED_REPO_ACCESS_IS_OK": "no",
-               "BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK": "no",
-               **secret_env(p.env), "BORG_REPO": p.repository, "TZ": "UTC"}
-        if p.passphrase is not None:
-            env["BORG_PASSPHRASE"] = p.passphrase.get_secret_value()
-        elif p.passcommand is not None:
-            env["BORG_PASSCOMMAND"] = p.passcommand
-        return env
+        return borg_env(self.p)
 
     def argv(self, *args: str) -> list[str]:
         cmd, *rest = args

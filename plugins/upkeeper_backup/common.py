@@ -70,6 +70,8 @@ class RepoParams(FreshnessParams):
         description="extra environment for the tool (e.g. AWS_SECRET_ACCESS_KEY); never "
                     "printed")
     sudo: bool = Field(False, description="run the tool as root (repository owned by root)")
+    shared: bool = Field(False, description="other hosts use this repository too: lock "
+                                            "fixes refuse it unless their allow_shared")
     integrity: bool = Field(True, description="run the tool's repository check")
     integrity_every: BackupDuration | None = Field(
         None, description="run the integrity check at most this often (e.g. 7d); a failed "

@@ -87,6 +87,19 @@ class ResticParams(RepoParams):
         return self
 
 
+def restic_env(p: ResticParams) -> dict[str, str]:
+    """The environment restic gets: repository and password, never on a command line."""
+    env = secret_env(p.env)
+    env["RESTIC_REPOSITORY"] = p.repository
+    if p.password is not None:
+        env["RESTIC_PASSWORD"] = p.password.get_secret_value()
+    elif p.password_file is not None:
+        env["RESTIC_PASSWORD_FILE"] = p.password_file
+    elif p.password_command is not None:
+        env["RESTIC_PASSWORD_COMMAND"] = p.password_command
+    return env
+
+
 class ResticCheck(Check[ResticParams]):
     """Latest restic snapshot fresh, not shrunk, repository consistent, files restorable."""
 
@@ -114,16 +127,7 @@ class ResticRun(RepoRun[ResticParams]):
     tool_check = "restic restore --verify"
 
     def tool_env(self) -> dict[str, str]:
-        p = self.p
-        env = secret_env(p.env)
-        env["RESTIC_REPOSITORY"] = p.repository
-        if p.password is not None:
-            env["RESTIC_PASSWORD"] = p.password.get_secret_value()
-        elif p.password_file is not None:
-            env["RESTIC_PASSWORD_FILE"] = p.password_file
-        elif p.password_command is not None:
-            env["RESTIC_PASSWORD_COMMAND"] = p.password_command
-        return env
+        return restic_env(self.p)
 
     def argv(self, *args: str) -> list[str]:
         return [self.p.restic_bin, *args]

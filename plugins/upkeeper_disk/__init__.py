@@ -1,4 +1,5 @@
-"""upkeeper built-in plugin: disk usage and inodes with days-to-full forecasts, SMART health.
+"""upkeeper built-in plugin: disk usage and inodes with days-to-full forecasts, SMART health,
+and the ``disk.cleanup`` fix.
 
 The checks are registered by reference: their modules are imported only when a playbook
 uses them.
@@ -15,9 +16,9 @@ if TYPE_CHECKING:
     from upkeeper_disk.smart import DiskSmart
     from upkeeper_disk.usage import DiskUsage
 
-UPKEEPER_API = "1.1"
+UPKEEPER_API = "1.2"
 
-__all__ = ["DiskSmart", "DiskUsage", "upkeeper_register_checks",
+__all__ = ["DiskSmart", "DiskUsage", "upkeeper_register_checks", "upkeeper_register_fixes",
            "upkeeper_register_report_sections"]
 
 
@@ -42,3 +43,10 @@ def upkeeper_register_checks() -> list[CheckRef]:
 @hookimpl
 def upkeeper_register_report_sections() -> list[ReportSection]:
     return [SECTION]
+
+
+@hookimpl
+def upkeeper_register_fixes() -> list[Any]:
+    from upkeeper_disk.cleanup import DiskCleanup
+
+    return [DiskCleanup]

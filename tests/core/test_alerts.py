@@ -251,3 +251,20 @@ def test_failing_channels_from_the_delivery_record(mem_history: History) -> None
     assert [f["target"] for f in failing_channels(mem_history)] == ["(host g1)"]
     deliver("r5", ("it@acme", True), hours=4)  # a later run needed no g1 message
     assert failing_channels(mem_history) == []
+
+
+def test_alert_bodies_leave_out_huge_details_and_name_their_keys() -> None:
+    """A fact document (tens of KB) in a WARN result must not be posted to a webhook."""
+    from upkeeper.after_run.alerts import MAX_ALERT_DETAILS, Alert
+    from upkeeper.models import Result, Status
+
+    big = {"facts": {"software": ["x" * 100] * 1000}, "category": "software"}
+    small = {"mount": "/", "used_pct": 93.0}
+    out_big = Alert(Result(Status.WARN, "1 category failed", details=big, host="web1",
+                           check="docs.collect"), "new", "acme").to_dict()
+    out_small = Alert(Result(Status.WARN, "93% used", details=small, host="web1",
+                             check="disk.usage"), "new", "acme").to_dict()
+    assert out_small["details"] == small
+    assert len(str(out_big["details"])) < MAX_ALERT_DETAILS
+    assert out_big["details"]["keys"] == ["category", "facts"]
+    assert "history" in out_big["details"]["omitted"]

@@ -105,7 +105,7 @@ def test_every_hook_is_called_by_core(tmp_path):
     env = {**os.environ, "HOOK_LOG": str(log), "UPKEEPER_STATE_DIR": str(tmp_path / "state"),
            "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
     cli = [sys.executable, "-m", "upkeeper"]
-    for args in (["--help"], ["run", str(playbook)]):
+    for args in (["--help"], ["run", str(playbook)], ["fixes", "available"]):
         proc = subprocess.run([*cli, *args], env=env, capture_output=True, text=True,
                               timeout=120, cwd=tmp_path)
         assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -17,6 +17,7 @@ EXPECTED = {
     "Params", "ReportSection", "Result", "RunRecord", "Status", "Transport", "TransportError",
     "WindowState", "check_env", "command_text", "env_block", "hookimpl", "lazy_transport",
     "load_hosts", "read_env_sh", "window_state",
+    "Fix", "FixContext", "FixRefused", "Plan", "Signature", "signature",
 }
 
 

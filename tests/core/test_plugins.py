@@ -45,7 +45,7 @@ def test_builtins_are_declared_as_entry_points():
     for name in declared:
         assert info[name].source == "built-in" and info[name].loaded, info[name]
     assert "system.command" in system.registry.checks
-    assert info["system"].checks == ["system.command", "system.uptime"]
+    assert info["system"].checks == ["system.command", "system.uptime", "system.service"]
 
 
 def test_third_party_plugin_loads_and_broken_one_is_skipped(site):
@@ -272,7 +272,7 @@ def test_newer_minor_module_plugin_is_refused(site):
     """)
     info = {p.name: p for p in get_plugin_manager().plugins}
     assert not info["acme_newer"].loaded
-    assert "plugin API 1.99, this upkeeper provides 1.1" in info["acme_newer"].errors[0]
+    assert "plugin API 1.99, this upkeeper provides 1.2" in info["acme_newer"].errors[0]
 
 
 def test_deprecated_hooks_warn_for_module_and_object_plugins(site):

@@ -21,11 +21,12 @@ import upkeeper
 from upkeeper.plugins import get_plugin_manager
 
 BUILTIN_PACKAGES = ("upkeeper_system", "upkeeper_ssh", "upkeeper_winrm", "upkeeper_disk",
-                    "upkeeper_patching", "upkeeper_backup", "upkeeper_notify")
+                    "upkeeper_patching", "upkeeper_backup", "upkeeper_notify",
+                    "upkeeper_docs")
 #: The walk must at least find these (it found nothing would make every test pass).
 KNOWN_CHECKS = {"backup.restic", "backup.borg", "backup.files", "backup.windows_server_backup",
                 "disk.usage", "disk.smart", "patching.status", "patching.apply",
-                "system.command", "system.uptime"}
+                "system.command", "system.uptime", "docs.collect"}
 
 #: Names that look like thresholds but are not, each with the reason.
 NOT_THRESHOLDS = {

@@ -22,10 +22,21 @@ if TYPE_CHECKING:
 log = logging.getLogger("upkeeper.after_run.alerts")
 
 STATE_PREFIX = "notify:"
-AlertKind = Literal["new", "changed", "reminder", "recovery"]
+#: History state key of a person's mute (written by ``upkeeper web``): ``{"until": ts,
+#: "by": name, "reason": text}`` under (host, check), or (host, ``MUTE_ALL``) for a host.
+MUTE_KEY = "mute"
+MUTE_ALL = "*"
+#: Details bigger than this (as JSON) are left out of alert bodies, which name their keys
+#: instead: an alert is a page, not a data dump (a fact document is 70-300 KB).
+MAX_ALERT_DETAILS = 16_384
+AlertKind = Literal["new", "changed", "reminder", "recovery", "fixed"]
+#: Kinds that tell of something that is no longer a problem.
+GOOD_KINDS = ("recovery", "fixed")
 #: Check and result name of the results that stand for a whole host's reachability.
 HOST_CHECK = "upkeeper.host"
 HOST_NAME = "host"
+#: Check name of the "remediation exhausted" results (one per quarantine).
+REMEDIATION_CHECK = "upkeeper.remediation"
 
 
 @dataclass
@@ -57,8 +68,19 @@ class Alert:
         for key in ("host", "check", "name", "client"):
             out[key] = clean_text(out[key], single_line=True)
         out["summary"] = clean_text(out["summary"])
-        out["details"] = clean_data(out["details"])
+        out["details"] = _bounded_details(clean_data(out["details"]))
         return out
+
+
+def _bounded_details(details: Any) -> Any:
+    import json
+
+    size = len(json.dumps(details, default=str))
+    if size <= MAX_ALERT_DETAILS:
+        return details
+    keys = sorted(map(str, details))[:50] if isinstance(details, Mapping) else []
+    return {"omitted": f"details of {size} bytes are in the history, not in alerts",
+            "keys": keys}
 
 
 def state_key(channel_id: str, result: Result) -> str:
@@ -78,13 +100,17 @@ def decide(results: Iterable[Result], history: History, channel_id: str, *,
 
     A problem (status at least ``min_status``) alerts when it is new or its status
     changed, and again every ``renotify`` while it lasts; a result back below the
-    threshold after a told problem is a recovery. SKIPPED results and muted hosts
-    change nothing, so a problem still there after the window alerts then.
+    threshold after a told problem is a recovery. SKIPPED results, muted hosts and
+    results a person muted until later (:func:`muted_until`) change nothing, so a
+    problem still there after the window or the mute alerts then.
     """
     now = now or datetime.now(timezone.utc)
+    mutes = active_mutes(history, now)
     out: list[Alert] = []
     for result in results:
         if result.status is Status.SKIPPED or not result.host or muted(result.host):
+            continue
+        if (result.host, result.check) in mutes or (result.host, MUTE_ALL) in mutes:
             continue
         state = history.get_state(result.host, result.check, state_key(channel_id, result))
         last = _last_status(state)
@@ -92,6 +118,14 @@ def decide(results: Iterable[Result], history: History, channel_id: str, *,
         first = datetime.fromtimestamp(state.get("first", state["at"]), tz=timezone.utc) \
             if last else None
         client = (clients or {}).get(result.host, "")
+        was = _fixed_from(result)
+        if was is not None and was.severity >= min_status.severity:
+            # Fixed and verified in this run: told as fixed, not as a problem.
+            out.append(Alert(result, "fixed", client, previous=was))
+            continue
+        if result.check == REMEDIATION_CHECK and result.status.severity >= min_status.severity:
+            out.append(Alert(result, "new", client))  # each one stands for one quarantine
+            continue
         is_problem = result.status.severity >= min_status.severity
         was_problem = last is not None and last.severity >= min_status.severity
         kind: AlertKind | None = None
@@ -111,6 +145,32 @@ def decide(results: Iterable[Result], history: History, channel_id: str, *,
     return out
 
 
+def active_mutes(history: History, now: datetime) -> dict[tuple[str, str], datetime]:
+    """(host, check or ``MUTE_ALL``) -> end of every person's mute in force at ``now``
+    (one read for a whole run)."""
+    import json
+
+    out = {}
+    for row in history.query("SELECT host, check_name, value FROM state WHERE key=?",
+                             (MUTE_KEY,)):
+        try:
+            mute = json.loads(row[2])
+        except ValueError:
+            continue
+        if isinstance(mute, Mapping) and isinstance(mute.get("until"), (int, float)) \
+                and mute["until"] > _ts(now):
+            out[(row[0], row[1])] = datetime.fromtimestamp(mute["until"], tz=timezone.utc)
+    return out
+
+
+def muted_until(history: History, host: str, check: str, now: datetime) -> datetime | None:
+    """When a person's mute of ``check`` on ``host`` (or of the whole host) ends, if one
+    is in force at ``now``."""
+    mutes = active_mutes(history, now)
+    ends = [mutes[key] for key in ((host, check), (host, MUTE_ALL)) if key in mutes]
+    return max(ends) if ends else None
+
+
 def _last_status(state: Any) -> Status | None:
     if not isinstance(state, Mapping) or "status" not in state or "at" not in state:
         return None
@@ -127,7 +187,7 @@ def mark_told(history: History, channel_id: str, alerts: Iterable[Alert],
     for alert in alerts:
         r = alert.result
         key = state_key(channel_id, r)
-        if alert.kind == "recovery":
+        if alert.kind in GOOD_KINDS:
             history.set_state(r.host, r.check, key, {"status": Status.OK.value, "at": _ts(now)})
             continue
         first = _ts(alert.since) if alert.kind in ("changed", "reminder") and alert.since \
@@ -153,6 +213,47 @@ def group_alerts(alerts: Sequence[Alert], digest: bool) -> list[list[Alert]]:
             groups[key] = []
             out.append(groups[key])
         groups[key].append(a)
+    return out
+
+
+def _fixed_from(result: Result) -> Status | None:
+    fix = result.details.get("remediation") if isinstance(result.details, Mapping) else None
+    if not isinstance(fix, Mapping) or fix.get("outcome") != "fixed":
+        return None
+    try:
+        return Status(fix.get("was"))
+    except ValueError:
+        return None
+
+
+def with_fix_outcomes(run: RunRecord, results: list[Result]) -> list[Result]:
+    """``results`` as alerts should see them after the run's fix pass
+    (``run.meta["remediation"]``): a failing result whose fix verified is replaced by
+    the check's re-run marked fixed, and each "remediation exhausted" becomes one CRIT
+    result of :data:`REMEDIATION_CHECK`."""
+    outcomes = run.meta.get("remediation") or []
+    if not outcomes:
+        return results
+    fixed = {(o["host"], o["name"]): o for o in outcomes if o.get("outcome") == "fixed"}
+    out: list[Result] = []
+    for r in results:
+        o = fixed.get((r.host, r.name))
+        after = (o or {}).get("after") or []
+        if o is None or not after:
+            out.append(r)
+            continue
+        out.append(Result(Status.OK, f"{o['summary']} (was {r.status.value}: {r.summary})",
+                          host=r.host, check=r.check, name=r.name, started=r.started,
+                          details={"remediation": {"outcome": "fixed", "fix": o["fix"],
+                                                   "was": r.status.value,
+                                                   "plan": (o.get("plan") or {}).get(
+                                                       "summary", "")},
+                                   "after": after[0].get("details")}))
+    for o in outcomes:
+        if o.get("outcome") == "exhausted":
+            out.append(Result(Status.CRIT, o["summary"], host=o["host"],
+                              check=REMEDIATION_CHECK, name=f"fix {o['fix']} ({o['name']})",
+                              started=run.started, details={"fix": o["fix"]}))
     return out
 
 
@@ -185,7 +286,7 @@ def host_results(run: RunRecord) -> tuple[list[Result], list[Result]]:
         elif answered.get(host):
             hosts.append(Result(Status.OK, "reachable", host=host, check=HOST_CHECK,
                                 name=HOST_NAME, started=run.started))
-    return checks, hosts
+    return with_fix_outcomes(run, checks), hosts
 
 
 def in_maintenance(host: Host | None, now: datetime, mute_in_window: bool | None = True) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from upkeeper.after_run.alerts import Alert
+from upkeeper.after_run.alerts import GOOD_KINDS, Alert
 from upkeeper.after_run.report import environment
 from upkeeper.after_run.text import clean_text
 from upkeeper.models import Notification, RunRecord, Status
@@ -21,12 +21,12 @@ def subject_for(run: RunRecord, alerts: Sequence[Alert], client: str | None) -> 
     """``CRIT: Acme/web1 disk /var: 97% used`` for one alert; for several, what they
     add up to (``CRIT: Acme: 2 problems, 1 recovered``, ``UNKNOWN: Acme: 10 hosts
     unreachable``)."""
-    problems = [a for a in alerts if a.kind != "recovery"]
+    problems = [a for a in alerts if a.kind not in GOOD_KINDS]
     status = Status.worst(a.status for a in problems) if problems else Status.OK
     if len(alerts) == 1:
         a = alerts[0]
         r = a.result
-        what = {"new": r.status.value, "recovery": "RECOVERED",
+        what = {"new": r.status.value, "recovery": "RECOVERED", "fixed": "FIXED",
                 "reminder": f"still {r.status.value}",
                 "changed": f"{a.previous.value if a.previous else '?'} -> {r.status.value}",
                 }[a.kind]
@@ -39,7 +39,10 @@ def subject_for(run: RunRecord, alerts: Sequence[Alert], client: str | None) -> 
             parts.append(f"{_plural(len(lost), 'host')} unreachable")
         if len(problems) > len(lost):
             parts.append(_plural(len(problems) - len(lost), "problem"))
-        recovered = len(alerts) - len(problems)
+        fixed = sum(a.kind == "fixed" for a in alerts)
+        if fixed:
+            parts.append(f"{fixed} fixed for you")
+        recovered = len(alerts) - len(problems) - fixed
         if recovered:
             parts.append(f"{recovered} recovered")
         subject = f"{status.value}: {client or run.playbook}: {', '.join(parts)}"
@@ -50,7 +53,7 @@ def build_notification(run: RunRecord, alerts: Sequence[Alert], client: str | No
                        template_dirs: Sequence[str] = (),
                        template_dir: str | None = None) -> Notification:
     """One message about ``alerts`` (all of one client when ``client`` is given)."""
-    problems = [a for a in alerts if a.kind != "recovery"]
+    problems = [a for a in alerts if a.kind not in GOOD_KINDS]
     status = Status.worst(a.status for a in problems) if problems else Status.OK
     subject = subject_for(run, alerts, client)
     context = {"subject": subject, "alerts": list(alerts), "run": run,

@@ -90,6 +90,8 @@ class ClientView:
     name: str
     hosts: list[HostView]
     sections: list[SectionView]
+    #: Fixes verified in this run ("fixed for you"), from the remediation audit trail.
+    fixed: list[Any] = field(default_factory=list)
 
     @property
     def status(self) -> str:
@@ -270,8 +272,16 @@ def build_clients(run: RunRecord, history: History | None, *, client: str | None
         views = [SectionView(sec.key, sec.title,
                              [r for h in members for r in h.rows if r.section == sec.key])
                  for sec in shown]
-        out.append(ClientView(cname, members, views))
+        out.append(ClientView(cname, members, views, _fixed(run, history, members)))
     return out
+
+
+def _fixed(run: RunRecord, history: History | None, hosts: list[HostView]) -> list[Any]:
+    if history is None or not run.meta.get("remediation"):
+        return []
+    from upkeeper.remediation.report import fixed_for
+
+    return fixed_for(history, [h.name for h in hosts], run_id=run.run_id)
 
 
 def render_report(run: RunRecord, history: History | None, *, template: str = "client",

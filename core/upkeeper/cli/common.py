@@ -128,12 +128,14 @@ def load_checked_playbook(path: str, plugins: PluginSystem, *,
 
 
 def validate_extras(pb: Playbook, plugins: PluginSystem) -> list[str]:
-    """Problems in the ``schedule``, ``notify`` and ``report`` sections."""
+    """Problems in the ``schedule``, ``notify``, ``report`` and fix sections."""
     from upkeeper.after_run.validate import validate_notify, validate_report
+    from upkeeper.remediation.wiring import playbook_fix_problems
 
     problems = []
     if pb.schedule is not None:  # the schedule module is imported for playbooks with one
         from upkeeper.schedule.specs import validate_schedule
 
         problems += validate_schedule(pb)
-    return [*problems, *validate_notify(pb, plugins.registry), *validate_report(pb)]
+    return [*problems, *validate_notify(pb, plugins.registry), *validate_report(pb),
+            *playbook_fix_problems(pb, plugins)]

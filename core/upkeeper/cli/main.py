@@ -71,6 +71,9 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "plugins": ("upkeeper.cli.info", "plugins"),
     "checks": ("upkeeper.cli.info", "checks"),
     "schema": ("upkeeper.cli.info", "schema"),
+    "web": ("upkeeper.cli.web_cmd", "web"),
+    "fixes": ("upkeeper.cli.fixes_cmd", "fixes"),
+    "audit": ("upkeeper.cli.fixes_cmd", "audit"),
     "worker": ("upkeeper.cli.worker", "worker"),
     "sites": ("upkeeper.cli.sites_cmd", "sites"),
     "hub": ("upkeeper.cli.hub_cmd", "hub"),
@@ -230,6 +233,7 @@ def run(app: AppState, playbook: str, inventories: tuple[str, ...], limit: str |
     from upkeeper.engine.preflight import action_plan
     from upkeeper.engine.runner import run_playbook
     from upkeeper.engine.variables import check_templates
+    from upkeeper.remediation.wiring import has_fixes
 
     plugins = app.plugins
     pb = load_checked_playbook(playbook, plugins)
@@ -255,6 +259,12 @@ def run(app: AppState, playbook: str, inventories: tuple[str, ...], limit: str |
         fail("nothing was run; try --check first, then run again with --now (or set "
              "allow_anytime: true in the playbook, or give the hosts maintenance_windows)")
     history = app.history()
+    fix_pass = None
+    if has_fixes(pb):
+        from upkeeper.remediation.engine import default_actor
+        from upkeeper.remediation.wiring import fix_pass_for
+
+        fix_pass = fix_pass_for(pb, plugins, history, actor=default_actor("run"))
     from upkeeper.cli.hub import open_hub
 
     hub, remote = open_hub(hub_url, hub_creds, hub_wait, history)
@@ -263,7 +273,8 @@ def run(app: AppState, playbook: str, inventories: tuple[str, ...], limit: str |
             record = run_playbook(pb, inv, plugins, history, limit=limit,
                                   check_mode=check_mode, forks=forks,
                                   on_result=display.result, force=force,
-                                  allow_anytime=now, remote=remote)
+                                  allow_anytime=now, remote=remote,
+                                  host_finished=fix_pass)
     finally:
         if hub is not None:
             hub.close()

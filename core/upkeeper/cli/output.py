@@ -10,6 +10,7 @@ that scheduled and monitoring-system runs do not need).
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 import threading
 from collections.abc import Iterable, Sequence
@@ -149,8 +150,12 @@ def results_table(results: Iterable[Result], title: str | None = None) -> Table:
 def print_run(run: RunRecord, fmt: str, stream: TextIO | None = None) -> None:
     """The final report of a run on stdout in the chosen format."""
     out = stream or sys.stdout
+    fixes = run.meta.get("remediation") or []
     if fmt == "json":
-        out.write(to_json(run.to_dict()) + "\n")
+        doc = run.to_dict()
+        if fixes:
+            doc["remediation"] = fixes
+        out.write(to_json(doc) + "\n")
         return
     counts = run.counts()
     parts = [f"{n} {s}" for s, n in counts.items() if n]
@@ -162,9 +167,24 @@ def print_run(run: RunRecord, fmt: str, stream: TextIO | None = None) -> None:
 
         console = Console(file=out)
         console.print(results_table(run.results, title=run.playbook))
+        for text in fix_lines(fixes):
+            console.print(text, markup=False, highlight=False)
         console.print(line, markup=False, highlight=False)
         return
     # Monitoring-plugin style: the first line is the verdict, the rest the long output.
     out.write(line + "\n")
     for r in run.results:
         out.write(plain_line(r) + "\n")
+    for text in fix_lines(fixes):
+        out.write(text + "\n")
+
+
+def fix_lines(fixes: list[dict[str, Any]]) -> list[str]:
+    """One line per fix the run triggered, and under a plan the commands it would run."""
+    out = []
+    for f in fixes:
+        out.append(f"fix {f['fix']} on {f['host']} ({f['name']}): {f['outcome']}: "
+                   f"{f['summary']}")
+        if f["outcome"] in ("planned", "awaiting-approval") and f.get("plan"):
+            out += [f"    would run: {shlex.join(c)}" for c in f["plan"].get("commands", [])[:20]]
+    return out

@@ -72,6 +72,7 @@ class PlaybookDir:
 
     def __call__(self) -> LoadResult:
         from upkeeper.engine.playbook import load_playbook
+        from upkeeper.remediation.wiring import playbook_fix_problems
         from upkeeper.schedule.specs import parse_schedules
         from upkeeper.yamlsource import SourceError, load_yaml
 
@@ -94,6 +95,10 @@ class PlaybookDir:
                     continue
                 pb = load_playbook(path, self.plugins.registry)
                 specs = parse_schedules(pb)
+                fix_problems = playbook_fix_problems(pb, self.plugins)
+                if fix_problems:
+                    errors[key] = fix_problems[0]
+                    continue
             except SourceError as exc:
                 errors[key] = str(exc)
                 continue
@@ -108,14 +113,19 @@ class PlaybookDir:
         from upkeeper.after_run.context import RunContext
         from upkeeper.after_run.pipeline import after_run
         from upkeeper.engine.runner import run_playbook
+        from upkeeper.remediation.engine import default_actor
+        from upkeeper.remediation.wiring import fix_pass_for
 
         assert self.history is not None
+        fix_pass = fix_pass_for(job.payload, self.plugins, self.history,
+                                actor=default_actor("schedule"))
         # A slot's site jobs are useful as long as the slot could still be caught up.
         remote = (self.hub.remote(slot.due.timestamp()
                                   + max(self.catch_up, 2 * self.hub.settings.ack_wait))
                   if self.hub is not None else None)
         record = run_playbook(job.payload, self.inventory, self.plugins, self.history,
                               stop_event=stop, run_id=slot.run_id, remote=remote,
+                              host_finished=fix_pass,
                               meta={"trigger": "schedule", "job": job.key,
                                     "schedule": slot.index, "slot_due": slot.due.isoformat(),
                                     "schedule_period": min(s.period for s in job.specs)})
@@ -207,6 +217,8 @@ def _plugins(ctx: click.Context) -> Any:
 @click.option("--retention", default=DEFAULT_RETENTION, show_default=True,
               envvar="UPKEEPER_RETENTION",
               help="Prune history older than this at start and daily (0 keeps everything).")
+@click.option("--web", "web_bind", metavar="HOST:PORT", envvar="UPKEEPER_WEB",
+              help="Also serve the dashboard here (as `upkeeper web --bind`).")
 @click.option("--log-format", type=click.Choice(["plain", "json"]), default="plain",
               show_default=True)
 @click.option("--hub", "hub_url", envvar="UPKEEPER_HUB", metavar="URL",
@@ -217,8 +229,8 @@ def _plugins(ctx: click.Context) -> Any:
 @click.pass_context
 def serve(ctx: click.Context, playbooks_dir: str, inventories: tuple[str, ...],
           state_opt: str | None, workers: int, catch_up: str, grace: str, heartbeat: str,
-          max_runtime: str | None, retention: str, log_format: str, hub_url: str | None,
-          hub_creds: str | None, verbose: int) -> None:
+          max_runtime: str | None, retention: str, web_bind: str | None, log_format: str,
+          hub_url: str | None, hub_creds: str | None, verbose: int) -> None:
     """Run scheduled playbooks unattended until SIGTERM/SIGINT; SIGHUP reloads."""
     setup_logging(log_format, verbose)
     state_dir = resolve_state_dir(ctx, state_opt)
@@ -248,6 +260,7 @@ def serve(ctx: click.Context, playbooks_dir: str, inventories: tuple[str, ...],
     # Handlers only note the signal; the loop acts on it (see upkeeper.schedule.wakeup).
     daemon.inbox.install(daemon.wakeup, stop=(signal.SIGTERM, signal.SIGINT),
                          reload=(signal.SIGHUP,) if hasattr(signal, "SIGHUP") else ())
+    dashboard = _start_web(web_bind, state_dir, source.inventory) if web_bind else None
     try:
         abandoned = daemon.serve(duration(max_runtime, "--max-runtime") if max_runtime
                                  else None)
@@ -261,7 +274,25 @@ def serve(ctx: click.Context, playbooks_dir: str, inventories: tuple[str, ...],
     finally:
         if source.hub is not None:
             source.hub.close()
+        if dashboard is not None:
+            dashboard.stop()
+            dashboard.history.close()
         history.close()
+
+
+def _start_web(bind: str, state_dir: Path, inventory: Any) -> Any:
+    """The dashboard in a thread, on its own connection (reads never wait for writes)."""
+    from upkeeper.web.server import WebServer, WebSetupError, inventory_vars, parse_bind
+
+    try:
+        server = WebServer(open_history(state_dir), parse_bind(bind),
+                           inventory=inventory_vars(inventory))
+    except WebSetupError as exc:
+        click.echo(f"upkeeper: error: --web: {exc}", err=True)
+        sys.exit(3)
+    server.start()
+    log.info("dashboard on %s", server.url)
+    return server
 
 
 @click.command()

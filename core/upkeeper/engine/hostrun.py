@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
@@ -54,6 +55,31 @@ class RunState(Protocol):
                   redactor: Redactor) -> None: ...
 
     def track(self, slot: TransportSlot, add: bool) -> None: ...
+
+
+@dataclass
+class FinishedHost:
+    """A host whose checks all ran, handed to the run's ``host_finished`` seam (the fix
+    pass) before its transport closes: what each check returned, the host's own
+    transport, ``rerun(index)`` to run one of its checks again the same way, and
+    ``params(index)``: that check's params as rendered and validated for this host
+    (None when it did not run)."""
+
+    host: Host
+    checks: list[tuple[int, CheckSpec, list[Result]]]
+    transport: Callable[[], Transport]
+    rerun: Callable[[int], list[Result]]
+    check_mode: bool
+    run_id: str
+    redactor: Redactor
+    stop: threading.Event
+    run: RunRecord | None = field(default=None, repr=False)
+    params: Callable[[int], BaseModel | None] = field(default=lambda index: None,
+                                                      repr=False)
+
+
+#: Called per host after its last check (remediation's fix pass, passed in from above).
+HostFinished = Callable[[FinishedHost], None]
 
 
 class TransportSlot:
@@ -104,6 +130,7 @@ def run_host(state: RunState, raw: Host) -> None:
     host.facts = LazyFacts(lambda: slot.get().gather_facts(timeout=FACTS_TIMEOUT))
     deadline = time.monotonic() + pb.host_timeout
     state.track(slot, True)
+    delivered: list[tuple[int, CheckSpec, list[Result]]] = []
     try:
         for index, spec in enumerate(pb.checks):
             if state.stop.is_set():
@@ -123,6 +150,7 @@ def run_host(state: RunState, raw: Host) -> None:
                 r.started = started
                 r.duration = r.duration or (time.monotonic() - t0)
             state.deliver(host.name, index, results, redactor)
+            delivered.append((index, spec, results))
             if fatal is not None:
                 state.fail_rest(host, index + 1, fatal.status, f"not run: {fatal}", redactor)
                 if state.run is not None:  # alerts tell it once, not once per check
@@ -130,9 +158,42 @@ def run_host(state: RunState, raw: Host) -> None:
                     state.run.unreachable[host.name] = Unreachable(
                         redactor.text(str(fatal)), fatal.status, frozenset(lost))
                 return
+        seam: HostFinished | None = getattr(state, "host_finished", None)
+        if seam is not None and not state.stop.is_set():
+            _call_seam(seam, state, host, slot, delivered, redactor)
     finally:
         state.track(slot, False)
         slot.close()
+
+
+def _call_seam(seam: HostFinished, state: RunState, host: Host, slot: TransportSlot,
+               delivered: list[tuple[int, CheckSpec, list[Result]]],
+               redactor: Redactor) -> None:
+    def rerun(index: int) -> list[Result]:
+        spec = state.pb.checks[index]
+        results, _fatal = run_check(state, index, spec, host, slot, state.pb.host_timeout,
+                                    redactor)
+        for r in results:
+            r.host, r.check = host.name, r.check or spec.check
+            r.name = r.name or spec.label
+            r.summary = redactor.text(r.summary)
+            r.details = redactor.obj(r.details)
+        return results
+
+    def params(index: int) -> BaseModel | None:
+        spec = state.pb.checks[index]
+        try:
+            prep = prepare(state, index, spec, state.plugins.registry.check(spec.check),
+                           host, redactor)
+        except (UnknownNameError, TransportError):
+            return None
+        return None if isinstance(prep, Result) else prep[0]
+
+    try:
+        seam(FinishedHost(host, delivered, slot.get, rerun, state.check_mode, state.run_id,
+                          redactor, state.stop, state.run, params))
+    except Exception:  # the seam's own failures are its to record; never lose the run
+        log.exception("after-host step failed on %s", host.name)
 
 
 def run_check(state: RunState, index: int, spec: CheckSpec, host: Host, slot: TransportSlot,

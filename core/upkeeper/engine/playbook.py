@@ -14,7 +14,7 @@ from upkeeper.yamlsource import KeyPath, LocatedYAML, SourceError, load_yaml
 if TYPE_CHECKING:
     from upkeeper.plugins import Registry
 
-LONG_FORM_KEYS = {"name", "check", "params", "when", "timeout"}
+LONG_FORM_KEYS = {"name", "check", "params", "when", "timeout", "fix"}
 
 
 class PlaybookError(SourceError):
@@ -60,6 +60,7 @@ class CheckSpec(BaseModel):
                                    description="Check parameters; strings may use Jinja2")
     when: str | None = Field(None, description="Jinja2 expression over host vars and facts")
     timeout: float | None = Field(None, gt=0, description="Seconds before the check is UNKNOWN")
+    fix: Any = Field(None, description="Fix(es) for this check's failures (see remediation docs)")
 
     @property
     def label(self) -> str:
@@ -92,6 +93,7 @@ class Playbook(BaseModel):
     schedule: Any = Field(None, description="When `upkeeper serve` runs it (see scheduling docs)")
     notify: Any = Field(None, description="Notifiers to alert (see notifications docs)")
     report: Any = Field(None, description="Report written after each run (see reports docs)")
+    fixes: Any = Field(None, description="Fixes attached to checks (see remediation docs)")
 
     _source: LocatedYAML | None = PrivateAttr(default=None)
     _raw_keys: dict[int, str] = PrivateAttr(default_factory=dict)

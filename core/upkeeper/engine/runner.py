@@ -24,7 +24,7 @@ from types import FrameType
 from typing import Any, Protocol
 
 from upkeeper.engine.guard import HUNG
-from upkeeper.engine.hostrun import RunState, TransportSlot, run_host
+from upkeeper.engine.hostrun import HostFinished, RunState, TransportSlot, run_host
 from upkeeper.engine.playbook import Playbook
 from upkeeper.engine.preflight import preflight, select_hosts, template_context
 from upkeeper.engine.secrets import Redactor, secrets_for_run
@@ -80,9 +80,12 @@ class Runner:
                  stop_event: threading.Event | None = None, force: bool = False,
                  allow_anytime: bool = False, result_hook_timeout: float | None = None,
                  run_finished_hook_timeout: float | None = None,
-                 remote: RemoteHosts | None = None) -> None:
+                 remote: RemoteHosts | None = None,
+                 host_finished: HostFinished | None = None) -> None:
         self.pb, self.plugins, self.history = pb, plugins, history
         self.remote = remote
+        #: The seam called per host after its checks (the fix pass), from above.
+        self.host_finished = host_finished
         self.check_mode = check_mode
         self.force = force
         self.allow_anytime = allow_anytime
@@ -327,7 +330,8 @@ def run_playbook(playbook: Playbook, inventory: Any, plugins: PluginSystem, hist
                  stop_event: threading.Event | None = None, run_id: str | None = None,
                  meta: dict[str, Any] | None = None, force: bool = False,
                  allow_anytime: bool = False,
-                 remote: RemoteHosts | None = None) -> RunRecord:
+                 remote: RemoteHosts | None = None,
+                 host_finished: HostFinished | None = None) -> RunRecord:
     """Run ``playbook`` on the inventory's matching hosts and return the run record.
 
     Setting ``stop_event`` (or Ctrl-C in the main thread) stops the run: no new checks
@@ -338,7 +342,9 @@ def run_playbook(playbook: Playbook, inventory: Any, plugins: PluginSystem, hist
     called with time limits. With ``force``, actions run outside maintenance windows
     (logged, and noted in their summaries); with ``allow_anytime`` (``--now``) they run
     on hosts that have no ``maintenance_windows``. Hosts ``remote`` claims are run
-    through it (site workers), the others here.
+    through it (site workers), the others here. ``host_finished`` is called on each
+    host whose checks all ran here (not an unreachable or interrupted one), before its
+    transport closes: the fix pass of ``upkeeper.remediation`` is passed in here.
     """
     hosts = select_hosts(inventory, playbook.hosts, limit)
     run = RunRecord(run_id=run_id or new_run_id(), playbook=playbook.name,
@@ -347,7 +353,8 @@ def run_playbook(playbook: Playbook, inventory: Any, plugins: PluginSystem, hist
                 "host_count": len(hosts), **(meta or {})}
     runner = Runner(playbook, plugins, history, check_mode=check_mode,
                     on_result=on_result, stop_event=stop_event, force=force,
-                    allow_anytime=allow_anytime, remote=remote)
+                    allow_anytime=allow_anytime, remote=remote,
+                    host_finished=host_finished)
     # Any host's secret can show up in any other host's output (a shared file, a log).
     everyone = getattr(inventory, "hosts", None)
     pool = everyone.values() if isinstance(everyone, Mapping) else hosts

@@ -383,9 +383,10 @@ class HostHistory:
         """Past values of ``metric`` on this host (any check unless ``check`` given)."""
         return self._h.series(self.host, metric, check=check, since=since)
 
-    def last_results(self, limit: int = 10) -> list[Result]:
-        """This check's previous results on this host, newest first."""
-        return self._h.results(host=self.host, check=self.check, limit=limit)
+    def last_results(self, limit: int = 10, check: str | None = None) -> list[Result]:
+        """This check's previous results on this host, newest first; with ``check``,
+        another check's (what ``backup.restic`` last said about this host)."""
+        return self._h.results(host=self.host, check=check or self.check, limit=limit)
 
     def get_state(self, key: str, default: Any = None) -> Any:
         return self._h.get_state(self.host, self.check, key, default)

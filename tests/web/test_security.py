@@ -1,0 +1,276 @@
+"""Dashboard security: loopback by default, authentication for anything else, sessions,
+CSRF, login rate limit, roles, client scope (404, not 403) and security headers."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from starlette.testclient import TestClient
+
+from tests.web.conftest import FAST_HASHER
+from tests.web.fleetdata import NOW, globex_only_run
+from upkeeper.store.history import History
+from upkeeper.web.app import COOKIE, create_app
+from upkeeper.web.auth import RateLimiter, Users
+from upkeeper.web.server import Bind, WebSetupError, check_setup, parse_bind
+from upkeeper.web.site import WebConfig
+
+URL = "http://127.0.0.1:8470"
+
+
+def login(client: TestClient, name: str, password: str) -> int:
+    return client.post("/login", data={"user": name, "password": password}).status_code
+
+
+def csrf_of(client: TestClient, page: str = "/actions") -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', client.get(page).text)
+    assert found, "no CSRF field on the page"
+    return found.group(1)
+
+
+@pytest.fixture
+def users(fleet_history: History) -> Users:
+    u = Users(fleet_history, hasher=FAST_HASHER)
+    u.add("alice", "operator", password="alice-pw-1")
+    u.add("vic", "viewer", password="vic-pw-1")
+    u.add("acme-staff", "viewer", ("acme",), password="acme-pw-1")
+    u.add("acme-ops", "operator", ("acme",), password="acme-ops-1")
+    return u
+
+
+@pytest.fixture
+def authed(fleet_history: History, users: Users, config: WebConfig) -> Iterator[TestClient]:
+    with TestClient(create_app(fleet_history, config), base_url=URL,
+                    follow_redirects=False) as c:
+        yield c
+
+
+def test_loopback_without_users_serves_the_local_operator(client: TestClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200
+    assert "local (operator)" in page.text
+    assert "acme" in page.text and "globex" in page.text
+
+
+def test_loopback_without_users_refuses_other_host_names(client: TestClient) -> None:
+    # A DNS-rebinding page (attacker.example -> 127.0.0.1) must not read the dashboard.
+    response = client.get("/", headers={"host": "attacker.example:8470"})
+    assert response.status_code == 421
+    assert "acme" not in response.text
+
+
+@pytest.mark.parametrize("bind", ["0.0.0.0:8470", "192.0.2.10:8470", "[::]:8470",
+                                  "dashboard.example:8470"])
+def test_other_binds_need_users(fleet_history: History, bind: str) -> None:
+    with pytest.raises(WebSetupError, match="without authentication"):
+        check_setup(parse_bind(bind), fleet_history, None, None)
+    Users(fleet_history, hasher=FAST_HASHER).add("alice", "operator", password="pw")
+    check_setup(parse_bind(bind), fleet_history, None, None)
+
+
+@pytest.mark.parametrize(("text", "bind"), [("127.0.0.1:8470", Bind("127.0.0.1", 8470)),
+                                             ("[::1]:9000", Bind("::1", 9000)),
+                                             ("8080", Bind("127.0.0.1", 8080))])
+def test_parse_bind(text: str, bind: Bind) -> None:
+    assert parse_bind(text) == bind
+    assert bind.loopback
+
+
+@pytest.mark.parametrize("text", ["", "host:", "host:99999", ":80x", "[::1"])
+def test_parse_bind_rejects(text: str) -> None:
+    with pytest.raises(WebSetupError, match="--bind"):
+        parse_bind(text)
+
+
+def test_half_a_tls_configuration_is_refused(fleet_history: History, tmp_path) -> None:
+    with pytest.raises(WebSetupError, match="go together"):
+        check_setup(parse_bind("127.0.0.1:1"), fleet_history, "cert.pem", None)
+    with pytest.raises(WebSetupError, match=r"cert\.pem"):
+        check_setup(parse_bind("127.0.0.1:1"), fleet_history, str(tmp_path / "cert.pem"),
+                    str(tmp_path / "key.pem"))
+
+
+def test_users_configured_means_login(authed: TestClient) -> None:
+    response = authed.get("/")
+    assert response.status_code == 303 and response.headers["location"] == "/login"
+    assert authed.get("/runs/run-001/progress.json").status_code == 401
+    assert login(authed, "alice", "wrong") == 401
+    assert login(authed, "nobody", "alice-pw-1") == 401
+    assert login(authed, "alice", "alice-pw-1") == 303
+    assert authed.get("/").status_code == 200
+
+
+def test_session_cookie_flags(fleet_history: History, users: Users) -> None:
+    for tls, secure in ((False, False), (True, True)):
+        with TestClient(create_app(fleet_history, WebConfig(tls=tls)), base_url=URL,
+                        follow_redirects=False) as c:
+            response = c.post("/login", data={"user": "alice", "password": "alice-pw-1"})
+            cookie = response.headers["set-cookie"]
+            assert cookie.startswith(f"{COOKIE}=")
+            assert "HttpOnly" in cookie and "SameSite=strict" in cookie
+            assert ("Secure" in cookie) is secure
+            assert ("strict-transport-security" in response.headers) is tls
+
+
+def test_logout_ends_the_session(authed: TestClient) -> None:
+    login(authed, "alice", "alice-pw-1")
+    sid = authed.cookies[COOKIE]
+    assert authed.post("/logout", data={"csrf": csrf_of(authed)}).status_code == 303
+    authed.cookies.set(COOKIE, sid)  # a copied cookie is no longer any good
+    assert authed.get("/").status_code == 303
+
+
+def test_login_is_rate_limited(fleet_history: History, users: Users) -> None:
+    now = [0.0]
+    config = WebConfig(limiter=RateLimiter(limit=3, window=60, clock=lambda: now[0]))
+    with TestClient(create_app(fleet_history, config), base_url=URL,
+                    follow_redirects=False) as c:
+        assert [login(c, "alice", "guess") for _ in range(3)] == [401, 401, 401]
+        # Blocked now, even with the right password.
+        assert login(c, "alice", "alice-pw-1") == 429
+        now[0] = 61.0
+        assert login(c, "alice", "alice-pw-1") == 303
+
+
+def test_post_without_csrf_token_is_refused(authed: TestClient) -> None:
+    login(authed, "alice", "alice-pw-1")
+    assert authed.post("/hosts/web1/mute", data={"period": "1h"}).status_code == 403
+    assert authed.post("/hosts/web1/mute", data={"period": "1h", "csrf": "x"}
+                       ).status_code == 403
+    ok = authed.post("/hosts/web1/mute", data={"period": "1h", "csrf": csrf_of(authed)})
+    assert ok.status_code == 303
+
+
+def test_viewer_cannot_act(authed: TestClient) -> None:
+    login(authed, "vic", "vic-pw-1")
+    page = authed.get("/hosts/db1")
+    assert page.status_code == 200 and "Mute" not in page.text
+    assert authed.post("/hosts/db1/mute", data={"period": "1h", "csrf": csrf_of(authed)}
+                       ).status_code == 403
+
+
+def test_api_token(fleet_history: History, users: Users) -> None:
+    token = users.add("monitor", "viewer", token=True)
+    assert token
+    with TestClient(create_app(fleet_history), base_url=URL, follow_redirects=False) as c:
+        assert c.get("/", headers={"authorization": f"Bearer {token}"}).status_code == 200
+        assert c.get("/", headers={"authorization": "Bearer nope"}).status_code == 401
+        assert c.post("/hosts/db1/mute", data={"period": "1h"},
+                      headers={"authorization": f"Bearer {token}"}).status_code == 403
+
+
+SCOPED_404 = ["/clients/globex", "/hosts/mail1", "/hosts/mail1?days=90",
+              "/runs/run-globex", "/runs/run-globex/progress.json", "/clients/nosuch",
+              "/hosts/nosuch", "/runs/nosuch", "/clients/%28no%20client%29",
+              f"/clients/globex/report?month={(NOW - timedelta(days=1)):%Y-%m}"]
+
+
+def test_client_scoped_user_cannot_see_another_client(fleet_history: History,
+                                                      authed: TestClient) -> None:
+    globex_only_run(fleet_history)
+    login(authed, "acme-staff", "acme-pw-1")
+    for url in SCOPED_404:
+        response = authed.get(url)
+        assert response.status_code == 404, url
+        assert "mail1" not in response.text and "globex" not in response.text, url
+    # Their own client, its hosts and charts are there.
+    page = authed.get("/clients/acme")
+    assert page.status_code == 200 and "<svg" in page.text and "mail1" not in page.text
+    assert authed.get("/hosts/web1").status_code == 200
+    # The fleet, runs and a run over every host show only their hosts.
+    for url in ("/", "/runs", "/runs/run-001", "/runs/run-001/progress.json", "/actions"):
+        response = authed.get(url)
+        assert response.status_code == 200, url
+        assert "mail1" not in response.text and "globex" not in response.text, url
+    assert "web1" in authed.get("/runs/run-001").text
+    assert "/clients/acme" in authed.get("/").text
+    assert "run-001" in authed.get("/runs").text
+
+
+def test_scoped_operator_cannot_act_on_another_client(authed: TestClient) -> None:
+    login(authed, "acme-ops", "acme-ops-1")
+    token = csrf_of(authed)
+    assert authed.post("/hosts/mail1/mute", data={"period": "1h", "csrf": token}
+                       ).status_code == 404
+    assert authed.post("/hosts/mail1/ack", data={"check": "disk.usage", "status": "CRIT",
+                                                 "csrf": token}).status_code == 404
+    assert authed.post("/hosts/web1/mute", data={"period": "1h", "csrf": token}
+                       ).status_code == 303
+
+
+def test_security_headers_and_no_inline_code(client: TestClient) -> None:
+    for url in ("/", "/clients/acme", "/hosts/web1", "/runs", "/runs/run-001", "/actions"):
+        response = client.get(url)
+        csp = response.headers["content-security-policy"]
+        assert "unsafe-inline" not in csp and "script-src 'self'" in csp, url
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert not re.search(r"<script(?![^>]*\bsrc=)", response.text), url
+        assert not re.search(r"<style|\sstyle=|\son[a-z]+=", response.text), url
+        assert "http://" not in response.text and "https://" not in response.text, url
+
+
+def test_host_output_is_escaped(fleet_history: History, client: TestClient) -> None:
+    from tests.web.fleetdata import NOW, result
+    from upkeeper.models import RunRecord, Status
+
+    run = RunRecord("run-xss", "daily", started=NOW)
+    fleet_history.start_run(run)
+    fleet_history.add_result("run-xss", result("web1", "system.command", Status.WARN,
+                                               "<script>alert(1)</script>", NOW))
+    for url in ("/", "/hosts/web1", "/runs/run-xss", "/clients/acme"):
+        text = client.get(url).text
+        assert "<script>alert" not in text, url
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in client.get("/hosts/web1").text
+
+
+def test_static_assets_are_served_from_the_package(client: TestClient) -> None:
+    for name, kind in (("app.css", "text/css"), ("app.js", "javascript"),
+                       ("favicon.svg", "image/svg+xml")):
+        response = client.get(f"/static/{name}")
+        assert response.status_code == 200 and kind in response.headers["content-type"]
+    assert client.get("/static/../auth.py").status_code == 404
+
+
+def test_cross_origin_posts_are_refused(authed: TestClient) -> None:
+    evil = {"origin": "https://attacker.example"}
+    for origin in ("https://attacker.example", "null"):  # null: a no-referrer page
+        assert authed.post("/login", data={"user": "alice", "password": "alice-pw-1"},
+                           headers={"origin": origin}).status_code == 403
+    assert login(authed, "alice", "alice-pw-1") == 303
+    token = csrf_of(authed)
+    assert authed.post("/hosts/web1/mute", data={"period": "1h", "csrf": token},
+                       headers=evil).status_code == 403
+    assert authed.post("/hosts/web1/mute", data={"period": "1h", "csrf": token},
+                       headers={"origin": URL}).status_code == 303
+
+
+def test_adding_a_user_ends_the_unauthenticated_sessions(fleet_history: History,
+                                                         client: TestClient) -> None:
+    assert client.get("/").status_code == 200
+    assert COOKIE in client.cookies
+    Users(fleet_history, hasher=FAST_HASHER).add("alice", "operator", password="pw")
+    response = client.get("/")
+    assert response.status_code == 303 and response.headers["location"] == "/login"
+    with pytest.raises(ValueError, match="reserved"):
+        Users(fleet_history).add("local", "viewer", password="pw")
+
+
+def test_sessions_are_bounded_per_user(fleet_history: History) -> None:
+    from upkeeper.web.auth import LOCAL_USER, MAX_SESSIONS
+
+    users = Users(fleet_history)
+    sids = [users.new_session(LOCAL_USER)[0] for _ in range(MAX_SESSIONS + 5)]
+    count = fleet_history.query("SELECT COUNT(*) FROM web_sessions")[0][0]
+    assert count == MAX_SESSIONS
+    assert users.session(sids[-1]) is not None
+
+
+def test_oversized_forms_are_refused(client: TestClient) -> None:
+    client.get("/")
+    big = {"csrf": "x", "reason": "a" * 100_000}
+    assert client.post("/hosts/web1/mute", data=big).status_code == 413
+    assert client.post("/login", data=big).status_code == 413
