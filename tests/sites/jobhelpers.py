@@ -52,25 +52,36 @@ class WorkerThread:
             self.stop_event = asyncio.Event()
             await self.worker.run(self.stop_event)
 
+        self.task = self.loop.create_task(go())
         with contextlib.suppress(RuntimeError):  # lose() stopped the loop under the worker
-            self.loop.run_until_complete(go())
+            self.loop.run_until_complete(self.task)
 
     def lose(self) -> None:
         """The worker vanishes as a killed process would: its loop stops mid-job, nothing
-        more is sent (no acks, no lease renewals, no results)."""
+        more is sent (no acks, no lease renewals, no results) until :meth:`stop`."""
         self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
 
     def start(self) -> WorkerThread:
         self.thread.start()
         return self
 
     def stop(self) -> None:
-        if not self.thread.is_alive() or not self.loop.is_running():
+        if not self.thread.is_alive() and getattr(self, "task", None) is not None \
+                and not self.task.done():
+            # A lost worker: let it wind down (so nothing is left pending at exit).
+            assert self.stop_event is not None
+            self.stop_event.set()
+            self.thread = threading.Thread(
+                target=self.loop.run_until_complete, args=(self.task,), daemon=True)
+            self.thread.start()
+            self.thread.join(30)
+            return
+        if not self.thread.is_alive():
             return
         while self.stop_event is None:
             time.sleep(0.01)
-        if self.stop_event is not None:
-            self.loop.call_soon_threadsafe(self.stop_event.set)
+        self.loop.call_soon_threadsafe(self.stop_event.set)
         self.thread.join(30)
 
 

@@ -163,6 +163,7 @@ def test_action_of_a_lost_worker_is_not_run_again(nats_server: NatsServer,
     finally:
         hold.unlink()
         second.stop()
+        first.stop()
         hub.close()
     assert [r.status for r in runs[0].results] == [Status.UNKNOWN]
     assert runs[0].results[0].summary.startswith("a worker was lost while this job's actions")

@@ -56,7 +56,8 @@ def test_workers_resume_after_repeated_server_restarts(nats_server: NatsServer,
             recovery.append(time.monotonic() - back)
             assert not t.is_alive()
             assert sorted(r.host for r in runs[0].results) == sorted(hosts)
-            assert {r.status for r in runs[0].results} == {Status.OK}, runs[0].results
+            assert {r.status for r in runs[0].results} == {Status.OK}, [
+                (r.host, r.summary) for r in runs[0].results if r.status is not Status.OK]
     finally:
         for w in workers:
             w.stop()

@@ -7,8 +7,9 @@ stored result is sent instead (guarantee 3)."""
 from __future__ import annotations
 
 import json
+import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
@@ -31,10 +32,15 @@ class Claim:
     revision: int = 0
     until: float = 0.0
     result: str | None = None
+    #: Identifies this claim in the stored value: a write whose answer was lost (the
+    #: server restarted) is recognised as ours, not as a takeover.
+    nonce: str = field(default_factory=lambda: secrets.token_hex(8))
 
 
-def _value(state: str, worker: str, until: float, result: str | None = None) -> bytes:
-    body: dict[str, Any] = {"state": state, "worker": worker, "until": until}
+def _value(state: str, worker: str, until: float, nonce: str,
+           result: str | None = None) -> bytes:
+    body: dict[str, Any] = {"state": state, "worker": worker, "until": until,
+                            "nonce": nonce}
     if result is not None:
         body["result"] = result
     return json.dumps(body).encode()
@@ -42,10 +48,12 @@ def _value(state: str, worker: str, until: float, result: str | None = None) -> 
 
 async def claim(kv: KeyValue, key: str, worker: str, ttl: float, *,
                 has_actions: bool) -> Claim:
+    nonce = secrets.token_hex(8)
     for _ in range(10):
         until = time.time() + ttl
         try:
-            return Claim("mine", await kv.create(key, _value(RUNNING, worker, until)))
+            revision = await kv.create(key, _value(RUNNING, worker, until, nonce))
+            return Claim("mine", revision, nonce=nonce)
         except KeyWrongLastSequenceError:
             pass
         try:
@@ -56,26 +64,47 @@ async def claim(kv: KeyValue, key: str, worker: str, ttl: float, *,
         revision = int(entry.revision or 0)
         if body.get("state") == DONE:
             return Claim("done", revision, result=body.get("result"))
+        if body.get("nonce") == nonce:  # our create went through, its answer was lost
+            return Claim("mine", revision, nonce=nonce)
         if float(body.get("until", 0)) > time.time():
             return Claim("held", revision, until=float(body["until"]))
         try:
-            revision = await kv.update(key, _value(RUNNING, worker, until), last=revision)
+            revision = await kv.update(key, _value(RUNNING, worker, until, nonce),
+                                       last=revision)
         except KeyWrongLastSequenceError:
             continue
         # The previous holder may have changed the host halfway: an action is not retried.
-        return Claim("orphaned" if has_actions else "mine", revision)
+        return Claim("orphaned" if has_actions else "mine", revision, nonce=nonce)
     return Claim("held", until=time.time() + ttl)
 
 
-async def renew(kv: KeyValue, key: str, worker: str, revision: int, ttl: float) -> int:
+async def _write(kv: KeyValue, key: str, c: Claim, value: bytes) -> int:
+    """Compare-and-set on the claim's revision. A mismatch is a takeover, unless the
+    stored value is still this claim's (an earlier write succeeded, its answer was lost):
+    then write again on top of it."""
     try:
-        return await kv.update(key, _value(RUNNING, worker, time.time() + ttl), last=revision)
+        return await kv.update(key, value, last=c.revision)
     except KeyWrongLastSequenceError as exc:
-        raise Fenced(key) from exc
+        try:
+            entry = await kv.get(key)
+        except KeyNotFoundError:
+            raise Fenced(key) from exc
+        body = json.loads(entry.value or b"{}")
+        if body.get("nonce") != c.nonce or body.get("state") != RUNNING:
+            raise Fenced(key) from exc
+        try:
+            return await kv.update(key, value, last=int(entry.revision or 0))
+        except KeyWrongLastSequenceError as again:
+            raise Fenced(key) from again
 
 
-async def complete(kv: KeyValue, key: str, worker: str, revision: int, result: str) -> int:
-    try:
-        return await kv.update(key, _value(DONE, worker, 0.0, result), last=revision)
-    except KeyWrongLastSequenceError as exc:
-        raise Fenced(key) from exc
+async def renew(kv: KeyValue, key: str, worker: str, c: Claim, ttl: float) -> int:
+    """Extend the lease; the new revision (also stored in ``c``)."""
+    c.revision = await _write(kv, key, c, _value(RUNNING, worker, time.time() + ttl,
+                                                 c.nonce))
+    return c.revision
+
+
+async def complete(kv: KeyValue, key: str, worker: str, c: Claim, result: str) -> int:
+    """Mark the job done with its result; :class:`Fenced` when it is not ours any more."""
+    return await _write(kv, key, c, _value(DONE, worker, 0.0, c.nonce, result))

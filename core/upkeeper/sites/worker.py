@@ -202,23 +202,23 @@ class Worker:
                 return  # fenced: the worker that took the job over reports it
         result = JobResult(job.job_id, job.run_id, job.site, job.host, claim.revision,
                            self.name, results)
-        entry = json.dumps({"key": key, "revision": claim.revision,
+        entry = json.dumps({"key": key, "revision": claim.revision, "nonce": claim.nonce,
                             "result": result.to_bytes().decode()}).encode()
         path = self.outbox.put(result_msg_id(result), entry)
-        if not await self._finish(key, claim.revision, result, path):
+        if not await self._finish(key, claim, result, path):
             return  # fenced, or kept in the outbox until the server is back
         if self.opts.stall_before_ack:
             await asyncio.sleep(self.opts.stall_before_ack)
         await self._ack(msg)
 
-    async def _finish(self, key: str, revision: int, result: JobResult, path: Path) -> bool:
+    async def _finish(self, key: str, claim: lease.Claim, result: JobResult,
+                      path: Path) -> bool:
         """Mark the lease done with the result, send it, drop it from the outbox. False
         when the lease was taken over (result dropped) or the server is unreachable (the
         result waits in the outbox; the job's redelivery finds the lease done later)."""
         assert self.kv is not None
         try:
-            await lease.complete(self.kv, key, self.name, revision,
-                                 result.to_bytes().decode())
+            await lease.complete(self.kv, key, self.name, claim, result.to_bytes().decode())
         except lease.Fenced:
             log.warning("job %s was taken over while it ran: result dropped", result.job_id)
             self.outbox.remove(path)
@@ -243,8 +243,7 @@ class Worker:
                 await asyncio.sleep(self.ack_wait / 3)
                 await _safe(msg.in_progress())
                 try:
-                    claim.revision = await lease.renew(kv, key, self.name, claim.revision,
-                                                       self.ack_wait)
+                    await lease.renew(kv, key, self.name, claim, self.ack_wait)
                 except lease.Fenced:
                     fenced = True
                     return
@@ -294,14 +293,16 @@ class Worker:
                 try:
                     entry = json.loads(data)
                     result = JobResult.from_bytes(entry["result"].encode())
-                    key, revision = str(entry["key"]), int(entry["revision"])
+                    key = str(entry["key"])
+                    claim = lease.Claim("mine", int(entry["revision"]),
+                                        nonce=str(entry.get("nonce", "")))
                 except (ValueError, TypeError, KeyError):
                     log.error("%s: not an outbox entry, removed", path)
                     self.outbox.remove(path)
                     continue
                 assert self.kv is not None
                 try:
-                    await lease.complete(self.kv, key, self.name, revision,
+                    await lease.complete(self.kv, key, self.name, claim,
                                          result.to_bytes().decode())
                 except lease.Fenced:
                     pass  # done already (or taken over): the hub keeps the first result
