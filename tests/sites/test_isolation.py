@@ -53,6 +53,10 @@ def denied_publishes(site: str, other: str) -> list[str]:
         f"$JS.API.CONSUMER.CREATE.{stream}",
         f"$JS.API.STREAM.INFO.{s.jobs_stream(site)}",
         f"$JS.API.STREAM.UPDATE.{s.jobs_stream(site)}",
+        f"$JS.API.STREAM.PURGE.{s.jobs_stream(site)}",  # nor touch its own queue's shape
+        f"$JS.API.STREAM.MSG.DELETE.{s.jobs_stream(site)}",
+        f"$JS.API.CONSUMER.DELETE.{s.jobs_stream(site)}.{s.CONSUMER}",
+        f"$JS.API.STREAM.DELETE.KV_{s.lease_bucket(site)}",
         "$JS.API.STREAM.LIST", "$JS.API.INFO", "$SYS.REQ.SERVER.PING",
         f"{s.inbox_prefix(other)}.reply",
     ]
