@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import click
 
-from upkeeper.sites.hub import Hub, HubError
-from upkeeper.sites.siterun import SiteRun
-from upkeeper.sites.streams import SiteSettings
-from upkeeper.store.history import History
+if TYPE_CHECKING:  # nats (and aiohttp, when installed) load only when --hub is given
+    from upkeeper.sites.hub import Hub
+    from upkeeper.sites.siterun import SiteRun
+    from upkeeper.store.history import History
 
 
 def wait_seconds(text: str) -> float:
@@ -22,6 +23,9 @@ def wait_seconds(text: str) -> float:
 
 
 def start_hub(url: str, creds: str | None, history: History) -> Hub:
+    from upkeeper.sites.hub import Hub, HubError
+    from upkeeper.sites.streams import SiteSettings
+
     try:
         return Hub(url, history, creds=creds, settings=SiteSettings.from_env()).start()
     except HubError as exc:

@@ -76,6 +76,8 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "fixes": ("upkeeper.cli.fixes_cmd", "fixes"),
     "audit": ("upkeeper.cli.fixes_cmd", "audit"),
     "worker": ("upkeeper.cli.worker", "worker"),
+    "sites": ("upkeeper.cli.sites_cmd", "sites"),
+    "hub": ("upkeeper.cli.hub_cmd", "hub"),
 }
 JSON_FORMATS = ("json", "ansible-json")
 
@@ -272,7 +274,8 @@ def run(app: AppState, playbook: str, inventories: tuple[str, ...], limit: str |
             record = run_playbook(pb, inv, plugins, history, limit=limit,
                                   check_mode=check_mode, forks=forks,
                                   on_result=display.result, force=force,
-                                  allow_anytime=now, host_finished=fix_pass, remote=remote)
+                                  allow_anytime=now, remote=remote,
+                                  host_finished=fix_pass)
     finally:
         if hub is not None:
             hub.close()

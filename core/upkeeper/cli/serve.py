@@ -124,8 +124,8 @@ class PlaybookDir:
                                   + max(self.catch_up, 2 * self.hub.settings.ack_wait))
                   if self.hub is not None else None)
         record = run_playbook(job.payload, self.inventory, self.plugins, self.history,
-                              stop_event=stop, run_id=slot.run_id, host_finished=fix_pass,
-                              remote=remote,
+                              stop_event=stop, run_id=slot.run_id, remote=remote,
+                              host_finished=fix_pass,
                               meta={"trigger": "schedule", "job": job.key,
                                     "schedule": slot.index, "slot_due": slot.due.isoformat(),
                                     "schedule_period": min(s.period for s in job.specs)})
@@ -272,11 +272,11 @@ def serve(ctx: click.Context, playbooks_dir: str, inventories: tuple[str, ...],
         click.echo(f"upkeeper: error: {exc}", err=True)
         sys.exit(3)
     finally:
+        if source.hub is not None:
+            source.hub.close()
         if dashboard is not None:
             dashboard.stop()
             dashboard.history.close()
-        if source.hub is not None:
-            source.hub.close()
         history.close()
 
 

@@ -80,12 +80,12 @@ class Runner:
                  stop_event: threading.Event | None = None, force: bool = False,
                  allow_anytime: bool = False, result_hook_timeout: float | None = None,
                  run_finished_hook_timeout: float | None = None,
-                 host_finished: HostFinished | None = None,
-                 remote: RemoteHosts | None = None) -> None:
+                 remote: RemoteHosts | None = None,
+                 host_finished: HostFinished | None = None) -> None:
         self.pb, self.plugins, self.history = pb, plugins, history
+        self.remote = remote
         #: The seam called per host after its checks (the fix pass), from above.
         self.host_finished = host_finished
-        self.remote = remote
         self.check_mode = check_mode
         self.force = force
         self.allow_anytime = allow_anytime
@@ -330,8 +330,8 @@ def run_playbook(playbook: Playbook, inventory: Any, plugins: PluginSystem, hist
                  stop_event: threading.Event | None = None, run_id: str | None = None,
                  meta: dict[str, Any] | None = None, force: bool = False,
                  allow_anytime: bool = False,
-                 host_finished: HostFinished | None = None,
-                 remote: RemoteHosts | None = None) -> RunRecord:
+                 remote: RemoteHosts | None = None,
+                 host_finished: HostFinished | None = None) -> RunRecord:
     """Run ``playbook`` on the inventory's matching hosts and return the run record.
 
     Setting ``stop_event`` (or Ctrl-C in the main thread) stops the run: no new checks
@@ -341,10 +341,10 @@ def run_playbook(playbook: Playbook, inventory: Any, plugins: PluginSystem, hist
     ``on_result``; the ``upkeeper_result`` and ``upkeeper_run_finished`` hooks are
     called with time limits. With ``force``, actions run outside maintenance windows
     (logged, and noted in their summaries); with ``allow_anytime`` (``--now``) they run
-    on hosts that have no ``maintenance_windows``. ``host_finished`` is called on each
-    host whose checks all ran (not an unreachable or interrupted one), before its
-    transport closes: the fix pass of ``upkeeper.remediation`` is passed in here. Hosts
-    ``remote`` claims are run through it (site workers), the others here.
+    on hosts that have no ``maintenance_windows``. Hosts ``remote`` claims are run
+    through it (site workers), the others here. ``host_finished`` is called on each
+    host whose checks all ran here (not an unreachable or interrupted one), before its
+    transport closes: the fix pass of ``upkeeper.remediation`` is passed in here.
     """
     hosts = select_hosts(inventory, playbook.hosts, limit)
     run = RunRecord(run_id=run_id or new_run_id(), playbook=playbook.name,
@@ -353,8 +353,8 @@ def run_playbook(playbook: Playbook, inventory: Any, plugins: PluginSystem, hist
                 "host_count": len(hosts), **(meta or {})}
     runner = Runner(playbook, plugins, history, check_mode=check_mode,
                     on_result=on_result, stop_event=stop_event, force=force,
-                    allow_anytime=allow_anytime, host_finished=host_finished,
-                    remote=remote)
+                    allow_anytime=allow_anytime, remote=remote,
+                    host_finished=host_finished)
     # Any host's secret can show up in any other host's output (a shared file, a log).
     everyone = getattr(inventory, "hosts", None)
     pool = everyone.values() if isinstance(everyone, Mapping) else hosts
