@@ -4,8 +4,8 @@ back: their JSON shapes, and keeping secret literals out of jobs.
 A job carries the playbook's checks as written (templates render at the worker, where
 facts can be gathered) and the host's vars as written, except secret literals (in host
 vars, playbook vars and check params): those are listed by path and resolved at the
-worker from its own secrets (guarantee 9), so no secret ever sits in the JetStream store. ``{{ env.X }}`` references stay: they read the worker's
-environment when rendered there.
+worker from its own secrets (guarantee 9), so no secret ever sits in the JetStream store.
+``{{ env.X }}`` references stay: they read the worker's environment when rendered there.
 """
 
 from __future__ import annotations
