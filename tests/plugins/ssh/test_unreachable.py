@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import paramiko
 import pytest
 import yaml
 
@@ -69,6 +70,57 @@ def test_close_forgets_the_failure(mute: SilentServer, tmp_path: Path) -> None:
             t.open()
         t.close()
     assert mute.accepted == 2, mute.peers
+
+
+
+# paramiko times the banner twice: start_client's own deadline in the caller's thread and
+# banner_timeout in its reader thread. Under load either expires first; both orders must
+# end as one silent-host failure and one connection. A delay injected into one side picks
+# the order deterministically.
+
+def test_silent_server_when_start_client_gives_up_first(
+        mute: SilentServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    check_banner = paramiko.Transport._check_banner  # type: ignore[attr-defined]
+    reader_started = threading.Event()
+
+    def late_reader(self: paramiko.Transport) -> None:
+        reader_started.set()
+        time.sleep(1.5)  # past start_client's 1 s: it returns quietly, kex not done
+        check_banner(self)
+
+    monkeypatch.setattr(paramiko.Transport, "_check_banner", late_reader)
+    t = SSHTransport(Host("mute", vars=mute_vars(mute, tmp_path)))
+    try:
+        with pytest.raises(TransportError, match="no SSH banner within 1s"):
+            t.open()
+    finally:
+        t.close()
+    assert reader_started.is_set()
+    assert mute.accepted == 1, mute.peers
+
+
+def test_silent_server_when_the_reader_gives_up_first(
+        mute: SilentServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    start_client = paramiko.Transport.start_client
+    raised: list[BaseException] = []
+
+    def patient_start(self: paramiko.Transport, event: Any = None,
+                      timeout: float | None = None) -> None:
+        try:
+            start_client(self, event, None)  # only the reader's banner_timeout ends it
+        except BaseException as exc:
+            raised.append(exc)
+            raise
+
+    monkeypatch.setattr(paramiko.Transport, "start_client", patient_start)
+    t = SSHTransport(Host("mute", vars=mute_vars(mute, tmp_path)))
+    try:
+        with pytest.raises(TransportError, match="no SSH banner within 1s"):
+            t.open()
+    finally:
+        t.close()
+    assert [type(e).__name__ for e in raised] == ["SSHException"]
+    assert mute.accepted == 1, mute.peers
 
 
 PLAYBOOK_CHECKS: list[dict[str, Any]] = [
