@@ -102,6 +102,7 @@ def _report_link(client: str) -> dict[str, Any]:
 
 def client_report(request: Request) -> Response:
     """The monthly client report (``?month=YYYY-MM&format=html|md``) as a download."""
+    from upkeeper.monthly.docs import report_sources
     from upkeeper.monthly.period import PeriodError, client_timezone, month_period
     from upkeeper.monthly.render import render_client_report
     from upkeeper.monthly.report import MonthlyReportError, build_client_report
@@ -117,7 +118,10 @@ def client_report(request: Request) -> Response:
     zone = client_timezone(v for v in inventory.values() if str(v.get("client")) == name)
     try:
         period = month_period(month, zone)
-        report = build_client_report(site.history, name, period, host_vars=host_vars)
+        # The same fixes and documentation changes as ``upkeeper report --month``.
+        sources = report_sources(site.history, name)
+        report = build_client_report(site.history, name, period, host_vars=host_vars,
+                                     fixes=sources.fixes, docs=sources.docs)
     except (PeriodError, MonthlyReportError) as exc:
         return render(request, "error.html.j2", {"code": 404, "text": str(exc)}, status=404)
     text = render_client_report(report, fmt)
