@@ -1,0 +1,60 @@
+"""Which site a host is reached through: the newest job the hub published for it (the
+``site_jobs`` table of :mod:`upkeeper.sites.store`), and the hosts of each site. What
+the dashboard shows on a host page ("reached through site X") and how it scopes the
+offline sites a client's own staff may see."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from upkeeper.store.history import History
+
+_INDEX = "CREATE INDEX IF NOT EXISTS site_jobs_host ON site_jobs (host, published)"
+
+
+@dataclass(frozen=True)
+class HostSite:
+    """The site of a host's newest job, the worker that ran it (None: not yet run) and
+    what became of it (``queued``, ``done``, ``expired``, ``dead``)."""
+
+    site: str
+    worker: str | None
+    state: str
+    published: float
+    finished: float | None
+
+
+def _ready(history: History) -> bool:
+    if not history.query("SELECT 1 FROM sqlite_master WHERE type='table' AND"
+                         " name='site_jobs'"):
+        return False
+    with history.transaction() as db:  # a host page looks jobs up by host
+        db.execute(_INDEX)
+    return True
+
+
+def host_site(history: History, host: str) -> HostSite | None:
+    """The site ``host`` was last reached through, or None (reached directly, or no hub
+    ever ran on this history)."""
+    if not _ready(history):
+        return None
+    rows = history.query("SELECT site, worker, state, published, finished FROM site_jobs"
+                         " WHERE host=? ORDER BY published DESC LIMIT 1", (host,))
+    if not rows:
+        return None
+    r = rows[0]
+    return HostSite(r["site"], r["worker"], r["state"], float(r["published"]),
+                    None if r["finished"] is None else float(r["finished"]))
+
+
+def site_hosts(history: History) -> dict[str, set[str]]:
+    """Site -> the hosts whose newest job went to it."""
+    if not _ready(history):
+        return {}
+    rows = history.query(
+        "SELECT host, site FROM (SELECT host, site, ROW_NUMBER() OVER (PARTITION BY host"
+        " ORDER BY published DESC) AS rn FROM site_jobs) WHERE rn = 1")
+    out: dict[str, set[str]] = {}
+    for r in rows:
+        out.setdefault(r["site"], set()).add(r["host"])
+    return out
