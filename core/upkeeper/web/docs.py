@@ -59,7 +59,8 @@ def host_facts(history: History, host: str, client: str) -> dict[str, Any] | Non
         view = section_view(cat, section, clean)
         sections.append({"key": view.key, "title": view.title, "columns": view.columns,
                          "rows": view.rows, "unavailable": view.unavailable,
-                         "folded": view.key in ALWAYS_FOLDED or len(view.rows) > FOLD_ROWS})
+                         "folded": bool(view.rows) and (view.key in ALWAYS_FOLDED
+                                                          or len(view.rows) > FOLD_ROWS)})
     return {"identity": doc.identity, "weak": doc.weak, "platform": doc.platform,
             "collected_at": doc.collected_at, "collected": iso(doc.collected_at),
             "aliases": list(doc.aliases), "sections": sections,
