@@ -6,6 +6,7 @@ reporting"; a client without documented hosts reads "not tracked"."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from tests.asbuilt.factsgen import doc, later, store
 from tests.monthly.helpers import at
@@ -31,7 +32,7 @@ def documented(history: History) -> None:
     mail = doc("mail", "m-mail", OCT28)
     store(history, mail, client="globex")
 
-    def ports_and_admins(d: dict) -> None:
+    def ports_and_admins(d: dict[str, Any]) -> None:
         d["sections"]["ports"]["items"].append({"proto": "tcp", "address": "0.0.0.0",
                                                "port": 8080, "process": "java"})
         d["sections"]["admins"]["items"].append({"name": "mallory", "group": "sudo"})
@@ -40,7 +41,7 @@ def documented(history: History) -> None:
     store(history, nov10)
     store(history, later(nov10, 2))  # volatile noise only (uptime, free space, load)
 
-    def upgrade(d: dict) -> None:
+    def upgrade(d: dict[str, Any]) -> None:
         for p in d["sections"]["software"]["items"]:
             if p["name"] == "nginx":
                 p["version"] = "1.24.0"

@@ -25,8 +25,7 @@ from upkeeper.monthly.report import LOOKBACK, DocChange, DocsSource, FixesSource
 if TYPE_CHECKING:
     from upkeeper.store.history import History
 
-__all__ = ["asbuilt_changes", "describe", "report_sources",
-           "ReportSources"]
+__all__ = ["ReportSources", "asbuilt_changes", "describe", "report_sources"]
 
 UTC = timezone.utc
 #: Changes listed per host and day; more read as a count (a new OS release upgrades
