@@ -56,6 +56,7 @@ def test_host_facts_and_offline_sites_in_a_browser(server: WebServer, browser: A
     wait_for(lambda: software.find_element("tag name", "table").is_displayed(),
              "the software list to unfold")
     assert "nginx" in software.text
+    b.execute_script("window.scrollTo(0, 0)")
     shot(b, artefacts, "host-facts")
 
     b.find_element("link text", "full page").click()
