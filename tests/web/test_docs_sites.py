@@ -154,3 +154,15 @@ def test_live_site_is_not_offline(fleet_history: History, client: TestClient) ->
     assert "Reached through site <strong>acme-office</strong>" in host
     assert "the site is offline" not in host
     assert "Reached through site" not in client.get("/hosts/db1").text
+
+
+def test_hostile_fact_values_are_escaped_and_cleaned(fleet_history: History,
+                                                     client: TestClient) -> None:
+    d = doc("web1", "m-web1", COLLECTED)
+    d["sections"]["ports"]["items"].append({"proto": "tcp", "address": "0.0.0.0",
+                                           "port": 6666,
+                                           "process": "<script>alert(1)</script>\x1b[31mred"})
+    store(fleet_history, d)
+    page = client.get("/hosts/web1").text
+    assert "<script>alert(1)" not in page and "\x1b" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
