@@ -5,6 +5,7 @@ offline sites a client's own staff may see."""
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 from upkeeper.store.history import History
@@ -24,12 +25,20 @@ class HostSite:
     finished: float | None
 
 
+_INDEXED: weakref.WeakSet[History] = weakref.WeakSet()
+
+
 def _ready(history: History) -> bool:
+    """Whether a hub ever ran here; the host index made once per connection (a host
+    page looks jobs up by host, the hub's own index is by site)."""
+    if history in _INDEXED:
+        return True
     if not history.query("SELECT 1 FROM sqlite_master WHERE type='table' AND"
                          " name='site_jobs'"):
         return False
-    with history.transaction() as db:  # a host page looks jobs up by host
+    with history.transaction() as db:
         db.execute(_INDEX)
+    _INDEXED.add(history)
     return True
 
 
