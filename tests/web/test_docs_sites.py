@@ -166,3 +166,18 @@ def test_hostile_fact_values_are_escaped_and_cleaned(fleet_history: History,
     page = client.get("/hosts/web1").text
     assert "<script>alert(1)" not in page and "\x1b" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_a_host_belongs_to_the_site_of_its_newest_job(fleet_history: History) -> None:
+    from upkeeper.sites.hostsite import host_site, site_hosts
+
+    assert host_site(fleet_history, "web1") is None and site_hosts(fleet_history, "x") == set()
+    sites(fleet_history, live=False)
+    with fleet_history.transaction() as db:  # web1 moved: its next job went to acme-dc
+        db.execute("INSERT INTO site_jobs (job_id, run_id, site, host, published, deadline,"
+                   " state) VALUES ('j3', 'run-002', 'acme-dc', 'web1', ?, 0, 'queued')",
+                   (time.time(),))
+    assert site_hosts(fleet_history, "acme-office") == set()
+    assert site_hosts(fleet_history, "acme-dc") == {"web1"}
+    found = host_site(fleet_history, "web1")
+    assert found is not None and (found.site, found.worker) == ("acme-dc", None)

@@ -56,14 +56,13 @@ def host_site(history: History, host: str) -> HostSite | None:
                     None if r["finished"] is None else float(r["finished"]))
 
 
-def site_hosts(history: History) -> dict[str, set[str]]:
-    """Site -> the hosts whose newest job went to it."""
+def site_hosts(history: History, site: str) -> set[str]:
+    """The hosts whose newest job went to ``site`` (a host moved to another site is
+    that site's now)."""
     if not _ready(history):
-        return {}
+        return set()
     rows = history.query(
-        "SELECT host, site FROM (SELECT host, site, ROW_NUMBER() OVER (PARTITION BY host"
-        " ORDER BY published DESC) AS rn FROM site_jobs) WHERE rn = 1")
-    out: dict[str, set[str]] = {}
-    for r in rows:
-        out.setdefault(r["site"], set()).add(r["host"])
-    return out
+        "SELECT j.host FROM site_jobs j WHERE j.site=? GROUP BY j.host HAVING"
+        " MAX(j.published) >= (SELECT MAX(k.published) FROM site_jobs k WHERE"
+        " k.host=j.host)", (site,))
+    return {r[0] for r in rows}

@@ -85,12 +85,13 @@ def offline_sites(history: History, user: User) -> list[dict[str, Any]]:
     from upkeeper.sites.liveness import offline_sites as gone
 
     found = gone(history)
-    hosts = site_hosts(history)
+    if not found:
+        return []
     visible = data.visible_hosts(history, user)
     out = []
     for st in found:
-        mine = sorted(hosts.get(st.site, set()) if visible is None
-                      else hosts.get(st.site, set()) & set(visible))
+        hosts = site_hosts(history, st.site)
+        mine = sorted(hosts if visible is None else hosts & set(visible))
         if visible is not None and not mine:
             continue
         out.append({"site": st.site, "last_seen": st.last_seen, "queued": st.queued,
