@@ -49,7 +49,7 @@ def sites(history: History, *, live: bool) -> None:
     site_store.ensure_tables(history)
     site_store.record_published(history, [("j1", "run-001", "acme-office", "web1", 0.0),
                                           ("j2", "run-001", "globex-dc", "mail1", 0.0)])
-    site_store.finish_job(history, "j1", site_store.DONE, worker="w-acme-1")
+    site_store.finish_job(history, "j1", "acme-office", site_store.DONE, worker="w-acme-1")
     seen = time.time() if live else time.time() - 3600
     site_store.saw_workers(history, [("acme-office", "w-acme-1", seen),
                                      ("globex-dc", "w-globex-1", seen)])
