@@ -170,14 +170,26 @@ def _call_seam(seam: HostFinished, state: RunState, host: Host, slot: TransportS
                delivered: list[tuple[int, CheckSpec, list[Result]]],
                redactor: Redactor) -> None:
     def rerun(index: int) -> list[Result]:
+        """Run check ``index`` again and store what it says: a later result of the run
+        (not in ``run.results``, which hold one result per check), so the current state
+        and the monthly report see the host as the re-run found it."""
         spec = state.pb.checks[index]
+        started, t0 = utcnow(), time.monotonic()
         results, _fatal = run_check(state, index, spec, host, slot, state.pb.host_timeout,
                                     redactor)
         for r in results:
             r.host, r.check = host.name, r.check or spec.check
             r.name = r.name or spec.label
+            r.started = started
+            r.duration = r.duration or (time.monotonic() - t0)
             r.summary = redactor.text(r.summary)
             r.details = redactor.obj(r.details)
+            if not state.check_mode:
+                try:
+                    state.history.add_result(state.run_id, r)
+                except Exception as exc:  # the caller still judges the re-run
+                    log.error("could not store re-run result for %s/%s: %s", r.host,
+                              r.check, exc)
         return results
 
     def params(index: int) -> BaseModel | None:
