@@ -96,3 +96,34 @@ def test_check_mode_shows_the_plan_and_changes_nothing(tmp_path, state_dir, syst
     assert doc["remediation"][0]["outcome"] == "planned"
     kinds = [r["kind"] for r in json.loads(upk("audit", "list", "--format", "json").stdout)]
     assert kinds == ["check-plan", "check-plan"]
+
+
+def test_fixed_line_says_fixed_once(tmp_path, state_dir, systemd):
+    book = tmp_path / "pb.yml"
+    book.write_text(PB.replace("tier: approve", "tier: auto"))
+    systemd.set("nginx", "failed")
+    res = upk("run", str(book))
+    assert systemd.state("nginx") == "active"
+    line = next(x for x in res.stdout.splitlines() if x.startswith("fix "))
+    assert line == ("fix system.service.restart on localhost (system.service): fixed: "
+                    "restart nginx (failed, dead)")
+
+
+def test_audit_verify_json(tmp_path, state_dir, systemd):
+    book = tmp_path / "pb.yml"
+    book.write_text(PB.replace("tier: approve", "tier: auto"))
+    systemd.set("nginx", "failed")
+    upk("run", str(book))
+    ok = upk("audit", "verify", "--format", "json")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    doc = json.loads(ok.stdout)
+    assert doc["intact"] is True and doc["records"] == 4 and doc["problems"] == []
+    db = sqlite3.connect(state_dir / "history.sqlite3")
+    db.execute("DROP TRIGGER remediation_audit_no_update")
+    db.execute("UPDATE remediation_audit SET actor='someone' WHERE kind='apply'")
+    db.commit()
+    db.close()
+    bad = upk("audit", "verify", "--format", "json")
+    assert bad.returncode == 2
+    doc = json.loads(bad.stdout)
+    assert doc["intact"] is False and doc["problems"] and doc["exit_code"] == 2

@@ -168,21 +168,28 @@ def audit() -> None:
 
 
 @audit.command()
+@click.option("--format", "fmt", type=FORMATS, default="table")
 @click.pass_context
-def verify(ctx: click.Context) -> None:
+def verify(ctx: click.Context, fmt: str) -> None:
     """Check the chain: exit 0 when intact, 2 when a record was edited or removed."""
     from upkeeper.remediation.audit import AuditLog
 
     log = AuditLog(open_history(resolve_state_dir(ctx)))
     problems = log.verify()
+    last = log.records(newest_first=True, limit=1)
+    count = last[0].seq if last else 0
+    if fmt == "json":
+        click.echo(to_json({"status": "CRIT" if problems else "OK", "intact": not problems,
+                            "records": count, "problems": problems,
+                            "exit_code": 2 if problems else 0}))
+        sys.exit(2 if problems else 0)
     if problems:
         for p in problems:
             click.echo(f"audit: {p}", err=True)
         click.echo(f"CRIT: the audit trail was tampered with ({len(problems)} problem"
                    f"{'s' if len(problems) > 1 else ''})")
         sys.exit(2)
-    last = log.records(newest_first=True, limit=1)
-    click.echo(f"OK: {last[0].seq if last else 0} records, chain intact")
+    click.echo(f"OK: {count} records, chain intact")
 
 
 @audit.command("list")
