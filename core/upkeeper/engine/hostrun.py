@@ -155,8 +155,10 @@ def run_host(state: RunState, raw: Host) -> None:
                 state.fail_rest(host, index + 1, fatal.status, f"not run: {fatal}", redactor)
                 if state.run is not None:  # alerts tell it once, not once per check
                     lost = [r.name for r in results] + [s.label for s in pb.checks[index + 1:]]
+                    # Readers say "unreachable: <reason>"; SSH's errors say it already.
+                    reason = str(fatal).removeprefix("unreachable: ")
                     state.run.unreachable[host.name] = Unreachable(
-                        redactor.text(str(fatal)), fatal.status, frozenset(lost))
+                        redactor.text(reason), fatal.status, frozenset(lost))
                 return
         seam: HostFinished | None = getattr(state, "host_finished", None)
         if seam is not None and not state.stop.is_set():
