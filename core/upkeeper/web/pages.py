@@ -84,18 +84,30 @@ def client_page(request: Request) -> Response:
         "down": {h.host: h.down_reason for h in view.hosts if h.down},
         "charts": _client_charts(site.history, hosts, start, end),
         "disks": disks, "patches": patches, "backups": backups,
-        "acks": site.actions.acks(hosts), "report": _report_link(name)})
+        "acks": site.actions.acks(hosts), "report": _report_link(site, name, hosts)})
 
 
-def _report_link(client: str) -> dict[str, Any]:
-    """The client report's URL and the months offered (newest first, last month first)."""
-    from datetime import date
+def _report_link(site: Any, client: str, hosts: list[str]) -> dict[str, Any]:
+    """The client report's URL and the months offered: those since the client's first
+    result (up to 13), last month first and this month last; a client whose history
+    starts this month is offered only this month."""
+    from datetime import datetime
 
-    today = date.today()
+    from upkeeper.monthly.period import client_timezone
+    from upkeeper.engine.windows import get_zone
+
+    zone = get_zone(client_timezone(v for v in site.config.inventory.values()
+                                    if str(v.get("client")) == client))
+    today = datetime.now(zone).date()
+    first = data.first_result_ts(site.history, hosts)
+    oldest = (datetime.fromtimestamp(first, zone).strftime("%Y-%m") if first is not None
+              else f"{today.year:04d}-{today.month:02d}")
     months = []
     year, month = today.year, today.month
     for _ in range(13):
         months.append(f"{year:04d}-{month:02d}")
+        if months[-1] <= oldest:
+            break
         year, month = (year, month - 1) if month > 1 else (year - 1, 12)
     return {"url": f"/clients/{quote(client)}/report", "months": months[1:] + months[:1]}
 

@@ -1,0 +1,57 @@
+"""The dashboard as a newcomer meets it after a few runs of today: the monthly report
+offered first is one that has results, and runs of the same minutes can be told apart."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from tests.web.fleetdata import result
+from upkeeper.after_run.clients import CLIENT_STATE
+from upkeeper.models import RunRecord, Status
+from upkeeper.store.history import History
+from upkeeper.web.app import create_app
+from upkeeper.web.site import WebConfig
+
+
+@pytest.fixture
+def fresh(tmp_path: Path) -> Iterator[tuple[History, TestClient]]:
+    """Three runs of the last few seconds, nothing earlier."""
+    history = History(tmp_path / "history.sqlite3")
+    history.set_state("web1", *CLIENT_STATE, "acme")
+    now = datetime.now(timezone.utc)
+    for n in range(3):
+        run = RunRecord(f"20261206T0452{n}0Z-00000{n}", "daily", started=now,
+                        meta={"clients": {"web1": "acme"}})
+        history.start_run(run)
+        history.add_result(run.run_id, result("web1", "disk.usage", Status.OK, "/ 20% used",
+                                              now, {"/:used_pct": 20.0}))
+        run.finished = now
+        history.finish_run(run)
+    with TestClient(create_app(history, WebConfig()), base_url="http://127.0.0.1:8470",
+                    follow_redirects=False) as c:
+        yield history, c
+    history.close()
+
+
+def test_report_offered_first_has_results(fresh: tuple[History, TestClient]) -> None:
+    _history, client = fresh
+    page = client.get("/clients/acme").text
+    form = page[page.index('action="/clients/acme/report"'):]
+    months = re.findall(r"<option>(\d{4}-\d\d)</option>", form)
+    this_month = datetime.now(timezone.utc).strftime("%Y-%m")
+    assert months == [this_month]  # no month without a result is offered
+    got = client.get(f"/clients/acme/report?month={months[0]}")
+    assert got.status_code == 200 and "web1" in got.text
+
+
+def test_runs_of_the_same_minute_are_told_apart(fresh: tuple[History, TestClient]) -> None:
+    _history, client = fresh
+    page = client.get("/runs").text
+    shown = re.findall(r'<a href="/runs/[^"]+">([^<]+)</a>', page)
+    assert len(shown) == 3 and len(set(shown)) == 3
