@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
@@ -31,6 +31,8 @@ log = logging.getLogger("upkeeper.engine.runner")
 
 FACTS_TIMEOUT = 60.0
 INTERRUPTED_BEFORE = "run interrupted before this check started"
+#: How a stored re-run result (a fix's verification) reads beside the run's own result.
+RERUN_PREFIX = "re-checked after a fix: "
 
 
 class RunState(Protocol):
@@ -188,7 +190,8 @@ def _call_seam(seam: HostFinished, state: RunState, host: Host, slot: TransportS
             r.details = redactor.obj(r.details)
             if not state.check_mode:
                 try:
-                    state.history.add_result(state.run_id, r)
+                    state.history.add_result(state.run_id, replace(
+                        r, summary=f"{RERUN_PREFIX}{r.summary}"))
                 except Exception as exc:  # the caller still judges the re-run
                     log.error("could not store re-run result for %s/%s: %s", r.host,
                               r.check, exc)
