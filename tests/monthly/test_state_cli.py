@@ -132,3 +132,18 @@ def test_down_reason_says_unreachable_once(tmp_path: Path, state_dir: Path) -> N
     row = res.stdout.splitlines()[1].split("\t")
     assert row[3] == "DOWN" and row[5].startswith("unreachable: cannot connect")
     assert row[5].count("unreachable") == 1
+
+
+def test_state_errors_are_json_documents_with_format_json(state_dir: Path) -> None:
+    res = CliRunner().invoke(main, ["state", "--format", "json"])
+    assert res.exit_code == 3
+    doc = json.loads(res.stdout)
+    assert doc["exit_code"] == 3 and "no history" in doc["error"]
+    _fleet(state_dir)
+    res = CliRunner().invoke(main, ["state", "--host", "nosuch", "--format", "json"])
+    assert res.exit_code == 3
+    doc = json.loads(res.stdout)
+    assert doc["exit_code"] == 3 and "no results for host 'nosuch'" in doc["error"]
+    res = CliRunner().invoke(main, ["state", "--host", "nosuch"])
+    assert res.exit_code == 3 and res.stdout == ""
+    assert "no results for host 'nosuch'" in res.stderr

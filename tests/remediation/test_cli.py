@@ -127,3 +127,14 @@ def test_audit_verify_json(tmp_path, state_dir, systemd):
     assert bad.returncode == 2
     doc = json.loads(bad.stdout)
     assert doc["intact"] is False and doc["problems"] and doc["exit_code"] == 2
+
+
+def test_fixes_list_in_a_state_dir_without_history_says_so(tmp_path):
+    """A mistyped --state-dir is an error, not "no plans wait for approval" (and it
+    creates nothing there)."""
+    wrong = tmp_path / "typo"
+    res = upk("--state-dir", str(wrong), "fixes", "list", "--format", "json")
+    assert res.returncode == 3
+    assert "no history database" in json.loads(res.stdout)["error"]
+    assert upk("--state-dir", str(wrong), "fixes", "approve", "abc").returncode == 3
+    assert not wrong.exists()

@@ -47,7 +47,7 @@ def list_cmd(ctx: click.Context, client: str | None, host: str | None, fmt: str)
     from upkeeper.remediation.approvals import Approvals
     from upkeeper.remediation.budget import Budgets
 
-    db = open_history(resolve_state_dir(ctx), create=True)
+    db = open_history(resolve_state_dir(ctx))
     waiting = Approvals(db).pending(client=client, host=host)
     stuck = [b for b in Budgets(db).all(quarantined_only=True)
              if host is None or b.host == host]
@@ -80,7 +80,7 @@ def show(ctx: click.Context, approval_id: str, fmt: str) -> None:
     from upkeeper.remediation.approvals import ApprovalError, Approvals
 
     try:
-        a = Approvals(open_history(resolve_state_dir(ctx), create=True)).get(approval_id)
+        a = Approvals(open_history(resolve_state_dir(ctx))).get(approval_id)
     except ApprovalError as exc:
         die(str(exc))
     data: dict[str, Any] = {"id": a.id, "state": a.state, "host": a.host,
@@ -104,7 +104,7 @@ def approve(ctx: click.Context, approval_id: str) -> None:
     from upkeeper.remediation.approvals import ApprovalError, Approvals
 
     try:
-        a = Approvals(open_history(resolve_state_dir(ctx), create=True)).approve(
+        a = Approvals(open_history(resolve_state_dir(ctx))).approve(
             approval_id, _actor())
     except ApprovalError as exc:
         die(str(exc))
@@ -120,7 +120,7 @@ def deny(ctx: click.Context, approval_id: str, reason: str) -> None:
     from upkeeper.remediation.approvals import ApprovalError, Approvals
 
     try:
-        a = Approvals(open_history(resolve_state_dir(ctx), create=True)).deny(
+        a = Approvals(open_history(resolve_state_dir(ctx))).deny(
             approval_id, _actor(), reason)
     except ApprovalError as exc:
         die(str(exc))
@@ -136,7 +136,7 @@ def release(ctx: click.Context, host: str, fix: str) -> None:
     from upkeeper.remediation.audit import AuditLog
     from upkeeper.remediation.budget import Budgets
 
-    db = open_history(resolve_state_dir(ctx), create=True)
+    db = open_history(resolve_state_dir(ctx))
     if not Budgets(db).release(host, fix):
         die(f"{fix} is not quarantined on {host} (see `upkeeper fixes list`)")
     AuditLog(db).append("release", _actor(), f"{host}/{fix}", {"fix": fix}, host=host)
