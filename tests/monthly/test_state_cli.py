@@ -147,3 +147,10 @@ def test_state_errors_are_json_documents_with_format_json(state_dir: Path) -> No
     res = CliRunner().invoke(main, ["state", "--host", "nosuch"])
     assert res.exit_code == 3 and res.stdout == ""
     assert "no results for host 'nosuch'" in res.stderr
+
+
+def test_state_format_table_like_every_other_command(state_dir: Path) -> None:
+    _fleet(state_dir)
+    res = CliRunner().invoke(main, ["state", "--format", "table"])
+    assert res.exit_code == 3, res.output
+    assert res.stdout.splitlines()[0].split("\t")[0] == "Client"

@@ -61,8 +61,8 @@ def rows(state: FleetState) -> tuple[list[tuple[str, ...]], list[str | None]]:
 @click.option("--host", metavar="NAME", help="Only this host.")
 @click.option("--problems", is_flag=True,
               help="Only problems: checks not OK, stale results and hosts that are down.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-              show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "text", "json"]), default="table",
+              show_default=True, help="table (also 'text') or json.")
 @click.pass_context
 def state(ctx: click.Context, client: str | None, host: str | None, problems: bool,
           fmt: str) -> None:
