@@ -55,3 +55,38 @@ def test_runs_of_the_same_minute_are_told_apart(fresh: tuple[History, TestClient
     page = client.get("/runs").text
     shown = re.findall(r'<a href="/runs/[^"]+">([^<]+)</a>', page)
     assert len(shown) == 3 and len(set(shown)) == 3
+
+
+def test_run_page_shows_check_mode_and_the_fixes_of_the_run(
+        fresh: tuple[History, TestClient]) -> None:
+    history, client = fresh
+    now = datetime.now(timezone.utc)
+    run = RunRecord("run-fix", "keep up", started=now, check_mode=True, meta={
+        "clients": {"web1": "acme", "mail1": "globex"},
+        "remediation": [
+            {"host": "web1", "client": "acme", "check": "system.service",
+             "name": "nginx up", "fix": "system.service.restart", "outcome": "planned",
+             "summary": "would restart nginx (failed, dead) (check mode)"},
+            {"host": "mail1", "client": "globex", "check": "system.service",
+             "name": "postfix up", "fix": "system.service.restart", "outcome": "planned",
+             "summary": "would restart postfix (failed, dead) (check mode)"}]})
+    history.start_run(run)
+    history.add_result(run.run_id, result("web1", "system.service", Status.CRIT,
+                                          "nginx is failed (dead)", now))
+    history.add_result(run.run_id, result("mail1", "system.service", Status.CRIT,
+                                          "postfix is failed (dead)", now))
+    run.finished = now
+    history.finish_run(run)
+    page = client.get("/runs/run-fix").text
+    assert "check mode" in page
+    assert "would restart nginx (failed, dead)" in page and "postfix" in page
+    assert "system.service.restart" in page
+    from tests.web.conftest import FAST_HASHER
+    from upkeeper.web.auth import Users
+
+    Users(history, hasher=FAST_HASHER).add("acme-v", "viewer", ("acme",), password="pw-1")
+    with TestClient(create_app(history, WebConfig(hasher=FAST_HASHER)),
+                    base_url="http://127.0.0.1:8470") as scoped:
+        scoped.post("/login", data={"user": "acme-v", "password": "pw-1"})
+        page = scoped.get("/runs/run-fix").text
+        assert "would restart nginx" in page and "postfix" not in page

@@ -189,7 +189,8 @@ def run_row(history: History, run_id: str) -> dict[str, Any] | None:
     return {"run_id": r["id"], "playbook": r["playbook"], "status": status,
             "started": datetime.fromtimestamp(r["started"], tz=UTC),
             "finished": datetime.fromtimestamp(r["finished"], tz=UTC) if r["finished"]
-            else None, "meta": json.loads(r["meta"] or "{}")}
+            else None, "meta": json.loads(r["meta"] or "{}"),
+            "check_mode": bool(r["check_mode"])}
 
 
 def run_visible_hosts(history: History, run: dict[str, Any], user: User) -> list[str] | None:

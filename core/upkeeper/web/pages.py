@@ -226,7 +226,9 @@ def _run_or_404(request: Request) -> tuple[dict[str, Any], list[str] | None]:
 def run_page(request: Request) -> Response:
     run, scope = _run_or_404(request)
     results = data.run_results(site_of(request).history, run["run_id"], scope)
-    return render(request, "run.html.j2", {"run": run, "results": results})
+    fixes = [f for f in run["meta"].get("remediation") or []
+             if isinstance(f, dict) and (scope is None or f.get("host") in scope)]
+    return render(request, "run.html.j2", {"run": run, "results": results, "fixes": fixes})
 
 
 def run_progress(request: Request) -> Response:
