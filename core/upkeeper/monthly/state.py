@@ -352,7 +352,7 @@ def current_state(history: History, *, client: str | None = None, host: str | No
     for cname, hosts in grouped.items():
         hosts.sort(key=lambda h: (not h.down, -h.status.severity, h.host))
         out.append(ClientState(cname, tuple(hosts)))
-    out.sort(key=lambda c: (-c.status.severity, c.name))
+    out.sort(key=lambda c: (-c.status.severity, c.name == NO_CLIENT, c.name))
     return FleetState(now, tuple(out))
 
 
