@@ -90,3 +90,16 @@ def test_run_page_shows_check_mode_and_the_fixes_of_the_run(
         scoped.post("/login", data={"user": "acme-v", "password": "pw-1"})
         page = scoped.get("/runs/run-fix").text
         assert "would restart nginx" in page and "postfix" not in page
+
+
+def test_no_client_page_offers_no_monthly_report(fresh: tuple[History, TestClient]) -> None:
+    history, client = fresh
+    now = datetime.now(timezone.utc)
+    run = RunRecord("run-local", "quick", started=now)
+    history.start_run(run)
+    history.add_result("run-local", result("laptop", "system.uptime", Status.OK,
+                                           "up 3 days", now))
+    page = client.get("/clients/%28no%20client%29")
+    assert page.status_code == 200 and "laptop" in page.text
+    assert "Monthly report" not in page.text
+    assert "Monthly report" in client.get("/clients/acme").text

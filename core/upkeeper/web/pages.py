@@ -84,7 +84,9 @@ def client_page(request: Request) -> Response:
         "down": {h.host: h.down_reason for h in view.hosts if h.down},
         "charts": _client_charts(site.history, hosts, start, end),
         "disks": disks, "patches": patches, "backups": backups,
-        "acks": site.actions.acks(hosts), "report": _report_link(site, name, hosts)})
+        "acks": site.actions.acks(hosts),
+        # A monthly report is of one client; hosts without one have none.
+        "report": None if name == data.NO_CLIENT else _report_link(site, name, hosts)})
 
 
 def _report_link(site: Any, client: str, hosts: list[str]) -> dict[str, Any]:
