@@ -95,8 +95,8 @@ def _report_link(site: Any, client: str, hosts: list[str]) -> dict[str, Any]:
     starts this month is offered only this month."""
     from datetime import datetime
 
-    from upkeeper.monthly.period import client_timezone
     from upkeeper.engine.windows import get_zone
+    from upkeeper.monthly.period import client_timezone
 
     zone = get_zone(client_timezone(v for v in site.config.inventory.values()
                                     if str(v.get("client")) == client))
