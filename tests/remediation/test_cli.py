@@ -138,3 +138,36 @@ def test_fixes_list_in_a_state_dir_without_history_says_so(tmp_path):
     assert "no history database" in json.loads(res.stdout)["error"]
     assert upk("--state-dir", str(wrong), "fixes", "approve", "abc").returncode == 3
     assert not wrong.exists()
+
+
+def test_fixes_list_shows_approved_plans_and_filters_quarantines_by_client(
+        tmp_path, state_dir, systemd):
+    """An approved plan waits for the next run: the list says so (it said "no plans
+    wait for approval"); --client also narrows the quarantined fixes."""
+    from datetime import timedelta
+
+    from upkeeper.after_run.clients import CLIENT_STATE
+    from upkeeper.remediation.budget import Budgets
+    from upkeeper.store.history import History
+
+    book = tmp_path / "pb.yml"
+    book.write_text(PB)
+    systemd.set("nginx", "failed")
+    upk("run", str(book))
+    [pending] = json.loads(upk("fixes", "list", "--format", "json").stdout)["pending"]
+    assert upk("fixes", "approve", pending["id"]).returncode == 0
+    doc = json.loads(upk("fixes", "list", "--format", "json").stdout)
+    assert doc["pending"] == [] and [a["id"] for a in doc["approved"]] == [pending["id"]]
+    table = upk("fixes", "list").stdout
+    assert pending["id"] in table and "approved" in table
+    history = History(state_dir / "history.sqlite3")
+    history.set_state("mail1", *CLIENT_STATE, "globex")
+    budgets = Budgets(history)
+    budgets.begin("mail1", "disk.cleanup", timedelta(hours=1))
+    assert budgets.finish("mail1", "disk.cleanup", succeeded=False, settle=0,
+                          quarantine_after=1)
+    history.close()
+    mine = json.loads(upk("fixes", "list", "--client", "acme", "--format", "json").stdout)
+    assert mine["quarantined"] == []
+    theirs = json.loads(upk("fixes", "list", "--client", "globex", "--format", "json").stdout)
+    assert [q["host"] for q in theirs["quarantined"]] == ["mail1"]

@@ -42,33 +42,48 @@ def fixes() -> None:
 @click.option("--format", "fmt", type=FORMATS, default="table")
 @click.pass_context
 def list_cmd(ctx: click.Context, client: str | None, host: str | None, fmt: str) -> None:
-    """Plans waiting for approval (expired ones are denied and recorded first), and
-    fixes quarantined on a host."""
+    """Plans waiting for approval (expired ones are denied and recorded first), approved
+    plans not applied yet, and fixes quarantined on a host."""
+    from upkeeper.monthly.state import host_clients
     from upkeeper.remediation.approvals import Approvals
     from upkeeper.remediation.budget import Budgets
 
     db = open_history(resolve_state_dir(ctx))
-    waiting = Approvals(db).pending(client=client, host=host)
+    queue = Approvals(db)
+    waiting = queue.pending(client=client, host=host)
+    ready = queue.approved(client=client, host=host)
+    owners = host_clients(db) if client is not None else {}
     stuck = [b for b in Budgets(db).all(quarantined_only=True)
-             if host is None or b.host == host]
+             if (host is None or b.host == host)
+             and (client is None or owners.get(b.host) == client)]
     if fmt == "json":
         click.echo(to_json({
-            "pending": [{"id": a.id, "host": a.host, "client": a.client, "check": a.check,
-                         "fix": a.fix, "plan": a.plan, "created": a.created.isoformat(),
-                         "expires": a.expires.isoformat()} for a in waiting],
+            "pending": [_approval_dict(a) for a in waiting],
+            "approved": [_approval_dict(a) for a in ready],
             "quarantined": [{"host": b.host, "fix": b.fix, "reason": b.reason,
                              "since": b.quarantined} for b in stuck]}))
         return
-    if not waiting and not stuck:
+    if not waiting and not ready and not stuck:
         click.echo("no plans wait for approval; no fix is quarantined")
         return
     if waiting:
         print_table(("Id", "Host", "Client", "Fix", "Plan", "Expires"),
                     [(a.id, a.host, a.client or "-", a.fix, a.plan.get("summary", ""),
                       _when(a.expires)) for a in waiting])
+    if ready:
+        click.echo("approved, applied by the next run that finds the same failure:")
+        print_table(("Id", "Host", "Client", "Fix", "Plan", "Expires"),
+                    [(a.id, a.host, a.client or "-", a.fix, a.plan.get("summary", ""),
+                      _when(a.expires)) for a in ready])
     if stuck:
         click.echo("quarantined (upkeeper fixes release HOST FIX):")
         print_table(("Host", "Fix", "Reason"), [(b.host, b.fix, b.reason) for b in stuck])
+
+
+def _approval_dict(a: Any) -> dict[str, Any]:
+    return {"id": a.id, "host": a.host, "client": a.client, "check": a.check, "fix": a.fix,
+            "plan": a.plan, "created": a.created.isoformat(),
+            "expires": a.expires.isoformat()}
 
 
 @fixes.command()
