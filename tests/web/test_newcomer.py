@@ -103,3 +103,23 @@ def test_no_client_page_offers_no_monthly_report(fresh: tuple[History, TestClien
     assert page.status_code == 200 and "laptop" in page.text
     assert "Monthly report" not in page.text
     assert "Monthly report" in client.get("/clients/acme").text
+
+
+def test_fleet_names_inventory_clients_never_checked(fresh: tuple[History, TestClient]
+                                                     ) -> None:
+    """With -i, a client of the inventory that nothing has checked yet is on the fleet
+    page (a forgotten client is the one that matters), not silently missing."""
+    from tests.web.conftest import FAST_HASHER
+    from upkeeper.web.auth import Users
+
+    history, _client = fresh
+    inventory = {"web1": {"client": "acme"}, "fs1": {"client": "initech"},
+                 "fs2": {"client": "initech"}, "laptop": {}}
+    with TestClient(create_app(history, WebConfig(inventory=inventory, hasher=FAST_HASHER)),
+                    base_url="http://127.0.0.1:8470") as c:
+        page = c.get("/").text
+        assert "No results yet" in page and "initech" in page and "fs1, fs2" in page
+        Users(history, hasher=FAST_HASHER).add("acme-v", "viewer", ("acme",), password="pw-1")
+        c.post("/login", data={"user": "acme-v", "password": "pw-1"})
+        page = c.get("/").text
+        assert "acme" in page and "initech" not in page and "fs1" not in page

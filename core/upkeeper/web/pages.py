@@ -41,9 +41,15 @@ def fleet(request: Request) -> Response:
     site, user = site_of(request), user_of(request)
     state = data.fleet(site.history, user)
     runs = data.last_runs(site.history, user)
+    known = {c.name for c in state.clients}
+    unchecked: dict[str, list[str]] = {}
+    for host, hv in sorted(site.config.inventory.items()):
+        name = str(hv.get("client") or "")
+        if name and name not in known and user.sees(name):
+            unchecked.setdefault(name, []).append(host)
     return render(request, "fleet.html.j2", {
         "clients": [(c, data.problems(c)) for c in state.clients], "runs": runs,
-        "totals": state.counts})
+        "totals": state.counts, "unchecked": sorted(unchecked.items())})
 
 
 def client_page(request: Request) -> Response:
