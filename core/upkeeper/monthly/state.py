@@ -319,7 +319,7 @@ def current_state(history: History, *, client: str | None = None, host: str | No
     wanted: list[str] | None = None
     if host is not None:
         wanted = [host]
-    elif client is not None:
+    elif client is not None and client != NO_CLIENT:  # hosts without one are not listed
         wanted = sorted(h for h, c in clients.items() if c == client)
     rows = [r for r in _select(history, wanted)
             if client is None or clients.get(r["host"], NO_CLIENT) == client]
