@@ -42,33 +42,48 @@ def fixes() -> None:
 @click.option("--format", "fmt", type=FORMATS, default="table")
 @click.pass_context
 def list_cmd(ctx: click.Context, client: str | None, host: str | None, fmt: str) -> None:
-    """Plans waiting for approval (expired ones are denied and recorded first), and
-    fixes quarantined on a host."""
+    """Plans waiting for approval (expired ones are denied and recorded first), approved
+    plans not applied yet, and fixes quarantined on a host."""
+    from upkeeper.monthly.state import host_clients
     from upkeeper.remediation.approvals import Approvals
     from upkeeper.remediation.budget import Budgets
 
-    db = open_history(resolve_state_dir(ctx), create=True)
-    waiting = Approvals(db).pending(client=client, host=host)
+    db = open_history(resolve_state_dir(ctx))
+    queue = Approvals(db)
+    waiting = queue.pending(client=client, host=host)
+    ready = queue.approved(client=client, host=host)
+    owners = host_clients(db) if client is not None else {}
     stuck = [b for b in Budgets(db).all(quarantined_only=True)
-             if host is None or b.host == host]
+             if (host is None or b.host == host)
+             and (client is None or owners.get(b.host) == client)]
     if fmt == "json":
         click.echo(to_json({
-            "pending": [{"id": a.id, "host": a.host, "client": a.client, "check": a.check,
-                         "fix": a.fix, "plan": a.plan, "created": a.created.isoformat(),
-                         "expires": a.expires.isoformat()} for a in waiting],
+            "pending": [_approval_dict(a) for a in waiting],
+            "approved": [_approval_dict(a) for a in ready],
             "quarantined": [{"host": b.host, "fix": b.fix, "reason": b.reason,
                              "since": b.quarantined} for b in stuck]}))
         return
-    if not waiting and not stuck:
+    if not waiting and not ready and not stuck:
         click.echo("no plans wait for approval; no fix is quarantined")
         return
     if waiting:
         print_table(("Id", "Host", "Client", "Fix", "Plan", "Expires"),
                     [(a.id, a.host, a.client or "-", a.fix, a.plan.get("summary", ""),
                       _when(a.expires)) for a in waiting])
+    if ready:
+        click.echo("approved, applied by the next run that finds the same failure:")
+        print_table(("Id", "Host", "Client", "Fix", "Plan", "Expires"),
+                    [(a.id, a.host, a.client or "-", a.fix, a.plan.get("summary", ""),
+                      _when(a.expires)) for a in ready])
     if stuck:
         click.echo("quarantined (upkeeper fixes release HOST FIX):")
         print_table(("Host", "Fix", "Reason"), [(b.host, b.fix, b.reason) for b in stuck])
+
+
+def _approval_dict(a: Any) -> dict[str, Any]:
+    return {"id": a.id, "host": a.host, "client": a.client, "check": a.check, "fix": a.fix,
+            "plan": a.plan, "created": a.created.isoformat(),
+            "expires": a.expires.isoformat()}
 
 
 @fixes.command()
@@ -80,7 +95,7 @@ def show(ctx: click.Context, approval_id: str, fmt: str) -> None:
     from upkeeper.remediation.approvals import ApprovalError, Approvals
 
     try:
-        a = Approvals(open_history(resolve_state_dir(ctx), create=True)).get(approval_id)
+        a = Approvals(open_history(resolve_state_dir(ctx))).get(approval_id)
     except ApprovalError as exc:
         die(str(exc))
     data: dict[str, Any] = {"id": a.id, "state": a.state, "host": a.host,
@@ -104,7 +119,7 @@ def approve(ctx: click.Context, approval_id: str) -> None:
     from upkeeper.remediation.approvals import ApprovalError, Approvals
 
     try:
-        a = Approvals(open_history(resolve_state_dir(ctx), create=True)).approve(
+        a = Approvals(open_history(resolve_state_dir(ctx))).approve(
             approval_id, _actor())
     except ApprovalError as exc:
         die(str(exc))
@@ -120,7 +135,7 @@ def deny(ctx: click.Context, approval_id: str, reason: str) -> None:
     from upkeeper.remediation.approvals import ApprovalError, Approvals
 
     try:
-        a = Approvals(open_history(resolve_state_dir(ctx), create=True)).deny(
+        a = Approvals(open_history(resolve_state_dir(ctx))).deny(
             approval_id, _actor(), reason)
     except ApprovalError as exc:
         die(str(exc))
@@ -136,7 +151,7 @@ def release(ctx: click.Context, host: str, fix: str) -> None:
     from upkeeper.remediation.audit import AuditLog
     from upkeeper.remediation.budget import Budgets
 
-    db = open_history(resolve_state_dir(ctx), create=True)
+    db = open_history(resolve_state_dir(ctx))
     if not Budgets(db).release(host, fix):
         die(f"{fix} is not quarantined on {host} (see `upkeeper fixes list`)")
     AuditLog(db).append("release", _actor(), f"{host}/{fix}", {"fix": fix}, host=host)
@@ -168,21 +183,28 @@ def audit() -> None:
 
 
 @audit.command()
+@click.option("--format", "fmt", type=FORMATS, default="table")
 @click.pass_context
-def verify(ctx: click.Context) -> None:
+def verify(ctx: click.Context, fmt: str) -> None:
     """Check the chain: exit 0 when intact, 2 when a record was edited or removed."""
     from upkeeper.remediation.audit import AuditLog
 
     log = AuditLog(open_history(resolve_state_dir(ctx)))
     problems = log.verify()
+    last = log.records(newest_first=True, limit=1)
+    count = last[0].seq if last else 0
+    if fmt == "json":
+        click.echo(to_json({"status": "CRIT" if problems else "OK", "intact": not problems,
+                            "records": count, "problems": problems,
+                            "exit_code": 2 if problems else 0}))
+        sys.exit(2 if problems else 0)
     if problems:
         for p in problems:
             click.echo(f"audit: {p}", err=True)
         click.echo(f"CRIT: the audit trail was tampered with ({len(problems)} problem"
                    f"{'s' if len(problems) > 1 else ''})")
         sys.exit(2)
-    last = log.records(newest_first=True, limit=1)
-    click.echo(f"OK: {last[0].seq if last else 0} records, chain intact")
+    click.echo(f"OK: {count} records, chain intact")
 
 
 @audit.command("list")

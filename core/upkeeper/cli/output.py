@@ -183,8 +183,11 @@ def fix_lines(fixes: list[dict[str, Any]]) -> list[str]:
     """One line per fix the run triggered, and under a plan the commands it would run."""
     out = []
     for f in fixes:
+        summary = str(f["summary"])
+        # A fixed outcome's summary already says so ("fixed: restart nginx").
+        summary = summary.removeprefix(f"{f['outcome']}: ")
         out.append(f"fix {f['fix']} on {f['host']} ({f['name']}): {f['outcome']}: "
-                   f"{f['summary']}")
+                   f"{summary}")
         if f["outcome"] in ("planned", "awaiting-approval") and f.get("plan"):
             out += [f"    would run: {shlex.join(c)}" for c in f["plan"].get("commands", [])[:20]]
     return out

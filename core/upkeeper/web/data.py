@@ -189,7 +189,8 @@ def run_row(history: History, run_id: str) -> dict[str, Any] | None:
     return {"run_id": r["id"], "playbook": r["playbook"], "status": status,
             "started": datetime.fromtimestamp(r["started"], tz=UTC),
             "finished": datetime.fromtimestamp(r["finished"], tz=UTC) if r["finished"]
-            else None, "meta": json.loads(r["meta"] or "{}")}
+            else None, "meta": json.loads(r["meta"] or "{}"),
+            "check_mode": bool(r["check_mode"])}
 
 
 def run_visible_hosts(history: History, run: dict[str, Any], user: User) -> list[str] | None:
@@ -202,3 +203,16 @@ def run_visible_hosts(history: History, run: dict[str, Any], user: User) -> list
     ran = {r[0] for r in history.query("SELECT DISTINCT host FROM results WHERE run_id=?",
                                        (run["run_id"],))} | set(own)
     return sorted(h for h in ran if h in clients and user.sees(clients[h]))
+
+
+def first_result_ts(history: History, hosts: Sequence[str]) -> float | None:
+    """When the oldest stored result of these hosts was taken (one index seek per host
+    and check, never a scan of the results)."""
+    if not hosts:
+        return None
+    marks = ",".join("?" * len(hosts))
+    rows = history.query(
+        "SELECT MIN((SELECT MIN(r.ts) FROM results r WHERE r.host=c.host"
+        f" AND r.check_name=c.check_name)) FROM current c WHERE c.host IN ({marks})",
+        tuple(hosts))
+    return float(rows[0][0]) if rows and rows[0][0] is not None else None

@@ -41,9 +41,16 @@ def fleet(request: Request) -> Response:
     site, user = site_of(request), user_of(request)
     state = data.fleet(site.history, user)
     runs = data.last_runs(site.history, user)
+    known = {c.name for c in state.clients}
+    unchecked: dict[str, list[str]] = {}
+    for host, hv in sorted(site.config.inventory.items()):
+        name = str(hv.get("client") or "")
+        if name and name not in known and user.sees(name):
+            unchecked.setdefault(name, []).append(host)
     return render(request, "fleet.html.j2", {
         "clients": [(c, data.problems(c)) for c in state.clients], "runs": runs,
-        "totals": state.counts, "offline_sites": docs.offline_sites(site.history, user)})
+        "totals": state.counts, "unchecked": sorted(unchecked.items()),
+        "offline_sites": docs.offline_sites(site.history, user)})
 
 
 def client_page(request: Request) -> Response:
@@ -84,19 +91,33 @@ def client_page(request: Request) -> Response:
         "down": {h.host: h.down_reason for h in view.hosts if h.down},
         "charts": _client_charts(site.history, hosts, start, end),
         "disks": disks, "patches": patches, "backups": backups,
-        "acks": site.actions.acks(hosts), "report": _report_link(name),
+        "acks": site.actions.acks(hosts),
+        # A monthly report is of one client; hosts without one have none.
+        "report": None if name == data.NO_CLIENT else _report_link(site, name, hosts),
         "docs_link": docs.docs_link(site.history, name)})
 
 
-def _report_link(client: str) -> dict[str, Any]:
-    """The client report's URL and the months offered (newest first, last month first)."""
-    from datetime import date
+def _report_link(site: Any, client: str, hosts: list[str]) -> dict[str, Any]:
+    """The client report's URL and the months offered: those since the client's first
+    result (up to 13), last month first and this month last; a client whose history
+    starts this month is offered only this month."""
+    from datetime import datetime
 
-    today = date.today()
+    from upkeeper.engine.windows import get_zone
+    from upkeeper.monthly.period import client_timezone
+
+    zone = get_zone(client_timezone(v for v in site.config.inventory.values()
+                                    if str(v.get("client")) == client))
+    today = datetime.now(zone).date()
+    first = data.first_result_ts(site.history, hosts)
+    oldest = (datetime.fromtimestamp(first, zone).strftime("%Y-%m") if first is not None
+              else f"{today.year:04d}-{today.month:02d}")
     months = []
     year, month = today.year, today.month
     for _ in range(13):
         months.append(f"{year:04d}-{month:02d}")
+        if months[-1] <= oldest:
+            break
         year, month = (year, month - 1) if month > 1 else (year - 1, 12)
     return {"url": f"/clients/{quote(client)}/report", "months": months[1:] + months[:1]}
 
@@ -220,7 +241,9 @@ def _run_or_404(request: Request) -> tuple[dict[str, Any], list[str] | None]:
 def run_page(request: Request) -> Response:
     run, scope = _run_or_404(request)
     results = data.run_results(site_of(request).history, run["run_id"], scope)
-    return render(request, "run.html.j2", {"run": run, "results": results})
+    fixes = [f for f in run["meta"].get("remediation") or []
+             if isinstance(f, dict) and (scope is None or f.get("host") in scope)]
+    return render(request, "run.html.j2", {"run": run, "results": results, "fixes": fixes})
 
 
 def run_progress(request: Request) -> Response:
