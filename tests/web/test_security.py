@@ -3,9 +3,15 @@ CSRF, login rate limit, roles, client scope (404, not 403) and security headers.
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
@@ -19,6 +25,7 @@ from upkeeper.web.server import Bind, WebSetupError, check_setup, parse_bind
 from upkeeper.web.site import WebConfig
 
 URL = "http://127.0.0.1:8470"
+PUBLIC_SCENARIO = Path(__file__).with_name("public_bind_scenario.py")
 
 
 def login(client: TestClient, name: str, password: str) -> int:
@@ -274,3 +281,21 @@ def test_oversized_forms_are_refused(client: TestClient) -> None:
     big = {"csrf": "x", "reason": "a" * 100_000}
     assert client.post("/hosts/web1/mute", data=big).status_code == 413
     assert client.post("/login", data=big).status_code == 413
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None
+                    or shutil.which("ip") is None,
+                    reason="needs root, unshare -n and ip for a network of its own")
+def test_public_dashboard_stays_closed_when_its_last_user_goes(tmp_path: Path) -> None:
+    """Bound to 0.0.0.0 with a user, then the user removed while it serves: anyone who
+    can reach the port (naming Host: 127.0.0.1) must not become the local operator."""
+    res = subprocess.run(["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"',
+                          "sh", sys.executable, str(PUBLIC_SCENARIO), str(tmp_path)],
+                         capture_output=True, text=True, timeout=300,
+                         cwd=PUBLIC_SCENARIO.parents[2])
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["with_user"] == 303
+    assert out["after_remove"] == 503 and not out["fleet_shown"]
+    assert out["actions"] == 503

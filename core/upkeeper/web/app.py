@@ -90,6 +90,10 @@ async def guard(request: Request, call_next: Callable[[Request], Awaitable[Respo
     if path.startswith("/static/"):  # the package's CSS, JS and icon: no data, no session
         return _headers(await call_next(request), site)
     configured = await run_in_threadpool(site.users.configured)
+    if not configured and site.config.public:
+        # A Host header is the client's to choose: off loopback it proves nothing.
+        return _headers(PlainTextResponse("no dashboard users are configured (upkeeper"
+                                          " web user add)", 503), site)
     if not configured and not _host_allowed(request, site):
         return _headers(PlainTextResponse("unknown host", 421), site)
     if request.method == "POST" and not _same_origin(request):

@@ -94,7 +94,7 @@ class WebServer:
         check_setup(bind, history, tls_cert, tls_key)
         self.history = history
         config = WebConfig(tls=bool(tls_cert), secure_cookies=secure_cookies,
-                           inventory=inventory or {})
+                           inventory=inventory or {}, public=not bind.loopback)
         family = socket.AF_INET6 if ":" in bind.host else socket.AF_INET
         self.socket = socket.socket(family, socket.SOCK_STREAM)
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
