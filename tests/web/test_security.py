@@ -147,6 +147,9 @@ def test_post_without_csrf_token_is_refused(authed: TestClient) -> None:
     assert authed.post("/hosts/web1/mute", data={"period": "1h"}).status_code == 403
     assert authed.post("/hosts/web1/mute", data={"period": "1h", "csrf": "x"}
                        ).status_code == 403
+    # A token that is not ASCII is refused like any wrong one (was a 500).
+    assert authed.post("/hosts/web1/mute", data={"period": "1h", "csrf": "\u00e9"}
+                       ).status_code == 403
     ok = authed.post("/hosts/web1/mute", data={"period": "1h", "csrf": csrf_of(authed)})
     assert ok.status_code == 303
 

@@ -112,7 +112,8 @@ async def guard(request: Request, call_next: Callable[[Request], Awaitable[Respo
         except HTTPException as exc:  # raised here, outside the app's exception handlers
             return _headers(PlainTextResponse("request too large", exc.status_code), site)
         request.state.form = form
-        if not hmac.compare_digest(form.get("csrf", ""), csrf):
+        # Bytes: compare_digest raises on str that is not ASCII (a 500, not a 403).
+        if not hmac.compare_digest(form.get("csrf", "").encode(), csrf.encode()):
             return _headers(PlainTextResponse("CSRF check failed: reload the page", 403),
                             site)
     response = await call_next(request)
