@@ -3,6 +3,7 @@ CSRF, login rate limit, roles, client scope (404, not 403) and security headers.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -21,7 +22,7 @@ from tests.web.fleetdata import NOW, globex_only_run
 from upkeeper.store.history import History
 from upkeeper.web.app import COOKIE, create_app
 from upkeeper.web.auth import RateLimiter, Users
-from upkeeper.web.server import Bind, WebSetupError, check_setup, parse_bind
+from upkeeper.web.server import Bind, WebServer, WebSetupError, check_setup, parse_bind
 from upkeeper.web.site import WebConfig
 
 URL = "http://127.0.0.1:8470"
@@ -302,3 +303,31 @@ def test_public_dashboard_stays_closed_when_its_last_user_goes(tmp_path: Path) -
     assert out["with_user"] == 303
     assert out["after_remove"] == 503 and not out["fleet_shown"]
     assert out["actions"] == 503
+
+
+def _get(port: int, path: str, headers: dict[str, str]) -> tuple[int, str]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path, headers=headers)
+        res = conn.getresponse()
+        return res.status, res.read().decode("utf-8", "replace")
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("header", ["X-Forwarded-For", "X-Forwarded-Proto", "X-Real-IP",
+                                    "Forwarded", "Via"])
+def test_loopback_without_users_refuses_proxied_requests(fleet_history: History,
+                                                         header: str) -> None:
+    """A reverse proxy in front of a dashboard without users (nginx sends the upstream's
+    Host, 127.0.0.1:8470, unless told otherwise) must not make the local operator
+    reachable from wherever the proxy is."""
+    server = WebServer(fleet_history, Bind("127.0.0.1", 0))
+    server.start()
+    try:
+        host = {"Host": f"127.0.0.1:{server.port}"}
+        assert _get(server.port, "/", host)[0] == 200
+        code, text = _get(server.port, "/", {**host, header: "203.0.113.7"})
+        assert code == 421 and "acme" not in text
+    finally:
+        server.stop()

@@ -48,7 +48,17 @@ def _identify(request: Request, site: Site) -> tuple[User | None, str, str | Non
     return None, "", None
 
 
+#: Headers a reverse proxy adds: a request carrying one came from wherever the proxy is.
+PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto",
+                 "x-real-ip", "via")
+
+
 def _host_allowed(request: Request, site: Site) -> bool:
+    """A loopback host name and not proxied: nginx names the upstream (127.0.0.1:8470) in
+    Host unless told otherwise, which would hand the local operator to the proxy's
+    whole audience."""
+    if any(h in request.headers for h in PROXY_HEADERS):
+        return False
     host = request.headers.get("host", "")
     name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
     return name in site.config.allowed_hosts
