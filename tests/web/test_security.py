@@ -21,7 +21,7 @@ from tests.web.conftest import FAST_HASHER
 from tests.web.fleetdata import NOW, globex_only_run
 from upkeeper.store.history import History
 from upkeeper.web.app import COOKIE, create_app
-from upkeeper.web.auth import RateLimiter, Users
+from upkeeper.web.auth import RateLimiter, Users, login_key
 from upkeeper.web.server import Bind, WebServer, WebSetupError, check_setup, parse_bind
 from upkeeper.web.site import WebConfig
 
@@ -331,3 +331,24 @@ def test_loopback_without_users_refuses_proxied_requests(fleet_history: History,
         assert code == 421 and "acme" not in text
     finally:
         server.stop()
+
+
+def test_a_spray_of_addresses_does_not_reset_a_user_s_limit() -> None:
+    """The limiter's memory is bounded; an attacker with many addresses (an IPv6 /64)
+    filling it must not wipe the count that blocks guessing one user's password."""
+    now = [0.0]
+    limiter = RateLimiter(limit=5, window=900, clock=lambda: now[0])
+    for _ in range(5):
+        limiter.failed("addr:203.0.113.7", "user:alice")
+    assert limiter.blocked("addr:198.51.100.1", "user:alice")
+    for n in range(6000):
+        now[0] += 0.01
+        limiter.failed(f"addr:2001:db8::{n:x}", f"user:x{n}")
+    assert limiter.blocked("addr:198.51.100.1", "user:alice")
+    assert len(limiter._fails) <= 10_001
+
+
+def test_ipv6_clients_are_limited_per_64() -> None:
+    assert login_key("2001:db8:1:2:aaaa::1") == login_key("2001:db8:1:2:bbbb::9")
+    assert login_key("2001:db8:1:3::1") != login_key("2001:db8:1:2::1")
+    assert login_key("203.0.113.7") == "addr:203.0.113.7"

@@ -23,7 +23,7 @@ from starlette.staticfiles import StaticFiles
 
 from upkeeper.store.history import History
 from upkeeper.web import pages
-from upkeeper.web.auth import LOCAL_USER, User
+from upkeeper.web.auth import LOCAL_USER, User, login_key
 from upkeeper.web.render import render
 from upkeeper.web.site import Site, WebConfig, read_form, site_of
 
@@ -144,7 +144,7 @@ async def login(request: Request) -> Response:
         return render(request, "login.html.j2", {"error": ""})
     form = await read_form(request)
     name, password = form.get("user", "")[:64], form.get("password", "")[:1024]
-    keys = (f"addr:{_client_addr(request)}", f"user:{name}")
+    keys = (login_key(_client_addr(request)), f"user:{name}")
     limiter = site.config.limiter
     if limiter.blocked(*keys):
         log.warning("login of %r from %s refused: too many failed attempts", name,
