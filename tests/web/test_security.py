@@ -8,16 +8,22 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Literal
 
 import pytest
+import uvicorn
+from argon2 import PasswordHasher
 from starlette.testclient import TestClient
 
 from tests.web.conftest import FAST_HASHER
+from tests.waiting import wait_for
 from tests.web.fleetdata import NOW, globex_only_run
 from upkeeper.store.history import History
 from upkeeper.web.app import COOKIE, create_app
@@ -352,3 +358,62 @@ def test_ipv6_clients_are_limited_per_64() -> None:
     assert login_key("2001:db8:1:2:aaaa::1") == login_key("2001:db8:1:2:bbbb::9")
     assert login_key("2001:db8:1:3::1") != login_key("2001:db8:1:2::1")
     assert login_key("203.0.113.7") == "addr:203.0.113.7"
+
+
+class _HeldHasher(PasswordHasher):
+    """Argon2 at its cheapest, whose verify waits until the test lets it go: every
+    login that reaches the password check is counted and held there."""
+
+    def __init__(self) -> None:
+        super().__init__(time_cost=1, memory_cost=1024, parallelism=1)
+        self.reached = 0
+        self.lock = threading.Lock()
+        self.go = threading.Event()
+
+    def verify(self, hash: str | bytes, password: str | bytes) -> Literal[True]:
+        with self.lock:
+            self.reached += 1
+        self.go.wait(120)
+        return super().verify(hash, password)
+
+
+def test_parallel_guesses_do_not_outrun_the_login_limit(fleet_history: History,
+                                                        users: Users) -> None:
+    """30 wrong passwords sent at once: a guess counts when it starts, not when its
+    (slow, on purpose) check ends, so only the limit's 5 ever reach the check."""
+    hasher = _HeldHasher()
+    app = create_app(fleet_history, WebConfig(hasher=hasher))
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    codes: list[int] = []
+
+    def guess(n: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=150)
+        conn.request("POST", "/login", body=f"user=alice&password=guess-{n}",
+                     headers={"Host": f"127.0.0.1:{port}",
+                              "Content-Type": "application/x-www-form-urlencoded"})
+        codes.append(conn.getresponse().status)
+        conn.close()
+
+    try:
+        wait_for(lambda: server.started, "the dashboard to start")
+        guesses = [threading.Thread(target=guess, args=(n,)) for n in range(30)]
+        for t in guesses:
+            t.start()
+        try:
+            wait_for(lambda: codes.count(429) == 25, "25 guesses refused", timeout=30)
+        finally:
+            hasher.go.set()
+            for t in guesses:
+                t.join(150)
+        assert hasher.reached == 5 and sorted(codes) == [401] * 5 + [429] * 25
+    finally:
+        hasher.go.set()
+        server.should_exit = True
+        thread.join(10)
+        sock.close()

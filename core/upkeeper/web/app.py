@@ -146,7 +146,7 @@ async def login(request: Request) -> Response:
     name, password = form.get("user", "")[:64], form.get("password", "")[:1024]
     keys = (login_key(_client_addr(request)), f"user:{name}")
     limiter = site.config.limiter
-    if limiter.blocked(*keys):
+    if not limiter.attempt(*keys):
         log.warning("login of %r from %s refused: too many failed attempts", name,
                     _client_addr(request))
         return render(request, "login.html.j2",
@@ -154,7 +154,6 @@ async def login(request: Request) -> Response:
     # Argon2 takes a while on purpose: not on the event loop.
     user = await run_in_threadpool(site.users.verify_password, name, password)
     if user is None:
-        limiter.failed(*keys)
         log.warning("failed login of %r from %s", name, _client_addr(request))
         return render(request, "login.html.j2", {"error": "Wrong user name or password."},
                       status=401)

@@ -242,6 +242,22 @@ class RateLimiter:
                     return True
         return False
 
+    def attempt(self, *keys: str) -> bool:
+        """Count one attempt on every key now, before its (slow) check, unless a key is
+        blocked: parallel guesses cannot all pass while the first ones are checked.
+        False when blocked; a success then calls :meth:`clear`."""
+        now = self.clock()
+        with self._lock:
+            for key in keys:
+                recent = [t for t in self._fails.get(key, []) if now - t < self.window]
+                if len(recent) >= self.limit:
+                    return False
+            if len(self._fails) >= MAX_LIMITER_KEYS:
+                self._prune(now)
+            for key in keys:
+                self._fails.setdefault(key, []).append(now)
+        return True
+
     def failed(self, *keys: str) -> None:
         now = self.clock()
         with self._lock:
