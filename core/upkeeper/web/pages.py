@@ -111,7 +111,8 @@ def client_report(request: Request) -> Response:
     if data.client(site.history, user, name) is None:
         raise HTTPException(404)
     fmt = "md" if request.query_params.get("format") == "md" else "html"
-    month = request.query_params.get("month", "")
+    # Stripped here as month_period strips it: the file name below is a header value.
+    month = request.query_params.get("month", "").strip()
     inventory = site.config.inventory
     host_vars = {h: v for h, v in inventory.items()} or None
     zone = client_timezone(v for v in inventory.values() if str(v.get("client")) == name)
