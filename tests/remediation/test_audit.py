@@ -140,7 +140,7 @@ def test_cutting_the_tail_and_its_head_row_is_detected(tmp_path: Path,
 
 
 def test_the_head_file_keeps_up_with_other_writers(tmp_path: Path) -> None:
-    history, log = _log(tmp_path)
+    _, log = _log(tmp_path)
     other = AuditLog(History(tmp_path / "h.sqlite3"))
     log.append("plan", "a", "s")
     other.append("plan", "b", "s")

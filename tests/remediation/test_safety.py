@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime, timezone
-
+from pathlib import Path
 from typing import Any
 
 from tests.remediation.conftest import local
@@ -116,7 +116,7 @@ class _Connects(Fix[Any]):
         return "reconnected"
 
 
-def test_secrets_in_a_plan_waiting_for_approval_are_masked(tmp_path):
+def test_secrets_in_a_plan_waiting_for_approval_are_masked(tmp_path: Path) -> None:
     """The approval request (its audit record, and the queue the dashboard shows) holds
     the plan as the run's other records do: with the run's secrets masked."""
     secret = "pw-9f8e7d6c5b"

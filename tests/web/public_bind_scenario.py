@@ -15,7 +15,6 @@ import sys
 import time
 from pathlib import Path
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 UPKEEPER = [sys.executable, "-m", "upkeeper"]
@@ -53,7 +52,8 @@ def main() -> None:
                 break
             except OSError:
                 if server.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"dashboard did not start: {server.stderr.read()}")
+                    raise SystemExit("dashboard did not start: "
+                                     f"{server.stderr.read()}") from None
                 time.sleep(0.1)
         out["with_user"] = first
         subprocess.run([*UPKEEPER, "--state-dir", str(state), "web", "user", "remove",

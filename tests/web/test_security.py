@@ -22,8 +22,8 @@ import uvicorn
 from argon2 import PasswordHasher
 from starlette.testclient import TestClient
 
-from tests.web.conftest import FAST_HASHER
 from tests.waiting import wait_for
+from tests.web.conftest import FAST_HASHER
 from tests.web.fleetdata import NOW, globex_only_run
 from upkeeper.store.history import History
 from upkeeper.web.app import COOKIE, create_app

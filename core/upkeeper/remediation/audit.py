@@ -21,8 +21,8 @@ Stable API (used by the remediation engine, the CLI and the web dashboard)::
 
 from __future__ import annotations
 
-import hashlib
 import fcntl
+import hashlib
 import hmac
 import json
 import os
@@ -171,7 +171,7 @@ def _advance_head(path: Path, seq: int, digest: str) -> None:
         os.close(fd)
 
 
-def _read_head(path: Path) -> tuple[int, str] | None | str:
+def _read_head(path: Path) -> tuple[int, str] | str | None:
     """(seq, hash) from the head file, None when there is none, or what is wrong."""
     try:
         fd = os.open(path, os.O_RDONLY)
