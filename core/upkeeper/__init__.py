@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from upkeeper.asbuilt.categories import DocCategory
     from upkeeper.checks import Action, Check, CheckContext, Params
     from upkeeper.engine.windows import WindowState, window_state
     from upkeeper.hookspecs import CheckRef, InventorySource, hookimpl
@@ -91,6 +92,7 @@ __all__ = [
     "CheckRef",
     "CommandError",
     "CommandResult",
+    "DocCategory",
     "EnvName",
     "Fix",
     "FixContext",
@@ -124,6 +126,7 @@ __all__ = [
 # Each name is imported on first use (PEP 562): `upkeeper --version` and commands that
 # never touch checks start without pydantic, pluggy and the transports.
 _HOME = {
+    "DocCategory": "upkeeper.asbuilt.categories",
     "Action": "upkeeper.checks", "Check": "upkeeper.checks",
     "CheckContext": "upkeeper.checks", "Params": "upkeeper.checks",
     "WindowState": "upkeeper.engine.windows", "window_state": "upkeeper.engine.windows",

@@ -112,6 +112,16 @@ class NotifierClass(Protocol):
     def __call__(self, params: BaseModel) -> NotifierLike: ...
 
 
+class DocCategoryLike(Protocol):
+    """A category of facts for client documents (an :class:`upkeeper.DocCategory`)."""
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def title(self) -> str: ...
+
+
 class InventorySource(Protocol):
     """Hosts from somewhere other than files (a PSA or RMM API)."""
 
@@ -182,6 +192,22 @@ def upkeeper_register_report_sections() -> list[ReportSection]:
     :returns: :class:`upkeeper.ReportSection` objects: a unique ``key``, a ``title``, the
         check-name ``prefixes`` it gathers, the ``metrics`` shown per result and their
         ``formats`` (a unit name such as ``"bytes"`` or a function of the value).
+    """
+
+
+@hookspec
+def upkeeper_register_doc_categories() -> list[DocCategoryLike]:
+    """Fact categories this plugin adds to client documents (``upkeeper docs build``).
+    Since 1.2.
+
+    A plugin's check collects them: a result whose ``details["facts"]`` is a fact
+    document (``schema_version`` 1, ``identity_keys``, ``sections``) is stored as a
+    snapshot of the host, and its sections join the host's document.
+
+    :returns: :class:`upkeeper.DocCategory` objects: a unique ``key`` (the section name
+        in the fact document), ``title``, ``kind`` (``"fields"`` or ``"items"``), the
+        item ``keys`` compared between snapshots, the ``volatile`` fields never reported
+        as changes, and optionally ``rows`` drawing the document section.
     """
 
 

@@ -12,7 +12,7 @@ import upkeeper
 
 EXPECTED = {
     "API_VERSION", "Action", "CappedOutput", "Check", "CheckContext", "CheckRef",
-    "CommandError", "CommandResult",
+    "CommandError", "CommandResult", "DocCategory",
     "EnvName", "Host", "InventoryError", "InventorySource", "Notification", "Notifier",
     "Params", "ReportSection", "Result", "RunRecord", "Status", "Transport", "TransportError",
     "WindowState", "check_env", "command_text", "env_block", "hookimpl", "lazy_transport",

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from upkeeper.after_run import ledger
+from upkeeper.after_run.asbuilt_step import docs_source, ingest_facts, run_has_facts
 from upkeeper.after_run.clients import remember_clients
 from upkeeper.after_run.context import RunContext
 from upkeeper.models import RunRecord
@@ -59,6 +60,11 @@ def _remember(run: RunRecord, ctx: RunContext) -> None:
         remember_clients(run, ctx.history)
     except Exception as exc:
         log.error("remembering the clients of run %s failed: %s", run.run_id, exc)
+    if run_has_facts(run):
+        try:
+            ingest_facts(ctx.history)
+        except Exception as exc:  # documents can be built later from the stored results
+            log.error("snapshotting the facts of run %s failed: %s", run.run_id, exc)
 
 
 def write_playbook_reports(run: RunRecord, ctx: RunContext, errors: list[str]) -> list[str]:
@@ -79,7 +85,8 @@ def write_playbook_reports(run: RunRecord, ctx: RunContext, errors: list[str]) -
         try:
             paths = write_reports(run, ctx.history, cfg, plugin_dirs=ctx.template_dirs,
                                   base=ctx.base_dir, now=ctx.now,
-                                  sections=ctx.plugins.registry.report_sections)
+                                  sections=ctx.plugins.registry.report_sections,
+                                  docs=docs_source(ctx.history, ctx.plugins))
         except (ReportError, OSError, jinja2.TemplateError) as exc:
             errors.append(f"report {cfg.template} -> {cfg.path}: {exc}")
             log.error("%s", errors[-1])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -36,6 +36,8 @@ FORMATS = ("html", "md")
 NO_CLIENT = "(no client)"
 TREND_DAYS = 30
 _SPARK_BLOCKS = "▁▂▃▄▅▆▇█"
+#: Client names -> each client's documentation summary (``after_run.asbuilt_step``).
+DocsSource = Callable[[list[str]], Mapping[str, Any]]
 
 
 @dataclass
@@ -289,10 +291,12 @@ def render_report(run: RunRecord, history: History | None, *, template: str = "c
                   template_dir: str | Path | None = None,
                   plugin_dirs: Iterable[str | Path] = (), now: datetime | None = None,
                   trend_days: int = TREND_DAYS,
-                  sections: Sequence[ReportSection] = ()) -> str:
+                  sections: Sequence[ReportSection] = (),
+                  docs: DocsSource | None = None) -> str:
     """Render one report of ``run``; raises :class:`ReportError` for a missing template.
 
-    ``sections`` are the registered report sections (``registry.report_sections``).
+    ``sections`` are the registered report sections (``registry.report_sections``);
+    ``docs`` gives the ``docs`` section (client documentation) of the clients shown.
     """
     import jinja2
 
@@ -310,7 +314,8 @@ def render_report(run: RunRecord, history: History | None, *, template: str = "c
         raise ReportError(f"no results for client '{client}' in run {run.run_id}")
     try:
         return tpl.render(run=run, clients=clients, generated=now, client=client,
-                          counts=run.counts(), trend_days=trend_days, Status=Status)
+                          counts=run.counts(), trend_days=trend_days, Status=Status,
+                          docs=docs([c.name for c in clients]) if docs else {})
     except jinja2.TemplateError as exc:
         raise ReportError(f"template '{name}': {exc}") from exc
 
@@ -334,7 +339,8 @@ def output_path(pattern: str, *, run: RunRecord, client: str | None,
 def write_reports(run: RunRecord, history: History | None, config: ReportConfig, *,
                   plugin_dirs: Iterable[str | Path] = (), base: Path | None = None,
                   now: datetime | None = None,
-                  sections: Sequence[ReportSection] = ()) -> list[Path]:
+                  sections: Sequence[ReportSection] = (),
+                  docs: DocsSource | None = None) -> list[Path]:
     """Write the report(s) one ``report:`` entry asks for; one per client with {client}."""
     plugin_dirs = list(plugin_dirs)
     tdir = Path(config.template_dir).expanduser() if config.template_dir else None
@@ -348,7 +354,8 @@ def write_reports(run: RunRecord, history: History | None, config: ReportConfig,
     for client in targets:
         text = render_report(run, history, template=config.template, fmt=config.format,
                              client=client, template_dir=tdir, plugin_dirs=plugin_dirs,
-                             now=now, trend_days=config.trend_days, sections=sections)
+                             now=now, trend_days=config.trend_days, sections=sections,
+                             docs=docs)
         path = output_path(config.path, run=run, client=client, base=base)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")

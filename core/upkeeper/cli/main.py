@@ -71,9 +71,13 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "plugins": ("upkeeper.cli.info", "plugins"),
     "checks": ("upkeeper.cli.info", "checks"),
     "schema": ("upkeeper.cli.info", "schema"),
+    "docs": ("upkeeper.cli.docs_cmd", "docs"),
     "web": ("upkeeper.cli.web_cmd", "web"),
     "fixes": ("upkeeper.cli.fixes_cmd", "fixes"),
     "audit": ("upkeeper.cli.fixes_cmd", "audit"),
+    "worker": ("upkeeper.cli.worker", "worker"),
+    "sites": ("upkeeper.cli.sites_cmd", "sites"),
+    "hub": ("upkeeper.cli.hub_cmd", "hub"),
 }
 JSON_FORMATS = ("json", "ansible-json")
 
@@ -213,9 +217,16 @@ def main(ctx: click.Context, state_dir: str | None, plugin_opts: tuple[str, ...]
 @click.option("--now", is_flag=True,
               help="Let actions change hosts that have no maintenance_windows, now.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option("--hub", "hub_url", envvar="UPKEEPER_HUB", metavar="URL",
+              help="NATS URL of the hub: hosts with a 'site' var run at their site's workers.")
+@click.option("--hub-creds", envvar="UPKEEPER_HUB_CREDS", type=click.Path(dir_okay=False),
+              help="NATS credentials file of the hub.")
+@click.option("--hub-wait", default="10m", show_default=True,
+              help="How long site jobs may take; later ones are recorded expired, not run.")
 @click.pass_obj
 def run(app: AppState, playbook: str, inventories: tuple[str, ...], limit: str | None,
-        check_mode: bool, forks: int | None, force: bool, now: bool, fmt: str) -> None:
+        check_mode: bool, forks: int | None, force: bool, now: bool, fmt: str,
+        hub_url: str | None, hub_creds: str | None, hub_wait: str) -> None:
     """Run PLAYBOOK; exit 0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN (worst result wins)."""
     from upkeeper.after_run.context import RunContext
     from upkeeper.after_run.pipeline import after_run
@@ -255,10 +266,19 @@ def run(app: AppState, playbook: str, inventories: tuple[str, ...], limit: str |
         from upkeeper.remediation.wiring import fix_pass_for
 
         fix_pass = fix_pass_for(pb, plugins, history, actor=default_actor("run"))
-    with RunDisplay(len(hosts), len(pb.checks), quiet=fmt == "json") as display:
-        record = run_playbook(pb, inv, plugins, history, limit=limit, check_mode=check_mode,
-                              forks=forks, on_result=display.result, force=force,
-                              allow_anytime=now, host_finished=fix_pass)
+    from upkeeper.cli.hub import open_hub
+
+    hub, remote = open_hub(hub_url, hub_creds, hub_wait, history)
+    try:
+        with RunDisplay(len(hosts), len(pb.checks), quiet=fmt == "json") as display:
+            record = run_playbook(pb, inv, plugins, history, limit=limit,
+                                  check_mode=check_mode, forks=forks,
+                                  on_result=display.result, force=force,
+                                  allow_anytime=now, remote=remote,
+                                  host_finished=fix_pass)
+    finally:
+        if hub is not None:
+            hub.close()
     print_run(record, fmt)
     after_run(record, RunContext.for_run(record, pb, history, plugins, inventory=inv))
     history.close()

@@ -7,22 +7,24 @@ from typing import TYPE_CHECKING
 
 import click
 
+from upkeeper.after_run.asbuilt_step import docs_source
 from upkeeper.after_run.report import FORMATS, ReportError, render_report
 from upkeeper.store.history import DB_NAME, History, HistoryError, default_state_dir
 
 if TYPE_CHECKING:
+    from upkeeper.plugins import PluginSystem
     from upkeeper.registry import Registry
 
 
-def _registry(ctx: click.Context) -> Registry:
-    """Plugins' template dirs and report sections (the upkeeper group's, if any)."""
-    plugins = getattr(ctx.obj, "plugins", None)
+def _plugins(ctx: click.Context) -> PluginSystem:
+    """The plugins (the upkeeper group's, if any): template dirs, report sections, and
+    the categories of the ``docs`` section."""
+    plugins: PluginSystem | None = getattr(ctx.obj, "plugins", None)
     if plugins is None:
         from upkeeper.plugins import get_plugin_manager
 
         plugins = get_plugin_manager()
-    registry: Registry = plugins.registry
-    return registry
+    return plugins
 
 
 def _state_dir(ctx: click.Context, given: str | None) -> Path:
@@ -105,11 +107,13 @@ def report(ctx: click.Context, run_id: str | None, last: bool, playbook: str | N
                 f"run {run_id} not found" if run_id else
                 f"no runs of playbook '{playbook}' in history" if playbook else
                 "no runs in history yet")
-        registry = _registry(ctx)
+        plugins = _plugins(ctx)
+        registry: Registry = plugins.registry
         try:
             text = render_report(run, history, template=template, fmt=fmt, client=client,
                                  template_dir=template_dir, plugin_dirs=registry.template_dirs,
-                                 trend_days=trend_days, sections=registry.report_sections)
+                                 trend_days=trend_days, sections=registry.report_sections,
+                                 docs=docs_source(history, plugins))
         except ReportError as exc:
             raise click.ClickException(str(exc)) from None
     finally:

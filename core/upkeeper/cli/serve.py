@@ -44,6 +44,9 @@ class PlaybookDir:
         self.directory, self.sources, self._plugins_factory = directory, inventories, plugins
         self.history = history
         self.inventory: Any = None
+        #: With ``--hub``: the sites hub, and how long a slot's site jobs stay useful.
+        self.hub: Any = None
+        self.catch_up = 3600.0
         self._plugins: Any = None
 
     @property
@@ -116,8 +119,13 @@ class PlaybookDir:
         assert self.history is not None
         fix_pass = fix_pass_for(job.payload, self.plugins, self.history,
                                 actor=default_actor("schedule"))
+        # A slot's site jobs are useful as long as the slot could still be caught up.
+        remote = (self.hub.remote(slot.due.timestamp()
+                                  + max(self.catch_up, 2 * self.hub.settings.ack_wait))
+                  if self.hub is not None else None)
         record = run_playbook(job.payload, self.inventory, self.plugins, self.history,
-                              stop_event=stop, run_id=slot.run_id, host_finished=fix_pass,
+                              stop_event=stop, run_id=slot.run_id, remote=remote,
+                              host_finished=fix_pass,
                               meta={"trigger": "schedule", "job": job.key,
                                     "schedule": slot.index, "slot_due": slot.due.isoformat(),
                                     "schedule_period": min(s.period for s in job.specs)})
@@ -213,12 +221,16 @@ def _plugins(ctx: click.Context) -> Any:
               help="Also serve the dashboard here (as `upkeeper web --bind`).")
 @click.option("--log-format", type=click.Choice(["plain", "json"]), default="plain",
               show_default=True)
+@click.option("--hub", "hub_url", envvar="UPKEEPER_HUB", metavar="URL",
+              help="NATS URL of the hub: hosts with a 'site' var run at their site's workers.")
+@click.option("--hub-creds", envvar="UPKEEPER_HUB_CREDS", type=click.Path(dir_okay=False),
+              help="NATS credentials file of the hub.")
 @click.option("-v", "--verbose", count=True)
 @click.pass_context
 def serve(ctx: click.Context, playbooks_dir: str, inventories: tuple[str, ...],
           state_opt: str | None, workers: int, catch_up: str, grace: str, heartbeat: str,
           max_runtime: str | None, retention: str, web_bind: str | None, log_format: str,
-          verbose: int) -> None:
+          hub_url: str | None, hub_creds: str | None, verbose: int) -> None:
     """Run scheduled playbooks unattended until SIGTERM/SIGINT; SIGHUP reloads."""
     setup_logging(log_format, verbose)
     state_dir = resolve_state_dir(ctx, state_opt)
@@ -233,6 +245,11 @@ def serve(ctx: click.Context, playbooks_dir: str, inventories: tuple[str, ...],
         click.echo(f"upkeeper: error: {exc}", err=True)
         sys.exit(3)
     source.plugins  # noqa: B018 - load plugins now, not while the daemon counts as up
+    source.catch_up = duration(catch_up, "--catch-up")
+    if hub_url:
+        from upkeeper.cli.hub import start_hub
+
+        source.hub = start_hub(hub_url, hub_creds, history)
     daemon = Daemon(history, source, source.run, workers=workers,
                     catch_up=duration(catch_up, "--catch-up"),
                     grace=duration(grace, "--grace"),
@@ -255,6 +272,8 @@ def serve(ctx: click.Context, playbooks_dir: str, inventories: tuple[str, ...],
         click.echo(f"upkeeper: error: {exc}", err=True)
         sys.exit(3)
     finally:
+        if source.hub is not None:
+            source.hub.close()
         if dashboard is not None:
             dashboard.stop()
             dashboard.history.close()

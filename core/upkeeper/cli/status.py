@@ -135,11 +135,17 @@ def status(ctx: click.Context, state_opt: str | None, since: str, show_slots: bo
                        f"  {s['status'] or '-'}  {s['run_id'] or '-'}  {s['reason'] or ''}")
         return
     report = collect_status(history, now, start)
+    from upkeeper.sites.liveness import offline_sites
+
+    report["sites_offline"] = [st.to_dict() for st in offline_sites(history)]
     history.close()
     code = _status_code(report)
     if fmt == "json":
         click.echo(json.dumps(report, indent=1, default=str))
         sys.exit(code)
+    for st in report["sites_offline"]:
+        click.echo(f"site OFFLINE: {st['site']}: no live worker, last seen "
+                   f"{_fmt_ts(st['last_seen'])}, {st['queued']} job(s) queued")
     d = report["daemon"]
     if d is None:
         click.echo("serve: never started with this state dir")
@@ -177,4 +183,5 @@ def _status_code(report: dict[str, Any]) -> int:
         return 3
     if d["state"] != "running":
         return 2
-    return 1 if report["problems"] or report.get("failing_channels") else 0
+    return 1 if (report["problems"] or report.get("failing_channels")
+                 or report.get("sites_offline")) else 0

@@ -21,10 +21,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
 from upkeeper.engine.guard import HUNG
-from upkeeper.engine.hostrun import HostFinished, TransportSlot, run_host
+from upkeeper.engine.hostrun import HostFinished, RunState, TransportSlot, run_host
 from upkeeper.engine.playbook import Playbook
 from upkeeper.engine.preflight import preflight, select_hosts, template_context
 from upkeeper.engine.secrets import Redactor, secrets_for_run
@@ -32,7 +32,7 @@ from upkeeper.models import Host, Result, RunRecord, Status, utcnow
 from upkeeper.plugins import PluginSystem
 from upkeeper.store.history import History
 
-__all__ = ["Runner", "new_run_id", "preflight", "run_playbook", "select_hosts",
+__all__ = ["RemoteHosts", "Runner", "new_run_id", "preflight", "run_playbook", "select_hosts",
            "template_context"]
 
 log = logging.getLogger("upkeeper.engine.runner")
@@ -44,6 +44,17 @@ STOP_GRACE = 10.0
 #: Default time limits of the hooks called during a run (environment overrides them).
 RESULT_HOOK_TIMEOUT = 10.0
 RUN_FINISHED_HOOK_TIMEOUT = 60.0
+
+
+class RemoteHosts(Protocol):
+    """Hosts a run hands to someone else (site workers, :mod:`upkeeper.sites`): the
+    runner stays unaware of how. ``run`` blocks until every check of ``hosts`` is
+    delivered through ``state.deliver`` or the run stops; checks left undelivered are
+    filled in as for local hosts."""
+
+    def claims(self, host: Host) -> bool: ...
+
+    def run(self, state: RunState, hosts: Sequence[Host]) -> None: ...
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -69,8 +80,10 @@ class Runner:
                  stop_event: threading.Event | None = None, force: bool = False,
                  allow_anytime: bool = False, result_hook_timeout: float | None = None,
                  run_finished_hook_timeout: float | None = None,
+                 remote: RemoteHosts | None = None,
                  host_finished: HostFinished | None = None) -> None:
         self.pb, self.plugins, self.history = pb, plugins, history
+        self.remote = remote
         #: The seam called per host after its checks (the fix pass), from above.
         self.host_finished = host_finished
         self.check_mode = check_mode
@@ -154,13 +167,36 @@ class Runner:
                                   self.hook_problems, set(), run=run)
         try:
             with _sigint_stops(self.stop):
-                self._run_batches(hosts, forks, run)
+                self._run_all(hosts, forks, run)
         except KeyboardInterrupt:
             self.stop.set()
             log.warning("interrupted: recording what finished")
         finally:
             self._finish(hosts, run)
         return run
+
+    def _run_all(self, hosts: Sequence[Host], forks: int, run: RunRecord) -> None:
+        remote = self.remote
+        far = [h for h in hosts if remote is not None and remote.claims(h)]
+        if remote is None or not far:
+            self._run_batches(hosts, forks, run)
+            return
+        names = {h.name for h in far}
+        thread = threading.Thread(target=self._run_remote, args=(remote, far), daemon=True,
+                                  name="upkeeper-remote")
+        thread.start()
+        self._run_batches([h for h in hosts if h.name not in names], forks, run)
+        while thread.is_alive():
+            thread.join(0.1)
+
+    def _run_remote(self, remote: RemoteHosts, hosts: Sequence[Host]) -> None:
+        try:
+            remote.run(self, hosts)
+        except BaseException as exc:  # never lose the local hosts' results
+            log.error("remote hosts failed unexpectedly", exc_info=exc)
+            for h in hosts:
+                self.fail_rest(h, 0, Status.UNKNOWN,
+                               f"internal error: {type(exc).__name__}: {exc}", Redactor())
 
     def _run_batches(self, hosts: Sequence[Host], forks: int, run: RunRecord) -> None:
         batches = self.pb.batches(list(hosts))
@@ -294,6 +330,7 @@ def run_playbook(playbook: Playbook, inventory: Any, plugins: PluginSystem, hist
                  stop_event: threading.Event | None = None, run_id: str | None = None,
                  meta: dict[str, Any] | None = None, force: bool = False,
                  allow_anytime: bool = False,
+                 remote: RemoteHosts | None = None,
                  host_finished: HostFinished | None = None) -> RunRecord:
     """Run ``playbook`` on the inventory's matching hosts and return the run record.
 
@@ -304,8 +341,9 @@ def run_playbook(playbook: Playbook, inventory: Any, plugins: PluginSystem, hist
     ``on_result``; the ``upkeeper_result`` and ``upkeeper_run_finished`` hooks are
     called with time limits. With ``force``, actions run outside maintenance windows
     (logged, and noted in their summaries); with ``allow_anytime`` (``--now``) they run
-    on hosts that have no ``maintenance_windows``. ``host_finished`` is called on each
-    host whose checks all ran (not an unreachable or interrupted one), before its
+    on hosts that have no ``maintenance_windows``. Hosts ``remote`` claims are run
+    through it (site workers), the others here. ``host_finished`` is called on each
+    host whose checks all ran here (not an unreachable or interrupted one), before its
     transport closes: the fix pass of ``upkeeper.remediation`` is passed in here.
     """
     hosts = select_hosts(inventory, playbook.hosts, limit)
@@ -315,7 +353,8 @@ def run_playbook(playbook: Playbook, inventory: Any, plugins: PluginSystem, hist
                 "host_count": len(hosts), **(meta or {})}
     runner = Runner(playbook, plugins, history, check_mode=check_mode,
                     on_result=on_result, stop_event=stop_event, force=force,
-                    allow_anytime=allow_anytime, host_finished=host_finished)
+                    allow_anytime=allow_anytime, remote=remote,
+                    host_finished=host_finished)
     # Any host's secret can show up in any other host's output (a shared file, a log).
     everyone = getattr(inventory, "hosts", None)
     pool = everyone.values() if isinstance(everyone, Mapping) else hosts

@@ -9,6 +9,7 @@ are found without rendering anything, so the whole run knows them before a check
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -148,6 +149,50 @@ def mask_secret_vars(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [mask_secret_vars(v) for v in value]
     return value
+
+
+#: ``NAME=value`` / ``NAME: value`` inside text (an environment line, a command line's
+#: ``--password=...``, a config line): masked when NAME is a secret's name.
+_ASSIGNMENT_RE = re.compile(
+    r"(?P<key>[A-Za-z_][A-Za-z0-9_.-]*)(?P<sep>\s*[=:]\s*)"
+    r"(?P<value>\"[^\"]*\"|'[^']*'|[^\s,;&|]+)")
+
+
+def mask_secret_assignments(text: str) -> str:
+    """``text`` with the value of every ``NAME=value`` whose NAME is a secret's masked."""
+    def repl(m: re.Match[str]) -> str:
+        if not is_secret_key(m.group("key")):
+            return m.group(0)
+        return f"{m.group('key')}{m.group('sep')}{MASK}"
+
+    return _ASSIGNMENT_RE.sub(repl, text) if ("=" in text or ":" in text) else text
+
+
+def mask_secret_data(value: Any) -> Any:
+    """:func:`mask_secret_vars`, and :func:`mask_secret_assignments` in every string:
+    for data collected from hosts (facts), where a secret may sit in any value. One pass,
+    key names judged once each (fact documents repeat a few keys many thousand times)."""
+    kind = type(value)
+    if kind is str:
+        return mask_secret_assignments(value) if ("=" in value or ":" in value) else value
+    if kind in _SCALARS:  # checked before the ABCs below, which are slow
+        return value
+    if isinstance(value, str):
+        return mask_secret_assignments(value)
+    if isinstance(value, Mapping):
+        return {k: (_masked(v) if _secret_key_cached(k) else mask_secret_data(v))
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [mask_secret_data(v) for v in value]
+    return value
+
+
+_SCALARS = frozenset({int, float, bool, type(None)})
+
+
+@functools.lru_cache(maxsize=4096)
+def _secret_key_cached(key: object) -> bool:
+    return is_secret_key(key)
 
 
 def _masked(value: Any) -> Any:

@@ -125,8 +125,12 @@ class History:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One atomic write; other threads wait for it. SQLite errors, including a failed
-        COMMIT (disk full), roll back and raise :class:`HistoryError`."""
+        COMMIT (disk full), roll back and raise :class:`HistoryError`. Writes nested in
+        it join it (many results, one COMMIT)."""
         with self._lock:
+            if self._db.in_transaction:  # nested (a batch of writes): one COMMIT for all
+                yield self._db
+                return
             try:
                 self._db.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
