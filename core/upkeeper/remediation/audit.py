@@ -294,6 +294,15 @@ class AuditLog:
             sql += f" LIMIT {int(limit)}"
         return [_record(row) for row in self._db.query(sql, tuple(args))]
 
+    def authentic(self, kind: str, subject: str) -> list[AuditRecord]:
+        """Records of ``kind`` about ``subject`` whose hash checks out with the key:
+        written by upkeeper, not by someone who can write the database alone."""
+        rows = self._db.query("SELECT * FROM remediation_audit WHERE kind=? AND subject=?"
+                              " ORDER BY seq", (kind, subject))
+        return [_record(r) for r in rows if hmac.compare_digest(self._digest(
+            r["seq"], r["ts"], r["kind"], r["actor"], r["subject"], r["host"], r["client"],
+            r["data"], r["prev_hash"]), r["hash"])]
+
     def verify(self) -> list[str]:
         """Problems with the chain (an edited, removed, inserted or reordered record, a cut
         tail, a missing key); empty when intact. Reads the whole table once."""
