@@ -417,3 +417,17 @@ def test_parallel_guesses_do_not_outrun_the_login_limit(fleet_history: History,
         server.should_exit = True
         thread.join(10)
         sock.close()
+
+
+def test_progress_after_out_of_range_is_not_an_error(fleet_history: History) -> None:
+    server = WebServer(fleet_history, Bind("127.0.0.1", 0))
+    server.start()
+    try:
+        host = {"Host": f"127.0.0.1:{server.port}"}
+        for after in ("99999999999999999999999", "-99999999999999999999999"):
+            code, text = _get(server.port, f"/runs/run-001/progress.json?after={after}",
+                              host)
+            assert code == 200, (after, text)
+            assert json.loads(text)["finished"] is True
+    finally:
+        server.stop()

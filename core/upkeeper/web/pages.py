@@ -222,7 +222,8 @@ def run_progress(request: Request) -> Response:
     """New results of a run since ``after`` (a result id), for the live page."""
     run, scope = _run_or_404(request)
     try:
-        after = int(request.query_params.get("after", "0"))
+        # Within SQLite's integers (a bigger number was an OverflowError: a 500).
+        after = max(0, min(int(request.query_params.get("after", "0")), 2**63 - 1))
     except ValueError:
         after = 0
     results = data.run_results(site_of(request).history, run["run_id"], scope, after)
