@@ -431,3 +431,14 @@ def test_progress_after_out_of_range_is_not_an_error(fleet_history: History) -> 
             assert json.loads(text)["finished"] is True
     finally:
         server.stop()
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None,
+                    reason="needs root and unshare -m for a private /etc/hosts")
+def test_a_localhost_that_is_not_loopback_needs_users(tmp_path: Path) -> None:
+    scenario = Path(__file__).with_name("localhost_scenario.py")
+    res = subprocess.run(["unshare", "-m", sys.executable, str(scenario), str(tmp_path)],
+                         capture_output=True, text=True, timeout=120,
+                         cwd=scenario.parents[2])
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "refused"
