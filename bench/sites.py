@@ -72,22 +72,33 @@ def part_worker(root: Path, server: NatsServer, n: int, reps: int, forks: int) -
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(2)
         measure(argv, env, fleet.dir, verify)  # warm-up
-        local, hub = [], []
+        local, hub, hub_rss = [], [], []
         for _ in range(reps):
             s = measure(argv, env, fleet.dir, verify)
             local.append(s.wall)
             h = measure(hub_argv, env, fleet.dir, verify)
             hub.append(h.wall)
+            hub_rss.append(h.rss_mb)
             print(f"N={n} local {s.wall:.2f}s ({s.note})  hub+worker {h.wall:.2f}s "
                   f"({h.note})", file=sys.stderr, flush=True)
         lm, hm = statistics.median(local), statistics.median(hub)
+        worker_rss = peak_rss_mb(worker.pid)
         return (f"| worker vs local, N={n} hosts x 3 SSH checks, forks/concurrency {forks} "
-                f"| local {lm:.2f} s, hub+worker {hm:.2f} s, ratio {hm / lm:.2f} |")
+                f"| local {lm:.2f} s, hub+worker {hm:.2f} s, ratio {hm / lm:.2f}; peak RSS "
+                f"hub run {max(hub_rss):.0f} MB, worker {worker_rss:.0f} MB |")
     finally:
         if worker is not None:
             worker.terminate()
             worker.wait(20)
         srv.stop()
+
+
+def peak_rss_mb(pid: int) -> float:
+    """VmHWM of a running process (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def part_ingest_direct(root: Path, server: NatsServer, total: int) -> str:
@@ -99,9 +110,9 @@ def part_ingest_direct(root: Path, server: NatsServer, total: int) -> str:
         for i in range(total // 3):
             jid = f"run-x/h{i}"
             rows.append((jid, "run-x", "s", f"h{i}", time.time() + 600))
-            payloads.append(JobResult(jid, "run-x", "s", f"h{i}", 1, "w", [
+            payloads.append(("upk.results.s", JobResult(jid, "run-x", "s", f"h{i}", 1, "w", [
                 result_to_wire(k, Result(Status.OK, "fine", {"m": 1.0}, host=f"h{i}",
-                                         check=f"c{k}")) for k in range(3)]).to_bytes())
+                                         check=f"c{k}")) for k in range(3)]).to_bytes()))
         store.record_published(history, rows)
         t0 = time.perf_counter()
         for i in range(0, len(payloads), 500):

@@ -9,7 +9,7 @@ from pathlib import Path
 from tests.sites.jobhelpers import WorkerThread, site_setup, wait_for
 from tests.sites.natsserver import NatsServer
 from upkeeper.engine.runner import run_playbook
-from upkeeper.models import Status
+from upkeeper.models import Result, Status
 from upkeeper.sites.hub import Hub
 from upkeeper.sites.streams import SiteSettings
 from upkeeper.sites.worker import WorkerOptions
@@ -117,3 +117,46 @@ def test_site_overview_shows_workers_queue_and_last_result(nats_server: NatsServ
     assert live["queued"] == 0 and live["oldest_queued_age_s"] is None
     assert live["last_result"] is not None and not live["offline"]
     assert asyncio.run(site_overview(history, None, settings=FAST))[0].site == "acme"
+
+
+def test_a_site_cannot_answer_another_sites_job(nats_server: NatsServer,
+                                               tmp_path: Path) -> None:
+    import asyncio
+    import threading
+
+    import nats
+
+    from upkeeper.models import RunRecord
+    from upkeeper.sites.jobs import JobResult, job_id, result_to_wire
+
+    pb, inv, plugins = site_setup(tmp_path, {"victim": {"site": "acme"}}, "echo real")
+    history = History(tmp_path / "hub.db")
+    hub = Hub(nats_server.url, history, settings=FAST).start()
+    runs: list[RunRecord] = []
+    runner = threading.Thread(target=lambda: runs.append(run_playbook(
+        pb, inv, plugins, history, remote=hub.remote(time.time() + 30))))
+    runner.start()
+    wait_for(lambda: history.query("SELECT 1 FROM site_jobs"), 20, "the job to be queued")
+    jid = job_id(str(history.query("SELECT run_id FROM site_jobs")[0]["run_id"]), "victim")
+
+    async def forge() -> None:
+        nc = await nats.connect(nats_server.url)
+        js = nc.jetstream()
+        for claimed_site in ("acme", "evil"):
+            fake = JobResult(jid, jid.split("/")[0], claimed_site, "victim", 1, "evil-w", [
+                result_to_wire(0, Result(Status.OK, "forged", host="victim",
+                                         check="system.command"))])
+            await js.publish("upk.results.evil", fake.to_bytes(),
+                             headers={"Nats-Msg-Id": f"forged-{claimed_site}"})
+        await nc.close()
+
+    asyncio.run(forge())
+    time.sleep(1.5)  # the hub has had them
+    worker = WorkerThread("acme", nats_server.url, tmp_path / "w", plugins=plugins)
+    try:
+        worker.start()
+        runner.join(30)
+    finally:
+        worker.stop()
+        hub.close()
+    assert [r.summary for r in runs[0].results] == ["real"]

@@ -17,6 +17,7 @@ from upkeeper.engine.runner import run_playbook
 from upkeeper.models import RunRecord, Status
 from upkeeper.sites import subjects
 from upkeeper.sites.hub import Hub
+from upkeeper.sites.jobs import build_job
 from upkeeper.sites.streams import SiteSettings
 from upkeeper.sites.worker import WorkerOptions
 from upkeeper.store.history import History
@@ -73,15 +74,24 @@ def test_expired_job_is_recorded_not_run_late(nats_server: NatsServer,
         run = run_playbook(pb, inv, plugins, history, remote=hub.remote(time.time() + 1))
         assert [r.status for r in run.results] == [Status.UNKNOWN]
         assert run.results[0].summary.startswith("site offline")
+        # A job the hub could not withdraw (say it was cut off): the worker itself
+        # refuses to run it past its deadline and reports it expired.
+        late = build_job(pb, inv.hosts["e1"], "acme", "late-run", time.time() - 1,
+                         check_mode=False, force=False, allow_anytime=False,
+                         has_actions=False)
+        assert hub.js is not None
+        hub.call(hub.js.publish(subjects.jobs_subject("acme"), late.to_bytes()))
         worker = WorkerThread("acme", nats_server.url, tmp_path / "w", plugins=plugins)
         worker.start()
         try:
-            wait_for(lambda: worker.worker.stats["expired"] == 1, 20, "the worker to see it")
-            wait_for(lambda: hub.stats["duplicates"] == 1, 20, "its late result dropped")
+            # The run's own job was withdrawn at its deadline: acked unrun.
+            wait_for(lambda: worker.worker.stats["resent"] == 1, 20, "the withdrawn job")
+            wait_for(lambda: worker.worker.stats["expired"] == 1, 20, "the expired job")
         finally:
             worker.stop()
     finally:
         hub.close()
+    assert worker.worker.stats["ran"] == 0
     assert not effects.exists()
     assert len(history.query("SELECT 1 FROM results")) == 1
 
@@ -121,3 +131,30 @@ def test_job_failing_max_deliver_times_is_one_dead_letter(nats_server: NatsServe
     assert run.results[0].summary.startswith("dead letter: the job failed on 2 deliveries")
     rows = history.query("SELECT host, deliveries FROM site_dead_letters")
     assert [(r["host"], r["deliveries"]) for r in rows] == [("d1", 2)]
+
+
+def test_jobs_of_an_interrupted_run_are_withdrawn(nats_server: NatsServer,
+                                                  tmp_path: Path) -> None:
+    effects = tmp_path / "effects"
+    pb, inv, plugins = site_setup(tmp_path, {"i1": {"site": "acme"}},
+                                  f"echo ran >> {effects}")
+    history = History(tmp_path / "hub.db")
+    hub = Hub(nats_server.url, history, settings=SiteSettings(ack_wait=3)).start()
+    stop = threading.Event()
+    runner, runs = in_thread(lambda: run_playbook(
+        pb, inv, plugins, history, stop_event=stop, remote=hub.remote(time.time() + 600)))
+    try:
+        wait_for(lambda: history.query("SELECT 1 FROM site_jobs"), 20, "the job queued")
+        stop.set()
+        runner.join(30)
+        assert runs[0].results[0].summary == "run interrupted before site workers answered"
+        worker = WorkerThread("acme", nats_server.url, tmp_path / "w", plugins=plugins)
+        worker.start()
+        try:
+            wait_for(lambda: worker.worker.stats["resent"] == 1, 20, "the worker to get it")
+        finally:
+            worker.stop()
+    finally:
+        hub.close()
+    assert worker.worker.stats["ran"] == 0
+    assert not effects.exists()

@@ -7,17 +7,24 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from nats.js.errors import NotFoundError
+from pydantic import BaseModel
 
 from tests.sites.jobhelpers import WorkerThread, site_setup, wait_for
 from tests.sites.natsserver import NatsServer
+from upkeeper import hookimpl
+from upkeeper.checks import Check, CheckContext
+from upkeeper.engine.playbook import Playbook
 from upkeeper.engine.runner import run_playbook
-from upkeeper.models import RunRecord, Status
+from upkeeper.inventory.loader import load_inventory
+from upkeeper.models import Result, RunRecord, Status
+from upkeeper.plugins import get_plugin_manager
 from upkeeper.sites import subjects
 from upkeeper.sites.execute import WorkerSecrets
 from upkeeper.sites.hub import Hub
-from upkeeper.sites.jobs import strip_secrets
+from upkeeper.sites.jobs import build_job, strip_secrets
 from upkeeper.sites.streams import SiteSettings
 from upkeeper.store.history import History
 
@@ -80,3 +87,55 @@ def test_secret_literals_stripped_templates_kept() -> None:
     assert stripped == {"restic_password": "{{ env.PW }}", "nested": {"keep": 1},
                         "password_file": "/etc/pw"}
     assert paths == [["ansible_password"], ["nested", "api_token"]]
+
+
+class SecretParams(BaseModel):
+    api_token: str
+    out: str
+
+
+class WritesToken(Check[SecretParams]):
+    name = "test.writes_token"
+    Params = SecretParams
+    platforms = ("*",)
+
+    def run(self, ctx: CheckContext[SecretParams]) -> Result:
+        Path(ctx.params.out).write_text(ctx.params.api_token)
+        return Result(Status.OK, "token used")
+
+
+class TokenPlugin:
+    @hookimpl
+    def upkeeper_register_checks(self) -> list[type[Check[Any]]]:
+        return [WritesToken]
+
+
+def test_secret_literal_in_check_params_resolved_at_worker(nats_server: NatsServer,
+                                                           tmp_path: Path) -> None:
+    seen = tmp_path / "seen"
+    inv_path = tmp_path / "inventory.yml"
+    inv_path.write_text("all:\n  hosts:\n    t1:\n      ansible_connection: local\n"
+                        "      site: acme\n")
+    plugins = get_plugin_manager(extra_plugins=[("token", TokenPlugin())])
+    pb = Playbook.model_validate({"name": "tok", "hosts": "all", "checks": [
+        {"check": "test.writes_token", "params": {"api_token": CANARY, "out": str(seen)}}]})
+    job = build_job(pb, load_inventory([str(inv_path)]).hosts["t1"], "acme", "r1",
+                    time.time() + 60, check_mode=False, force=False, allow_anytime=False,
+                    has_actions=False)
+    assert CANARY.encode() not in job.to_bytes()
+    history = History(tmp_path / "hub.db")
+    hub = Hub(nats_server.url, history, settings=SiteSettings(ack_wait=3)).start()
+    worker = WorkerThread("acme", nats_server.url, tmp_path / "w", plugins=plugins,
+                          secrets=WorkerSecrets(None, environ={
+                              "UPKEEPER_SECRET_API_TOKEN": CANARY}))
+    try:
+        worker.start()
+        run = run_playbook(pb, load_inventory([str(inv_path)]), plugins, history,
+                           remote=hub.remote(time.time() + 30))
+    finally:
+        worker.stop()
+        hub.close()
+    assert [r.status for r in run.results] == [Status.OK], run.results
+    assert seen.read_text() == CANARY
+    nats_server.stop()
+    assert store_contains(nats_server.store, CANARY.encode()) == []

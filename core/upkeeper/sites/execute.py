@@ -78,7 +78,16 @@ def job_inputs(job: Job, secrets: WorkerSecrets) -> tuple[Playbook, Host]:
     host_vars = dict(job.host_vars)
     pb_raw = dict(job.playbook)
     pb_vars = dict(pb_raw.get("vars") or {})
+    checks = [dict(c) for c in pb_raw.get("checks") or []]
     for path in job.secret_paths:
+        if len(path) > 2 and path[0] == "@check" and path[1].isdigit() \
+                and int(path[1]) < len(checks):
+            # A secret param is looked up by its name (path) in the worker's secrets.
+            value = secrets.lookup(job.host, path[2:])
+            params = checks[int(path[1])].setdefault("params", {})
+            if value is not None and isinstance(params, dict):
+                _put(params, path[2:], value)
+            continue
         if path and path[0] == "@playbook":
             value = secrets.lookup(job.host, path[1:])
             if value is not None:
@@ -87,7 +96,7 @@ def job_inputs(job: Job, secrets: WorkerSecrets) -> tuple[Playbook, Host]:
         value = secrets.lookup(job.host, path)
         if value is not None:
             _put(host_vars, path, value)
-    pb_raw["vars"] = pb_vars
+    pb_raw["vars"], pb_raw["checks"] = pb_vars, checks
     return Playbook.model_validate(pb_raw), Host(name=job.host, vars=host_vars,
                                                  groups=list(job.groups))
 

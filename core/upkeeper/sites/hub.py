@@ -186,7 +186,7 @@ class Hub:
                 await asyncio.sleep(0.5)
                 continue
             try:
-                await asyncio.to_thread(self.ingest, [m.data for m in msgs])
+                await asyncio.to_thread(self.ingest, [(m.subject, m.data) for m in msgs])
             except Exception:
                 log.exception("storing %d results failed: they will be redelivered", len(msgs))
                 continue
@@ -196,20 +196,28 @@ class Hub:
                 except Exception as exc:
                     log.debug("ack of a result: %s", exc)
 
-    def ingest(self, payloads: Sequence[bytes]) -> int:
-        """Store a batch of worker results in one transaction; the number stored."""
+    def ingest(self, messages: Sequence[tuple[str, bytes]]) -> int:
+        """Store a batch of worker results (subject, payload) in one transaction; the
+        number stored. A result counts only for a job of the site it came from: a site's
+        credentials let it publish on its own results subject only, so a worker cannot
+        answer (or spoil) another site's jobs."""
         stored = 0
         with self.history.transaction():  # one COMMIT for the batch
-            for data in payloads:
+            for subject, data in messages:
+                site = subject.rsplit(".", 1)[-1]
                 try:
                     result = JobResult.from_bytes(data)
                     decoded = result.decoded()
                 except (ValueError, TypeError, KeyError) as exc:
-                    log.error("dropping a malformed result: %s", exc)
+                    log.error("dropping a malformed result from site %s: %s", site, exc)
+                    continue
+                if result.site != site:
+                    log.error("dropping a result from site %s for site %s's job %s", site,
+                              result.site, result.job_id)
                     continue
                 expired = bool(decoded) and all(r.summary.startswith(EXPIRED)
                                                 for _, r in decoded)
-                if not store.finish_job(self.history, result.job_id,
+                if not store.finish_job(self.history, result.job_id, site,
                                         store.EXPIRED if expired else store.DONE,
                                         result.token, result.worker):
                     self.stats["duplicates"] += 1

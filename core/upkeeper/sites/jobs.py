@@ -2,10 +2,10 @@
 back: their JSON shapes, and keeping secret literals out of jobs.
 
 A job carries the playbook's checks as written (templates render at the worker, where
-facts can be gathered) and the host's vars as written, except secret literals: those are
-listed by path and resolved at the worker from its own secrets (guarantee 9), so no secret
-ever sits in the JetStream store. ``{{ env.X }}`` references stay: they read the worker's
-environment when rendered there.
+facts can be gathered) and the host's vars as written, except secret literals (in host
+vars, playbook vars and check params): those are listed by path and resolved at the
+worker from its own secrets (guarantee 9), so no secret ever sits in the JetStream store.
+``{{ env.X }}`` references stay: they read the worker's environment when rendered there.
 """
 
 from __future__ import annotations
@@ -116,9 +116,14 @@ def build_job(pb: Playbook, host: Host, site: str, run_id: str, deadline: float,
     raw_vars = dict(dict.items(host.vars))
     host_vars, removed = strip_secrets(raw_vars)
     pb_vars, pb_removed = strip_secrets(dict(pb.vars))
+    checks, param_removed = [], []
+    for i, spec in enumerate(pb.checks):
+        dumped = spec.model_dump(exclude_none=True)
+        dumped["params"], removed_here = strip_secrets(dumped.get("params") or {})
+        param_removed += [["@check", str(i), *p] for p in removed_here]
+        checks.append(dumped)
     playbook = {
-        "name": pb.name, "hosts": host.name, "vars": pb_vars,
-        "checks": [s.model_dump(exclude_none=True) for s in pb.checks],
+        "name": pb.name, "hosts": host.name, "vars": pb_vars, "checks": checks,
         "timeout": pb.timeout, "host_timeout": pb.host_timeout,
         "allow_anytime": pb.allow_anytime, "forks": 1,
     }
@@ -126,7 +131,8 @@ def build_job(pb: Playbook, host: Host, site: str, run_id: str, deadline: float,
                host_vars=host_vars, groups=list(host.groups), playbook=playbook,
                deadline=deadline, check_mode=check_mode, force=force,
                allow_anytime=allow_anytime, has_actions=has_actions,
-               secret_paths=removed + [["@playbook", *p] for p in pb_removed])
+               secret_paths=removed + [["@playbook", *p] for p in pb_removed]
+               + param_removed)
 
 
 def result_to_wire(index: int, r: Result) -> dict[str, Any]:

@@ -108,3 +108,14 @@ async def renew(kv: KeyValue, key: str, worker: str, c: Claim, ttl: float) -> in
 async def complete(kv: KeyValue, key: str, worker: str, c: Claim, result: str) -> int:
     """Mark the job done with its result; :class:`Fenced` when it is not ours any more."""
     return await _write(kv, key, c, _value(DONE, worker, 0.0, c.nonce, result))
+
+
+async def cancel(kv: KeyValue, key: str) -> bool:
+    """The hub's way to withdraw a job nobody has claimed (its run ended without it): the
+    lease is created done, so a worker that gets the job acks it without running it.
+    False when a worker holds it already (or it is done)."""
+    try:
+        await kv.create(key, _value(DONE, "hub", 0.0, ""))
+        return True
+    except KeyWrongLastSequenceError:
+        return False

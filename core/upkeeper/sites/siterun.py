@@ -20,8 +20,8 @@ from nats.js import JetStreamContext
 from upkeeper.engine.hostrun import RunState
 from upkeeper.models import Host, Result, Status, Unreachable
 from upkeeper.plugins import UnknownNameError
-from upkeeper.sites import store, subjects
-from upkeeper.sites.jobs import EXPIRED, Job, build_job, job_id, site_of
+from upkeeper.sites import lease, store, subjects
+from upkeeper.sites.jobs import EXPIRED, Job, build_job, job_id, lease_key, site_of
 from upkeeper.store.history import History
 
 log = logging.getLogger("upkeeper.sites")
@@ -90,22 +90,44 @@ class SiteRun:
         with self.hub.lock:
             left = [self.hub.pending.pop(j) for j in list(self.wait.left)
                     if j in self.hub.pending]
+        self._withdraw(state, left)
         for pending in left:
-            if self.hub.offline(pending.site):
+            if state.stop.is_set():
+                reason = "run interrupted before site workers answered"
+            elif self.hub.offline(pending.site):
                 reason = (f"site offline: no worker of site {pending.site} answered "
                           "before the run's deadline")
                 if state.run is not None:  # told once per client, not once per check
                     state.run.unreachable[pending.host.name] = Unreachable(
                         reason, Status.UNKNOWN, frozenset(s.label for s in state.pb.checks))
-            elif state.stop.is_set():
-                reason = "run interrupted before site workers answered"
             else:
                 when = datetime.fromtimestamp(self.deadline, timezone.utc)
                 reason = (f"{EXPIRED}: site {pending.site} did not run it before its "
                           f"deadline {when:%Y-%m-%d %H:%M:%S} UTC")
             store.finish_job(self.hub.history, job_id(state.run_id, pending.host.name),
-                             store.EXPIRED)
+                             pending.site, store.EXPIRED)
             self.fail(pending, reason)
+
+    def _withdraw(self, state: RunState, left: Sequence[Pending]) -> None:
+        """Jobs the run no longer waits for are withdrawn (their lease created done), so
+        a worker that gets one later acks it unrun; one a worker holds runs to its end
+        and its result is dropped."""
+        js = self.hub.js
+        if not left or js is None:
+            return
+
+        async def withdraw_all() -> None:
+            buckets: dict[str, Any] = {}
+            for p in left:
+                if p.site not in buckets:
+                    buckets[p.site] = await js.key_value(subjects.lease_bucket(p.site))
+                await lease.cancel(buckets[p.site],
+                                   lease_key(job_id(state.run_id, p.host.name)))
+
+        try:
+            self.hub.call(withdraw_all(), 30)
+        except Exception as exc:  # workers still refuse jobs past their deadline
+            log.warning("withdrawing %d unanswered site jobs: %s", len(left), exc)
 
     def _publish(self, state: RunState, by_site: dict[str, list[Host]]) -> None:
         jobs: list[Job] = []

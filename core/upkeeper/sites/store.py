@@ -42,14 +42,16 @@ def record_published(history: History, rows: Iterable[tuple[str, str, str, str, 
             [(j, r, s, h, now, d, QUEUED) for j, r, s, h, d in rows])
 
 
-def finish_job(history: History, job_id: str, state: str, token: int | None = None,
-               worker: str | None = None) -> bool:
-    """Mark a queued job finished; False when it was finished already (the first result
-    won, this one is dropped). Call inside the batch that stores its results."""
+def finish_job(history: History, job_id: str, site: str, state: str,
+               token: int | None = None, worker: str | None = None) -> bool:
+    """Mark a queued job of ``site`` finished; False when it was finished already (the
+    first result won, this one is dropped) or is not that site's. Call inside the batch
+    that stores its results."""
     with history.transaction() as db:
         cur = db.execute(
             "UPDATE site_jobs SET state=?, token=?, worker=?, finished=?"
-            " WHERE job_id=? AND state=?", (state, token, worker, time.time(), job_id, QUEUED))
+            " WHERE job_id=? AND site=? AND state=?",
+            (state, token, worker, time.time(), job_id, site, QUEUED))
         return cur.rowcount > 0
 
 

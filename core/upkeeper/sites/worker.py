@@ -71,6 +71,7 @@ class Worker:
         self.ack_wait = 30.0
         self.beats: dict[int, float] = {}
         self.busy: set[int] = set()
+        self.generation: dict[int, int] = {}
         self.stats = {"jobs": 0, "ran": 0, "resent": 0, "expired": 0, "restarts": 0}
         self.errors: list[str] = []
 
@@ -125,6 +126,7 @@ class Worker:
                         log.warning("pull loop %d silent for %.0fs: recreating it", i, quiet)
                         task.cancel()
                         self.stats["restarts"] += 1
+                        self.generation[i] = self.generation.get(i, 0) + 1
                         loops[i] = asyncio.create_task(self._loop(i, stop))
         finally:
             for task in [*loops.values(), *helpers]:
@@ -138,7 +140,9 @@ class Worker:
         assert self.js is not None
         self.beats[i] = time.monotonic()
         sub = None
-        while not stop.is_set():
+        mine = self.generation.get(i, 0)
+        # A replaced loop also ends by its generation: a cancellation can be swallowed.
+        while not stop.is_set() and self.generation.get(i, 0) == mine:
             self.beats[i] = time.monotonic()
             try:
                 if sub is None:
@@ -235,12 +239,17 @@ class Worker:
                    claim: lease.Claim) -> list[dict[str, Any]] | None:
         assert self.kv is not None
         kv = self.kv
-        fenced = False
+        fenced, running = False, True
 
         async def keep_alive() -> None:
+            # Ends by the flag, not only by cancel: asyncio.wait_for (inside nats.py) may
+            # swallow a cancellation on Python < 3.12, which left a zombie renewing the
+            # lease and sending in_progress for ever while the job's result waited on it.
             nonlocal fenced
-            while True:
+            while running:
                 await asyncio.sleep(self.ack_wait / 3)
+                if not running:
+                    return
                 await _safe(msg.in_progress())
                 try:
                     await lease.renew(kv, key, self.name, claim, self.ack_wait)
@@ -257,8 +266,9 @@ class Worker:
                 run_job, job, self.plugins, self.history, self.secrets,
                 f"{job.run_id}@{self.name}#{claim.revision}")
         finally:
+            running = False
             alive.cancel()
-            await asyncio.gather(alive, return_exceptions=True)
+            await asyncio.wait({alive}, timeout=10)
         return None if fenced else results
 
     async def _send(self, result: JobResult) -> bool:
