@@ -442,3 +442,26 @@ def test_a_localhost_that_is_not_loopback_needs_users(tmp_path: Path) -> None:
                          cwd=scenario.parents[2])
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "refused"
+
+
+def test_a_run_over_two_clients_shows_a_scoped_user_their_hosts_status(
+        authed: TestClient) -> None:
+    """run-001 covers acme and globex; globex's mail1 is CRIT, acme's worst is WARN: the
+    run page and its progress must not tell acme's staff that globex has a problem (the
+    runs list already counts their hosts alone)."""
+    login(authed, "acme-staff", "acme-pw-1")
+    listed = {r["run_id"]: r for r in data_runs(authed)}
+    assert listed["run-001"]["status"] == "WARN"
+    assert authed.get("/runs/run-001/progress.json").json()["status"] == "WARN"
+    page = authed.get("/runs/run-001").text
+    assert "st-warn" in page.split('id="run-status"')[1][:80]
+    login(authed, "alice", "alice-pw-1")  # everyone's view: the whole run
+    assert authed.get("/runs/run-001/progress.json").json()["status"] == "CRIT"
+
+
+def data_runs(client: TestClient) -> list[dict[str, object]]:
+    from upkeeper.web import data
+    from upkeeper.web.auth import User
+
+    site = client.app.state.site  # type: ignore[attr-defined]
+    return data.runs(site.history, User("acme-staff", "viewer", ("acme",)))
