@@ -209,6 +209,8 @@ def _run_or_404(request: Request) -> tuple[dict[str, Any], list[str] | None]:
     hosts = data.run_visible_hosts(site.history, run, user_of(request))
     if hosts is not None and not hosts:
         raise HTTPException(404)
+    if hosts is not None:
+        run = {**run, "status": data.scoped_status(site.history, run, hosts)}
     return run, hosts
 
 
