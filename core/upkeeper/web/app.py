@@ -22,7 +22,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from upkeeper.store.history import History
-from upkeeper.web import pages
+from upkeeper.web import docs, pages
 from upkeeper.web.auth import LOCAL_USER, User, login_key
 from upkeeper.web.render import render
 from upkeeper.web.site import Site, WebConfig, read_form, site_of
@@ -192,6 +192,7 @@ def create_app(history: History, config: WebConfig | None = None) -> Starlette:
         Route("/login", login, methods=["GET", "POST"]),
         Route("/logout", logout, methods=["POST"]),
         *pages.routes(),
+        *docs.routes(),
         Mount("/static", StaticFiles(packages=[("upkeeper.web", "static")]), name="static"),
     ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: not_found},

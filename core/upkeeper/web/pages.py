@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from upkeeper.web import data
+from upkeeper.web import data, docs
 from upkeeper.web.actions import ActionError
 from upkeeper.web.charts import line_chart, status_timeline
 from upkeeper.web.render import render
@@ -43,7 +43,7 @@ def fleet(request: Request) -> Response:
     runs = data.last_runs(site.history, user)
     return render(request, "fleet.html.j2", {
         "clients": [(c, data.problems(c)) for c in state.clients], "runs": runs,
-        "totals": state.counts})
+        "totals": state.counts, "offline_sites": docs.offline_sites(site.history, user)})
 
 
 def client_page(request: Request) -> Response:
@@ -84,7 +84,8 @@ def client_page(request: Request) -> Response:
         "down": {h.host: h.down_reason for h in view.hosts if h.down},
         "charts": _client_charts(site.history, hosts, start, end),
         "disks": disks, "patches": patches, "backups": backups,
-        "acks": site.actions.acks(hosts), "report": _report_link(name)})
+        "acks": site.actions.acks(hosts), "report": _report_link(name),
+        "docs_link": docs.docs_link(site.history, name)})
 
 
 def _report_link(client: str) -> dict[str, Any]:
@@ -102,6 +103,7 @@ def _report_link(client: str) -> dict[str, Any]:
 
 def client_report(request: Request) -> Response:
     """The monthly client report (``?month=YYYY-MM&format=html|md``) as a download."""
+    from upkeeper.monthly.docs import report_sources
     from upkeeper.monthly.period import PeriodError, client_timezone, month_period
     from upkeeper.monthly.render import render_client_report
     from upkeeper.monthly.report import MonthlyReportError, build_client_report
@@ -118,7 +120,10 @@ def client_report(request: Request) -> Response:
     zone = client_timezone(v for v in inventory.values() if str(v.get("client")) == name)
     try:
         period = month_period(month, zone)
-        report = build_client_report(site.history, name, period, host_vars=host_vars)
+        # The same fixes and documentation changes as ``upkeeper report --month``.
+        sources = report_sources(site.history, name)
+        report = build_client_report(site.history, name, period, host_vars=host_vars,
+                                     fixes=sources.fixes, docs=sources.docs)
     except (PeriodError, MonthlyReportError) as exc:
         return render(request, "error.html.j2", {"code": 404, "text": str(exc)}, status=404)
     text = render_client_report(report, fmt)
@@ -176,7 +181,8 @@ def host_page(request: Request) -> Response:
         "host": name, "state": state, "client": state.client, "rows": rows, "days": days,
         "windows": _windows(site.config.inventory.get(name)),
         "mutes": site.actions.mutes([name]), "acks": site.actions.acks([name]),
-        "periods": list(MUTE_PERIODS)})
+        "periods": list(MUTE_PERIODS), "via": docs.host_site(site.history, name),
+        "facts": docs.host_facts(site.history, name, state.client)})
 
 
 def _windows(host_vars: Any) -> dict[str, Any] | None:
