@@ -24,6 +24,7 @@ from tests.plugins.ssh.sandbox import (
 )
 from upkeeper import Host
 from upkeeper_ssh import SSHTransport
+from upkeeper_ssh.testserver import private_namespace_argv
 
 pytestmark = pytest.mark.sshd
 
@@ -84,3 +85,19 @@ def test_a_session_with_both_users_leaves_the_machine_unchanged(tmp_path: Path) 
     for name in (PASSWORD_USER, SUDO_USER):
         with pytest.raises(KeyError):
             pwd.getpwnam(name)
+
+
+def test_private_mounts_are_checked_before_anything_runs(tmp_path: Path) -> None:
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "file").write_text("x")
+    for mounts, words in (({"etc/passwd": tmp_path / "file"}, "absolute"),
+                          ({str(tmp_path / "missing"): tmp_path / "file"}, "target missing"),
+                          ({str(tmp_path / "file"): tmp_path / "dir"}, "another type")):
+        with pytest.raises(ValueError, match=words):
+            private_namespace_argv(mounts, ["true"])
+    argv = private_namespace_argv({str(tmp_path / "file"): tmp_path / "dir" / ".." / "file"},
+                                  ["echo", "--", "$(id)"])
+    # Paths and the command are arguments after the fixed script, never part of it.
+    assert argv[:8] == ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
+                        argv[7]]
+    assert "$(id)" not in argv[7] and argv[-3:] == ["echo", "--", "$(id)"]
