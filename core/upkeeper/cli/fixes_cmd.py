@@ -8,12 +8,14 @@ removed or reordered.
 from __future__ import annotations
 
 import getpass
+import shlex
 import sys
 from datetime import datetime
 from typing import Any
 
 import click
 
+from upkeeper.after_run.text import clean_text
 from upkeeper.cli.output import print_table, to_json
 from upkeeper.cli.state import die, open_history, resolve_state_dir
 
@@ -102,12 +104,14 @@ def show(ctx: click.Context, approval_id: str, fmt: str) -> None:
                             "client": a.client, "check": a.check, "fix": a.fix,
                             "plan": a.plan, "expires": a.expires.isoformat(),
                             "decided_by": a.decided_by, "reason": a.reason}
+    lines = [f"{a.id} [{a.state}] {a.fix} on {a.host} ({a.check})",
+             f"plan: {a.plan.get('summary', '')}",
+             *(f"  change: {c}" for c in a.plan.get("changes", [])),
+             *(f"  run: {shlex.join(c)}" for c in a.plan.get("commands", [])),
+             f"expires: {_when(a.expires)}"]
+    # The plan names files and mounts the host chose: shown without escape sequences.
     click.echo(to_json(data) if fmt == "json" else "\n".join(
-        [f"{a.id} [{a.state}] {a.fix} on {a.host} ({a.check})",
-         f"plan: {a.plan.get('summary', '')}",
-         *(f"  change: {c}" for c in a.plan.get("changes", [])),
-         *(f"  run: {' '.join(c)}" for c in a.plan.get("commands", [])),
-         f"expires: {_when(a.expires)}"]))
+        clean_text(line, single_line=True) for line in lines))
 
 
 @fixes.command()
@@ -123,7 +127,8 @@ def approve(ctx: click.Context, approval_id: str) -> None:
             approval_id, _actor())
     except ApprovalError as exc:
         die(str(exc))
-    click.echo(f"approved {a.id}: {a.fix} on {a.host}: {a.plan.get('summary', '')}")
+    click.echo(clean_text(f"approved {a.id}: {a.fix} on {a.host}: "
+                          f"{a.plan.get('summary', '')}", single_line=True))
 
 
 @fixes.command()
@@ -139,7 +144,7 @@ def deny(ctx: click.Context, approval_id: str, reason: str) -> None:
             approval_id, _actor(), reason)
     except ApprovalError as exc:
         die(str(exc))
-    click.echo(f"denied {a.id}: {a.fix} on {a.host}")
+    click.echo(clean_text(f"denied {a.id}: {a.fix} on {a.host}", single_line=True))
 
 
 @fixes.command()

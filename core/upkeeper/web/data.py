@@ -24,8 +24,8 @@ from upkeeper.store.history import History
 from upkeeper.web.auth import User
 
 __all__ = ["NO_CLIENT", "SEVERITY", "client", "fleet", "host", "host_series", "last_runs",
-           "problems", "run_results", "run_row", "run_visible_hosts", "runs", "series",
-           "timeline", "visible_hosts"]
+           "problems", "run_results", "run_row", "run_visible_hosts", "runs",
+           "scoped_status", "series", "timeline", "visible_hosts"]
 
 UTC = timezone.utc
 SEVERITY = {s.value: s.severity for s in Status}
@@ -191,6 +191,16 @@ def run_row(history: History, run_id: str) -> dict[str, Any] | None:
             "finished": datetime.fromtimestamp(r["finished"], tz=UTC) if r["finished"]
             else None, "meta": json.loads(r["meta"] or "{}"),
             "check_mode": bool(r["check_mode"])}
+
+
+def scoped_status(history: History, run: dict[str, Any], hosts: Sequence[str]) -> str:
+    """``run``'s status as told to a user who sees only ``hosts`` of it (the worst of
+    their results, as :func:`runs` counts them): not another client's problem."""
+    if run["status"] == "RUNNING" or not hosts:
+        return str(run["status"])
+    rows = history.query("SELECT DISTINCT status FROM results WHERE run_id=? AND host IN"
+                         f" ({','.join('?' * len(hosts))})", (run["run_id"], *hosts))
+    return Status.worst(Status(r[0]) for r in rows if r[0] in SEVERITY).value
 
 
 def run_visible_hosts(history: History, run: dict[str, Any], user: User) -> list[str] | None:

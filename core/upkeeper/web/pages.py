@@ -134,7 +134,8 @@ def client_report(request: Request) -> Response:
     if data.client(site.history, user, name) is None:
         raise HTTPException(404)
     fmt = "md" if request.query_params.get("format") == "md" else "html"
-    month = request.query_params.get("month", "")
+    # Stripped here as month_period strips it: the file name below is a header value.
+    month = request.query_params.get("month", "").strip()
     inventory = site.config.inventory
     host_vars = {h: v for h, v in inventory.items()} or None
     zone = client_timezone(v for v in inventory.values() if str(v.get("client")) == name)
@@ -235,6 +236,8 @@ def _run_or_404(request: Request) -> tuple[dict[str, Any], list[str] | None]:
     hosts = data.run_visible_hosts(site.history, run, user_of(request))
     if hosts is not None and not hosts:
         raise HTTPException(404)
+    if hosts is not None:
+        run = {**run, "status": data.scoped_status(site.history, run, hosts)}
     return run, hosts
 
 
@@ -250,7 +253,8 @@ def run_progress(request: Request) -> Response:
     """New results of a run since ``after`` (a result id), for the live page."""
     run, scope = _run_or_404(request)
     try:
-        after = int(request.query_params.get("after", "0"))
+        # Within SQLite's integers (a bigger number was an OverflowError: a 500).
+        after = max(0, min(int(request.query_params.get("after", "0")), 2**63 - 1))
     except ValueError:
         after = 0
     results = data.run_results(site_of(request).history, run["run_id"], scope, after)
