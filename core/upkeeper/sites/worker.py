@@ -193,6 +193,7 @@ class Worker:
             await self._ack(msg)
             return
         results: list[dict[str, Any]] | None
+        remediation: dict[str, Any] = {}
         if claim.state == "orphaned":
             results = unknown_results(job, "a worker was lost while this job's actions ran: "
                                            "not run again (check the host)")
@@ -201,11 +202,12 @@ class Worker:
             results = unknown_results(job, f"{EXPIRED}: not run, its deadline passed before "
                                            f"a worker of site {job.site} got it")
         else:
-            results = await self._run(job, msg, key, claim)
-            if results is None:
+            ran = await self._run(job, msg, key, claim)
+            if ran is None:
                 return  # fenced: the worker that took the job over reports it
+            results, remediation = ran
         result = JobResult(job.job_id, job.run_id, job.site, job.host, claim.revision,
-                           self.name, results)
+                           self.name, results, remediation)
         entry = json.dumps({"key": key, "revision": claim.revision, "nonce": claim.nonce,
                             "result": result.to_bytes().decode()}).encode()
         path = self.outbox.put(result_msg_id(result), entry)
@@ -235,8 +237,8 @@ class Worker:
         self.outbox.remove(path)
         return True
 
-    async def _run(self, job: Job, msg: Msg, key: str,
-                   claim: lease.Claim) -> list[dict[str, Any]] | None:
+    async def _run(self, job: Job, msg: Msg, key: str, claim: lease.Claim
+                   ) -> tuple[list[dict[str, Any]], dict[str, Any]] | None:
         assert self.kv is not None
         kv = self.kv
         fenced, running = False, True
@@ -264,7 +266,7 @@ class Worker:
         try:
             results = await asyncio.to_thread(
                 run_job, job, self.plugins, self.history, self.secrets,
-                f"{job.run_id}@{self.name}#{claim.revision}")
+                f"{job.run_id}@{self.name}#{claim.revision}", self.name)
         finally:
             running = False
             alive.cancel()
