@@ -224,7 +224,8 @@ def _plugins(ctx: click.Context) -> Any:
 @click.option("--hub", "hub_url", envvar="UPKEEPER_HUB", metavar="URL",
               help="NATS URL of the hub: hosts with a 'site' var run at their site's workers.")
 @click.option("--hub-creds", envvar="UPKEEPER_HUB_CREDS", type=click.Path(dir_okay=False),
-              help="NATS credentials file of the hub.")
+              help="NATS credentials file of the hub [default: STATE_DIR/sites/hub.creds"
+              " when it exists].")
 @click.option("-v", "--verbose", count=True)
 @click.pass_context
 def serve(ctx: click.Context, playbooks_dir: str, inventories: tuple[str, ...],
@@ -249,7 +250,7 @@ def serve(ctx: click.Context, playbooks_dir: str, inventories: tuple[str, ...],
     if hub_url:
         from upkeeper.cli.hub import start_hub
 
-        source.hub = start_hub(hub_url, hub_creds, history)
+        source.hub = start_hub(hub_url, hub_creds, history, state_dir, sync=True)
     daemon = Daemon(history, source, source.run, workers=workers,
                     catch_up=duration(catch_up, "--catch-up"),
                     grace=duration(grace, "--grace"),

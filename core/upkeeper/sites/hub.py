@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Coroutine, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import nats
@@ -26,6 +27,7 @@ from nats.js import JetStreamContext
 
 from upkeeper.remediation.audit import AuditLog
 from upkeeper.sites import store, subjects
+from upkeeper.sites.credentials_server import tls_options
 from upkeeper.sites.fixes import ingest_remediation
 from upkeeper.sites.jobs import EXPIRED, JobResult
 from upkeeper.sites.jobs import job_id as make_job_id
@@ -46,8 +48,9 @@ class HubError(RuntimeError):
 
 class Hub:
     def __init__(self, url: str, history: History, *, creds: str | None = None,
+                 ca_file: str | Path | None = None,
                  settings: SiteSettings | None = None) -> None:
-        self.url, self.history, self.creds = url, history, creds
+        self.url, self.history, self.creds, self.ca_file = url, history, creds, ca_file
         self.settings = settings or SiteSettings()
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True,
@@ -90,6 +93,7 @@ class Hub:
             log.error("hub NATS connection: %s", self.last_error)
 
         self.nc = await nats.connect(self.url, user_credentials=self.creds, error_cb=error,
+                                     **tls_options(self.url, self.ca_file),
                                      max_reconnect_attempts=-1, reconnect_time_wait=0.5,
                                      ping_interval=5, max_outstanding_pings=2,
                                      name="upkeeper-hub")

@@ -32,6 +32,7 @@ from nats.js.kv import KeyValue
 
 from upkeeper.plugins import PluginSystem
 from upkeeper.sites import lease, subjects
+from upkeeper.sites.credentials_server import tls_options
 from upkeeper.sites.execute import WorkerSecrets, run_job
 from upkeeper.sites.jobs import EXPIRED, Job, JobResult, lease_key, unknown_results
 from upkeeper.sites.outbox import Outbox
@@ -55,10 +56,12 @@ def result_msg_id(result: JobResult) -> str:
 
 class Worker:
     def __init__(self, site: str, url: str, plugins: PluginSystem, state_dir: Path, *,
-                 creds: str | None = None, secrets: WorkerSecrets | None = None,
+                 creds: str | None = None, ca_file: str | Path | None = None,
+                 secrets: WorkerSecrets | None = None,
                  options: WorkerOptions | None = None, name: str | None = None) -> None:
         self.site = subjects.check_site(site)
         self.url, self.creds, self.plugins = url, creds, plugins
+        self.ca_file = ca_file
         self.opts = options or WorkerOptions()
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
         self.secrets = secrets or WorkerSecrets()
@@ -88,6 +91,7 @@ class Worker:
             try:
                 self.nc = await nats.connect(
                     self.url, user_credentials=self.creds,
+                    **tls_options(self.url, self.ca_file),
                     inbox_prefix=subjects.inbox_prefix(self.site),
                     error_cb=self._error("nats"), max_reconnect_attempts=-1,
                     reconnect_time_wait=0.5, connect_timeout=5, ping_interval=5,
