@@ -136,3 +136,34 @@ def test_approval_fixes_are_planned_only_at_a_site(nats_server: NatsServer, tmp_
     assert outcome["outcome"] == "planned" and "site acme" in outcome["summary"]
     assert [r.kind for r in AuditLog(history).records(host="h0")] == ["plan"]
     history.close()
+
+
+def test_hub_keeps_its_quarantine_and_drops_records_of_other_hosts(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from upkeeper.sites.fixes import ingest_remediation
+
+    history = History(tmp_path / "hub.db")
+    budgets = Budgets(history)
+    budgets.begin("h0", "system.service.restart", timedelta(hours=1))
+    budgets.finish("h0", "system.service.restart", succeeded=False, settle=0,
+                   quarantine_after=1)
+    audit = AuditLog(history)
+    added = ingest_remediation(history, audit, site="acme", worker="w", host="h0",
+                               remediation={
+        "audit": [{"kind": "apply", "actor": "site:acme:w", "subject": "x", "host": "h9",
+                   "data": {}},
+                  {"kind": "NOT A KIND", "actor": "a", "subject": "s", "host": "h0"},
+                  {"kind": "plan", "actor": "site:acme:w", "subject": "h0/s/f",
+                   "host": "h0", "data": {"plan": {}}}],
+        "budgets": [{"fix": "system.service.restart", "attempts": "[]", "failures": 0,
+                     "quarantined": None, "reason": ""},
+                    {"fix": "other", "attempts": "not json"}]})
+    assert added == 1
+    assert [(r.host, r.kind) for r in audit.records()] == [("h0", "plan")]
+    assert audit.verify() == []
+    state = budgets.state("h0", "system.service.restart")
+    assert state.quarantined is not None, "a worker lifted the hub's quarantine"
+    assert state.failures == 0  # the rest of the row is the worker's word
+    assert budgets.state("h0", "other").attempts == ()
+    history.close()

@@ -19,6 +19,7 @@ worker, and a redelivered job resends the first result, so a fix runs once per s
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -50,16 +51,53 @@ def _budget_rows(history: History, host: str) -> list[dict[str, Any]]:
     return [{c: row[c] for c in _BUDGET_COLUMNS} for row in rows]
 
 
-def _put_budget_rows(history: History, host: str, rows: list[dict[str, Any]]) -> None:
+def _clean_row(row: Any) -> tuple[Any, ...] | None:
+    """A budget row from the other side as column values, or None when it is malformed
+    (a worker's rows are input like any other)."""
+    if not isinstance(row, dict) or not isinstance(row.get("fix"), str):
+        return None
+    try:
+        attempts = json.loads(row.get("attempts") or "[]")
+    except (TypeError, ValueError):
+        return None
+    if not isinstance(attempts, list) or not all(
+            isinstance(t, (int, float)) and not isinstance(t, bool) for t in attempts):
+        return None
+    numbers = ("last_attempt", "last_success", "settle_until", "quarantined")
+    if not all(row.get(k) is None or (isinstance(row.get(k), (int, float))
+                                      and not isinstance(row.get(k), bool))
+               for k in numbers):
+        return None
+    failures = row.get("failures") or 0
+    if not isinstance(failures, int) or isinstance(failures, bool) or failures < 0:
+        return None
+    return (row["fix"][:200], json.dumps(attempts[-1000:]), failures,
+            *(row.get(k) for k in numbers[:3]), row.get("quarantined"),
+            str(row.get("reason") or "")[:500])
+
+
+def _put_budget_rows(history: History, host: str, rows: list[Any], *,
+                     keep_quarantine: bool = False) -> None:
+    """Store ``rows`` for ``host``; with ``keep_quarantine`` (at the hub) a quarantine
+    the hub holds stays: only ``upkeeper fixes release`` lifts it, never a worker."""
     Budgets(history)
+    cols = ", ".join(_BUDGET_COLUMNS)
+    keep = ("quarantined=COALESCE(remediation_budget.quarantined, excluded.quarantined),"
+            " reason=CASE WHEN remediation_budget.quarantined IS NULL THEN excluded.reason"
+            " ELSE remediation_budget.reason END") if keep_quarantine else \
+        "quarantined=excluded.quarantined, reason=excluded.reason"
     with history.transaction() as conn:
         for row in rows:
-            if not isinstance(row, dict) or not isinstance(row.get("fix"), str):
+            values = _clean_row(row)
+            if values is None:
+                log.error("dropped a malformed remediation budget row for %s", host)
                 continue
-            values = [row.get(c) for c in _BUDGET_COLUMNS]
             conn.execute(
-                f"INSERT OR REPLACE INTO remediation_budget (host, {', '.join(_BUDGET_COLUMNS)})"
-                f" VALUES (?{', ?' * len(_BUDGET_COLUMNS)})", (host, *values))
+                f"INSERT INTO remediation_budget (host, {cols}) VALUES"
+                f" (?{', ?' * len(_BUDGET_COLUMNS)}) ON CONFLICT(host, fix) DO UPDATE SET"
+                " attempts=excluded.attempts, failures=excluded.failures,"
+                " last_attempt=excluded.last_attempt, last_success=excluded.last_success,"
+                f" settle_until=excluded.settle_until, {keep}", (host, *values))
 
 
 def hub_fix_state(pb: Playbook, history: History, host: str) -> dict[str, Any]:
@@ -149,5 +187,5 @@ def ingest_remediation(history: History, audit: AuditLog, *, site: str, worker: 
         added += 1
     rows = remediation.get("budgets")
     if isinstance(rows, list):
-        _put_budget_rows(history, host, rows)
+        _put_budget_rows(history, host, rows, keep_quarantine=True)
     return added
