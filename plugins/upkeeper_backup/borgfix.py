@@ -23,8 +23,11 @@ from upkeeper.measures import Duration
 from upkeeper_backup.borg import BorgParams, borg_env
 from upkeeper_backup.locks import RESTIC_STALE_AFTER
 
-#: Roster, lock age, the host's clock and its name, one per line.
-_STATE = ('cat -- "$1/lock.roster" 2>/dev/null | tr -d "\\n"; echo; '
+#: Roster, lock age, the host's clock and its name, one per line. The roster is the
+#: repository owner's file: opened without following a symlink (O_NOFOLLOW, and not
+#: waiting on a FIFO) and at most 64 KiB, since what is read ends up in the audit trail.
+_STATE = ('dd if="$1/lock.roster" iflag=nofollow,nonblock bs=65536 count=1 2>/dev/null'
+          ' | tr -d "\\n"; echo; '
           'stat -c %Y -- "$1/lock.exclusive" 2>/dev/null || echo none; date +%s; uname -n')
 
 

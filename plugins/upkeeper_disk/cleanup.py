@@ -6,9 +6,11 @@ Files: only regular files with one link (deleting a hard link frees nothing), ol
 on a filesystem the check reported WARN/CRIT. ``find -P -xdev`` never follows a symlink
 and never leaves the filesystem, neither while planning nor while deleting: deletion is
 ``find ... -path FILE -delete`` from the glob's base, so a directory swapped for a
-symlink between plan and apply is not traversed. Planned bytes are allocated bytes
-(``%b`` blocks), what ``df`` sees come back. Needs GNU find (``-printf``). Windows
-(temp folders, component store): :mod:`upkeeper_disk.wincleanup`.
+symlink between plan and apply is not traversed. The glob's base itself must be
+reached without a symlink, checked when planning and again right before deleting.
+Planned bytes are allocated bytes (``%b`` blocks), what ``df`` sees come back. Needs
+GNU find (``-printf``). Windows (temp folders, component store):
+:mod:`upkeeper_disk.wincleanup`.
 """
 
 from __future__ import annotations
@@ -127,8 +129,25 @@ class DiskCleanup(Fix[CleanupParams]):
     settle = 300.0
     timeout = 900.0
 
+    def _base_ok(self, ctx: FixContext[CleanupParams], base: str) -> bool:
+        """Whether ``base`` exists and is reached without a symlink: ``find -P`` does not
+        follow links below its start, but the kernel follows any in the start's own
+        path, so a directory above the tree swapped for a link would aim the deletion
+        elsewhere. False when it does not exist or is reached through a link."""
+        res = ctx.run(["realpath", "-e", "--", base], sudo=ctx.params.sudo)
+        if res.exit_code != 0:
+            return False
+        real = res.stdout.rstrip("\n")
+        if real != base:
+            ctx.log.warning("%s: not cleaned, it is reached through a symlink (it is %s)",
+                            base, real)
+            return False
+        return True
+
     def _files(self, ctx: FixContext[CleanupParams], glob: str) -> list[tuple[int, str]]:
         base = base_of(glob)
+        if not self._base_ok(ctx, base):
+            return []  # no such directory (yet), or a link: nothing to clean there
         depth = len(PurePosixPath(glob).parts) - len(PurePosixPath(base).parts)
         minutes = int(ctx.params.older_than.total_seconds() // 60)
         res = ctx.run(["find", "-P", base, "-xdev", "-mindepth", "1", "-maxdepth",
@@ -220,6 +239,8 @@ class DiskCleanup(Fix[CleanupParams]):
             if command[0] == "find":
                 if command[-1] != "-delete" or command[1] != "-P":
                     raise FixRefused(f"unexpected command in the plan: {command[:4]}")
+                if not self._base_ok(ctx, command[2]):  # again: it may be a link now
+                    raise FixRefused(f"{command[2]} is gone or a symlink since the plan")
                 res = ctx.run(command, sudo=ctx.params.sudo)
                 freed += sum(n for n, _p in parse_find(res.stdout))
                 res.check_ok("deleting old files")

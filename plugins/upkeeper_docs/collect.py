@@ -3,6 +3,7 @@ ports, software, services, admins, certificates, backups) as one fact document."
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from datetime import timedelta
@@ -196,6 +197,9 @@ def fill_certs(sec: Section, parts: list[tuple[str, str]], probes: set[str]) -> 
                           "not_before": gone, "not_after": gone, "sha256": gone})
     if tools_missing and not sec.items:
         sec.fail(tools_missing[0])
+    # A file given by name and matched by a glob too is read twice: list it once.
+    unique = {json.dumps(c, sort_keys=True, default=str): c for c in sec.items}
+    sec.items = list(unique.values())
     sec.items.sort(key=lambda c: (c["source"], str(c["sha256"])))
     return sec
 

@@ -165,7 +165,7 @@ class SSHServer:
 
 class SilentServer:
     """Accepts TCP on 127.0.0.1 and never sends a byte (a hung sshd, a tarpit); counts the
-    connections it accepted in ``accepted``."""
+    connections it accepted in ``accepted`` and their client addresses in ``peers``."""
 
     def __init__(self, backlog: int = 1024) -> None:
         self.sock = socket.socket()
@@ -173,19 +173,27 @@ class SilentServer:
         self.sock.listen(backlog)
         self.port = int(self.sock.getsockname()[1])
         self.accepted = 0
+        self.peers: list[tuple[str, int]] = []
         self._held: list[socket.socket] = []
-        threading.Thread(target=self._serve, daemon=True).start()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
 
     def _serve(self) -> None:
         while True:
             try:
-                conn, _ = self.sock.accept()
+                conn, peer = self.sock.accept()
             except OSError:
                 return
             self.accepted += 1
+            self.peers.append(peer)
             self._held.append(conn)
 
     def close(self) -> None:
+        # On Linux close() does not wake a thread blocked in accept(): the listener would
+        # live on, accepting and counting connections after close. shutdown() wakes it.
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
+        self._thread.join(5)
         for conn in self._held:
             conn.close()

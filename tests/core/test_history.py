@@ -227,3 +227,22 @@ echo "exit=$?"
     assert "read-only" in lines[2] and lines[-1] == "exit=3"
     err = (tmp_path / "ro.err").read_text()
     assert "Traceback" not in err and len([x for x in err.splitlines() if "ERROR" in x]) == 1
+
+
+def test_a_new_history_is_private_to_its_owner(tmp_path: Path) -> None:
+    """It holds the dashboard's password hashes and every client's hosts and problems:
+    a new state dir and database (with its WAL files) are not readable by other local
+    accounts, whatever the umask."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        history = History(tmp_path / "state" / "history.sqlite3")
+        history.set_state("h", "c", "k", 1)
+    finally:
+        os.umask(old)
+    mode = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "state").iterdir()}
+    assert stat.S_IMODE((tmp_path / "state").stat().st_mode) == 0o700
+    assert mode["history.sqlite3"] == 0o600 and all(m == 0o600 for m in mode.values()), mode
+    history.close()

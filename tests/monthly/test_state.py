@@ -134,3 +134,22 @@ def test_read_only_old_database_is_left_as_it_is(tmp_path) -> None:
     ensure_current(ro)
     assert ro.execute("SELECT 1 FROM sqlite_master WHERE name='current'").fetchall() == []
     ro.close()
+
+
+def test_hosts_without_a_client_come_after_the_clients_of_equal_status(
+        history: History) -> None:
+    clients(history, {"web1": "acme", "mail": "globex"})
+    record(history, at("2026-11-01 02:00"),
+           [("web1", "disk.usage", OK), ("mail", "disk.usage", OK),
+            ("laptop", "disk.usage", OK)])
+    state = current_state(history, now=at("2026-11-01 03:00"))
+    assert [c.name for c in state.clients] == ["acme", "globex", "(no client)"]
+
+
+def test_state_of_the_hosts_without_a_client(history: History) -> None:
+    """`state --client "(no client)"` shows what the table labels so."""
+    clients(history, {"web1": "acme"})
+    record(history, at("2026-11-01 02:00"),
+           [("web1", "disk.usage", OK), ("laptop", "disk.usage", WARN)])
+    state = current_state(history, client="(no client)", now=at("2026-11-01 03:00"))
+    assert [h.host for h in state.hosts] == ["laptop"] and state.exit_code == 1

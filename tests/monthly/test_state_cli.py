@@ -8,13 +8,16 @@ import signal
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
-from tests.core.helpers import ListInventory, TestPlugin
+from tests.core.helpers import DownTransport, ListInventory, TestPlugin
 from tests.core.servehelp import Serve, serving, write_playbook
 from tests.monthly.helpers import clients, record
+from upkeeper import TransportError, hookimpl
+from upkeeper.after_run.alerts import host_results
 from upkeeper.cli.main import main
 from upkeeper.engine.playbook import load_playbook
 from upkeeper.engine.runner import run_playbook
@@ -94,3 +97,60 @@ def test_serve_records_the_schedule_period_that_state_judges_by(
     assert not current_state(history, now=check.ts + timedelta(seconds=5)).checks[0].stale
     assert current_state(history, now=check.ts + timedelta(seconds=7)).checks[0].stale
     history.close()
+
+
+class _SshLikeDown(DownTransport):
+    """Says "unreachable:" itself, as the SSH transport's errors do."""
+
+    name = "down-ssh"
+
+    def run(self, command: Any, timeout: float | None = None, sudo: bool = False,
+            stdin: Any = None, env: Any = None) -> Any:
+        raise TransportError(f"unreachable: cannot connect to {self.host.address} "
+                             "(192.0.2.7:22) after 1 attempts: Connection refused")
+
+
+class _SshLikePlugin:
+    @hookimpl
+    def upkeeper_register_transports(self) -> list[type[Any]]:
+        return [_SshLikeDown]
+
+
+def test_down_reason_says_unreachable_once(tmp_path: Path, state_dir: Path) -> None:
+    plugins = get_plugin_manager(load_entrypoints=False, extra_plugins=[
+        ("t", TestPlugin()), ("s", _SshLikePlugin())])
+    book = tmp_path / "pb.yml"
+    book.write_text("name: down\nchecks:\n  - {check: test.echo, name: first}\n")
+    pb = load_playbook(book, plugins.registry)
+    history = History(state_dir / "history.sqlite3")
+    host = Host("gone", {"ansible_connection": "down-ssh", "ansible_host": "192.0.2.7"})
+    run = run_playbook(pb, ListInventory([host]), plugins, history)
+    history.close()
+    _checks, hosts = host_results(run)
+    assert [r.summary.count("unreachable") for r in hosts] == [1]
+    res = CliRunner().invoke(main, ["state", "--problems"])
+    row = res.stdout.splitlines()[1].split("\t")
+    assert row[3] == "DOWN" and row[5].startswith("unreachable: cannot connect")
+    assert row[5].count("unreachable") == 1
+
+
+def test_state_errors_are_json_documents_with_format_json(state_dir: Path) -> None:
+    res = CliRunner().invoke(main, ["state", "--format", "json"])
+    assert res.exit_code == 3
+    doc = json.loads(res.stdout)
+    assert doc["exit_code"] == 3 and "no history" in doc["error"]
+    _fleet(state_dir)
+    res = CliRunner().invoke(main, ["state", "--host", "nosuch", "--format", "json"])
+    assert res.exit_code == 3
+    doc = json.loads(res.stdout)
+    assert doc["exit_code"] == 3 and "no results for host 'nosuch'" in doc["error"]
+    res = CliRunner().invoke(main, ["state", "--host", "nosuch"])
+    assert res.exit_code == 3 and res.stdout == ""
+    assert "no results for host 'nosuch'" in res.stderr
+
+
+def test_state_format_table_like_every_other_command(state_dir: Path) -> None:
+    _fleet(state_dir)
+    res = CliRunner().invoke(main, ["state", "--format", "table"])
+    assert res.exit_code == 3, res.output
+    assert res.stdout.splitlines()[0].split("\t")[0] == "Client"

@@ -39,7 +39,7 @@ def test_fixed_not_alerted_then_exhausted_once(tmp_path, cycle_for, systemd, clo
     run = cycle.run()
     _after(cycle, run)
     (sent,) = upkeeper_notifier.sent
-    assert sent.subject.startswith("FIXED: acme/web1 system.service: fixed: restart nginx")
+    assert sent.subject.startswith("FIXED: acme/web1 system.service: restart nginx (failed")
     assert sent.status.value == "OK" and "fixed for you" in sent.text
     report = (tmp_path / "r" / "acme.md").read_text()
     assert "## Fixed for you" in report and "restart nginx (failed, dead)" in report

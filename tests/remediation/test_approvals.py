@@ -65,3 +65,48 @@ def test_expired_is_denied_and_recorded(tmp_path: Path) -> None:
         q.approve(a.id, "cli:root")
     assert [r.kind for r in q.audit.records()] == ["approval-requested", "expire"]
     assert q.audit.verify() == []
+
+
+def _forge(tmp_path: Path, sql: str) -> None:
+    import sqlite3
+
+    conn = sqlite3.connect(tmp_path / "h.sqlite3")
+    conn.execute(sql)
+    conn.commit()
+    conn.close()
+
+
+def _take(q: Approvals):
+    return q.take(host="web1", check="svc", fix="service.restart", plan_hash="p1",
+                  actor="schedule")
+
+
+def test_an_approval_made_in_the_database_alone_is_not_taken(tmp_path: Path) -> None:
+    """Someone who can write the database but not read the audit key sets a pending
+    plan to approved: without an authentic approve record it is never applied."""
+    q, _ = _queue(tmp_path)
+    a = _ask(q)
+    _forge(tmp_path, f"UPDATE remediation_approvals SET state='approved' WHERE id='{a.id}'")
+    assert _take(q) is None
+    assert q.audit.records(kinds=["refuse"])[-1].data["approval"] == a.id
+
+
+def test_an_applied_approval_cannot_be_replayed(tmp_path: Path) -> None:
+    q, _ = _queue(tmp_path)
+    a = _ask(q)
+    q.approve(a.id, "cli:root")
+    taken = _take(q)
+    assert taken is not None
+    q.audit.append("apply-begin", "schedule", taken.subject, {"approval": a.id})
+    _forge(tmp_path, f"UPDATE remediation_approvals SET state='approved' WHERE id='{a.id}'")
+    assert _take(q) is None
+
+
+def test_an_expiry_moved_in_the_database_does_not_count(tmp_path: Path) -> None:
+    q, now = _queue(tmp_path)
+    a = _ask(q)
+    q.approve(a.id, "cli:root")
+    _forge(tmp_path, "UPDATE remediation_approvals SET expires=expires+864000"
+                     f" WHERE id='{a.id}'")
+    now[0] += timedelta(hours=25)
+    assert _take(q) is None

@@ -118,3 +118,34 @@ def test_plain_connection(tmp_path: Path) -> None:
     log = AuditLog(conn)
     log.append("mute", "web:bob", "h1/disk")
     assert [r.actor for r in log.records()] == ["web:bob"] and log.verify() == []
+
+
+@pytest.mark.parametrize("sql", [
+    # The tail cut and the head table moved back to the new last record: both are plain
+    # rows, so someone who can write the database (but not read the key) can do it.
+    ("DELETE FROM remediation_audit WHERE seq>1",
+     "UPDATE remediation_audit_head SET seq=1, hash=(SELECT hash FROM remediation_audit"
+     " WHERE seq=1)"),
+    ("DELETE FROM remediation_audit", "DELETE FROM remediation_audit_head"),
+])
+def test_cutting_the_tail_and_its_head_row_is_detected(tmp_path: Path,
+                                                        sql: tuple[str, str]) -> None:
+    history, log = _log(tmp_path)
+    for i in range(3):
+        log.append("apply", "schedule", f"h/c/f{i}", {"exit": i})
+    history.close()
+    _tamper(tmp_path / "h.sqlite3", *sql)
+    problems = AuditLog(History(tmp_path / "h.sqlite3")).verify()
+    assert any("removed from the end" in p for p in problems), problems
+
+
+def test_the_head_file_keeps_up_with_other_writers(tmp_path: Path) -> None:
+    _, log = _log(tmp_path)
+    other = AuditLog(History(tmp_path / "h.sqlite3"))
+    log.append("plan", "a", "s")
+    other.append("plan", "b", "s")
+    log.append("plan", "a", "s")
+    head = tmp_path / "h.sqlite3.audit-head"
+    assert oct(head.stat().st_mode & 0o777) == "0o600"
+    assert head.read_text().split()[0] == "3"
+    assert log.verify() == [] and other.verify() == []

@@ -96,3 +96,78 @@ def test_check_mode_shows_the_plan_and_changes_nothing(tmp_path, state_dir, syst
     assert doc["remediation"][0]["outcome"] == "planned"
     kinds = [r["kind"] for r in json.loads(upk("audit", "list", "--format", "json").stdout)]
     assert kinds == ["check-plan", "check-plan"]
+
+
+def test_fixed_line_says_fixed_once(tmp_path, state_dir, systemd):
+    book = tmp_path / "pb.yml"
+    book.write_text(PB.replace("tier: approve", "tier: auto"))
+    systemd.set("nginx", "failed")
+    res = upk("run", str(book))
+    assert systemd.state("nginx") == "active"
+    line = next(x for x in res.stdout.splitlines() if x.startswith("fix "))
+    assert line == ("fix system.service.restart on localhost (system.service): fixed: "
+                    "restart nginx (failed, dead)")
+
+
+def test_audit_verify_json(tmp_path, state_dir, systemd):
+    book = tmp_path / "pb.yml"
+    book.write_text(PB.replace("tier: approve", "tier: auto"))
+    systemd.set("nginx", "failed")
+    upk("run", str(book))
+    ok = upk("audit", "verify", "--format", "json")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    doc = json.loads(ok.stdout)
+    assert doc["intact"] is True and doc["records"] == 4 and doc["problems"] == []
+    db = sqlite3.connect(state_dir / "history.sqlite3")
+    db.execute("DROP TRIGGER remediation_audit_no_update")
+    db.execute("UPDATE remediation_audit SET actor='someone' WHERE kind='apply'")
+    db.commit()
+    db.close()
+    bad = upk("audit", "verify", "--format", "json")
+    assert bad.returncode == 2
+    doc = json.loads(bad.stdout)
+    assert doc["intact"] is False and doc["problems"] and doc["exit_code"] == 2
+
+
+def test_fixes_list_in_a_state_dir_without_history_says_so(tmp_path):
+    """A mistyped --state-dir is an error, not "no plans wait for approval" (and it
+    creates nothing there)."""
+    wrong = tmp_path / "typo"
+    res = upk("--state-dir", str(wrong), "fixes", "list", "--format", "json")
+    assert res.returncode == 3
+    assert "no history database" in json.loads(res.stdout)["error"]
+    assert upk("--state-dir", str(wrong), "fixes", "approve", "abc").returncode == 3
+    assert not wrong.exists()
+
+
+def test_fixes_list_shows_approved_plans_and_filters_quarantines_by_client(
+        tmp_path, state_dir, systemd):
+    """An approved plan waits for the next run: the list says so (it said "no plans
+    wait for approval"); --client also narrows the quarantined fixes."""
+    from datetime import timedelta
+
+    from upkeeper.after_run.clients import CLIENT_STATE
+    from upkeeper.remediation.budget import Budgets
+    from upkeeper.store.history import History
+
+    book = tmp_path / "pb.yml"
+    book.write_text(PB)
+    systemd.set("nginx", "failed")
+    upk("run", str(book))
+    [pending] = json.loads(upk("fixes", "list", "--format", "json").stdout)["pending"]
+    assert upk("fixes", "approve", pending["id"]).returncode == 0
+    doc = json.loads(upk("fixes", "list", "--format", "json").stdout)
+    assert doc["pending"] == [] and [a["id"] for a in doc["approved"]] == [pending["id"]]
+    table = upk("fixes", "list").stdout
+    assert pending["id"] in table and "approved" in table
+    history = History(state_dir / "history.sqlite3")
+    history.set_state("mail1", *CLIENT_STATE, "globex")
+    budgets = Budgets(history)
+    budgets.begin("mail1", "disk.cleanup", timedelta(hours=1))
+    assert budgets.finish("mail1", "disk.cleanup", succeeded=False, settle=0,
+                          quarantine_after=1)
+    history.close()
+    mine = json.loads(upk("fixes", "list", "--client", "acme", "--format", "json").stdout)
+    assert mine["quarantined"] == []
+    theirs = json.loads(upk("fixes", "list", "--client", "globex", "--format", "json").stdout)
+    assert [q["host"] for q in theirs["quarantined"]] == ["mail1"]

@@ -14,7 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from upkeeper_disk.cleanup import CleanupParams, base_of, find_escape, parse_find
+from upkeeper.models import Host, Result, Status
+from upkeeper.remediation.fix import FixContext, FixRefused
+from upkeeper.transport.local import LocalTransport
+from upkeeper_disk.cleanup import (
+    CleanupParams,
+    DiskCleanup,
+    base_of,
+    find_escape,
+    parse_find,
+)
 
 SCENARIO = Path(__file__).with_name("disk_scenario.py")
 
@@ -70,3 +79,45 @@ def test_journal_vacuum_and_apt_clean_in_a_sandbox(tmp_path: Path) -> None:
     assert out["journal"] == ["system@4.journal"] and out["archives"] == []
     planned = outcome["plan"]["data"]["bytes"]
     assert abs(out["freed"] - planned) <= 0.01 * planned, (out["freed"], planned)
+
+
+def _old_file(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(os.urandom(8192))
+    t = path.stat().st_mtime - 30 * 86400
+    os.utime(path, (t, t))
+
+
+def _cleanup_ctx(glob: str) -> FixContext[CleanupParams]:
+    host = Host("web1", vars={"ansible_connection": "local"}, groups=["all"])
+    failing = Result(Status.CRIT, "/ is full", check="disk.usage",
+                     details={"mounts": [{"mount": "/", "status": "CRIT"}]})
+    return FixContext(host=host, transport=LocalTransport(host), result=failing,
+                      params=CleanupParams.model_validate({"paths": [glob]}))
+
+
+def test_a_symlink_above_the_glob_is_not_followed(tmp_path: Path) -> None:
+    """``find -P`` does not follow links below its start, but the kernel follows one in
+    the start's own path: ``app`` (writable by someone else) made a link to a victim's
+    tree must not aim the deletion there."""
+    _old_file(tmp_path / "victim" / "cache" / "secret.log")
+    (tmp_path / "app").symlink_to(tmp_path / "victim")
+    assert DiskCleanup().plan(_cleanup_ctx(f"{tmp_path}/app/cache/*.log")) is None
+    assert (tmp_path / "victim" / "cache" / "secret.log").exists()
+
+
+def test_a_directory_swapped_for_a_symlink_after_the_plan_is_not_followed(
+        tmp_path: Path) -> None:
+    """The plan names app/cache/secret.log in a real directory; before apply, ``app``
+    becomes a link to a tree holding a file of the same name: apply refuses."""
+    _old_file(tmp_path / "app" / "cache" / "secret.log")
+    _old_file(tmp_path / "victim" / "cache" / "secret.log")
+    ctx = _cleanup_ctx(f"{tmp_path}/app/cache/*.log")
+    plan = DiskCleanup().plan(ctx)
+    assert plan is not None and [c["delete"] for c in plan.changes] == [
+        f"{tmp_path}/app/cache/secret.log"]
+    (tmp_path / "app").rename(tmp_path / "app-was")
+    (tmp_path / "app").symlink_to(tmp_path / "victim")
+    with pytest.raises(FixRefused):
+        DiskCleanup().apply(ctx, plan)
+    assert (tmp_path / "victim" / "cache" / "secret.log").exists()

@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
 
 from tests.remediation.conftest import local
+from upkeeper import Fix, FixContext, Plan, Result, Status, signature
+from upkeeper.checks import NoParams
+from upkeeper.engine.hostrun import FinishedHost
+from upkeeper.engine.secrets import Redactor
+from upkeeper.models import Host
 from upkeeper.remediation.audit import AuditLog
+from upkeeper.remediation.engine import FixPass
+from upkeeper.remediation.spec import Binding, FixSpec
+from upkeeper.store.history import History
 
 TEMPLATED = """
 name: services
@@ -86,3 +96,44 @@ def test_scheduled_runs_fix_too(tmp_path, systemd):
         "  - check: system.service\n    params: {service: nginx}\n    fix: no.such.fix\n")
     errors = source().errors
     assert "bad.yml" in errors and "unknown fix 'no.such.fix'" in errors["bad.yml"]
+
+
+
+class _Connects(Fix[Any]):
+    """A third-party style fix whose plan names a connection string with a password."""
+
+    name = "test.reconnect"
+    handles = (signature("test.check"),)
+    platforms = ("*",)
+    default_tier = "approve"
+    needs_window = False
+
+    def plan(self, ctx: FixContext[Any]) -> Plan | None:
+        dsn = f"postgres://app:{ctx.host.vars['db_password']}@db1/app"
+        return Plan(f"reconnect to {dsn}", [{"dsn": dsn}], [["reconnect", dsn]])
+
+    def apply(self, ctx: FixContext[Any], plan: Plan) -> str:
+        return "reconnected"
+
+
+def test_secrets_in_a_plan_waiting_for_approval_are_masked(tmp_path: Path) -> None:
+    """The approval request (its audit record, and the queue the dashboard shows) holds
+    the plan as the run's other records do: with the run's secrets masked."""
+    secret = "pw-9f8e7d6c5b"
+    history = History(tmp_path / "h.sqlite3")
+    spec = FixSpec.model_validate({"fix": _Connects.name})
+    fix_pass = FixPass(history, [Binding(0, spec, _Connects, NoParams())], actor="test")
+    host = Host("web1", vars={"ansible_connection": "local", "client": "acme",
+                              "db_password": secret})
+    failing = Result(Status.CRIT, "broken", host="web1", check="test.check",
+                     name="test.check")
+    fix_pass(FinishedHost(host, [(0, None, [failing])],  # type: ignore[list-item]
+                          lambda: None, lambda i: [], False, "run-1", Redactor([secret]),
+                          threading.Event()))
+    assert [o.outcome for o in fix_pass.outcomes] == ["awaiting-approval"]
+    kinds = {r.kind for r in AuditLog(history).records()}
+    assert {"plan", "approval-requested"} <= kinds
+    raw = history.query("SELECT group_concat(data) FROM remediation_audit")[0][0]
+    assert secret not in raw
+    queued = history.query("SELECT group_concat(plan) FROM remediation_approvals")[0][0]
+    assert secret not in queued and "postgres://app:" in queued

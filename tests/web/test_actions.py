@@ -3,6 +3,7 @@ fix approvals, each recorded in the audit trail with who did it."""
 
 from __future__ import annotations
 
+import http.client
 import re
 from datetime import datetime, timedelta, timezone
 
@@ -16,6 +17,7 @@ from upkeeper.remediation.audit import AuditLog
 from upkeeper.store.history import History
 from upkeeper.web.actions import Actions
 from upkeeper.web.auth import LOCAL_USER
+from upkeeper.web.server import Bind, WebServer
 
 
 def csrf_of(client: TestClient, page: str) -> str:
@@ -184,3 +186,24 @@ def test_hosts_without_a_client_have_a_page_of_their_own(fleet_history: History,
     assert 'href="/clients/%28no%20client%29"' in fleet
     page = client.get("/clients/%28no%20client%29")
     assert page.status_code == 200 and "laptop" in page.text and "web1" not in page.text
+
+
+def test_report_file_name_is_built_from_the_month_as_understood(
+        fleet_history: History) -> None:
+    """``month`` is stripped before it is parsed; the download's file name must use that
+    (a raw ``2026-11\\n`` put a line break into a header: the real server answered 500)."""
+    server = WebServer(fleet_history, Bind("127.0.0.1", 0))
+    server.start()
+    try:
+        month = (NOW - timedelta(days=1)).strftime("%Y-%m")
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+        conn.request("GET", f"/clients/acme/report?month={month}%0A",
+                     headers={"Host": f"127.0.0.1:{server.port}"})
+        response = conn.getresponse()
+        response.read()
+        conn.close()
+        assert response.status == 200
+        assert response.getheader("content-disposition") == (
+            f'attachment; filename="acme-{month}.html"')
+    finally:
+        server.stop()

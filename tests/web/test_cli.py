@@ -98,3 +98,17 @@ def test_serve_refuses_a_public_dashboard_without_users(tmp_path: Path) -> None:
                     "--web", "0.0.0.0:0", "--max-runtime", "1s")
     assert code == 3, out
     assert "--web" in out and "without authentication" in out
+
+
+def test_user_list_has_a_header_and_json(tmp_path: Path) -> None:
+    import json
+
+    cli(tmp_path, "web", "user", "add", "nagios", "--role", "viewer", "--client", "acme",
+        "--token")
+    code, out = cli(tmp_path, "web", "user", "list")
+    assert code == 0
+    assert out.splitlines() == ["User\tRole\tClients\tLogin", "nagios\tviewer\tacme\ttoken"]
+    code, out = cli(tmp_path, "web", "user", "list", "--format", "json")
+    assert code == 0
+    assert json.loads(out) == [{"name": "nagios", "role": "viewer", "clients": ["acme"],
+                                "login": "token"}]

@@ -3,22 +3,36 @@ CSRF, login rate limit, roles, client scope (404, not 403) and security headers.
 
 from __future__ import annotations
 
+import http.client
+import json
+import os
 import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
+from typing import Literal
 
 import pytest
+import uvicorn
+from argon2 import PasswordHasher
 from starlette.testclient import TestClient
 
+from tests.waiting import wait_for
 from tests.web.conftest import FAST_HASHER
 from tests.web.fleetdata import NOW, globex_only_run
 from upkeeper.store.history import History
 from upkeeper.web.app import COOKIE, create_app
-from upkeeper.web.auth import RateLimiter, Users
-from upkeeper.web.server import Bind, WebSetupError, check_setup, parse_bind
+from upkeeper.web.auth import RateLimiter, Users, login_key
+from upkeeper.web.server import Bind, WebServer, WebSetupError, check_setup, parse_bind
 from upkeeper.web.site import WebConfig
 
 URL = "http://127.0.0.1:8470"
+PUBLIC_SCENARIO = Path(__file__).with_name("public_bind_scenario.py")
 
 
 def login(client: TestClient, name: str, password: str) -> int:
@@ -139,6 +153,9 @@ def test_post_without_csrf_token_is_refused(authed: TestClient) -> None:
     login(authed, "alice", "alice-pw-1")
     assert authed.post("/hosts/web1/mute", data={"period": "1h"}).status_code == 403
     assert authed.post("/hosts/web1/mute", data={"period": "1h", "csrf": "x"}
+                       ).status_code == 403
+    # A token that is not ASCII is refused like any wrong one (was a 500).
+    assert authed.post("/hosts/web1/mute", data={"period": "1h", "csrf": "\u00e9"}
                        ).status_code == 403
     ok = authed.post("/hosts/web1/mute", data={"period": "1h", "csrf": csrf_of(authed)})
     assert ok.status_code == 303
@@ -274,3 +291,177 @@ def test_oversized_forms_are_refused(client: TestClient) -> None:
     big = {"csrf": "x", "reason": "a" * 100_000}
     assert client.post("/hosts/web1/mute", data=big).status_code == 413
     assert client.post("/login", data=big).status_code == 413
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None
+                    or shutil.which("ip") is None,
+                    reason="needs root, unshare -n and ip for a network of its own")
+def test_public_dashboard_stays_closed_when_its_last_user_goes(tmp_path: Path) -> None:
+    """Bound to 0.0.0.0 with a user, then the user removed while it serves: anyone who
+    can reach the port (naming Host: 127.0.0.1) must not become the local operator."""
+    res = subprocess.run(["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"',
+                          "sh", sys.executable, str(PUBLIC_SCENARIO), str(tmp_path)],
+                         capture_output=True, text=True, timeout=300,
+                         cwd=PUBLIC_SCENARIO.parents[2])
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["with_user"] == 303
+    assert out["after_remove"] == 503 and not out["fleet_shown"]
+    assert out["actions"] == 503
+
+
+def _get(port: int, path: str, headers: dict[str, str]) -> tuple[int, str]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path, headers=headers)
+        res = conn.getresponse()
+        return res.status, res.read().decode("utf-8", "replace")
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("header", ["X-Forwarded-For", "X-Forwarded-Proto", "X-Real-IP",
+                                    "Forwarded", "Via"])
+def test_loopback_without_users_refuses_proxied_requests(fleet_history: History,
+                                                         header: str) -> None:
+    """A reverse proxy in front of a dashboard without users (nginx sends the upstream's
+    Host, 127.0.0.1:8470, unless told otherwise) must not make the local operator
+    reachable from wherever the proxy is."""
+    server = WebServer(fleet_history, Bind("127.0.0.1", 0))
+    server.start()
+    try:
+        host = {"Host": f"127.0.0.1:{server.port}"}
+        assert _get(server.port, "/", host)[0] == 200
+        code, text = _get(server.port, "/", {**host, header: "203.0.113.7"})
+        assert code == 421 and "acme" not in text
+    finally:
+        server.stop()
+
+
+def test_a_spray_of_addresses_does_not_reset_a_user_s_limit() -> None:
+    """The limiter's memory is bounded; an attacker with many addresses (an IPv6 /64)
+    filling it must not wipe the count that blocks guessing one user's password."""
+    now = [0.0]
+    limiter = RateLimiter(limit=5, window=900, clock=lambda: now[0])
+    for _ in range(5):
+        limiter.failed("addr:203.0.113.7", "user:alice")
+    assert limiter.blocked("addr:198.51.100.1", "user:alice")
+    for n in range(6000):
+        now[0] += 0.01
+        limiter.failed(f"addr:2001:db8::{n:x}", f"user:x{n}")
+    assert limiter.blocked("addr:198.51.100.1", "user:alice")
+    assert len(limiter._fails) <= 10_001
+
+
+def test_ipv6_clients_are_limited_per_64() -> None:
+    assert login_key("2001:db8:1:2:aaaa::1") == login_key("2001:db8:1:2:bbbb::9")
+    assert login_key("2001:db8:1:3::1") != login_key("2001:db8:1:2::1")
+    assert login_key("203.0.113.7") == "addr:203.0.113.7"
+
+
+class _HeldHasher(PasswordHasher):
+    """Argon2 at its cheapest, whose verify waits until the test lets it go: every
+    login that reaches the password check is counted and held there."""
+
+    def __init__(self) -> None:
+        super().__init__(time_cost=1, memory_cost=1024, parallelism=1)
+        self.reached = 0
+        self.lock = threading.Lock()
+        self.go = threading.Event()
+
+    def verify(self, hash: str | bytes, password: str | bytes) -> Literal[True]:
+        with self.lock:
+            self.reached += 1
+        self.go.wait(120)
+        return super().verify(hash, password)
+
+
+def test_parallel_guesses_do_not_outrun_the_login_limit(fleet_history: History,
+                                                        users: Users) -> None:
+    """30 wrong passwords sent at once: a guess counts when it starts, not when its
+    (slow, on purpose) check ends, so only the limit's 5 ever reach the check."""
+    hasher = _HeldHasher()
+    app = create_app(fleet_history, WebConfig(hasher=hasher))
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    codes: list[int] = []
+
+    def guess(n: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=150)
+        conn.request("POST", "/login", body=f"user=alice&password=guess-{n}",
+                     headers={"Host": f"127.0.0.1:{port}",
+                              "Content-Type": "application/x-www-form-urlencoded"})
+        codes.append(conn.getresponse().status)
+        conn.close()
+
+    try:
+        wait_for(lambda: server.started, "the dashboard to start")
+        guesses = [threading.Thread(target=guess, args=(n,)) for n in range(30)]
+        for t in guesses:
+            t.start()
+        try:
+            wait_for(lambda: codes.count(429) == 25, "25 guesses refused", timeout=30)
+        finally:
+            hasher.go.set()
+            for t in guesses:
+                t.join(150)
+        assert hasher.reached == 5 and sorted(codes) == [401] * 5 + [429] * 25
+    finally:
+        hasher.go.set()
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+def test_progress_after_out_of_range_is_not_an_error(fleet_history: History) -> None:
+    server = WebServer(fleet_history, Bind("127.0.0.1", 0))
+    server.start()
+    try:
+        host = {"Host": f"127.0.0.1:{server.port}"}
+        for after in ("99999999999999999999999", "-99999999999999999999999"):
+            code, text = _get(server.port, f"/runs/run-001/progress.json?after={after}",
+                              host)
+            assert code == 200, (after, text)
+            assert json.loads(text)["finished"] is True
+    finally:
+        server.stop()
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None,
+                    reason="needs root and unshare -m for a private /etc/hosts")
+def test_a_localhost_that_is_not_loopback_needs_users(tmp_path: Path) -> None:
+    scenario = Path(__file__).with_name("localhost_scenario.py")
+    res = subprocess.run(["unshare", "-m", sys.executable, str(scenario), str(tmp_path)],
+                         capture_output=True, text=True, timeout=120,
+                         cwd=scenario.parents[2])
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "refused"
+
+
+def test_a_run_over_two_clients_shows_a_scoped_user_their_hosts_status(
+        authed: TestClient) -> None:
+    """run-001 covers acme and globex; globex's mail1 is CRIT, acme's worst is WARN: the
+    run page and its progress must not tell acme's staff that globex has a problem (the
+    runs list already counts their hosts alone)."""
+    login(authed, "acme-staff", "acme-pw-1")
+    listed = {r["run_id"]: r for r in data_runs(authed)}
+    assert listed["run-001"]["status"] == "WARN"
+    assert authed.get("/runs/run-001/progress.json").json()["status"] == "WARN"
+    page = authed.get("/runs/run-001").text
+    assert "st-warn" in page.split('id="run-status"')[1][:80]
+    login(authed, "alice", "alice-pw-1")  # everyone's view: the whole run
+    assert authed.get("/runs/run-001/progress.json").json()["status"] == "CRIT"
+
+
+def data_runs(client: TestClient) -> list[dict[str, object]]:
+    from upkeeper.web import data
+    from upkeeper.web.auth import User
+
+    site = client.app.state.site  # type: ignore[attr-defined]
+    return data.runs(site.history, User("acme-staff", "viewer", ("acme",)))

@@ -242,7 +242,9 @@ def with_fix_outcomes(run: RunRecord, results: list[Result]) -> list[Result]:
         if o is None or not after:
             out.append(r)
             continue
-        out.append(Result(Status.OK, f"{o['summary']} (was {r.status.value}: {r.summary})",
+        # The subject already says FIXED; the outcome's summary starts "fixed: ".
+        what = str(o["summary"]).removeprefix("fixed: ")
+        out.append(Result(Status.OK, f"{what} (was {r.status.value}: {r.summary})",
                           host=r.host, check=r.check, name=r.name, started=r.started,
                           details={"remediation": {"outcome": "fixed", "fix": o["fix"],
                                                    "was": r.status.value,

@@ -15,6 +15,7 @@ from upkeeper.after_run.clients import CLIENT_STATE
 from upkeeper.models import RunRecord
 
 if TYPE_CHECKING:
+    from upkeeper.asbuilt.render import Hygiene
     from upkeeper.plugins import PluginSystem
     from upkeeper.store.history import History
 
@@ -35,6 +36,18 @@ def ingest_facts(history: History) -> int:
 
     return ingest(history, mask=mask_secret_data,
                   client_of=functools.partial(remembered_client, history))
+
+
+def doc_hygiene() -> Hygiene:
+    """Core's secret masking, text cleaning and Markdown escaping for the as-built
+    renderers (``docs build`` and the dashboard's documentation pages)."""
+    from upkeeper.after_run.report import md_escape
+    from upkeeper.after_run.text import clean_text
+    from upkeeper.asbuilt.render import Hygiene
+    from upkeeper.engine.secrets import mask_secret_data
+
+    return Hygiene(mask=mask_secret_data, clean=lambda v: clean_text(v, single_line=True),
+                   md=md_escape)
 
 
 def run_has_facts(run: RunRecord) -> bool:

@@ -278,18 +278,38 @@ def write_client(doc: ClientDocument, root: Path, dirname: str, hygiene: Hygiene
                  categories: Iterable[DocCategory] = (), workers: int = 1) -> dict[str, int]:
     """Write one client's document under ``root/dirname``; returns file -> bytes."""
     base = root / dirname
-    index = hygiene.mask(doc.index_json())
-    counts = {h.identity: len(doc.findings_of(h.identity)) for h in doc.hosts}
-    common = {"doc": index, "health_counts": counts, **_text_functions(hygiene)}
+    common = _common(doc, hygiene)
     job = _HostJob(doc, base, dirname, category_table(categories), hygiene, common)
     written = _write_all_hosts(job, workers)
     _remove_stale(base / "hosts", {p.rpartition("/")[2] for p in written})
     for fmt in ("html", "md"):
         text = environment(fmt == "html").get_template(f"index.{fmt}.j2").render(**common)
         written[f"{dirname}/index.{fmt}"] = _write(base / f"index.{fmt}", text)
-    written[f"{dirname}/docs.json"] = _write(base / "docs.json", to_json(index))
+    written[f"{dirname}/docs.json"] = _write(base / "docs.json", to_json(common["doc"]))
     written[f"{dirname}/hosts.csv"] = _write(base / "hosts.csv", hosts_csv(doc))
     return dict(sorted(written.items()))
+
+
+def _common(doc: ClientDocument, hygiene: Hygiene) -> dict[str, Any]:
+    """What the index and every host page of one client are rendered with."""
+    counts = {h.identity: len(doc.findings_of(h.identity)) for h in doc.hosts}
+    return {"doc": hygiene.mask(doc.index_json()), "health_counts": counts,
+            **_text_functions(hygiene)}
+
+
+def render_index(doc: ClientDocument, hygiene: Hygiene, fmt: str = "html") -> str:
+    """The client's ``index.html`` (or ``.md``) as text, as a build writes it (the
+    dashboard serves it without writing files)."""
+    return environment(fmt == "html").get_template(f"index.{fmt}.j2").render(
+        **_common(doc, hygiene))
+
+
+def render_host(doc: ClientDocument, host: HostDoc, hygiene: Hygiene,
+                categories: Iterable[DocCategory] = (), fmt: str = "html") -> str:
+    """One host's page (``hosts/<slug>.html`` or ``.md``) as text, as a build writes it."""
+    page = _host_page(doc, host, category_table(categories), hygiene)
+    return environment(fmt == "html").get_template(f"host.{fmt}.j2").render(
+        host=page, **_common(doc, hygiene))
 
 
 def _cached(hygiene: Hygiene) -> Hygiene:

@@ -15,7 +15,7 @@ import logging
 import re
 import sqlite3
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -277,10 +277,12 @@ def latest_time(history: History) -> float | None:
     return float(rows[0][0]) if rows and rows[0][0] is not None else None
 
 
-def docs_at(history: History, at: float, client: str | None = None) -> dict[str, HostDoc]:
+def docs_at(history: History, at: float, client: str | None = None,
+            hosts: Collection[str] | None = None) -> dict[str, HostDoc]:
     """Every host's facts as known at ``at``: the newest snapshot of each source up to
     then, merged (``docs.collect`` first). The client and name are the newest
-    snapshot's; only the chosen client's documents are read and decoded."""
+    snapshot's; only the chosen client's documents (of ``hosts``, by that name, when
+    given) are read and decoded."""
     open_tables(history)
     rows = history.query(
         "SELECT id, identity, weak, source, host, client, collected_at FROM (SELECT id,"
@@ -293,7 +295,8 @@ def docs_at(history: History, at: float, client: str | None = None) -> dict[str,
         known = newest.get(row["identity"])
         if known is None or min(row["collected_at"], at) > min(known["collected_at"], at):
             newest[row["identity"]] = row
-    wanted = {i for i, row in newest.items() if client is None or row["client"] == client}
+    wanted = {i for i, row in newest.items() if (client is None or row["client"] == client)
+              and (hosts is None or row["host"] in hosts)}
     texts = _doc_texts(history, [r["id"] for r in rows if r["identity"] in wanted])
     names = _names(history, at)
     out: dict[str, HostDoc] = {}

@@ -23,13 +23,9 @@ if TYPE_CHECKING:
 
 def hygiene() -> Hygiene:
     """Core's secret masking, text cleaning and Markdown escaping for the renderers."""
-    from upkeeper.after_run.report import md_escape
-    from upkeeper.after_run.text import clean_text
-    from upkeeper.asbuilt.render import Hygiene
-    from upkeeper.engine.secrets import mask_secret_data
+    from upkeeper.after_run.asbuilt_step import doc_hygiene
 
-    return Hygiene(mask=mask_secret_data, clean=lambda v: clean_text(v, single_line=True),
-                   md=md_escape)
+    return doc_hygiene()
 
 
 def _date(value: str | None, what: str) -> float | None:

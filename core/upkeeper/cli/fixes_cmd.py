@@ -8,12 +8,14 @@ removed or reordered.
 from __future__ import annotations
 
 import getpass
+import shlex
 import sys
 from datetime import datetime
 from typing import Any
 
 import click
 
+from upkeeper.after_run.text import clean_text
 from upkeeper.cli.output import print_table, to_json
 from upkeeper.cli.state import die, open_history, resolve_state_dir
 
@@ -42,33 +44,48 @@ def fixes() -> None:
 @click.option("--format", "fmt", type=FORMATS, default="table")
 @click.pass_context
 def list_cmd(ctx: click.Context, client: str | None, host: str | None, fmt: str) -> None:
-    """Plans waiting for approval (expired ones are denied and recorded first), and
-    fixes quarantined on a host."""
+    """Plans waiting for approval (expired ones are denied and recorded first), approved
+    plans not applied yet, and fixes quarantined on a host."""
+    from upkeeper.monthly.state import host_clients
     from upkeeper.remediation.approvals import Approvals
     from upkeeper.remediation.budget import Budgets
 
-    db = open_history(resolve_state_dir(ctx), create=True)
-    waiting = Approvals(db).pending(client=client, host=host)
+    db = open_history(resolve_state_dir(ctx))
+    queue = Approvals(db)
+    waiting = queue.pending(client=client, host=host)
+    ready = queue.approved(client=client, host=host)
+    owners = host_clients(db) if client is not None else {}
     stuck = [b for b in Budgets(db).all(quarantined_only=True)
-             if host is None or b.host == host]
+             if (host is None or b.host == host)
+             and (client is None or owners.get(b.host) == client)]
     if fmt == "json":
         click.echo(to_json({
-            "pending": [{"id": a.id, "host": a.host, "client": a.client, "check": a.check,
-                         "fix": a.fix, "plan": a.plan, "created": a.created.isoformat(),
-                         "expires": a.expires.isoformat()} for a in waiting],
+            "pending": [_approval_dict(a) for a in waiting],
+            "approved": [_approval_dict(a) for a in ready],
             "quarantined": [{"host": b.host, "fix": b.fix, "reason": b.reason,
                              "since": b.quarantined} for b in stuck]}))
         return
-    if not waiting and not stuck:
+    if not waiting and not ready and not stuck:
         click.echo("no plans wait for approval; no fix is quarantined")
         return
     if waiting:
         print_table(("Id", "Host", "Client", "Fix", "Plan", "Expires"),
                     [(a.id, a.host, a.client or "-", a.fix, a.plan.get("summary", ""),
                       _when(a.expires)) for a in waiting])
+    if ready:
+        click.echo("approved, applied by the next run that finds the same failure:")
+        print_table(("Id", "Host", "Client", "Fix", "Plan", "Expires"),
+                    [(a.id, a.host, a.client or "-", a.fix, a.plan.get("summary", ""),
+                      _when(a.expires)) for a in ready])
     if stuck:
         click.echo("quarantined (upkeeper fixes release HOST FIX):")
         print_table(("Host", "Fix", "Reason"), [(b.host, b.fix, b.reason) for b in stuck])
+
+
+def _approval_dict(a: Any) -> dict[str, Any]:
+    return {"id": a.id, "host": a.host, "client": a.client, "check": a.check, "fix": a.fix,
+            "plan": a.plan, "created": a.created.isoformat(),
+            "expires": a.expires.isoformat()}
 
 
 @fixes.command()
@@ -80,19 +97,21 @@ def show(ctx: click.Context, approval_id: str, fmt: str) -> None:
     from upkeeper.remediation.approvals import ApprovalError, Approvals
 
     try:
-        a = Approvals(open_history(resolve_state_dir(ctx), create=True)).get(approval_id)
+        a = Approvals(open_history(resolve_state_dir(ctx))).get(approval_id)
     except ApprovalError as exc:
         die(str(exc))
     data: dict[str, Any] = {"id": a.id, "state": a.state, "host": a.host,
                             "client": a.client, "check": a.check, "fix": a.fix,
                             "plan": a.plan, "expires": a.expires.isoformat(),
                             "decided_by": a.decided_by, "reason": a.reason}
+    lines = [f"{a.id} [{a.state}] {a.fix} on {a.host} ({a.check})",
+             f"plan: {a.plan.get('summary', '')}",
+             *(f"  change: {c}" for c in a.plan.get("changes", [])),
+             *(f"  run: {shlex.join(c)}" for c in a.plan.get("commands", [])),
+             f"expires: {_when(a.expires)}"]
+    # The plan names files and mounts the host chose: shown without escape sequences.
     click.echo(to_json(data) if fmt == "json" else "\n".join(
-        [f"{a.id} [{a.state}] {a.fix} on {a.host} ({a.check})",
-         f"plan: {a.plan.get('summary', '')}",
-         *(f"  change: {c}" for c in a.plan.get("changes", [])),
-         *(f"  run: {' '.join(c)}" for c in a.plan.get("commands", [])),
-         f"expires: {_when(a.expires)}"]))
+        clean_text(line, single_line=True) for line in lines))
 
 
 @fixes.command()
@@ -104,11 +123,12 @@ def approve(ctx: click.Context, approval_id: str) -> None:
     from upkeeper.remediation.approvals import ApprovalError, Approvals
 
     try:
-        a = Approvals(open_history(resolve_state_dir(ctx), create=True)).approve(
+        a = Approvals(open_history(resolve_state_dir(ctx))).approve(
             approval_id, _actor())
     except ApprovalError as exc:
         die(str(exc))
-    click.echo(f"approved {a.id}: {a.fix} on {a.host}: {a.plan.get('summary', '')}")
+    click.echo(clean_text(f"approved {a.id}: {a.fix} on {a.host}: "
+                          f"{a.plan.get('summary', '')}", single_line=True))
 
 
 @fixes.command()
@@ -120,11 +140,11 @@ def deny(ctx: click.Context, approval_id: str, reason: str) -> None:
     from upkeeper.remediation.approvals import ApprovalError, Approvals
 
     try:
-        a = Approvals(open_history(resolve_state_dir(ctx), create=True)).deny(
+        a = Approvals(open_history(resolve_state_dir(ctx))).deny(
             approval_id, _actor(), reason)
     except ApprovalError as exc:
         die(str(exc))
-    click.echo(f"denied {a.id}: {a.fix} on {a.host}")
+    click.echo(clean_text(f"denied {a.id}: {a.fix} on {a.host}", single_line=True))
 
 
 @fixes.command()
@@ -136,7 +156,7 @@ def release(ctx: click.Context, host: str, fix: str) -> None:
     from upkeeper.remediation.audit import AuditLog
     from upkeeper.remediation.budget import Budgets
 
-    db = open_history(resolve_state_dir(ctx), create=True)
+    db = open_history(resolve_state_dir(ctx))
     if not Budgets(db).release(host, fix):
         die(f"{fix} is not quarantined on {host} (see `upkeeper fixes list`)")
     AuditLog(db).append("release", _actor(), f"{host}/{fix}", {"fix": fix}, host=host)
@@ -168,21 +188,28 @@ def audit() -> None:
 
 
 @audit.command()
+@click.option("--format", "fmt", type=FORMATS, default="table")
 @click.pass_context
-def verify(ctx: click.Context) -> None:
+def verify(ctx: click.Context, fmt: str) -> None:
     """Check the chain: exit 0 when intact, 2 when a record was edited or removed."""
     from upkeeper.remediation.audit import AuditLog
 
     log = AuditLog(open_history(resolve_state_dir(ctx)))
     problems = log.verify()
+    last = log.records(newest_first=True, limit=1)
+    count = last[0].seq if last else 0
+    if fmt == "json":
+        click.echo(to_json({"status": "CRIT" if problems else "OK", "intact": not problems,
+                            "records": count, "problems": problems,
+                            "exit_code": 2 if problems else 0}))
+        sys.exit(2 if problems else 0)
     if problems:
         for p in problems:
             click.echo(f"audit: {p}", err=True)
         click.echo(f"CRIT: the audit trail was tampered with ({len(problems)} problem"
                    f"{'s' if len(problems) > 1 else ''})")
         sys.exit(2)
-    last = log.records(newest_first=True, limit=1)
-    click.echo(f"OK: {last[0].seq if last else 0} records, chain intact")
+    click.echo(f"OK: {count} records, chain intact")
 
 
 @audit.command("list")

@@ -182,9 +182,13 @@ def print_run(run: RunRecord, fmt: str, stream: TextIO | None = None) -> None:
 def fix_lines(fixes: list[dict[str, Any]]) -> list[str]:
     """One line per fix the run triggered, and under a plan the commands it would run."""
     out = []
-    for f in fixes:
-        out.append(f"fix {f['fix']} on {f['host']} ({f['name']}): {f['outcome']}: "
-                   f"{f['summary']}")
+    for f in fixes:  # plans name files and mounts the host chose: no escape sequences
+        summary = str(f["summary"])
+        # A fixed outcome's summary already says so ("fixed: restart nginx").
+        summary = summary.removeprefix(f"{f['outcome']}: ")
+        out.append(_cell(f"fix {f['fix']} on {f['host']} ({f['name']}): {f['outcome']}: "
+                         f"{summary}"))
         if f["outcome"] in ("planned", "awaiting-approval") and f.get("plan"):
-            out += [f"    would run: {shlex.join(c)}" for c in f["plan"].get("commands", [])[:20]]
+            out += [f"    would run: {_cell(shlex.join(c))}"
+                    for c in f["plan"].get("commands", [])[:20]]
     return out

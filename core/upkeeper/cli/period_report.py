@@ -9,7 +9,8 @@ from typing import Any
 
 import click
 
-from upkeeper.monthly.fixes import audit_fixes
+from upkeeper.after_run.asbuilt_step import ingest_facts
+from upkeeper.monthly.docs import report_sources
 from upkeeper.monthly.period import (
     Period,
     PeriodError,
@@ -34,6 +35,13 @@ def _host_vars(ctx: click.Context, inventories: tuple[str, ...]
     return {name: host.vars for name, host in inv.hosts.items()}
 
 
+def _categories(ctx: click.Context) -> list[Any]:
+    """Plugins' documentation categories (how their changes read), if plugins loaded."""
+    from upkeeper.asbuilt.api import doc_categories
+
+    return doc_categories(getattr(ctx.obj, "plugins", None))
+
+
 def render_period_report(ctx: click.Context, history: History, *, client: str | None,
                          month: str | None, since: str | None, until: str | None,
                          zone: str | None, inventories: tuple[str, ...], fmt: str,
@@ -54,8 +62,10 @@ def render_period_report(ctx: click.Context, history: History, *, client: str | 
     try:
         period = (month_period(month, zone) if month else
                   range_period(since or "", until, zone, today=now.date()))
+        ingest_facts(history)  # facts of runs without an after-run step (a hub's, an old run)
+        sources = report_sources(history, client, _categories(ctx))
         report = build_client_report(history, client, period, host_vars=host_vars, now=now,
-                                     fixes=audit_fixes(history))
+                                     fixes=sources.fixes, docs=sources.docs)
     except (PeriodError, MonthlyReportError) as exc:
         raise click.ClickException(str(exc)) from None
     return render_client_report(report, fmt), period

@@ -11,7 +11,7 @@ from datetime import timedelta
 import click
 
 from upkeeper.cli.output import STATUS_STYLE, print_table, to_json
-from upkeeper.cli.state import open_history, resolve_state_dir
+from upkeeper.cli.state import die, open_history, resolve_state_dir
 from upkeeper.models import Status
 from upkeeper.monthly.state import CheckState, FleetState, HostState, current_state
 from upkeeper.store.history import DB_NAME
@@ -61,8 +61,8 @@ def rows(state: FleetState) -> tuple[list[tuple[str, ...]], list[str | None]]:
 @click.option("--host", metavar="NAME", help="Only this host.")
 @click.option("--problems", is_flag=True,
               help="Only problems: checks not OK, stale results and hosts that are down.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-              show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "text", "json"]), default="table",
+              show_default=True, help="table (also 'text') or json.")
 @click.pass_context
 def state(ctx: click.Context, client: str | None, host: str | None, problems: bool,
           fmt: str) -> None:
@@ -74,9 +74,7 @@ def state(ctx: click.Context, client: str | None, host: str | None, problems: bo
     """
     state_dir = resolve_state_dir(ctx)
     if not (state_dir / DB_NAME).is_file():
-        click.echo(f"no history in {state_dir}: nothing has run with this state dir",
-                   err=True)
-        sys.exit(3)
+        die(f"no history in {state_dir}: nothing has run with this state dir")
     history = open_history(state_dir)
     try:
         fleet = current_state(history, client=client, host=host)
@@ -84,8 +82,7 @@ def state(ctx: click.Context, client: str | None, host: str | None, problems: bo
         history.close()
     if not fleet.clients:
         what = " and ".join(f"{k} {v!r}" for k, v in (("client", client), ("host", host)) if v)
-        click.echo(f"no results{' for ' + what if what else ''} in {state_dir}", err=True)
-        sys.exit(3)
+        die(f"no results{' for ' + what if what else ''} in {state_dir}")
     shown = fleet.problems_only() if problems else fleet
     if fmt == "json":
         data = shown.to_dict()

@@ -100,16 +100,24 @@ def user_remove(ctx: click.Context, name: str) -> None:
 
 
 @user.command("list")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @click.pass_context
-def user_list(ctx: click.Context) -> None:
+def user_list(ctx: click.Context, fmt: str) -> None:
     """Users, their roles and client scopes."""
+    from upkeeper.cli.output import print_table, to_json
     from upkeeper.web.auth import Users
 
     history = open_history(resolve_state_dir(ctx))
     try:
-        for u in Users(history).list():
-            scope = ",".join(str(c) for c in u["clients"]) or "all clients"
-            kind = "token" if u["token"] else "password"
-            click.echo(f"{u['name']}\t{u['role']}\t{scope}\t{kind}")
+        users = [{"name": u["name"], "role": u["role"],
+                  "clients": [str(c) for c in u["clients"]],
+                  "login": "token" if u["token"] else "password"}
+                 for u in Users(history).list()]
     finally:
         history.close()
+    if fmt == "json":
+        click.echo(to_json(users))
+        return
+    print_table(("User", "Role", "Clients", "Login"),
+                [(u["name"], u["role"], ",".join(u["clients"]) or "all clients", u["login"])
+                 for u in users])

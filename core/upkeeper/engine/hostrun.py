@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
@@ -31,6 +31,8 @@ log = logging.getLogger("upkeeper.engine.runner")
 
 FACTS_TIMEOUT = 60.0
 INTERRUPTED_BEFORE = "run interrupted before this check started"
+#: How a stored re-run result (a fix's verification) reads beside the run's own result.
+RERUN_PREFIX = "re-checked after a fix: "
 
 
 class RunState(Protocol):
@@ -155,8 +157,10 @@ def run_host(state: RunState, raw: Host) -> None:
                 state.fail_rest(host, index + 1, fatal.status, f"not run: {fatal}", redactor)
                 if state.run is not None:  # alerts tell it once, not once per check
                     lost = [r.name for r in results] + [s.label for s in pb.checks[index + 1:]]
+                    # Readers say "unreachable: <reason>"; SSH's errors say it already.
+                    reason = str(fatal).removeprefix("unreachable: ")
                     state.run.unreachable[host.name] = Unreachable(
-                        redactor.text(str(fatal)), fatal.status, frozenset(lost))
+                        redactor.text(reason), fatal.status, frozenset(lost))
                 return
         seam: HostFinished | None = getattr(state, "host_finished", None)
         if seam is not None and not state.stop.is_set():
@@ -170,14 +174,27 @@ def _call_seam(seam: HostFinished, state: RunState, host: Host, slot: TransportS
                delivered: list[tuple[int, CheckSpec, list[Result]]],
                redactor: Redactor) -> None:
     def rerun(index: int) -> list[Result]:
+        """Run check ``index`` again and store what it says: a later result of the run
+        (not in ``run.results``, which hold one result per check), so the current state
+        and the monthly report see the host as the re-run found it."""
         spec = state.pb.checks[index]
+        started, t0 = utcnow(), time.monotonic()
         results, _fatal = run_check(state, index, spec, host, slot, state.pb.host_timeout,
                                     redactor)
         for r in results:
             r.host, r.check = host.name, r.check or spec.check
             r.name = r.name or spec.label
+            r.started = started
+            r.duration = r.duration or (time.monotonic() - t0)
             r.summary = redactor.text(r.summary)
             r.details = redactor.obj(r.details)
+            if not state.check_mode:
+                try:
+                    state.history.add_result(state.run_id, replace(
+                        r, summary=f"{RERUN_PREFIX}{r.summary}"))
+                except Exception as exc:  # the caller still judges the re-run
+                    log.error("could not store re-run result for %s/%s: %s", r.host,
+                              r.check, exc)
         return results
 
     def params(index: int) -> BaseModel | None:

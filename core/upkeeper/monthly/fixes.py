@@ -59,7 +59,7 @@ def audit_fixes(history: History) -> FixesSource | None:
                 outcome = ("fixed and verified" if data.get("verified") is True else
                            f"not fixed: {data.get('reason') or 'verification failed'}")
                 out.append(FixDone(host, check, datetime.fromtimestamp(row["ts"], UTC), what,
-                                   outcome))
+                                   outcome, fixed=data.get("verified") is True))
         return out
 
     return fixes

@@ -101,7 +101,12 @@ def summary_lines(r: ClientReport) -> list[str]:
             f"{d.host} {d.device} is forecast to be full in {d.days_to_full:.0f} days"
             for d in soon[:3]) + " (we are on it).")
     if r.fixes:
-        out.append(f"{_plural(len(r.fixes), 'problem')} fixed automatically.")
+        worked = sum(f.fixed for f in r.fixes)
+        failed = len(r.fixes) - worked
+        text = f"{_plural(worked, 'problem')} fixed and verified"
+        if failed:
+            text += f"; {_plural(failed, 'fix attempt')} did not work"
+        out.append(text + ".")
     if r.planned:
         first = r.planned[0]
         out.append(f"Next maintenance window: {r.period.local(first.start):%a %d %b %Y %H:%M}"

@@ -62,6 +62,8 @@ class FixDone:
     when: datetime
     what: str
     outcome: str
+    #: The check that failed passed again (False: an attempt that did not work).
+    fixed: bool = True
 
 
 @dataclass(frozen=True)

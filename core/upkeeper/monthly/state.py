@@ -319,7 +319,7 @@ def current_state(history: History, *, client: str | None = None, host: str | No
     wanted: list[str] | None = None
     if host is not None:
         wanted = [host]
-    elif client is not None:
+    elif client is not None and client != NO_CLIENT:  # hosts without one are not listed
         wanted = sorted(h for h, c in clients.items() if c == client)
     rows = [r for r in _select(history, wanted)
             if client is None or clients.get(r["host"], NO_CLIENT) == client]
@@ -352,7 +352,7 @@ def current_state(history: History, *, client: str | None = None, host: str | No
     for cname, hosts in grouped.items():
         hosts.sort(key=lambda h: (not h.down, -h.status.severity, h.host))
         out.append(ClientState(cname, tuple(hosts)))
-    out.sort(key=lambda c: (-c.status.severity, c.name))
+    out.sort(key=lambda c: (-c.status.severity, c.name == NO_CLIENT, c.name))
     return FleetState(now, tuple(out))
 
 

@@ -230,15 +230,46 @@ class Approvals:
 
     def take(self, *, host: str, check: str, fix: str, plan_hash: str,
              actor: str) -> Approval | None:
-        """Consume the approval of this exact plan (state ``applied``), if approved."""
+        """Consume the approval of this exact plan (state ``applied``), if approved.
+
+        The row alone is not trusted (anyone who can write the database can change it):
+        the keyed audit trail must hold the approve record of this plan, the request's
+        expiry must not have passed, and no apply may have used it already."""
         self.expire()
-        with self._db.transaction() as conn:
-            row = conn.execute(
-                "SELECT * FROM remediation_approvals WHERE host=? AND check_name=? AND fix=?"
-                " AND plan_hash=? AND state=? ORDER BY created LIMIT 1",
-                (host, check, fix, plan_hash, State.APPROVED)).fetchone()
-            if row is None:
-                return None
-            conn.execute("UPDATE remediation_approvals SET state=? WHERE id=?",
-                         (State.APPLIED, row["id"]))
-        return _approval(row)
+        rows = self._db.query(
+            "SELECT * FROM remediation_approvals WHERE host=? AND check_name=? AND fix=?"
+            " AND plan_hash=? AND state=? ORDER BY created",
+            (host, check, fix, plan_hash, State.APPROVED))
+        for row in rows:
+            approval = _approval(row)
+            why = self._unbacked(approval)
+            if why:
+                self.audit.append("refuse", actor, approval.subject,
+                                  {"approval": approval.id, "reason": why,
+                                   "plan_hash": plan_hash}, host=host, client=approval.client)
+                continue
+            with self._db.transaction() as conn:
+                if conn.execute("UPDATE remediation_approvals SET state=? WHERE id=? AND"
+                                " state=?", (State.APPLIED, approval.id,
+                                             State.APPROVED)).rowcount:
+                    return approval
+        return None
+
+    def _unbacked(self, approval: Approval) -> str | None:
+        """Why the audit trail does not back this approved row, or None."""
+        def mine(kind: str) -> list[dict[str, Any]]:
+            return [r.data for r in self.audit.authentic(kind, approval.subject)
+                    if r.data.get("approval") == approval.id]
+
+        if not any(d.get("plan_hash") == approval.plan_hash for d in mine("approve")):
+            return "approved in the database without an approve record in the audit trail"
+        asked = mine("approval-requested")
+        try:
+            expires = datetime.fromisoformat(str(asked[0].get("expires"))) if asked else None
+        except ValueError:
+            expires = None
+        if expires is None or expires <= self._clock():
+            return "the approval expired (as requested in the audit trail)"
+        if mine("apply-begin"):
+            return "the approval was used already"
+        return None

@@ -4,7 +4,10 @@ Every plan, approval, apply, verify, refusal and check-mode run is one record, a
 the dashboard's own actions (mute, acknowledge). Each record's hash covers its content and
 the previous record's hash, keyed with a per-database secret kept beside the database
 (``<db>.audit-key``, mode 0600): editing, removing or reordering a record, or cutting the
-tail, is found by :meth:`AuditLog.verify`. Triggers refuse UPDATE and DELETE on the table,
+tail, is found by :meth:`AuditLog.verify`. The newest record's number and hash are also
+kept beside the database (``<db>.audit-head``, mode 0600), out of reach of someone who
+can write the database alone: the head row in the database is as easy to move back as
+the tail is to cut. Triggers refuse UPDATE and DELETE on the table,
 so retention and careless SQL cannot thin it out; a deliberate edit is still detected.
 
 Stable API (used by the remediation engine, the CLI and the web dashboard)::
@@ -18,6 +21,7 @@ Stable API (used by the remediation engine, the CLI and the web dashboard)::
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import hmac
 import json
@@ -149,6 +153,45 @@ def _key_for(path: str, ident: int) -> tuple[bytes, bool]:
     return key, True
 
 
+def _head_path(path: str) -> Path | None:
+    return None if path in ("", ":memory:") else Path(path + ".audit-head")
+
+
+def _advance_head(path: Path, seq: int, digest: str) -> None:
+    """Record (seq, digest) as the newest record unless a later one is there already
+    (writers append in turns but write this file after their commit, in any order)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        known = _parse_head(os.read(fd, 200).decode("ascii", "replace"))
+        if known is None or known[0] < seq:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{seq} {digest}\n".encode("ascii"), 0)
+    finally:
+        os.close(fd)
+
+
+def _read_head(path: Path) -> tuple[int, str] | str | None:
+    """(seq, hash) from the head file, None when there is none, or what is wrong."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        text = os.read(fd, 200).decode("ascii", "replace")
+    finally:
+        os.close(fd)
+    return _parse_head(text) or f"the audit head file {path} is unreadable"
+
+
+def _parse_head(text: str) -> tuple[int, str] | None:
+    parts = text.split()
+    if len(parts) == 2 and parts[0].isdigit() and re.fullmatch(r"[0-9a-f]{64}", parts[1]):
+        return int(parts[0]), parts[1]
+    return None
+
+
 def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
                       allow_nan=False)
@@ -218,6 +261,9 @@ class AuditLog:
             conn.execute("INSERT INTO remediation_audit_head (one, seq, hash) VALUES (1,?,?)"
                          " ON CONFLICT(one) DO UPDATE SET seq=excluded.seq,"
                          " hash=excluded.hash", (seq, digest))
+        head = _head_path(self._db.path)
+        if head is not None:
+            _advance_head(head, seq, digest)
         return AuditRecord(seq, datetime.fromtimestamp(ts, tz=timezone.utc), kind, actor,
                            subject, json.loads(text), host, client, prev, digest)
 
@@ -247,6 +293,15 @@ class AuditLog:
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         return [_record(row) for row in self._db.query(sql, tuple(args))]
+
+    def authentic(self, kind: str, subject: str) -> list[AuditRecord]:
+        """Records of ``kind`` about ``subject`` whose hash checks out with the key:
+        written by upkeeper, not by someone who can write the database alone."""
+        rows = self._db.query("SELECT * FROM remediation_audit WHERE kind=? AND subject=?"
+                              " ORDER BY seq", (kind, subject))
+        return [_record(r) for r in rows if hmac.compare_digest(self._digest(
+            r["seq"], r["ts"], r["kind"], r["actor"], r["subject"], r["host"], r["client"],
+            r["data"], r["prev_hash"]), r["hash"])]
 
     def verify(self) -> list[str]:
         """Problems with the chain (an edited, removed, inserted or reordered record, a cut
@@ -279,7 +334,26 @@ class AuditLog:
                 problems.append("the chain's head does not match its last record")
         elif rows:
             problems.append("the chain's head is missing")
-        return problems
+        return problems + self._verify_head_file(rows, expected - 1)
+
+    def _verify_head_file(self, rows: list[sqlite3.Row], last: int) -> list[str]:
+        path = _head_path(self._db.path)
+        if path is None:
+            return []
+        head = _read_head(path)
+        if isinstance(head, str):
+            return [head]
+        if head is None:
+            return [f"the audit head file {path} is missing: records cut from the end"
+                    " cannot be found"] if rows else []
+        seq, digest = head
+        if seq > last:
+            return [f"records {last + 1}..{seq} removed from the end (the head file"
+                    f" {path} names record {seq})"]
+        found = next((r for r in rows if r["seq"] == seq), None)
+        if found is not None and not hmac.compare_digest(found["hash"], digest):
+            return [f"record {seq} does not match the head file {path}"]
+        return []
 
 
 def _record(row: sqlite3.Row) -> AuditRecord:

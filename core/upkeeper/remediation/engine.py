@@ -176,9 +176,12 @@ class FixPass:
         if b.tier == "approve" and not any(
                 a.plan_hash == digest and a.fix == fix and a.check == check
                 for a in self.approvals.approved(host=host.name)):
+            # Masked like every other record of the run: the queue is shown on the
+            # dashboard, and apply uses the fresh plan (matched by hash), never this copy.
             asked = self.approvals.request(
                 host=host.name, client=client or None, check=check, fix=fix,
-                plan=plan_dict, plan_hash=digest, actor=self.actor, ttl=b.spec.approval_ttl)
+                plan=finished.redactor.obj(plan_dict), plan_hash=digest, actor=self.actor,
+                ttl=b.spec.approval_ttl)
             return outcome("awaiting-approval", f"{plan.summary}: waits for approval "
                            f"(upkeeper fixes approve {asked.id})", plan=plan_dict,
                            approval=asked.id)

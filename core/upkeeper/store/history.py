@@ -91,8 +91,10 @@ class History:
                                  f" this state dir (set --state-dir or {STATE_DIR_ENV})")
         try:
             fresh = memory or not Path(self.path).exists() or Path(self.path).stat().st_size == 0
-            if not memory:
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            if not memory:  # private: web password hashes, every client's hosts
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                if not Path(self.path).exists():  # SQLite gives WAL files its mode
+                    os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
             self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30,
                                        isolation_level=None)
             self._db.row_factory = sqlite3.Row

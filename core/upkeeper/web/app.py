@@ -22,8 +22,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from upkeeper.store.history import History
-from upkeeper.web import pages
-from upkeeper.web.auth import LOCAL_USER, User
+from upkeeper.web import docs, pages
+from upkeeper.web.auth import LOCAL_USER, User, login_key
 from upkeeper.web.render import render
 from upkeeper.web.site import Site, WebConfig, read_form, site_of
 
@@ -48,7 +48,17 @@ def _identify(request: Request, site: Site) -> tuple[User | None, str, str | Non
     return None, "", None
 
 
+#: Headers a reverse proxy adds: a request carrying one came from wherever the proxy is.
+PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto",
+                 "x-real-ip", "via")
+
+
 def _host_allowed(request: Request, site: Site) -> bool:
+    """A loopback host name and not proxied: nginx names the upstream (127.0.0.1:8470) in
+    Host unless told otherwise, which would hand the local operator to the proxy's
+    whole audience."""
+    if any(h in request.headers for h in PROXY_HEADERS):
+        return False
     host = request.headers.get("host", "")
     name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
     return name in site.config.allowed_hosts
@@ -90,6 +100,10 @@ async def guard(request: Request, call_next: Callable[[Request], Awaitable[Respo
     if path.startswith("/static/"):  # the package's CSS, JS and icon: no data, no session
         return _headers(await call_next(request), site)
     configured = await run_in_threadpool(site.users.configured)
+    if not configured and site.config.public:
+        # A Host header is the client's to choose: off loopback it proves nothing.
+        return _headers(PlainTextResponse("no dashboard users are configured (upkeeper"
+                                          " web user add)", 503), site)
     if not configured and not _host_allowed(request, site):
         return _headers(PlainTextResponse("unknown host", 421), site)
     if request.method == "POST" and not _same_origin(request):
@@ -108,7 +122,8 @@ async def guard(request: Request, call_next: Callable[[Request], Awaitable[Respo
         except HTTPException as exc:  # raised here, outside the app's exception handlers
             return _headers(PlainTextResponse("request too large", exc.status_code), site)
         request.state.form = form
-        if not hmac.compare_digest(form.get("csrf", ""), csrf):
+        # Bytes: compare_digest raises on str that is not ASCII (a 500, not a 403).
+        if not hmac.compare_digest(form.get("csrf", "").encode(), csrf.encode()):
             return _headers(PlainTextResponse("CSRF check failed: reload the page", 403),
                             site)
     response = await call_next(request)
@@ -129,9 +144,9 @@ async def login(request: Request) -> Response:
         return render(request, "login.html.j2", {"error": ""})
     form = await read_form(request)
     name, password = form.get("user", "")[:64], form.get("password", "")[:1024]
-    keys = (f"addr:{_client_addr(request)}", f"user:{name}")
+    keys = (login_key(_client_addr(request)), f"user:{name}")
     limiter = site.config.limiter
-    if limiter.blocked(*keys):
+    if not limiter.attempt(*keys):
         log.warning("login of %r from %s refused: too many failed attempts", name,
                     _client_addr(request))
         return render(request, "login.html.j2",
@@ -139,7 +154,6 @@ async def login(request: Request) -> Response:
     # Argon2 takes a while on purpose: not on the event loop.
     user = await run_in_threadpool(site.users.verify_password, name, password)
     if user is None:
-        limiter.failed(*keys)
         log.warning("failed login of %r from %s", name, _client_addr(request))
         return render(request, "login.html.j2", {"error": "Wrong user name or password."},
                       status=401)
@@ -178,6 +192,7 @@ def create_app(history: History, config: WebConfig | None = None) -> Starlette:
         Route("/login", login, methods=["GET", "POST"]),
         Route("/logout", logout, methods=["POST"]),
         *pages.routes(),
+        *docs.routes(),
         Mount("/static", StaticFiles(packages=[("upkeeper.web", "static")]), name="static"),
     ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: not_found},

@@ -6,6 +6,7 @@ limit. Kept in the history database, in this module's own tables.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import re
 import secrets
@@ -199,6 +200,24 @@ def _user(row: sqlite3.Row) -> User:
     return User(str(row["name"]), str(row["role"]), tuple(json.loads(row["clients"])))
 
 
+def login_key(address: str) -> str:
+    """The rate limit's key for a client address: IPv6 by /64 (one subscriber's
+    network, where any address is the attacker's to pick)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return f"addr:{address}"
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return f"addr:{ip.ipv4_mapped}"
+        return f"addr:{ipaddress.IPv6Network((ip, 64), strict=False)}"
+    return f"addr:{ip}"
+
+
+#: Keys the login rate limit remembers at most (bounded memory under a spray).
+MAX_LIMITER_KEYS = 10_000
+
+
 @dataclass
 class RateLimiter:
     """At most ``limit`` failed logins per key (address, user name) in ``window``
@@ -215,18 +234,47 @@ class RateLimiter:
         with self._lock:
             for key in keys:
                 recent = [t for t in self._fails.get(key, []) if now - t < self.window]
-                self._fails[key] = recent
+                if recent:
+                    self._fails[key] = recent
+                else:
+                    self._fails.pop(key, None)
                 if len(recent) >= self.limit:
                     return True
         return False
 
+    def attempt(self, *keys: str) -> bool:
+        """Count one attempt on every key now, before its (slow) check, unless a key is
+        blocked: parallel guesses cannot all pass while the first ones are checked.
+        False when blocked; a success then calls :meth:`clear`."""
+        now = self.clock()
+        with self._lock:
+            for key in keys:
+                recent = [t for t in self._fails.get(key, []) if now - t < self.window]
+                if len(recent) >= self.limit:
+                    return False
+            if len(self._fails) >= MAX_LIMITER_KEYS:
+                self._prune(now)
+            for key in keys:
+                self._fails.setdefault(key, []).append(now)
+        return True
+
     def failed(self, *keys: str) -> None:
         now = self.clock()
         with self._lock:
-            if len(self._fails) > 10_000:  # bounded memory under a spray of addresses
-                self._fails.clear()
+            if len(self._fails) >= MAX_LIMITER_KEYS:
+                self._prune(now)
             for key in keys:
                 self._fails.setdefault(key, []).append(now)
+
+    def _prune(self, now: float) -> None:
+        """Forget expired failures, then (still full) the keys with the fewest: never
+        wipe everything, or a spray of addresses would reset a user's count."""
+        fails = {k: r for k, v in self._fails.items()
+                 if (r := [t for t in v if now - t < self.window])}
+        if len(fails) >= MAX_LIMITER_KEYS:
+            keep = sorted(fails, key=lambda k: len(fails[k]), reverse=True)
+            fails = {k: fails[k] for k in keep[:MAX_LIMITER_KEYS // 2]}
+        self._fails = fails
 
     def clear(self, *keys: str) -> None:
         with self._lock:

@@ -24,8 +24,8 @@ from upkeeper.store.history import History
 from upkeeper.web.auth import User
 
 __all__ = ["NO_CLIENT", "SEVERITY", "client", "fleet", "host", "host_series", "last_runs",
-           "problems", "run_results", "run_row", "run_visible_hosts", "runs", "series",
-           "timeline", "visible_hosts"]
+           "problems", "run_results", "run_row", "run_visible_hosts", "runs",
+           "scoped_status", "series", "timeline", "visible_hosts"]
 
 UTC = timezone.utc
 SEVERITY = {s.value: s.severity for s in Status}
@@ -189,7 +189,18 @@ def run_row(history: History, run_id: str) -> dict[str, Any] | None:
     return {"run_id": r["id"], "playbook": r["playbook"], "status": status,
             "started": datetime.fromtimestamp(r["started"], tz=UTC),
             "finished": datetime.fromtimestamp(r["finished"], tz=UTC) if r["finished"]
-            else None, "meta": json.loads(r["meta"] or "{}")}
+            else None, "meta": json.loads(r["meta"] or "{}"),
+            "check_mode": bool(r["check_mode"])}
+
+
+def scoped_status(history: History, run: dict[str, Any], hosts: Sequence[str]) -> str:
+    """``run``'s status as told to a user who sees only ``hosts`` of it (the worst of
+    their results, as :func:`runs` counts them): not another client's problem."""
+    if run["status"] == "RUNNING" or not hosts:
+        return str(run["status"])
+    rows = history.query("SELECT DISTINCT status FROM results WHERE run_id=? AND host IN"
+                         f" ({','.join('?' * len(hosts))})", (run["run_id"], *hosts))
+    return Status.worst(Status(r[0]) for r in rows if r[0] in SEVERITY).value
 
 
 def run_visible_hosts(history: History, run: dict[str, Any], user: User) -> list[str] | None:
@@ -202,3 +213,16 @@ def run_visible_hosts(history: History, run: dict[str, Any], user: User) -> list
     ran = {r[0] for r in history.query("SELECT DISTINCT host FROM results WHERE run_id=?",
                                        (run["run_id"],))} | set(own)
     return sorted(h for h in ran if h in clients and user.sees(clients[h]))
+
+
+def first_result_ts(history: History, hosts: Sequence[str]) -> float | None:
+    """When the oldest stored result of these hosts was taken (one index seek per host
+    and check, never a scan of the results)."""
+    if not hosts:
+        return None
+    marks = ",".join("?" * len(hosts))
+    rows = history.query(
+        "SELECT MIN((SELECT MIN(r.ts) FROM results r WHERE r.host=c.host"
+        f" AND r.check_name=c.check_name)) FROM current c WHERE c.host IN ({marks})",
+        tuple(hosts))
+    return float(rows[0][0]) if rows and rows[0][0] is not None else None

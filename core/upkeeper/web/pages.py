@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from upkeeper.web import data
+from upkeeper.web import data, docs
 from upkeeper.web.actions import ActionError
 from upkeeper.web.charts import line_chart, status_timeline
 from upkeeper.web.render import render
@@ -41,9 +41,16 @@ def fleet(request: Request) -> Response:
     site, user = site_of(request), user_of(request)
     state = data.fleet(site.history, user)
     runs = data.last_runs(site.history, user)
+    known = {c.name for c in state.clients}
+    unchecked: dict[str, list[str]] = {}
+    for host, hv in sorted(site.config.inventory.items()):
+        name = str(hv.get("client") or "")
+        if name and name not in known and user.sees(name):
+            unchecked.setdefault(name, []).append(host)
     return render(request, "fleet.html.j2", {
         "clients": [(c, data.problems(c)) for c in state.clients], "runs": runs,
-        "totals": state.counts})
+        "totals": state.counts, "unchecked": sorted(unchecked.items()),
+        "offline_sites": docs.offline_sites(site.history, user)})
 
 
 def client_page(request: Request) -> Response:
@@ -84,24 +91,40 @@ def client_page(request: Request) -> Response:
         "down": {h.host: h.down_reason for h in view.hosts if h.down},
         "charts": _client_charts(site.history, hosts, start, end),
         "disks": disks, "patches": patches, "backups": backups,
-        "acks": site.actions.acks(hosts), "report": _report_link(name)})
+        "acks": site.actions.acks(hosts),
+        # A monthly report is of one client; hosts without one have none.
+        "report": None if name == data.NO_CLIENT else _report_link(site, name, hosts),
+        "docs_link": docs.docs_link(site.history, name)})
 
 
-def _report_link(client: str) -> dict[str, Any]:
-    """The client report's URL and the months offered (newest first, last month first)."""
-    from datetime import date
+def _report_link(site: Any, client: str, hosts: list[str]) -> dict[str, Any]:
+    """The client report's URL and the months offered: those since the client's first
+    result (up to 13), last month first and this month last; a client whose history
+    starts this month is offered only this month."""
+    from datetime import datetime
 
-    today = date.today()
+    from upkeeper.engine.windows import get_zone
+    from upkeeper.monthly.period import client_timezone
+
+    zone = get_zone(client_timezone(v for v in site.config.inventory.values()
+                                    if str(v.get("client")) == client))
+    today = datetime.now(zone).date()
+    first = data.first_result_ts(site.history, hosts)
+    oldest = (datetime.fromtimestamp(first, zone).strftime("%Y-%m") if first is not None
+              else f"{today.year:04d}-{today.month:02d}")
     months = []
     year, month = today.year, today.month
     for _ in range(13):
         months.append(f"{year:04d}-{month:02d}")
+        if months[-1] <= oldest:
+            break
         year, month = (year, month - 1) if month > 1 else (year - 1, 12)
     return {"url": f"/clients/{quote(client)}/report", "months": months[1:] + months[:1]}
 
 
 def client_report(request: Request) -> Response:
     """The monthly client report (``?month=YYYY-MM&format=html|md``) as a download."""
+    from upkeeper.monthly.docs import report_sources
     from upkeeper.monthly.period import PeriodError, client_timezone, month_period
     from upkeeper.monthly.render import render_client_report
     from upkeeper.monthly.report import MonthlyReportError, build_client_report
@@ -111,13 +134,17 @@ def client_report(request: Request) -> Response:
     if data.client(site.history, user, name) is None:
         raise HTTPException(404)
     fmt = "md" if request.query_params.get("format") == "md" else "html"
-    month = request.query_params.get("month", "")
+    # Stripped here as month_period strips it: the file name below is a header value.
+    month = request.query_params.get("month", "").strip()
     inventory = site.config.inventory
     host_vars = {h: v for h, v in inventory.items()} or None
     zone = client_timezone(v for v in inventory.values() if str(v.get("client")) == name)
     try:
         period = month_period(month, zone)
-        report = build_client_report(site.history, name, period, host_vars=host_vars)
+        # The same fixes and documentation changes as ``upkeeper report --month``.
+        sources = report_sources(site.history, name)
+        report = build_client_report(site.history, name, period, host_vars=host_vars,
+                                     fixes=sources.fixes, docs=sources.docs)
     except (PeriodError, MonthlyReportError) as exc:
         return render(request, "error.html.j2", {"code": 404, "text": str(exc)}, status=404)
     text = render_client_report(report, fmt)
@@ -175,7 +202,8 @@ def host_page(request: Request) -> Response:
         "host": name, "state": state, "client": state.client, "rows": rows, "days": days,
         "windows": _windows(site.config.inventory.get(name)),
         "mutes": site.actions.mutes([name]), "acks": site.actions.acks([name]),
-        "periods": list(MUTE_PERIODS)})
+        "periods": list(MUTE_PERIODS), "via": docs.host_site(site.history, name),
+        "facts": docs.host_facts(site.history, name, state.client)})
 
 
 def _windows(host_vars: Any) -> dict[str, Any] | None:
@@ -208,20 +236,25 @@ def _run_or_404(request: Request) -> tuple[dict[str, Any], list[str] | None]:
     hosts = data.run_visible_hosts(site.history, run, user_of(request))
     if hosts is not None and not hosts:
         raise HTTPException(404)
+    if hosts is not None:
+        run = {**run, "status": data.scoped_status(site.history, run, hosts)}
     return run, hosts
 
 
 def run_page(request: Request) -> Response:
     run, scope = _run_or_404(request)
     results = data.run_results(site_of(request).history, run["run_id"], scope)
-    return render(request, "run.html.j2", {"run": run, "results": results})
+    fixes = [f for f in run["meta"].get("remediation") or []
+             if isinstance(f, dict) and (scope is None or f.get("host") in scope)]
+    return render(request, "run.html.j2", {"run": run, "results": results, "fixes": fixes})
 
 
 def run_progress(request: Request) -> Response:
     """New results of a run since ``after`` (a result id), for the live page."""
     run, scope = _run_or_404(request)
     try:
-        after = int(request.query_params.get("after", "0"))
+        # Within SQLite's integers (a bigger number was an OverflowError: a 500).
+        after = max(0, min(int(request.query_params.get("after", "0")), 2**63 - 1))
     except ValueError:
         after = 0
     results = data.run_results(site_of(request).history, run["run_id"], scope, after)

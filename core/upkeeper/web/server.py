@@ -32,8 +32,13 @@ class Bind:
 
     @property
     def loopback(self) -> bool:
-        if self.host == "localhost":
-            return True
+        if self.host == "localhost":  # what it is called is not what it is: resolve it
+            try:
+                found = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+            except OSError:
+                return False
+            return bool(found) and all(ipaddress.ip_address(str(f[4][0]).split("%")[0])
+                                       .is_loopback for f in found)
         try:
             return ipaddress.ip_address(self.host).is_loopback
         except ValueError:
@@ -94,7 +99,7 @@ class WebServer:
         check_setup(bind, history, tls_cert, tls_key)
         self.history = history
         config = WebConfig(tls=bool(tls_cert), secure_cookies=secure_cookies,
-                           inventory=inventory or {})
+                           inventory=inventory or {}, public=not bind.loopback)
         family = socket.AF_INET6 if ":" in bind.host else socket.AF_INET
         self.socket = socket.socket(family, socket.SOCK_STREAM)
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

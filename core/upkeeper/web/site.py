@@ -27,6 +27,8 @@ class WebConfig:
     :param secure_cookies: ``Secure`` cookies without TLS here (behind an HTTPS proxy).
     :param allowed_hosts: Host header values accepted when no users are configured
         (a loopback dashboard must not answer a DNS-rebinding page).
+    :param public: served on an address other than loopback: users are required for as
+        long as it runs (removing the last one closes it, never opens it).
     :param inventory: hosts by name with their vars (maintenance windows), if given.
     :param hasher: argon2 parameters for new hashes (default: argon2-cffi's).
     """
@@ -34,6 +36,7 @@ class WebConfig:
     tls: bool = False
     secure_cookies: bool = False
     allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "[::1]")
+    public: bool = False
     inventory: dict[str, Any] = field(default_factory=dict)
     limiter: RateLimiter = field(default_factory=RateLimiter)
     hasher: PasswordHasher | None = None

@@ -223,3 +223,14 @@ def test_a_broken_bundle_never_sends_its_key_off_the_host(tmp_path: Path) -> Non
     res = collect({"tls_probe": False, "cert_files": [str(bundle)]})
     [item] = section(res.details["facts"], "certificates")["items"]
     assert item["sha256"] == {"unavailable": "no certificate"}
+
+
+def test_a_file_named_twice_is_listed_once(tmp_path: Path) -> None:
+    """A path given and also matched by a glob (`[x.pem, "*.pem"]`) is one certificate."""
+    cert, _ = make_cert("twice.example.test", 30)
+    (tmp_path / "x.pem").write_bytes(pem(cert))
+    res = collect({"tls_probe": False,
+                   "cert_files": [str(tmp_path / "x.pem"), f"{tmp_path}/*.pem"]})
+    items = section(res.details["facts"], "certificates")["items"]
+    assert [(c["source"], c["sha256"]) for c in items] == [
+        (str(tmp_path / "x.pem"), sha256(cert))]

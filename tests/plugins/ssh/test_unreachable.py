@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import paramiko
 import pytest
 import yaml
 
+from tests.plugins.ssh.conftest import login_user
 from upkeeper import Host, Status, TransportError
 from upkeeper_ssh import SSHTransport
-from upkeeper_ssh.testserver import SilentServer
+from upkeeper_ssh.testserver import SilentServer, SSHServer
 
 
 @pytest.fixture
@@ -54,7 +57,7 @@ def test_silent_server_is_unreachable_once(mute: SilentServer, tmp_path: Path) -
             with pytest.raises(TransportError) as again:
                 t.run("true")
             assert str(again.value) == text
-        assert mute.accepted == 1
+        assert mute.accepted == 1, mute.peers
     finally:
         t.close()
 
@@ -66,7 +69,58 @@ def test_close_forgets_the_failure(mute: SilentServer, tmp_path: Path) -> None:
         with pytest.raises(TransportError):
             t.open()
         t.close()
-    assert mute.accepted == 2
+    assert mute.accepted == 2, mute.peers
+
+
+
+# paramiko times the banner twice: start_client's own deadline in the caller's thread and
+# banner_timeout in its reader thread. Under load either expires first; both orders must
+# end as one silent-host failure and one connection. A delay injected into one side picks
+# the order deterministically.
+
+def test_silent_server_when_start_client_gives_up_first(
+        mute: SilentServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    check_banner = paramiko.Transport._check_banner  # type: ignore[attr-defined]
+    reader_started = threading.Event()
+
+    def late_reader(self: paramiko.Transport) -> None:
+        reader_started.set()
+        time.sleep(1.5)  # past start_client's 1 s: it returns quietly, kex not done
+        check_banner(self)
+
+    monkeypatch.setattr(paramiko.Transport, "_check_banner", late_reader)
+    t = SSHTransport(Host("mute", vars=mute_vars(mute, tmp_path)))
+    try:
+        with pytest.raises(TransportError, match="no SSH banner within 1s"):
+            t.open()
+    finally:
+        t.close()
+    assert reader_started.is_set()
+    assert mute.accepted == 1, mute.peers
+
+
+def test_silent_server_when_the_reader_gives_up_first(
+        mute: SilentServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    start_client = paramiko.Transport.start_client
+    raised: list[BaseException] = []
+
+    def patient_start(self: paramiko.Transport, event: Any = None,
+                      timeout: float | None = None) -> None:
+        try:
+            start_client(self, event, None)  # only the reader's banner_timeout ends it
+        except BaseException as exc:
+            raised.append(exc)
+            raise
+
+    monkeypatch.setattr(paramiko.Transport, "start_client", patient_start)
+    t = SSHTransport(Host("mute", vars=mute_vars(mute, tmp_path)))
+    try:
+        with pytest.raises(TransportError, match="no SSH banner within 1s"):
+            t.open()
+    finally:
+        t.close()
+    assert [type(e).__name__ for e in raised] == ["SSHException"]
+    assert mute.accepted == 1, mute.peers
 
 
 PLAYBOOK_CHECKS: list[dict[str, Any]] = [
@@ -105,7 +159,7 @@ def test_runner_connects_once_for_three_checks(mute: SilentServer, tmp_path: Pat
         assert "unreachable: " in summary, summaries
         assert "no SSH banner within 1s" in summary, summaries
         assert "Secret-Pw-19" not in summary
-    assert mute.accepted == 1, summaries
+    assert mute.accepted == 1, (summaries, mute.peers)
 
 
 def test_server_text_in_errors_is_one_clean_line(tmp_path: Path) -> None:
@@ -137,3 +191,42 @@ def test_server_text_in_errors_is_one_clean_line(tmp_path: Path) -> None:
     assert "Indecipherable protocol version" in text
     assert "Secret-Pw-19" not in text and "********" in text
     assert text.isprintable()
+
+
+def test_silent_server_behind_a_jump_host_is_unreachable_once(
+        mute: SilentServer, sshd: SSHServer, known_hosts: Path, tmp_path: Path) -> None:
+    # The jump host forwards to a port that accepts and stays silent: the same one
+    # bounded attempt as a direct connection, named as the target, not the jump host.
+    jump = f"{login_user()}@127.0.0.1:{sshd.port}"
+    t = SSHTransport(Host("mute", vars={
+        **mute_vars(mute, tmp_path, ssh_known_hosts_file=str(known_hosts)),
+        "ssh_jump_host": jump, "ansible_ssh_private_key_file": str(sshd.client_key)}))
+    try:
+        with pytest.raises(TransportError) as info:
+            t.run("true")
+        text = str(info.value)
+        assert text.startswith("unreachable: "), text
+        assert f"mute (127.0.0.1:{mute.port})" in text
+        assert "no SSH banner within 1s" in text
+        with pytest.raises(TransportError) as again:
+            t.run("true")
+        assert str(again.value) == text
+        assert not t._hops
+    finally:
+        t.close()
+    assert mute.accepted == 1, mute.peers
+
+
+def test_silent_server_stops_listening_when_closed() -> None:
+    # A closed SilentServer must not live on as a listener that still accepts (its
+    # accept thread kept the socket open), or a later connection lands on a dead fixture.
+    srv = SilentServer()
+    socket.create_connection(("127.0.0.1", srv.port), timeout=5).close()
+    deadline = time.monotonic() + 5
+    while srv.accepted < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    srv.close()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", srv.port), timeout=5).close()
+    assert srv.accepted == 1
+    assert len(srv.peers) == 1 and srv.peers[0][0] == "127.0.0.1"
