@@ -14,6 +14,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 SSHD_CANDIDATES = ("/usr/sbin/sshd", "/usr/local/sbin/sshd", "/usr/bin/sshd")
@@ -33,6 +34,27 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+#: Run by ``sh -c`` inside the new mount namespace: bind-mount each (source, target) pair given
+#: as arguments up to ``--``, then exec the rest (sshd). Paths are arguments, never script text.
+_BIND_THEN_EXEC = ('while [ "$#" -gt 0 ] && [ "$1" != -- ]; do '
+                   'mount --bind -- "$1" "$2" || exit 125; shift 2; done; shift; exec "$@"')
+
+
+def private_namespace_argv(mounts: Mapping[str, Path], argv: list[str]) -> list[str]:
+    """``argv`` run in a private mount namespace (``unshare``) in which each source path of
+    ``mounts`` is bind-mounted over its target path; the rest of the machine sees no change."""
+    pairs: list[str] = []
+    for target, source in mounts.items():
+        if not (os.path.isabs(target) and Path(source).is_absolute()):
+            raise ValueError(f"private mount paths must be absolute: {source} -> {target}")
+        if not os.path.lexists(target) or Path(source).is_dir() != os.path.isdir(target):
+            raise ValueError(f"cannot bind {source} over {target}: target missing or "
+                             "of another type")
+        pairs += [str(source), target]
+    return ["unshare", "--mount", "--propagation", "private", "--",
+            "sh", "-c", _BIND_THEN_EXEC, "sh", *pairs, "--", *argv]
+
+
 def keygen(path: Path, kind: str = "ed25519", passphrase: str = "") -> Path:
     """Write a new key pair with ssh-keygen (``path`` and ``path.pub``)."""
     args = ["ssh-keygen", "-q", "-t", kind, "-N", passphrase, "-C", "upkeeper-test", "-f",
@@ -44,11 +66,18 @@ def keygen(path: Path, kind: str = "ed25519", passphrase: str = "") -> Path:
 
 
 class SSHServer:
-    """``sshd -D -f CONFIG -E LOG`` on a free port; ``start()``, ``stop()``, ``kill_all()``."""
+    """``sshd -D -f CONFIG -E LOG`` on a free port; ``start()``, ``stop()``, ``kill_all()``.
+
+    ``private_mounts`` maps a target path (``/etc/passwd``) to a file or directory that is
+    bind-mounted over it in a private mount namespace only this sshd and its sessions see
+    (root and ``unshare`` needed): test users, sudoers entries and login records then never
+    touch the machine's own files.
+    """
 
     def __init__(self, directory: Path, *, port: int | None = None,
                  host_key_types: tuple[str, ...] = ("ed25519",),
-                 extra_config: str = "", log_level: str = "VERBOSE") -> None:
+                 extra_config: str = "", log_level: str = "VERBOSE",
+                 private_mounts: Mapping[str, Path] | None = None) -> None:
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
@@ -64,6 +93,7 @@ class SSHServer:
         self.proc: subprocess.Popen[bytes] | None = None
         self.extra_config = extra_config
         self.log_level = log_level
+        self.private_mounts = dict(private_mounts or {})
 
     def authorize(self, user: str, pubkey_file: Path | None = None) -> None:
         """Let ``user`` in with the client key (or ``pubkey_file``)."""
@@ -99,14 +129,18 @@ class SSHServer:
         if os.geteuid() == 0:
             Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
         self.write_config()
-        self.proc = subprocess.Popen([sshd, "-D", "-f", str(self.config), "-E", str(self.log)],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+        argv = [sshd, "-D", "-f", str(self.config), "-E", str(self.log)]
+        if self.private_mounts:
+            argv = private_namespace_argv(self.private_mounts, argv)
+        with open(self.dir / "sshd.stderr", "wb") as err:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.DEVNULL, stderr=err)
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                stderr = (self.dir / "sshd.stderr").read_text(errors="replace")
                 raise RuntimeError(f"sshd exited with {self.proc.returncode}: "
-                                   f"{self.log_text()[-2000:]}")
+                                   f"{stderr[-1000:]}{self.log_text()[-2000:]}")
             if self._banner():
                 return self
             time.sleep(0.05)

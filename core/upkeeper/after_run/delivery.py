@@ -33,7 +33,7 @@ from upkeeper.after_run.text import clean_text
 from upkeeper.engine.secrets import secrets_in_values
 from upkeeper.engine.templating import TemplateError
 from upkeeper.engine.variables import bind_host
-from upkeeper.models import Host, Notification, RunRecord
+from upkeeper.models import Host, Notification, Result, RunRecord
 from upkeeper.notifier import Notifier
 from upkeeper.registry import UnknownNameError
 
@@ -117,13 +117,18 @@ class _Channel:
             secrets_in_values({var: value})))
 
 
-def notify(run: RunRecord, cfg: NotifyConfig, ctx: RunContext) -> list[Delivery]:
-    """Send what each channel needs to hear about ``run``; returns every delivery."""
+def notify(run: RunRecord, cfg: NotifyConfig, ctx: RunContext,
+           results: list[Result] | None = None) -> list[Delivery]:
+    """Send what each channel needs to hear about ``run``; returns every delivery.
+    ``results`` replaces what is decided on (default: the run's results and one
+    reachability result per host); the site watch of ``serve --hub`` passes "site
+    offline" and "back" reachability results for a site's hosts outside any run."""
     now = ctx.clock()
     clients = {h: (c if c != NO_CLIENT else "") for h, c in
                clients_for_run(run, ctx.history).items()}
-    checks, hosts = host_results(run)
-    results = [*checks, *hosts]
+    if results is None:
+        checks, hosts = host_results(run)
+        results = [*checks, *hosts]
 
     def muted(host: str) -> bool:
         return in_maintenance(run.hosts.get(host), now, cfg.mute_in_window)

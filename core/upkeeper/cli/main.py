@@ -220,7 +220,8 @@ def main(ctx: click.Context, state_dir: str | None, plugin_opts: tuple[str, ...]
 @click.option("--hub", "hub_url", envvar="UPKEEPER_HUB", metavar="URL",
               help="NATS URL of the hub: hosts with a 'site' var run at their site's workers.")
 @click.option("--hub-creds", envvar="UPKEEPER_HUB_CREDS", type=click.Path(dir_okay=False),
-              help="NATS credentials file of the hub.")
+              help="NATS credentials file of the hub [default: STATE_DIR/sites/hub.creds"
+              " when it exists].")
 @click.option("--hub-wait", default="10m", show_default=True,
               help="How long site jobs may take; later ones are recorded expired, not run.")
 @click.pass_obj
@@ -268,7 +269,7 @@ def run(app: AppState, playbook: str, inventories: tuple[str, ...], limit: str |
         fix_pass = fix_pass_for(pb, plugins, history, actor=default_actor("run"))
     from upkeeper.cli.hub import open_hub
 
-    hub, remote = open_hub(hub_url, hub_creds, hub_wait, history)
+    hub, remote = open_hub(hub_url, hub_creds, hub_wait, history, app.state_dir)
     try:
         with RunDisplay(len(hosts), len(pb.checks), quiet=fmt == "json") as display:
             record = run_playbook(pb, inv, plugins, history, limit=limit,

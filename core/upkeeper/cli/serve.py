@@ -48,6 +48,8 @@ class PlaybookDir:
         self.hub: Any = None
         self.catch_up = 3600.0
         self._plugins: Any = None
+        #: The playbooks of the last load (None before the first), for the site watch.
+        self.playbooks: list[Any] | None = None
 
     @property
     def plugins(self) -> Any:
@@ -107,6 +109,7 @@ class PlaybookDir:
                 errors[key] = f"{path}: cannot be loaded: {type(exc).__name__}: {exc}"
                 continue
             jobs[key] = JobDef(key=key, name=pb.name, specs=specs, payload=pb)
+        self.playbooks = [job.payload for job in jobs.values()]
         return LoadResult(jobs=jobs, errors=errors)
 
     def run(self, job: JobDef, slot: Slot, stop: threading.Event) -> RunRecord:
@@ -224,7 +227,8 @@ def _plugins(ctx: click.Context) -> Any:
 @click.option("--hub", "hub_url", envvar="UPKEEPER_HUB", metavar="URL",
               help="NATS URL of the hub: hosts with a 'site' var run at their site's workers.")
 @click.option("--hub-creds", envvar="UPKEEPER_HUB_CREDS", type=click.Path(dir_okay=False),
-              help="NATS credentials file of the hub.")
+              help="NATS credentials file of the hub [default: STATE_DIR/sites/hub.creds"
+              " when it exists].")
 @click.option("-v", "--verbose", count=True)
 @click.pass_context
 def serve(ctx: click.Context, playbooks_dir: str, inventories: tuple[str, ...],
@@ -246,10 +250,12 @@ def serve(ctx: click.Context, playbooks_dir: str, inventories: tuple[str, ...],
         sys.exit(3)
     source.plugins  # noqa: B018 - load plugins now, not while the daemon counts as up
     source.catch_up = duration(catch_up, "--catch-up")
+    watch = None
     if hub_url:
         from upkeeper.cli.hub import start_hub
 
-        source.hub = start_hub(hub_url, hub_creds, history)
+        source.hub = start_hub(hub_url, hub_creds, history, state_dir, sync=True)
+        watch = _site_watch(source, history)
     daemon = Daemon(history, source, source.run, workers=workers,
                     catch_up=duration(catch_up, "--catch-up"),
                     grace=duration(grace, "--grace"),
@@ -272,12 +278,24 @@ def serve(ctx: click.Context, playbooks_dir: str, inventories: tuple[str, ...],
         click.echo(f"upkeeper: error: {exc}", err=True)
         sys.exit(3)
     finally:
+        if watch is not None:
+            watch.stop()
         if source.hub is not None:
             source.hub.close()
         if dashboard is not None:
             dashboard.stop()
             dashboard.history.close()
         history.close()
+
+
+def _site_watch(source: PlaybookDir, history: History) -> Any:
+    """Alerts for sites that go offline (and come back) between runs."""
+    from upkeeper.sites.watch import Served, SiteWatch
+
+    offline_after = float(source.hub.settings.offline_after)
+    return SiteWatch(source.hub, history,
+                     lambda: Served(source.playbooks, source.inventory, source.plugins),
+                     interval=max(0.5, min(10.0, offline_after / 3))).start()
 
 
 def _start_web(bind: str, state_dir: Path, inventory: Any) -> Any:

@@ -18,6 +18,10 @@ from upkeeper.cli.common import AppState
               help="NATS URL of the hub, e.g. tls://hub.example.net:4222.")
 @click.option("--creds", type=click.Path(exists=True, dir_okay=False),
               envvar="UPKEEPER_WORKER_CREDS", help="The site's NATS credentials file.")
+@click.option("--ca", "ca_file", type=click.Path(exists=True, dir_okay=False),
+              envvar="UPKEEPER_WORKER_CA",
+              help="CA certificate that signed the hub's TLS certificate (a private CA);"
+              " default: the system's trust store.")
 @click.option("--secrets", "secrets_file", type=click.Path(exists=True, dir_okay=False),
               envvar="UPKEEPER_WORKER_SECRETS",
               help="YAML file of the site's secret vars (vars: / hosts: HOST:).")
@@ -26,7 +30,7 @@ from upkeeper.cli.common import AppState
 @click.option("--heartbeat", default=10.0, show_default=True, type=click.FloatRange(0.1),
               help="Seconds between heartbeats.")
 @click.pass_obj
-def worker(app: AppState, site: str, hub_url: str, creds: str | None,
+def worker(app: AppState, site: str, hub_url: str, creds: str | None, ca_file: str | None,
            secrets_file: str | None, concurrency: int, heartbeat: float) -> None:
     """Pull SITE's jobs from the hub, run them against hosts here, send results back."""
     from upkeeper.sites.execute import SecretsError, WorkerSecrets
@@ -41,7 +45,7 @@ def worker(app: AppState, site: str, hub_url: str, creds: str | None,
         raise click.ClickException(str(exc)) from None
     state_dir = Path(app.state_dir) if app.state_dir else default_state_dir()
     w = Worker(site, hub_url, app.plugins, state_dir / "worker" / site, creds=creds,
-               secrets=secrets,
+               ca_file=ca_file, secrets=secrets,
                options=WorkerOptions(concurrency=concurrency, heartbeat=heartbeat))
 
     async def main() -> None:

@@ -19,7 +19,8 @@ from nats.aio.client import Client
 
 from upkeeper.sites.streams import SiteSettings, ensure_results, ensure_site
 
-__all__ = ["ServerError", "connect", "provision_site", "push_account_jwt", "tls_context"]
+__all__ = ["ServerError", "connect", "provision_site", "push_account_jwt", "tls_context",
+           "tls_options"]
 
 class _EofNoise(logging.Filter):
     """nats-py's TLS transport returns True from ``eof_received``; asyncio warns about it
@@ -44,6 +45,14 @@ def tls_context(ca_file: str | Path | None) -> ssl.SSLContext:
     return ctx
 
 
+def tls_options(url: str, ca_file: str | Path | None) -> dict[str, Any]:
+    """``nats.connect`` options for TLS: a verifying context for ``tls://``/``wss://``
+    URLs or when a CA file is given, nothing otherwise."""
+    if url.startswith(("tls://", "wss://")) or ca_file:
+        return {"tls": tls_context(ca_file)}
+    return {}
+
+
 async def connect(url: str, creds: Path, *, ca_file: str | Path | None = None,
                   inbox_prefix: str | None = None,
                   error_cb: Callable[[Exception], Awaitable[None]] | None = None,
@@ -53,8 +62,7 @@ async def connect(url: str, creds: Path, *, ca_file: str | Path | None = None,
     opts: dict[str, Any] = {"user_credentials": str(creds), "connect_timeout": 5,
                             "allow_reconnect": False, "max_reconnect_attempts": 1,
                             "reconnect_time_wait": 0.5}
-    if url.startswith(("tls://", "wss://")) or ca_file:
-        opts["tls"] = tls_context(ca_file)
+    opts.update(tls_options(url, ca_file))
     if inbox_prefix:
         opts["inbox_prefix"] = inbox_prefix
     errors: list[Exception] = []

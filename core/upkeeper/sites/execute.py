@@ -17,6 +17,7 @@ from upkeeper.engine.runner import Runner
 from upkeeper.engine.secrets import Redactor, secrets_for_run
 from upkeeper.models import Host, Result, RunRecord, Status, utcnow
 from upkeeper.plugins import PluginSystem
+from upkeeper.sites.fixes import collect, worker_fix_pass
 from upkeeper.sites.jobs import Job, result_to_wire
 from upkeeper.store.history import History
 
@@ -116,11 +117,16 @@ class _Collecting(Runner):
 
 
 def run_job(job: Job, plugins: PluginSystem, history: History, secrets: WorkerSecrets,
-            local_run_id: str) -> list[dict[str, Any]]:
-    """The job's results in wire form, secrets masked; every check gets one."""
+            local_run_id: str, worker: str = "worker"
+            ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The job's results in wire form, secrets masked (every check gets one), and what
+    its fix pass did (empty without fixes: see :mod:`upkeeper.sites.fixes`)."""
     pb, host = job_inputs(job, secrets)
+    fix_pass = worker_fix_pass(pb, plugins, history, site=job.site, host=job.host,
+                               actor=f"site:{job.site}:{worker}", state=job.fix_state) \
+        if job.fix_state else None
     runner = _Collecting(pb, plugins, history, check_mode=job.check_mode, force=job.force,
-                         allow_anytime=job.allow_anytime)
+                         allow_anytime=job.allow_anytime, host_finished=fix_pass)
     run = RunRecord(run_id=local_run_id, playbook=pb.name, check_mode=job.check_mode)
     run.meta = {"job": job.job_id, "site": job.site}
     runner.run, runner.run_id = run, job.run_id
@@ -133,4 +139,6 @@ def run_job(job: Job, plugins: PluginSystem, history: History, secrets: WorkerSe
                          "worker error: the check delivered no result", runner.redactor)
         run.finished = utcnow()
         history.finish_run(run)
-    return [result_to_wire(i, r) for i, r in sorted(runner.delivered, key=lambda p: p[0])]
+    done = collect(fix_pass, history, job.host) if fix_pass is not None else {}
+    return [result_to_wire(i, r) for i, r in sorted(runner.delivered,
+                                                     key=lambda p: p[0])], done

@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Coroutine, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import nats
@@ -24,8 +25,12 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
+from upkeeper.remediation.audit import AuditLog
 from upkeeper.sites import store, subjects
+from upkeeper.sites.credentials_server import tls_options
+from upkeeper.sites.fixes import ingest_remediation
 from upkeeper.sites.jobs import EXPIRED, JobResult
+from upkeeper.sites.jobs import job_id as make_job_id
 from upkeeper.sites.siterun import Pending, SiteRun
 from upkeeper.sites.streams import HUB_CONSUMER, SiteSettings, ensure_results, ensure_site
 from upkeeper.store.history import History
@@ -43,8 +48,9 @@ class HubError(RuntimeError):
 
 class Hub:
     def __init__(self, url: str, history: History, *, creds: str | None = None,
+                 ca_file: str | Path | None = None,
                  settings: SiteSettings | None = None) -> None:
-        self.url, self.history, self.creds = url, history, creds
+        self.url, self.history, self.creds, self.ca_file = url, history, creds, ca_file
         self.settings = settings or SiteSettings()
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True,
@@ -60,6 +66,7 @@ class Hub:
         self.last_error = ""
         self.stats = {"ingested": 0, "duplicates": 0, "late": 0, "dead": 0, "restarts": 0}
         self._ingest_beat = time.monotonic()
+        self._audit: AuditLog | None = None
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
@@ -86,6 +93,7 @@ class Hub:
             log.error("hub NATS connection: %s", self.last_error)
 
         self.nc = await nats.connect(self.url, user_credentials=self.creds, error_cb=error,
+                                     **tls_options(self.url, self.ca_file),
                                      max_reconnect_attempts=-1, reconnect_time_wait=0.5,
                                      ping_interval=5, max_outstanding_pings=2,
                                      name="upkeeper-hub")
@@ -225,12 +233,25 @@ class Hub:
                 with self.lock:
                     pending = self.pending.pop(result.job_id, None)
                 stored += 1
+                remediation = result.remediation if isinstance(result.remediation,
+                                                               dict) else {}
+                if remediation and result.job_id != make_job_id(result.run_id, result.host):
+                    log.error("site %s: dropped fix records of job %s naming host %s",
+                              site, result.job_id, result.host)
+                    remediation = {}
+                if remediation:  # the first result only: a fix is audited once
+                    if self._audit is None:
+                        self._audit = AuditLog(self.history)
+                    ingest_remediation(self.history, self._audit, site=site,
+                                       worker=result.worker, host=result.host,
+                                       remediation=remediation)
                 if pending is None:  # its run has closed (hub restarted): keep it anyway
                     self.stats["late"] += 1
                     for _, r in decoded:
                         self.history.add_result(result.run_id, r)
                     continue
-                pending.run.deliver(pending, decoded)
+                pending.run.deliver(pending, decoded,
+                                    list(remediation.get("outcomes") or []))
         self.stats["ingested"] += stored
         return stored
 

@@ -91,6 +91,8 @@ class Job:
     has_actions: bool = False
     secret_paths: list[list[str]] = field(default_factory=list)
     issued: float = field(default_factory=time.time)
+    #: The hub's remediation state for the host (:func:`upkeeper.sites.fixes.hub_fix_state`).
+    fix_state: dict[str, Any] = field(default_factory=dict)
 
     def to_bytes(self) -> bytes:
         return json.dumps({"v": JOB_VERSION, **self.__dict__}, default=str).encode()
@@ -112,7 +114,7 @@ class Job:
 
 def build_job(pb: Playbook, host: Host, site: str, run_id: str, deadline: float, *,
               check_mode: bool, force: bool, allow_anytime: bool,
-              has_actions: bool) -> Job:
+              has_actions: bool, fix_state: dict[str, Any] | None = None) -> Job:
     raw_vars = dict(dict.items(host.vars))
     host_vars, removed = strip_secrets(raw_vars)
     pb_vars, pb_removed = strip_secrets(dict(pb.vars))
@@ -130,7 +132,9 @@ def build_job(pb: Playbook, host: Host, site: str, run_id: str, deadline: float,
     return Job(job_id=job_id(run_id, host.name), run_id=run_id, site=site, host=host.name,
                host_vars=host_vars, groups=list(host.groups), playbook=playbook,
                deadline=deadline, check_mode=check_mode, force=force,
-               allow_anytime=allow_anytime, has_actions=has_actions,
+               allow_anytime=allow_anytime,
+               has_actions=has_actions or (bool(fix_state) and not check_mode),
+               fix_state=dict(fix_state or {}),
                secret_paths=removed + [["@playbook", *p] for p in pb_removed]
                + param_removed)
 
@@ -164,6 +168,8 @@ class JobResult:
     token: int
     worker: str
     results: list[dict[str, Any]]
+    #: What the fix pass did at the worker (:func:`upkeeper.sites.fixes.collect`).
+    remediation: dict[str, Any] = field(default_factory=dict)
 
     def to_bytes(self) -> bytes:
         return json.dumps(self.__dict__, default=str).encode()

@@ -95,25 +95,25 @@ async def site_overview(history: History, js: JetStreamContext | None = None, *,
             except NotFoundError:
                 continue
             st.queued = int(info.state.messages)
-            first = getattr(info.state, "first_ts", None)
-            if st.queued and first:
-                st.oldest_queued_age = max(0.0, now - _epoch(first))
-            elif not st.queued:
-                st.oldest_queued_age = None
+            st.oldest_queued_age = None
+            if st.queued:
+                first = await _first_time(js, subjects.jobs_stream(st.site),
+                                          int(info.state.first_seq or 0))
+                st.oldest_queued_age = max(0.0, now - first) if first is not None else None
     return [out[k] for k in sorted(out)]
 
 
-def _epoch(value: Any) -> float:
-    from datetime import datetime
-
-    if isinstance(value, (int, float)):
-        return float(value)
-    text = str(value).replace("Z", "+00:00")
-    if "." in text:  # nanoseconds: datetime takes microseconds
-        head, _, tail = text.partition(".")
-        frac, sign, zone = tail.partition("+")
-        text = f"{head}.{frac[:6]}{sign}{zone}"
-    return datetime.fromisoformat(text).timestamp()
+async def _first_time(js: JetStreamContext, stream: str, first_seq: int) -> float | None:
+    """When the stream's oldest message was stored (epoch), as the server stamped it.
+    nats.py's StreamState drops the server's ``first_ts``, so the message itself is read
+    (its time, not its body); None when it is gone meanwhile or cannot be read."""
+    if first_seq <= 0:
+        return None
+    try:
+        msg = await js.get_msg(stream, seq=first_seq)
+    except Exception:  # acked and removed in between, or the server is restarting
+        return None
+    return msg.time.timestamp() if msg.time is not None else None
 
 
 def offline_sites(history: History, settings: SiteSettings | None = None,

@@ -21,6 +21,7 @@ from upkeeper.engine.hostrun import RunState
 from upkeeper.models import Host, Result, Status, Unreachable
 from upkeeper.plugins import UnknownNameError
 from upkeeper.sites import lease, store, subjects
+from upkeeper.sites.fixes import hub_fix_state
 from upkeeper.sites.jobs import EXPIRED, Job, build_job, job_id, lease_key, site_of
 from upkeeper.store.history import History
 
@@ -144,7 +145,9 @@ class SiteRun:
             for host in hosts:
                 job = build_job(state.pb, host, site, state.run_id, self.deadline,
                                 check_mode=state.check_mode, force=state.force,
-                                allow_anytime=state.allow_anytime, has_actions=actions)
+                                allow_anytime=state.allow_anytime, has_actions=actions,
+                                fix_state=hub_fix_state(state.pb, self.hub.history,
+                                                        host.name))
                 jobs.append(job)
                 with self.hub.lock:
                     self.hub.pending[job.job_id] = Pending(self, host, site)
@@ -190,9 +193,14 @@ class SiteRun:
                 continue
         return False
 
-    def deliver(self, pending: Pending, decoded: Sequence[tuple[int, Result]]) -> None:
+    def deliver(self, pending: Pending, decoded: Sequence[tuple[int, Result]],
+                outcomes: Sequence[dict[str, Any]] = ()) -> None:
         state = self.state
         assert state is not None
+        if outcomes and state.run is not None:  # the fix pass ran at the worker
+            state.run.meta.setdefault("remediation", []).extend(
+                o for o in outcomes if isinstance(o, dict)
+                and o.get("host") == pending.host.name)
         by_index: dict[int, list[Result]] = defaultdict(list)
         for index, r in decoded:
             by_index[index].append(r)

@@ -32,6 +32,7 @@ from nats.js.kv import KeyValue
 
 from upkeeper.plugins import PluginSystem
 from upkeeper.sites import lease, subjects
+from upkeeper.sites.credentials_server import tls_options
 from upkeeper.sites.execute import WorkerSecrets, run_job
 from upkeeper.sites.jobs import EXPIRED, Job, JobResult, lease_key, unknown_results
 from upkeeper.sites.outbox import Outbox
@@ -55,10 +56,12 @@ def result_msg_id(result: JobResult) -> str:
 
 class Worker:
     def __init__(self, site: str, url: str, plugins: PluginSystem, state_dir: Path, *,
-                 creds: str | None = None, secrets: WorkerSecrets | None = None,
+                 creds: str | None = None, ca_file: str | Path | None = None,
+                 secrets: WorkerSecrets | None = None,
                  options: WorkerOptions | None = None, name: str | None = None) -> None:
         self.site = subjects.check_site(site)
         self.url, self.creds, self.plugins = url, creds, plugins
+        self.ca_file = ca_file
         self.opts = options or WorkerOptions()
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
         self.secrets = secrets or WorkerSecrets()
@@ -88,6 +91,7 @@ class Worker:
             try:
                 self.nc = await nats.connect(
                     self.url, user_credentials=self.creds,
+                    **tls_options(self.url, self.ca_file),
                     inbox_prefix=subjects.inbox_prefix(self.site),
                     error_cb=self._error("nats"), max_reconnect_attempts=-1,
                     reconnect_time_wait=0.5, connect_timeout=5, ping_interval=5,
@@ -193,6 +197,7 @@ class Worker:
             await self._ack(msg)
             return
         results: list[dict[str, Any]] | None
+        remediation: dict[str, Any] = {}
         if claim.state == "orphaned":
             results = unknown_results(job, "a worker was lost while this job's actions ran: "
                                            "not run again (check the host)")
@@ -201,11 +206,12 @@ class Worker:
             results = unknown_results(job, f"{EXPIRED}: not run, its deadline passed before "
                                            f"a worker of site {job.site} got it")
         else:
-            results = await self._run(job, msg, key, claim)
-            if results is None:
+            ran = await self._run(job, msg, key, claim)
+            if ran is None:
                 return  # fenced: the worker that took the job over reports it
+            results, remediation = ran
         result = JobResult(job.job_id, job.run_id, job.site, job.host, claim.revision,
-                           self.name, results)
+                           self.name, results, remediation)
         entry = json.dumps({"key": key, "revision": claim.revision, "nonce": claim.nonce,
                             "result": result.to_bytes().decode()}).encode()
         path = self.outbox.put(result_msg_id(result), entry)
@@ -235,8 +241,8 @@ class Worker:
         self.outbox.remove(path)
         return True
 
-    async def _run(self, job: Job, msg: Msg, key: str,
-                   claim: lease.Claim) -> list[dict[str, Any]] | None:
+    async def _run(self, job: Job, msg: Msg, key: str, claim: lease.Claim
+                   ) -> tuple[list[dict[str, Any]], dict[str, Any]] | None:
         assert self.kv is not None
         kv = self.kv
         fenced, running = False, True
@@ -264,7 +270,7 @@ class Worker:
         try:
             results = await asyncio.to_thread(
                 run_job, job, self.plugins, self.history, self.secrets,
-                f"{job.run_id}@{self.name}#{claim.revision}")
+                f"{job.run_id}@{self.name}#{claim.revision}", self.name)
         finally:
             running = False
             alive.cancel()

@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from upkeeper.testing import make_host, run_check
 from upkeeper.transport.local import LocalTransport
 from upkeeper_disk.usage import DiskUsage
 
-from .helpers import DATA
+from .helpers import DATA, REPO
 
 KB = 1024
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux df")
@@ -95,32 +94,49 @@ def fill(directory: Path) -> None:
             break
 
 
-@pytest.fixture
-def odd_mounts(tmp_path: Path) -> Iterator[Path]:
-    """Real tmpfs mounts: a name with spaces, a full one (blocks and inodes), a read-only one."""
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting needs root")
-    base = tmp_path / "mnt"
+#: Set only in the pytest that test_real_odd_mounts starts in its own mount namespace: the
+#: pid of the pytest that started it, which must never see the mounts.
+IN_PRIVATE_NS = "UPK_DISK_TEST_IN_PRIVATE_MOUNT_NS"
+
+
+def make_odd_mounts(base: Path) -> Path:
+    """Real tmpfs mounts under ``base``: a name with spaces, a full one (blocks and inodes),
+    a read-only one. Only ever called inside a private mount namespace."""
+    outside = os.environ.get(IN_PRIVATE_NS, "")
+    if not outside.isdigit():
+        raise RuntimeError("odd mounts are made only in a private mount namespace")
     spaced, full, ro = base / "Client Data", base / "full", base / "ro"
     for d in (spaced, full, ro):
         d.mkdir(parents=True)
-    mounted: list[Path] = []
-    try:
-        if not _mount("-t", "tmpfs", "-o", "size=8m", "upk-spaced", str(spaced)):
+    if not _mount("-t", "tmpfs", "-o", "size=8m", "upk-spaced", str(spaced)):
+        pytest.skip("mount is not permitted here")
+    assert _mount("-t", "tmpfs", "-o", "size=1m,nr_inodes=16", "upk-full", str(full))
+    assert _mount("-t", "tmpfs", "-o", "size=4m,ro", "upk-ro", str(ro))
+    fill(full)
+    assert "upk-spaced" not in Path(f"/proc/{outside}/mounts").read_text(), \
+        "the test mounts leak out of their private namespace"
+    return base
+
+
+@pytest.mark.slow
+def test_real_odd_mounts(tmp_path: Path) -> None:
+    """Runs itself again in a private mount namespace (unshare -m) and mounts there, so no
+    tmpfs is ever visible to this machine (another df, a disk check) or left behind."""
+    if IN_PRIVATE_NS not in os.environ:
+        if os.geteuid() != 0 or shutil.which("mount") is None or shutil.which("unshare") is None:
+            pytest.skip("mounting in a private namespace needs root, mount and unshare")
+        proc = subprocess.run(
+            ["unshare", "--mount", "--propagation", "private", "--", sys.executable, "-m",
+             "pytest", "-q", "-rs", "-p", "no:cacheprovider", "--basetemp", str(tmp_path / "ns"),
+             f"{Path(__file__).resolve()}::test_real_odd_mounts"],
+            env={**os.environ, IN_PRIVATE_NS: str(os.getpid())}, cwd=REPO,
+            capture_output=True, text=True, timeout=300, check=False)
+        out = proc.stdout + proc.stderr
+        if proc.returncode == 0 and "1 skipped" in out:
             pytest.skip("mount is not permitted here")
-        mounted.append(spaced)
-        assert _mount("-t", "tmpfs", "-o", "size=1m,nr_inodes=16", "upk-full", str(full))
-        mounted.append(full)
-        assert _mount("-t", "tmpfs", "-o", "size=4m,ro", "upk-ro", str(ro))
-        mounted.append(ro)
-        fill(full)
-        yield base
-    finally:
-        for d in reversed(mounted):
-            subprocess.run(["umount", "-l", str(d)], capture_output=True)
-
-
-def test_real_odd_mounts(odd_mounts: Path) -> None:
+        assert proc.returncode == 0 and "1 passed" in out, out[-3000:]
+        return
+    odd_mounts = make_odd_mounts(tmp_path / "mnt")
     res = local_run({"include_fstypes": ["tmpfs"], "include_mounts": [f"{odd_mounts}/*"]})
     mounts = {m["mount"]: m for m in res.details["mounts"]}
     spaced, full, ro = (str(odd_mounts / n) for n in ("Client Data", "full", "ro"))

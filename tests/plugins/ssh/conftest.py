@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pwd
 import shutil
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.plugins.ssh.sandbox import UserSandbox, sandbox_unavailable
 from upkeeper import Host
 from upkeeper_ssh import SSHTransport
 from upkeeper_ssh.testserver import SSHServer, find_sshd
 
 PASSWORD_USER = "upk-ssh-pw"
 SUDO_USER = "upk-ssh-sudo"
-#: Test-only passwords for throwaway local users created (and deleted) by this suite.
+#: Test-only passwords of the throwaway users that exist only inside the test sshd.
 PASSWORD = "pw-Test-1234"
 SUDO_PASSWORD = "sudo-Test-5678"
-SUDOERS_FILE = Path("/etc/sudoers.d/upkeeper-ssh-tests")
 
 
 def _can_run_sshd() -> str | None:
@@ -40,16 +38,45 @@ def start_server(directory: Path, **kw: Any) -> SSHServer:
     return srv.start()
 
 
+#: Why each sandbox test user is missing in this session (absent: the user is there).
+USER_SKIPS = pytest.StashKey[dict[str, str]]()
+
+
 @pytest.fixture(scope="session")
-def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHServer]:
-    """The shared test sshd (ed25519, ecdsa and rsa host keys)."""
+def sshd(tmp_path_factory: pytest.TempPathFactory,
+         pytestconfig: pytest.Config) -> Iterator[SSHServer]:
+    """The shared test sshd (ed25519, ecdsa and rsa host keys).
+
+    As root it runs in a private mount namespace holding the test users PASSWORD_USER and
+    SUDO_USER (see sandbox.py): the machine's /etc is never written. Where that sandbox
+    cannot be made, ``password_user`` and ``sudo_user`` skip and say why.
+    """
     reason = _can_run_sshd()
     if reason:
         pytest.skip(reason)
-    srv = start_server(tmp_path_factory.mktemp("sshd"),
-                       host_key_types=("ed25519", "ecdsa", "rsa"))
-    yield srv
-    srv.stop()
+    no_sandbox = sandbox_unavailable()
+    skips = pytestconfig.stash[USER_SKIPS] = {}
+    sandbox = None if no_sandbox else UserSandbox(tmp_path_factory.mktemp("users"))
+    srv = SSHServer(tmp_path_factory.mktemp("sshd"),
+                    host_key_types=("ed25519", "ecdsa", "rsa"),
+                    private_mounts=sandbox.mounts if sandbox else None)
+    srv.authorize(login_user())
+    try:
+        if sandbox is None:
+            skips.update({PASSWORD_USER: str(no_sandbox), SUDO_USER: str(no_sandbox)})
+        else:
+            sandbox.add_user(PASSWORD_USER, PASSWORD)
+            if "/etc/sudoers.d" in sandbox.mounts and shutil.which("sudo"):
+                key = srv.client_key.with_suffix(".pub").read_text()
+                sandbox.add_user(SUDO_USER, SUDO_PASSWORD, sudo=True, authorized_key=key)
+            else:
+                skips[SUDO_USER] = "sudo is not installed (apt-get install sudo)"
+        srv.start()
+        yield srv
+    finally:
+        srv.stop()
+        if sandbox:
+            sandbox.cleanup()
 
 
 @pytest.fixture(autouse=True)
@@ -99,54 +126,21 @@ def transport(host_vars: Callable[..., dict[str, Any]]) -> Iterator[SSHTransport
     t.close()
 
 
-def _user_exists(name: str) -> bool:
-    try:
-        pwd.getpwnam(name)
-    except KeyError:
-        return False
-    return True
-
-
-def _make_user(name: str, password: str) -> None:
-    if not _user_exists(name):
-        subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", name], check=True,
-                       capture_output=True)
-    subprocess.run(["chpasswd"], input=f"{name}:{password}\n", text=True, check=True,
-                   capture_output=True)
-
-
-def _drop_user(name: str) -> None:
-    with contextlib.suppress(subprocess.CalledProcessError):
-        subprocess.run(["userdel", "--remove", name], check=True, capture_output=True)
+@pytest.fixture(scope="session")
+def password_user(sshd: SSHServer, pytestconfig: pytest.Config) -> str:
+    """A user with a known password that exists only inside the test sshd's namespace."""
+    return _sandbox_user(pytestconfig, PASSWORD_USER)
 
 
 @pytest.fixture(scope="session")
-def password_user() -> Iterator[str]:
-    """A local user with a known password (root only; deleted afterwards)."""
-    if os.geteuid() != 0 or not shutil.which("useradd"):
-        pytest.skip("creating a password test user needs root and useradd")
-    _make_user(PASSWORD_USER, PASSWORD)
-    yield PASSWORD_USER
-    _drop_user(PASSWORD_USER)
+def sudo_user(sshd: SSHServer, pytestconfig: pytest.Config) -> str:
+    """A user allowed to sudo with its password, logging in with the test key; it and its
+    sudoers entry exist only inside the test sshd's namespace."""
+    return _sandbox_user(pytestconfig, SUDO_USER)
 
 
-@pytest.fixture(scope="session")
-def sudo_user(sshd: SSHServer) -> Iterator[str]:
-    """A user allowed to sudo with its password, logging in with the test key."""
-    if os.geteuid() != 0 or not shutil.which("useradd"):
-        pytest.skip("creating a sudo test user needs root and useradd")
-    if not shutil.which("sudo") or not Path("/etc/sudoers.d").is_dir():
-        pytest.skip("sudo is not installed (apt-get install sudo)")
-    _make_user(SUDO_USER, SUDO_PASSWORD)
-    SUDOERS_FILE.write_text(f"{SUDO_USER} ALL=(ALL) ALL\n")
-    SUDOERS_FILE.chmod(0o440)
-    # sshd reads authorized_keys as the user, who cannot see into pytest's tmp dirs.
-    entry = pwd.getpwnam(SUDO_USER)
-    ssh_dir = Path(entry.pw_dir) / ".ssh"
-    ssh_dir.mkdir(mode=0o700, exist_ok=True)
-    (ssh_dir / "authorized_keys").write_text(sshd.client_key.with_suffix(".pub").read_text())
-    for path in (ssh_dir, ssh_dir / "authorized_keys"):
-        os.chown(path, entry.pw_uid, entry.pw_gid)
-    yield SUDO_USER
-    SUDOERS_FILE.unlink(missing_ok=True)
-    _drop_user(SUDO_USER)
+def _sandbox_user(config: pytest.Config, name: str) -> str:
+    reason = config.stash[USER_SKIPS].get(name)
+    if reason:
+        pytest.skip(reason)
+    return name

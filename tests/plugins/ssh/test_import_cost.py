@@ -19,7 +19,7 @@ print(json.dumps([loaded, config.lookup("somehost").get("user"),
 """
 
 
-def test_paramiko_is_imported_without_running_invoke_and_invoke_still_works():
+def test_paramiko_is_imported_without_running_invoke_and_invoke_still_works() -> None:
     res = subprocess.run([sys.executable, "-c", CHECK], capture_output=True, text=True,
                          timeout=120, check=True)
     loaded, user, later = json.loads(res.stdout)
