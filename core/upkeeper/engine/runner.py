@@ -144,7 +144,10 @@ class Runner:
                   redactor: Redactor) -> None:
         """One ``status`` result with ``reason`` for each check from ``start`` on that has
         not delivered yet."""
-        for index in range(start, len(self.pb.checks)):
+        with self._lock:  # after a run every check has delivered: build no results
+            todo = [i for i in range(start, len(self.pb.checks))
+                    if (host.name, i) not in self._claimed]
+        for index in todo:
             spec = self.pb.checks[index]
             self.deliver(host.name, index, [Result(status, reason, host=host.name,
                                                    check=spec.check, name=spec.label)],

@@ -135,7 +135,7 @@ def secrets_for_run(playbook: Any, hosts: Iterable[Any]) -> set[str]:
     roots = [[getattr(spec, "params", None) for spec in getattr(playbook, "checks", [])],
              notify]
     out = secrets_in_vars(pb_vars, also=roots) | env_values_in(notify)
-    for host in hosts:
+    for host in {id(h): h for h in hosts}.values():  # the same host once
         # Params name host vars ("{{ repo_key }}"): follow them on every host.
         out |= secrets_in_vars({**pb_vars, **dict(dict.items(host.vars))}, also=roots)
     return out

@@ -12,8 +12,6 @@ if TYPE_CHECKING:
     from upkeeper.remediation.audit import _HistoryLike
     from upkeeper.remediation.engine import FixPass
 
-from upkeeper.remediation.budget import DEFAULT_CLIENT_CAP, DEFAULT_GLOBAL_CAP
-
 __all__ = ["fix_pass_for", "has_fixes", "playbook_fix_problems"]
 
 
@@ -34,18 +32,22 @@ def playbook_fix_problems(pb: Playbook, plugins: PluginSystem) -> list[str]:
 
 
 def fix_pass_for(pb: Playbook, plugins: PluginSystem, db: _HistoryLike, *, actor: str,
-                 client_cap: int = DEFAULT_CLIENT_CAP, global_cap: int = DEFAULT_GLOBAL_CAP,
+                 client_cap: int | None = None, global_cap: int | None = None,
                  clock: Callable[[], datetime] | None = None) -> FixPass | None:
-    """The runner's ``host_finished`` seam for ``pb``, or None when it has no fixes.
+    """The runner's ``host_finished`` seam for ``pb``, or None when it has no fixes
+    (caps default to the budget module's; it is imported only for a playbook with fixes).
 
     :raises PlaybookError: a fix is unknown, misconfigured or attached to a check it
         does not handle (file:line)."""
     if not has_fixes(pb):
         return None
+    from upkeeper.remediation.budget import DEFAULT_CLIENT_CAP, DEFAULT_GLOBAL_CAP
     from upkeeper.remediation.engine import FixPass
     from upkeeper.remediation.registry import FixRegistry
     from upkeeper.remediation.spec import bindings
 
     found = bindings(pb, FixRegistry.from_plugins(plugins))
-    return FixPass(db, found, actor=actor, client_cap=client_cap, global_cap=global_cap,
+    return FixPass(db, found, actor=actor,
+                   client_cap=DEFAULT_CLIENT_CAP if client_cap is None else client_cap,
+                   global_cap=DEFAULT_GLOBAL_CAP if global_cap is None else global_cap,
                    clock=clock)
