@@ -12,6 +12,7 @@ import pytest
 
 from upkeeper import TransportError
 from upkeeper.models import Host
+from upkeeper.transport import children
 from upkeeper.transport.local import LocalTransport
 
 
@@ -78,3 +79,56 @@ def test_command_closing_its_output_still_honours_the_timeout() -> None:
 def test_output_sizes_are_read_exactly(n: int) -> None:
     r = transport().run(f"head -c {n} /dev/zero | tr '\\0' y; printf E >&2")
     assert r.stdout == "y" * n and r.stderr == "E"
+
+
+def test_close_landing_while_the_command_is_being_started_still_kills_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The race behind a flaky CI run: the command's process exists (and may already
+    have done its first steps) but ``run`` has not registered it yet when ``close`` walks
+    the running commands. The hook holds ``run`` exactly there until ``close`` returned."""
+    t = transport()
+    spawned, closed = threading.Event(), threading.Event()
+    pids: list[int] = []
+    real_started = children.started
+
+    def held_started(pgid: int) -> None:
+        pids.append(pgid)
+        spawned.set()
+        assert closed.wait(20)
+        real_started(pgid)
+
+    monkeypatch.setattr(children, "started", held_started)
+    box: dict[str, object] = {}
+
+    def call() -> None:
+        try:
+            box["result"] = t.run("sleep 60")
+        except TransportError as exc:
+            box["error"] = exc
+
+    th = threading.Thread(target=call)
+    th.start()
+    try:
+        assert spawned.wait(20)
+        t.close()
+        closed.set()
+        th.join(20)
+        assert not th.is_alive(), "close() missed a command that was being started"
+        assert "was closed" in str(box.get("error")), box
+        assert not os.path.exists(f"/proc/{pids[0]}") or _is_zombie(pids[0])
+    finally:
+        closed.set()
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.killpg(pid, 9)
+        th.join(20)
+    monkeypatch.setattr(children, "started", real_started)
+    # a run started after the close works as before
+    assert t.run("echo again").stdout == "again\n"
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True

@@ -72,3 +72,35 @@ def test_a_lease_of_a_killed_process_is_taken_over(tmp_path: Path) -> None:
     with b._db.transaction() as conn:  # the holder was kill -9'd mid-apply
         conn.execute("UPDATE remediation_leases SET pid=? WHERE host='h'", (pid,))
     assert b.acquire("h", "acme", "f", "next", client_cap=1, global_cap=1, ttl=600) is None
+
+
+def test_a_fix_finishing_while_a_trigger_waits_is_no_settle_period_of_zero(
+        tmp_path: Path) -> None:
+    """The flake behind test_50_concurrent_triggers: ``consider`` read the clock, then
+    waited for the database while another trigger's fix finished (settle 0, so
+    settle_until = its finish time, later than the stale reading): "settling"."""
+    import threading
+
+    history = History(tmp_path / "h.sqlite3")
+    t0 = datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc)
+    now = [t0]
+    other = Budgets(history, clock=lambda: now[0])
+    other.begin("h", "f", RULES["per"])
+    first = [True]
+
+    def clock() -> datetime:
+        reading = now[0]
+        if first[0]:  # the other trigger's fix finishes right after this reading
+            first[0] = False
+
+            def finish() -> None:
+                now[0] = t0 + timedelta(seconds=1)
+                other.finish("h", "f", succeeded=True, settle=0, quarantine_after=3)
+
+            th = threading.Thread(target=finish)
+            th.start()
+            th.join(1.0)  # blocks on the write lock when the clock is read under it
+        return reading
+
+    verdict = Budgets(history, clock=clock).consider("h", "f", **RULES)
+    assert not verdict.settling, verdict.reason

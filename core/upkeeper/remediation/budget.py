@@ -82,6 +82,8 @@ class Verdict:
     reason: str = ""
     exhausted: bool = False
     settling: bool = False
+    #: When the verdict was reached (clock seconds): pass it back as ``seen_before``.
+    at: float = 0.0
 
 
 def _fmt(ts: float) -> str:
@@ -124,20 +126,34 @@ class Budgets:
         return [_state(r) for r in self._db.query(sql + " ORDER BY host, fix")]
 
     def consider(self, host: str, fix: str, *, attempts: int, per: timedelta,
-                 backoff: timedelta, quarantine_after: int) -> Verdict:
-        """Whether a trigger of ``fix`` on ``host`` may be attempted now (atomic)."""
-        now = self.now()
+                 backoff: timedelta, quarantine_after: int,
+                 seen_before: float | None = None) -> Verdict:
+        """Whether a trigger of ``fix`` on ``host`` may be attempted now (atomic).
+
+        ``seen_before``: the ``at`` of this trigger's first verdict. Checked again under
+        the host's lease, a trigger that waited behind another attempt of the same fix
+        on the host is superseded (its failure was seen before that fix ran): it must
+        neither spend the budget again nor count as the fix not holding."""
         with self._db.transaction() as conn:
+            # The clock is read under the write lock: a ``now`` taken before waiting for
+            # it could predate a fix that finished meanwhile (its settle_until), and a
+            # settle period of 0 would then still read as "settling".
+            now = self.now()
             conn.execute("INSERT OR IGNORE INTO remediation_budget (host, fix) VALUES (?,?)",
                          (host, fix))
             st = _state(conn.execute("SELECT * FROM remediation_budget WHERE host=? AND"
                                      " fix=?", (host, fix)).fetchone())
             if st.quarantined is not None:
                 return Verdict(False, f"quarantined since {_fmt(st.quarantined)}: {st.reason}"
-                                      " (`upkeeper fixes release` lifts it)")
+                                      " (`upkeeper fixes release` lifts it)", at=now)
+            if (seen_before is not None and st.last_attempt is not None
+                    and st.last_attempt > seen_before):
+                return Verdict(False, "superseded: the fix ran on this host after this "
+                                      "failure was seen (the next run checks again)",
+                               settling=True, at=now)
             if st.settle_until is not None and now < st.settle_until:
                 return Verdict(False, f"settling after the last fix until "
-                                      f"{_fmt(st.settle_until)}", settling=True)
+                                      f"{_fmt(st.settle_until)}", settling=True, at=now)
             failures, last_success = st.failures, st.last_success
             if last_success is not None:
                 if now - last_success < per.total_seconds():
@@ -155,23 +171,24 @@ class Budgets:
                          (failures, last_success, now if exhausted else None, reason,
                           host, fix))
             if exhausted:
-                return Verdict(False, f"quarantined: {reason}", exhausted=True)
+                return Verdict(False, f"quarantined: {reason}", exhausted=True, at=now)
             recent = [t for t in st.attempts if now - t < per.total_seconds()]
             if len(recent) >= attempts:
                 return Verdict(False, f"budget spent ({attempts} per {per}); next attempt"
-                                      f" after {_fmt(min(recent) + per.total_seconds())}")
+                                      f" after {_fmt(min(recent) + per.total_seconds())}",
+                               at=now)
             if failures and st.last_attempt is not None:
                 wait = backoff.total_seconds() * 2 ** (failures - 1)
                 if now < st.last_attempt + wait:
                     return Verdict(False, f"backing off after {failures} failure"
                                           f"{'s' if failures > 1 else ''} until "
-                                          f"{_fmt(st.last_attempt + wait)}")
-        return Verdict(True)
+                                          f"{_fmt(st.last_attempt + wait)}", at=now)
+        return Verdict(True, at=now)
 
     def begin(self, host: str, fix: str, per: timedelta) -> None:
         """Count an attempt, committed before anything is applied."""
-        now = self.now()
         with self._db.transaction() as conn:
+            now = self.now()
             row = conn.execute("SELECT attempts FROM remediation_budget WHERE host=? AND"
                                " fix=?", (host, fix)).fetchone()
             kept = [t for t in json.loads(row[0] if row else "[]")
@@ -184,8 +201,8 @@ class Budgets:
     def finish(self, host: str, fix: str, *, succeeded: bool, settle: float,
                quarantine_after: int) -> bool:
         """Record an attempt's outcome; True when this failure quarantines the fix."""
-        now = self.now()
         with self._db.transaction() as conn:
+            now = self.now()
             if succeeded:
                 conn.execute("UPDATE remediation_budget SET last_success=?, settle_until=?"
                              " WHERE host=? AND fix=?", (now, now + settle, host, fix))
@@ -210,9 +227,9 @@ class Budgets:
     def acquire(self, host: str, client: str, fix: str, owner: str, *, client_cap: int,
                 global_cap: int, ttl: float) -> str | None:
         """Take the host's lease; the reason it is refused, or None when taken."""
-        now = self.now()
         node = socket.gethostname()
         with self._db.transaction() as conn:
+            now = self.now()
             for row in conn.execute("SELECT host, node, pid, expires FROM remediation_leases"
                                     ).fetchall():
                 dead = row[1] == node and not _pid_alive(row[2])

@@ -135,17 +135,27 @@ class FixPass:
             note("refuse", {"reason": f"not supported on {host.os_family}"})
             return outcome("refused", f"{fix} does not run on {host.os_family}")
         budget = b.spec.budget
-        if not finished.check_mode:
+
+        def within_budget(seen_before: float | None) -> tuple[float, FixOutcome | None]:
             verdict = self.budgets.consider(host.name, fix, attempts=budget.attempts,
                                             per=budget.per, backoff=budget.backoff,
-                                            quarantine_after=budget.quarantine_after)
-            if not verdict.allowed:
-                if verdict.exhausted:
-                    note("exhausted", {"reason": verdict.reason})
-                    return outcome("exhausted", f"remediation exhausted: {fix} on "
-                                                f"{host.name}: {verdict.reason}")
-                note("settle" if verdict.settling else "refuse", {"reason": verdict.reason})
-                return outcome("settling" if verdict.settling else "refused", verdict.reason)
+                                            quarantine_after=budget.quarantine_after,
+                                            seen_before=seen_before)
+            if verdict.allowed:
+                return verdict.at, None
+            if verdict.exhausted:
+                note("exhausted", {"reason": verdict.reason})
+                return verdict.at, outcome("exhausted", f"remediation exhausted: {fix} on "
+                                                        f"{host.name}: {verdict.reason}")
+            note("settle" if verdict.settling else "refuse", {"reason": verdict.reason})
+            return verdict.at, outcome("settling" if verdict.settling else "refused",
+                                       verdict.reason)
+
+        seen = 0.0
+        if not finished.check_mode:
+            seen, blocked_by_budget = within_budget(None)
+            if blocked_by_budget is not None:
+                return blocked_by_budget
         ctx: FixContext[Any] = FixContext(host=host, transport=finished.transport(),
                                           params=b.params, result=result,
                                           check_mode=finished.check_mode,
@@ -195,6 +205,12 @@ class FixPass:
             note("defer", {"reason": refused, "plan_hash": digest})
             return outcome("deferred", refused, plan=plan_dict)
         try:
+            # Again under the lease: triggers of this host waiting for it all passed the
+            # first look before any of them ran, so only this one sees the fix that ran
+            # meanwhile (budget and settle would be overrun otherwise).
+            _, blocked_by_budget = within_budget(seen)
+            if blocked_by_budget is not None:
+                return blocked_by_budget
             approval = None
             if b.tier == "approve":
                 approval = self.approvals.take(host=host.name, check=check, fix=fix,

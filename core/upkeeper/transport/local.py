@@ -36,11 +36,16 @@ class LocalTransport(Transport):
         self._running: set[subprocess.Popen[bytes]] = set()
         self._killed: set[int] = set()
         self._lock = threading.Lock()
+        # Counts close() calls: a run that began before a close is killed by it even when
+        # its process was not registered yet (started, but run had not added it to
+        # _running when close walked the set).
+        self._closes = 0
 
     def close(self) -> None:
         """Kill commands still running (a timed-out check or an interrupted run); their
         ``run`` calls raise :class:`TransportError`. Later calls to ``run`` work again."""
         with self._lock:
+            self._closes += 1
             running = list(self._running)
             self._killed.update(p.pid for p in running)
         for proc in running:
@@ -68,6 +73,8 @@ class LocalTransport(Transport):
             argv = ["sudo", "-n", "-u", user, "--", *argv]
         # Children get a minimal environment: upkeeper's own holds every client's secrets.
         proc_env = child_environ(extra)
+        with self._lock:
+            generation = self._closes
         started = time.monotonic()
         try:
             proc = subprocess.Popen(
@@ -84,6 +91,11 @@ class LocalTransport(Transport):
         children.started(proc.pid)
         with self._lock:
             self._running.add(proc)
+            closed_meanwhile = self._closes != generation
+            if closed_meanwhile:
+                self._killed.add(proc.pid)
+        if closed_meanwhile:  # close() ran while the process was being started
+            _kill_group(proc)
         if stdin is not None and proc.stdin is not None:
             data = stdin.encode() if isinstance(stdin, str) else stdin
             threading.Thread(target=_feed, args=(proc.stdin, data), daemon=True).start()
