@@ -377,10 +377,11 @@ class SSHTransport(Transport):
         sshd does not signal a command when its channel closes, so without this a
         stuck command would outlive the check. Best effort: a dead link cannot kill.
         """
-        if pid is None or pid <= 1 or not self.connected:
+        hops = self._hops  # close() may empty the list from another thread
+        if pid is None or pid <= 1 or not hops or not hops[-1].is_active():
             return
         try:
-            chan = self._hops[-1].open_session(timeout=5)
+            chan = hops[-1].open_session(timeout=5)
             try:
                 chan.exec_command(kill_line(pid))
                 chan.shutdown_write()
