@@ -72,12 +72,10 @@ class Exchange:
             self._sudo_failed_before_ready()
         exit_code = -1 if timed_out else self.chan.exit_status
         if not timed_out and exit_code == -1 and self.t.closing:
-            raise TransportError(f"connection to {self.t.host.name} closed by upkeeper "
-                                 f"during command {_short(self.text)}",
-                                 host=self.t.host.name)
+            raise self.t.closed_error(self.text)
         if not timed_out and exit_code == -1 and not self.t.connected:
             raise TransportError(f"connection to {self.t.host.name} lost during command "
-                                 f"{_short(self.text)}", host=self.t.host.name)
+                                 f"{short_command(self.text)}", host=self.t.host.name)
         return CommandResult(
             command=self.text, exit_code=exit_code, stdout=self.out.text(),
             stderr=self.err.text(), duration=time.monotonic() - self.started,
@@ -114,7 +112,8 @@ class Exchange:
             self.head = None
             with contextlib.suppress(ValueError):
                 self.pid = int(data[at + len(prefix):end])
-                self.t._running.add(self.pid)
+            if self.pid is not None:
+                self.t.pid_reported(self.pid)
             return data[:at] + data[end + 1:]
         if len(data) > 65536:
             self.head = None
@@ -188,7 +187,8 @@ def _feed(chan: paramiko.Channel, data: bytes) -> None:
         return
 
 
-def _short(text: str) -> str:
+def short_command(text: str) -> str:
+    """The first line of a command, shortened, quoted: for error messages."""
     first = text.strip().splitlines()[0] if text.strip() else ""
     return repr(first[:60] + ("..." if len(first) > 60 or "\n" in text.strip() else ""))
 

@@ -22,7 +22,7 @@ from upkeeper_ssh.auth import (
     load_key,
 )
 from upkeeper_ssh.config import ConfigError, Endpoint, SSHSettings, settings_from_host
-from upkeeper_ssh.exchange import Exchange
+from upkeeper_ssh.exchange import Exchange, short_command
 from upkeeper_ssh.logs import quiet_paramiko
 from upkeeper_ssh.remote import RemoteCommand, build, kill_line, new_token
 
@@ -31,6 +31,10 @@ log = logging.getLogger("upkeeper.ssh")
 #: AES-GCM first: with an AEAD cipher paramiko skips its HMAC, whose pure-Python MAC
 #: comparison otherwise costs about 15% of the client's CPU in a fleet run.
 _AEAD_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
+
+#: Seconds close() waits for the PID line of a command that has just started: without
+#: it the command cannot be killed, and sshd leaves it running once the connection goes.
+_PID_WAIT = 5.0
 
 
 def _prefer(offered: Sequence[str], first: Sequence[str]) -> list[str]:
@@ -61,6 +65,9 @@ class SSHTransport(Transport):
         self._sudo_rejected: str | None = None
         #: PIDs of plain commands in flight, killed by close() before it disconnects.
         self._running: set[int] = set()
+        #: Threads whose plain command may have started but has not reported its PID.
+        self._awaiting_pid: list[int] = []
+        self._pids = threading.Condition()
         #: Set by close(); cleared when the transport connects again.
         self.closing = False
         #: Why the last connect failed; raised again by open() until close().
@@ -269,8 +276,15 @@ class SSHTransport(Transport):
     def close(self) -> None:
         # A command still running belongs to a check the runner gave up on: kill it on
         # the host first, and let its run() report the close rather than an exit code.
+        # A command started but whose PID line is still on its way is waited for (a
+        # moment), else closing the connection would leave it running on the host.
         self.closing = True
-        for pid in list(self._running):
+        me = threading.get_ident()
+        with self._pids:
+            self._pids.wait_for(lambda: all(t == me for t in self._awaiting_pid),
+                                timeout=_PID_WAIT)
+            running = list(self._running)
+        for pid in running:
             self.kill_remote(pid)
         with self._lock:
             self._close_hops()
@@ -303,22 +317,56 @@ class SSHTransport(Transport):
         except ValueError as exc:
             raise TransportError(f"{self.host.name}: {exc}", host=self.host.name) from None
         self.open()
-        started = time.monotonic()
-        chan = self._open_channel(remote)
-        exchange = Exchange(self, chan, remote, text, stdin, timeout, started)
+        me = threading.get_ident()
+        if remote.reports_pid:
+            with self._pids:
+                if self.closing:
+                    raise self.closed_error(text)
+                self._awaiting_pid.append(me)
+        exchange: Exchange | None = None
         try:
-            return exchange.run()
+            started = time.monotonic()
+            chan = self._open_channel(remote, text)
+            exchange = Exchange(self, chan, remote, text, stdin, timeout, started)
+            try:
+                return exchange.run()
+            finally:
+                chan.close()
         finally:
-            chan.close()
-            if exchange.pid is not None:
-                self._running.discard(exchange.pid)
+            with self._pids:
+                if exchange is not None and exchange.pid is not None:
+                    self._running.discard(exchange.pid)
+                elif remote.reports_pid:
+                    self._awaiting_pid.remove(me)
+                    self._pids.notify_all()
 
-    def _open_channel(self, remote: RemoteCommand) -> paramiko.Channel:
-        ssh = self._hops[-1]
+    def pid_reported(self, pid: int) -> None:
+        """A plain command's PID line arrived: close() can kill it from now on; if a
+        close() already gave up waiting for it, kill it now."""
+        with self._pids:
+            self._running.add(pid)
+            self._awaiting_pid.remove(threading.get_ident())
+            self._pids.notify_all()
+            late = self.closing
+        if late:
+            self.kill_remote(pid)
+
+    def closed_error(self, text: str) -> TransportError:
+        """What a command's run() raises when close() stopped it."""
+        return TransportError(f"command killed: the SSH transport to {self.host.name} was "
+                              f"closed by upkeeper (run stopped or check abandoned) during "
+                              f"command {short_command(text)}", host=self.host.name)
+
+    def _open_channel(self, remote: RemoteCommand, text: str) -> paramiko.Channel:
+        hops = self._hops
+        if self.closing or not hops:  # close() got in between open() and here
+            raise self.closed_error(text)
         try:
-            chan = ssh.open_session(timeout=self.settings.connect_timeout)
+            chan = hops[-1].open_session(timeout=self.settings.connect_timeout)
             chan.exec_command(remote.line)
         except (paramiko.SSHException, EOFError, OSError) as exc:
+            if self.closing:
+                raise self.closed_error(text) from None
             raise TransportError(f"connection to {self.host.name} lost: "
                                  f"{self._reason(exc)}", host=self.host.name) from None
         return chan
@@ -329,10 +377,11 @@ class SSHTransport(Transport):
         sshd does not signal a command when its channel closes, so without this a
         stuck command would outlive the check. Best effort: a dead link cannot kill.
         """
-        if pid is None or pid <= 1 or not self.connected:
+        hops = self._hops  # close() may empty the list from another thread
+        if pid is None or pid <= 1 or not hops or not hops[-1].is_active():
             return
         try:
-            chan = self._hops[-1].open_session(timeout=5)
+            chan = hops[-1].open_session(timeout=5)
             try:
                 chan.exec_command(kill_line(pid))
                 chan.shutdown_write()

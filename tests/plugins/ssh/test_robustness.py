@@ -16,6 +16,7 @@ import pytest
 from tests.plugins.ssh.conftest import start_server
 from upkeeper import Host, TransportError
 from upkeeper_ssh import SSHTransport
+from upkeeper_ssh.exchange import Exchange
 from upkeeper_ssh.testserver import SSHServer, free_port
 
 pytestmark = pytest.mark.sshd
@@ -205,3 +206,100 @@ def test_close_from_another_thread_unblocks_run(transport: SSHTransport) -> None
         transport.run(f"sleep 30; echo {marker}", timeout=60)
     closer.join()
     assert remote_procs(marker) == []  # killed before the connection was closed
+
+
+def test_close_before_the_pid_line_is_read_still_kills_the_remote_command(
+        transport: SSHTransport, monkeypatch: pytest.MonkeyPatch) -> None:
+    # close() landing after the command started on the host but before its `@@upk PID`
+    # line was read: close cannot kill by PID yet, and once the connection is gone sshd
+    # leaves the command running (a long `restic check` would go on after upkeeper gave
+    # up). Hold run() right where it is about to read the PID line, close meanwhile.
+    marker = f"upk-early-close-{uuid.uuid4().hex[:8]}"
+    transport.run("true")
+    reached, go = threading.Event(), threading.Event()
+    real_pid_line = Exchange._pid_line
+
+    def held_pid_line(self: Exchange, chunk: bytes) -> bytes:
+        if not reached.is_set():
+            reached.set()
+            assert go.wait(30)
+        return real_pid_line(self, chunk)
+
+    monkeypatch.setattr(Exchange, "_pid_line", held_pid_line)
+    errors: list[BaseException] = []
+
+    def run_long() -> None:
+        try:
+            transport.run(f"while :; do sleep 0.1; done; echo {marker}", timeout=120)
+        except BaseException as exc:
+            errors.append(exc)
+
+    runner = threading.Thread(target=run_long)
+    runner.start()
+    try:
+        assert reached.wait(30), "the PID line never arrived"
+        closer = threading.Thread(target=transport.close)
+        closer.start()
+        deadline = time.monotonic() + 10
+        while not transport.closing and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert transport.closing
+        # Let close() do what it does without the PID (finish, or wait for the line),
+        # then let run() read the line.
+        closer.join(0.5)
+        go.set()
+        closer.join(30)
+        runner.join(30)
+        assert not closer.is_alive() and not runner.is_alive()
+        assert len(errors) == 1 and isinstance(errors[0], TransportError), errors
+        deadline = time.monotonic() + 10
+        while remote_procs(marker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert remote_procs(marker) == [], "the command outlived the closed transport"
+        assert "was closed" in str(errors[0])
+    finally:
+        go.set()
+        for line in remote_procs(marker):
+            subprocess.run(["kill", "-KILL", "--", line.split()[0]], check=False)
+
+
+def test_close_between_connect_and_exec_raises_was_closed(
+        transport: SSHTransport, monkeypatch: pytest.MonkeyPatch) -> None:
+    # close() after run() connected but before the command was sent: nothing may start
+    # on the host, and run() says the transport was closed (it used to hit the emptied
+    # connection list with an IndexError).
+    marker = f"upk-exec-close-{uuid.uuid4().hex[:8]}"
+    transport.run("true")
+    reached, go = threading.Event(), threading.Event()
+    real_open_channel = SSHTransport._open_channel
+
+    def held_open_channel(self: SSHTransport, *args: Any) -> Any:
+        reached.set()
+        assert go.wait(30)
+        return real_open_channel(self, *args)
+
+    monkeypatch.setattr(SSHTransport, "_open_channel", held_open_channel)
+    errors: list[BaseException] = []
+
+    def run_long() -> None:
+        try:
+            transport.run(f"sleep 30; echo {marker}", timeout=60)
+        except BaseException as exc:
+            errors.append(exc)
+
+    runner = threading.Thread(target=run_long)
+    runner.start()
+    try:
+        assert reached.wait(30)
+        closer = threading.Thread(target=transport.close)
+        closer.start()
+        closer.join(0.5)  # close() finishes, or waits for the command it knows started
+        go.set()
+        closer.join(30)
+        runner.join(30)
+        assert not closer.is_alive() and not runner.is_alive()
+        assert len(errors) == 1 and isinstance(errors[0], TransportError), errors
+        assert "was closed" in str(errors[0])
+        assert remote_procs(marker) == []
+    finally:
+        go.set()
