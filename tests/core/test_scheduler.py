@@ -522,6 +522,16 @@ def test_sigterm_interrupts_after_the_grace_period(tmp_path: Path,
     assert run["interrupted"] == 1
 
 
+def _has_run(db: Path, run_id: str) -> bool:
+    import sqlite3
+
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    try:
+        return con.execute("SELECT 1 FROM runs WHERE id=?", (run_id,)).fetchone() is not None
+    finally:
+        con.close()
+
+
 @pytest.mark.slow
 def test_sigkill_mid_run_then_restart_runs_nothing_twice_and_loses_nothing(
         tmp_path: Path, serving: Callable[..., Serve]) -> None:
@@ -534,6 +544,9 @@ def test_sigkill_mid_run_then_restart_runs_nothing_twice_and_loses_nothing(
     first.until(lambda rows: any(r["state"] == "done" for r in rows)
                 and rows[-1]["state"] == "running")
     killed_run = first.slots()[-1]["run_id"]
+    # The slot says "running" a moment before the run's row is written: kill after both.
+    wait_for(lambda: _has_run(first.state / "history.sqlite3", killed_run),
+             "the running slot's run to be recorded", interval=0.02)
     first.signal(signal.SIGKILL)
     first.wait()
     down_at = time.time()

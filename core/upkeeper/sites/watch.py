@@ -54,6 +54,10 @@ class SiteWatch:
     """Checks the sites' liveness every ``interval`` seconds in a thread (or call
     :meth:`tick`); ``served`` is read on every tick, so reloads are followed."""
 
+    #: One tick at a time in this process, across instances: two deciding at once would
+    #: both see a site's change before either recorded its alert, and both tell it.
+    _ticking = threading.Lock()
+
     def __init__(self, hub: _Liveness, history: History, served: Callable[[], Served], *,
                  interval: float = 5.0) -> None:
         self.hub, self.history, self.served, self.interval = hub, history, served, interval
@@ -82,6 +86,10 @@ class SiteWatch:
     def tick(self, now: float | None = None) -> list[Delivery]:
         """Tell the channels of every site whose state changed since the last tick (the
         first tick tells whatever the channels were not told yet)."""
+        with SiteWatch._ticking:
+            return self._tick(now)
+
+    def _tick(self, now: float | None) -> list[Delivery]:
         now = now or time.time()
         out: list[Delivery] = []
         if self.served().playbooks is None:
