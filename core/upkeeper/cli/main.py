@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -124,6 +125,10 @@ class LazyGroup(click.Group):
     _raw_args: list[str] = []
 
     def main(self, args: Sequence[str] | None = None, *rest: Any, **kw: Any) -> Any:
+        if args is None:  # the real command line, not a caller embedding the group
+            # pydantic otherwise reads the entry points of every installed distribution
+            # on the first model it builds, looking for pydantic plugins (README "Speed").
+            os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
         self._raw_args = list(sys.argv[1:] if args is None else args)
         return super().main(self._raw_args, *rest, **kw)
 

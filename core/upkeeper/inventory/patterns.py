@@ -51,6 +51,11 @@ _IPV6 = (
     (?:0:){{5}}ffff:(?:{_V6}\.){{3}}{_V6})$"""
 )
 _HOSTNAME = rf"^{_LABEL}(?:\.{_LABEL})*$"
+#: A name or IPv4 address in plain ASCII (``web-01.example.com``, ``node_7``,
+#: ``10.0.0.1``): every text it matches is a valid hostname by the grammar above, which
+#: takes a millisecond to compile (start-up pays it for ``hosts: all`` alone).
+_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9]+(?:[_-]+[A-Za-z0-9]+)*"
+                            r"(?:\.[A-Za-z0-9]+(?:[_-]+[A-Za-z0-9]+)*)*")
 
 
 @functools.cache
@@ -76,7 +81,8 @@ def parse_address(address: str, allow_ranges: bool = False) -> tuple[str, int | 
         if m:
             address, port = m.group(1), int(m.group(2))
     # Most addresses are IPv4 or names: the IPv6 grammar is compiled only for the rest.
-    if not any(_address_pattern(p).match(address) for p in ("ipv4", "hostname", "ipv6")):
+    if not _PLAIN_ADDRESS.fullmatch(address) and not any(
+            _address_pattern(p).match(address) for p in ("ipv4", "hostname", "ipv6")):
         raise ValueError(f"not a valid network hostname: {address}")
     if not allow_ranges and "[" in address:
         raise ValueError("range in host where ranges are not allowed")
