@@ -39,14 +39,21 @@ SLOW_MODULES = frozenset({
     "tests/plugins/backup/test_backup_restore_record.py",
     "tests/plugins/backup/test_backup_shared_repo.py",
     "tests/plugins/notify/test_after_run.py", "tests/plugins/winrm/test_transport_http.py",
+    "tests/plugins/ssh/test_import_cost.py", "tests/plugins/ssh/test_unreachable.py",
+    "tests/remediation/test_budgets.py", "tests/remediation/test_after_run.py",
+    "tests/remediation/test_budget_unit.py", "tests/remediation/test_concurrency.py",
+    "tests/core/test_secret_values.py", "tests/core/test_startup_imports.py",
 })
+#: Directories whose tests drive real servers end to end (a nats-server per test).
+SLOW_DIRS = ("tests/sites/",)
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest's own -m deselection
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         module = Path(str(item.fspath)).resolve().relative_to(ROOT).as_posix()
-        if module in SLOW_MODULES or item.get_closest_marker("sshd"):
+        if module in SLOW_MODULES or module.startswith(SLOW_DIRS) \
+                or item.get_closest_marker("sshd"):
             item.add_marker(pytest.mark.slow)
     # Without the corpus its tests are not run, and tests/test_shared_corpus.py says so on
     # one SKIPPED line with their number, instead of each skipping (or, parametrized from
