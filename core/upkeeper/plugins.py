@@ -106,6 +106,14 @@ class PluginSystem:
         return call_each(self.pm, hook, self._info_by_name(), hook_limit=limit,
                          problems=problems, skip=skip, **kwargs)
 
+    def report_problem(self, plugin: str, message: str, level: int = logging.ERROR) -> None:
+        """A bad registration of ``plugin``: logged and kept on its report
+        (``upkeeper plugins``)."""
+        log.log(level, "plugin %s: %s", plugin, message)
+        info = self._info_by_name().get(plugin)
+        if info is not None:
+            info.add_error(message)
+
     def _implemented(self, hook: str) -> bool:
         return bool(getattr(self.pm.hook, hook).get_hookimpls())
 

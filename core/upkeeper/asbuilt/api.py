@@ -6,7 +6,6 @@ which fields are volatile, how its changes read) and their document sections, th
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
 from upkeeper.asbuilt.categories import BUILTIN, DocCategory
@@ -14,7 +13,6 @@ from upkeeper.asbuilt.categories import BUILTIN, DocCategory
 if TYPE_CHECKING:
     from upkeeper.plugins import PluginSystem
 
-log = logging.getLogger("upkeeper.asbuilt")
 HOOK = "upkeeper_register_doc_categories"
 
 
@@ -24,7 +22,6 @@ def doc_categories(plugins: PluginSystem | None) -> list[DocCategory]:
     if plugins is None:
         return []
     taken = {c.key: "upkeeper" for c in BUILTIN}
-    infos = {p.name: p for p in plugins.plugins}
     out: list[DocCategory] = []
     for pname, values in plugins.call(HOOK):
         for obj in values or []:
@@ -35,9 +32,7 @@ def doc_categories(plugins: PluginSystem | None) -> list[DocCategory]:
                 problem = (f"doc category {obj.key!r} of plugin {pname} is already "
                            f"registered by {taken[obj.key]}")
             if problem is not None:
-                log.error("plugin %s: %s", pname, problem)
-                if pname in infos:
-                    infos[pname].add_error(problem)
+                plugins.report_problem(pname, problem)
                 continue
             assert isinstance(obj, DocCategory)
             taken[obj.key] = pname

@@ -13,15 +13,12 @@ import click
 
 from upkeeper.plugins import PluginSystem
 
-log = logging.getLogger("upkeeper.cli")
-
 
 def plugin_commands(plugins: PluginSystem, reserved: Iterable[str]) -> dict[str, click.Command]:
     """Name -> command for every valid registration; refusals are logged and recorded on
     the plugin (``upkeeper plugins`` shows them): not a click command, no name, a name
     upkeeper uses (``reserved``), or one an earlier plugin registered."""
     taken = set(reserved)
-    infos = {p.name: p for p in plugins.plugins}
     out: dict[str, click.Command] = {}
     origin: dict[str, str] = {}
     order = {p.name: (p.source != "built-in", n) for n, p in enumerate(plugins.plugins)}
@@ -39,9 +36,7 @@ def plugin_commands(plugins: PluginSystem, reserved: Iterable[str]) -> dict[str,
                 problem = (f"command '{cmd.name}' is registered twice: by plugin "
                            f"'{origin[cmd.name]}' and by plugin '{pname}'")
             if problem is not None:
-                log.warning("plugin %s: %s", pname, problem)
-                if pname in infos:
-                    infos[pname].add_error(problem)
+                plugins.report_problem(pname, problem, logging.WARNING)
                 continue
             assert cmd.name is not None
             out[cmd.name] = cmd
