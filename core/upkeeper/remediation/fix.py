@@ -67,13 +67,7 @@ class Signature:
             return False
         if result.check != self.check:
             return False
-        if self.summary is not None and not re.search(self.summary, result.summary or ""):
-            return False
-        for key, pattern in self.details.items():
-            value = _dig(result.details, key)
-            if value is None or not re.search(pattern, str(value)):
-                return False
-        return True
+        return patterns_match(self.summary, self.details, result)
 
     def to_dict(self) -> dict[str, Any]:
         return {"check": self.check, "statuses": sorted(s.value for s in self.statuses),
@@ -96,6 +90,18 @@ def signature(check: str, *statuses: Status | str, summary: str | None = None,
         re.compile(pattern)
     return Signature(check, chosen, summary,
                      {k.replace("__", "."): v for k, v in details.items()})
+
+
+def patterns_match(summary: str | None, details: Mapping[str, str], result: Any) -> bool:
+    """Whether ``result``'s summary matches ``summary`` and each dotted key of its details
+    matches its pattern (a missing key never matches)."""
+    if summary is not None and not re.search(summary, result.summary or ""):
+        return False
+    for key, pattern in details.items():
+        value = _dig(result.details, key)
+        if value is None or not re.search(pattern, str(value)):
+            return False
+    return True
 
 
 def _dig(details: Any, key: str) -> Any:

@@ -89,15 +89,9 @@ class MatchSpec(BaseModel):
         return Signature(sig.check, statuses, sig.summary, dict(sig.details))
 
     def accepts(self, result: Any) -> bool:
-        if self.summary is not None and not re.search(self.summary, result.summary or ""):
-            return False
-        from upkeeper.remediation.fix import _dig
+        from upkeeper.remediation.fix import patterns_match
 
-        for key, pattern in self.details.items():
-            value = _dig(result.details, key)
-            if value is None or not re.search(pattern, str(value)):
-                return False
-        return True
+        return patterns_match(self.summary, self.details, result)
 
 
 class FixSpec(BaseModel):
