@@ -72,16 +72,12 @@ def sync(ctx: click.Context, hub_url: str | None, ca: str | None) -> None:
     """Push revocations to the server and provision sites added while it was away."""
     import asyncio
 
-    from upkeeper.cli.sites_cmd import _hub
-    from upkeeper.sites.credentials import Authority, CredentialsError
+    from upkeeper.cli.sites_cmd import _hub, existing_authority
     from upkeeper.sites.credentials_admin import sync_hub
     from upkeeper.sites.credentials_server import ServerError
 
     state_dir = resolve_state_dir(ctx)
-    try:
-        authority = Authority.open(state_dir, create=False)
-    except CredentialsError as exc:
-        die(str(exc))
+    authority = existing_authority(state_dir)
     target = _hub(authority, hub_url, ca)
     if target is None:
         die("no hub URL known: give --hub tls://HOST:PORT")

@@ -20,6 +20,17 @@ from upkeeper.cli.state import die, open_history, resolve_state_dir
 FORMATS = click.Choice(["table", "json"])
 
 
+def existing_authority(state_dir: Path) -> Any:
+    """The hub's signing keys in ``state_dir``; exit 3 with the reason when there are none
+    yet (nothing is created)."""
+    from upkeeper.sites.credentials import Authority, CredentialsError
+
+    try:
+        return Authority.open(state_dir, create=False)
+    except CredentialsError as exc:
+        die(str(exc))
+
+
 def _hub(authority: Any, url: str | None, ca: str | None) -> Any:
     from upkeeper.sites.credentials_admin import HubTarget, load_hub, save_hub
 
@@ -119,15 +130,11 @@ def add(ctx: click.Context, name: str, hub_url: str | None, ca: str | None, rota
 @click.pass_context
 def revoke(ctx: click.Context, name: str, hub_url: str | None, ca: str | None) -> None:
     """Revoke site NAME's credentials: its workers are disconnected and refused."""
-    from upkeeper.sites.credentials import Authority, CredentialsError
     from upkeeper.sites.credentials_admin import revoke_site
 
     site = _site(name)
     state_dir = resolve_state_dir(ctx)
-    try:
-        authority = Authority.open(state_dir, create=False)
-    except CredentialsError as exc:
-        die(str(exc))
+    authority = existing_authority(state_dir)
     hub = _hub(authority, hub_url, ca)
     try:
         outcome = revoke_site(open_history(state_dir), authority, site, hub)
