@@ -37,11 +37,17 @@ PASSPHRASE = "borg-lock-test-pw-5521"
 
 
 class Repo:
-    def __init__(self, root: Path) -> None:
+    """A repository with one archive; with ``template``, a copy of that one (made once
+    per module)."""
+
+    def __init__(self, root: Path, template: Path | None = None) -> None:
         self.path = root / "repo"
         self.env = {**os.environ, "BORG_REPO": str(self.path),
                     "BORG_PASSPHRASE": PASSPHRASE, "BORG_BASE_DIR": str(root / "base")}
         self.procs: list[subprocess.Popen[bytes]] = []
+        if template is not None:
+            shutil.copytree(template, self.path)
+            return
         subprocess.run(["borg", "init", "-e", "repokey-blake2"], env=self.env, check=True,
                        capture_output=True)
         (root / "src").mkdir()
@@ -75,11 +81,16 @@ class Repo:
                                           "lock_wait": 1, **extra})
 
 
+@pytest.fixture(scope="module")
+def _template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return Repo(tmp_path_factory.mktemp("borg-lock-template")).path
+
+
 @pytest.fixture
-def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Repo]:
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _template: Path) -> Iterator[Repo]:
     monkeypatch.setenv("BORG_BASE_DIR", str(tmp_path / "base"))
     monkeypatch.setenv("UPKEEPER_PASS_ENV", "BORG_BASE_DIR")
-    r = Repo(tmp_path)
+    r = Repo(tmp_path, _template)
     yield r
     for proc in r.procs:
         if proc.poll() is None:

@@ -36,11 +36,17 @@ PASSWORD = "lock-test-pw-8731"
 
 
 class Repo:
-    def __init__(self, root: Path) -> None:
+    """A repository with one snapshot; with ``template``, a copy of that one (restic's
+    init spends seconds in scrypt: made once per module)."""
+
+    def __init__(self, root: Path, template: Path | None = None) -> None:
         self.path = root / "repo"
         self.env = {**os.environ, "RESTIC_REPOSITORY": str(self.path),
                     "RESTIC_PASSWORD": PASSWORD, "RESTIC_CACHE_DIR": str(root / "cache")}
         self.procs: list[subprocess.Popen[bytes]] = []
+        if template is not None:
+            shutil.copytree(template, self.path)
+            return
         subprocess.run(["restic", "init"], env=self.env, check=True, capture_output=True)
         (root / "src").mkdir()
         (root / "src" / "f").write_text("data\n")
@@ -75,11 +81,16 @@ class Repo:
         return h.hexdigest()
 
 
+@pytest.fixture(scope="module")
+def _template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return Repo(tmp_path_factory.mktemp("restic-lock-template")).path
+
+
 @pytest.fixture
-def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Repo]:
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _template: Path) -> Iterator[Repo]:
     monkeypatch.setenv("RESTIC_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("UPKEEPER_PASS_ENV", "RESTIC_CACHE_DIR")
-    r = Repo(tmp_path)
+    r = Repo(tmp_path, _template)
     yield r
     for proc in r.procs:
         if proc.poll() is None:
