@@ -201,6 +201,13 @@ class WSManServer:
         scheme = "https" if self.ssl_context else "http"
         return f"{scheme}://127.0.0.1:{self.port}{self.path}"
 
+    def host_vars(self) -> dict[str, Any]:
+        """Inventory vars that reach this server (basic authentication, its scheme)."""
+        return {"ansible_connection": "winrm", "ansible_host": "127.0.0.1",
+                "ansible_port": self.port, "ansible_user": self.username,
+                "ansible_password": self.password, "ansible_winrm_transport": "basic",
+                "ansible_winrm_scheme": "https" if self.ssl_context else "http"}
+
     @property
     def open_shells(self) -> int:
         with self._cond:

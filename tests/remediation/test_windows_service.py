@@ -44,11 +44,7 @@ class ServiceManager:
 def win() -> Iterator[tuple[ServiceManager, WinRMTransport]]:
     fake = ServiceManager()
     with WSManServer(fake) as server:
-        host = Host("win01", facts={"os_family": "windows"}, vars={
-            "ansible_connection": "winrm", "ansible_host": "127.0.0.1",
-            "ansible_port": server.port, "ansible_user": server.username,
-            "ansible_password": server.password, "ansible_winrm_transport": "basic",
-            "ansible_winrm_scheme": "http"})
+        host = Host("win01", facts={"os_family": "windows"}, vars=server.host_vars())
         transport = WinRMTransport(host)
         try:
             yield fake, transport

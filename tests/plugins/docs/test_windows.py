@@ -53,11 +53,7 @@ class Windows:
 
 
 def windows_host(server: WSManServer) -> Host:
-    return Host("srv-web01", facts={"os_family": "windows"}, vars={
-        "ansible_connection": "winrm", "ansible_host": "127.0.0.1",
-        "ansible_port": server.port, "ansible_user": server.username,
-        "ansible_password": server.password, "ansible_winrm_transport": "basic",
-        "ansible_winrm_scheme": "http"})
+    return Host("srv-web01", facts={"os_family": "windows"}, vars=server.host_vars())
 
 
 def collect(fixture: str, params: dict[str, Any] | None = None) -> tuple[Result, Windows]:

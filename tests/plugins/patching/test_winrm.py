@@ -41,11 +41,7 @@ class Windows:
 def win() -> Iterator[tuple[Windows, WinRMTransport]]:
     fake = Windows(data("windows_status__ps7_list.json"))
     with WSManServer(fake) as server:
-        host = Host("win01", facts={"os_family": "windows"}, vars={
-            "ansible_connection": "winrm", "ansible_host": "127.0.0.1",
-            "ansible_port": server.port, "ansible_user": server.username,
-            "ansible_password": server.password, "ansible_winrm_transport": "basic",
-            "ansible_winrm_scheme": "http"})
+        host = Host("win01", facts={"os_family": "windows"}, vars=server.host_vars())
         transport = WinRMTransport(host)
         try:
             yield fake, transport

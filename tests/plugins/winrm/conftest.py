@@ -66,16 +66,7 @@ def endpoint(windows: FakeWindows) -> Iterator[WSManServer]:
 
 def host_for(server: WSManServer, **overrides: Any) -> Host:
     """A Windows inventory host pointing at ``server`` (basic auth, http unless TLS)."""
-    vars_: dict[str, Any] = {
-        "ansible_connection": "winrm",
-        "ansible_host": "127.0.0.1",
-        "ansible_port": server.port,
-        "ansible_user": server.username,
-        "ansible_password": server.password,
-        "ansible_winrm_transport": "basic",
-        "ansible_winrm_scheme": "https" if server.ssl_context else "http",
-    }
-    vars_.update(overrides)
+    vars_: dict[str, Any] = {**server.host_vars(), **overrides}
     return Host("win01", vars={k: v for k, v in vars_.items() if v is not None})
 
 
