@@ -87,3 +87,17 @@ def test_the_command_starts_rarely_and_a_run_settles(tmp_path):
     assert got["starting"][0] == 50_000
     assert got["after"] == got["default"]
     assert got["frozen"] > 10_000
+
+
+def test_everything_alive_at_exit_is_frozen_after_the_other_exit_handlers():
+    """The interpreter's collections at exit then skip it (a sixth of a short command)."""
+    got = _python("""
+        import atexit, gc, json
+        seen = {}
+        atexit.register(lambda: print(json.dumps(seen | {"at_exit": gc.get_freeze_count()})))
+        from upkeeper import gcpolicy
+        gcpolicy.startup()
+        atexit.register(lambda: seen.update(before_freeze=gc.get_freeze_count()))
+        keep = [[i] for i in range(5000)]
+    """)
+    assert got["before_freeze"] == 0 and got["at_exit"] > 5000
