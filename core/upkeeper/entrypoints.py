@@ -6,8 +6,8 @@ about 5% of the start-up of every ``upkeeper`` command (bench/startup.py). The f
 the packaging specification's: ``entry_points.txt`` in a ``*.dist-info`` (or
 ``*.egg-info``) directory of a ``sys.path`` entry, an INI file whose sections are groups
 and whose lines are ``name = module[:attr] [extras]``. As in ``importlib.metadata``, the
-first distribution of a name on ``sys.path`` wins. A ``sys.path`` entry that is a zip
-file (an egg) is left to ``importlib.metadata``.
+first distribution of a name on ``sys.path`` wins. When ``sys.path`` has a zip file or an
+egg on it, the whole lookup is left to ``importlib.metadata``.
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ class EntryPoint:
 def entry_points(group: str, path: Iterable[str] | None = None) -> list[EntryPoint]:
     """The entry points of ``group`` in the distributions on ``path`` (``sys.path``)."""
     entries = list(sys.path if path is None else path)
-    if any(os.path.isfile(entry or ".") for entry in entries):
+    if any(entry.lower().endswith(".egg") or os.path.isfile(entry or ".")
+           for entry in entries):
         return _from_importlib(group)
     found: list[EntryPoint] = []
     seen: set[str] = set()
@@ -58,7 +59,7 @@ def entry_points(group: str, path: Iterable[str] | None = None) -> list[EntryPoi
         except OSError:
             continue
         for name in names:
-            if not name.endswith(_META_DIRS):
+            if not name.lower().endswith(_META_DIRS):
                 continue
             meta = os.path.join(entry or ".", name)
             dist = _dist_key(name)
