@@ -8,7 +8,6 @@ or whose register hook raises is recorded on its :class:`PluginInfo` and skipped
 from __future__ import annotations
 
 import functools
-import importlib.metadata as md
 import logging
 import os
 import sys
@@ -19,15 +18,14 @@ from typing import Any
 
 import pluggy
 
-from upkeeper import hookspecs
+from upkeeper import entrypoints, hookspecs
 from upkeeper.bounded import run_bounded
 
 # Re-exported: the registry types have always been importable from here.
 from upkeeper.registry import Registry as Registry
 from upkeeper.registry import RegistryError as RegistryError
 from upkeeper.registry import UnknownNameError as UnknownNameError
-from upkeeper.transport.base import Transport
-from upkeeper.transport.local import LocalTransport
+from upkeeper.transport.base import Transport, lazy_transport
 
 log = logging.getLogger("upkeeper.plugins")
 
@@ -79,7 +77,8 @@ class CorePlugin:
 
     @hookspecs.hookimpl
     def upkeeper_register_transports(self) -> list[type[Transport]]:
-        return [LocalTransport]
+        # subprocess and friends only when a host is this machine.
+        return [lazy_transport("local", "upkeeper.transport.local:LocalTransport")]
 
 
 @dataclass
@@ -174,8 +173,8 @@ def get_plugin_manager(
     _register(pm, core, CorePlugin())
     infos.append(core)
     if load_entrypoints:
-        dists: dict[Any, tuple[str, str]] = {}
-        for ep in sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        dists: dict[str, tuple[str, str]] = {}
+        for ep in sorted(entrypoints.entry_points(ENTRY_POINT_GROUP), key=lambda e: e.name):
             infos.append(_load_entry_point(pm, ep, blocked, dists))
     for name, obj in extra_plugins:
         info = PluginInfo(name=name, module=getattr(obj, "__name__", type(obj).__name__))
@@ -190,17 +189,11 @@ def get_plugin_manager(
     return PluginSystem(pm, registry, infos)
 
 
-def _load_entry_point(pm: pluggy.PluginManager, ep: md.EntryPoint, blocked: set[str],
-                      dists: dict[Any, tuple[str, str]]) -> PluginInfo:
-    dist = ep.dist
-    dist_name, version = "", ""
-    if dist is not None:
-        # Each read of a distribution's name or version parses its whole METADATA (the
-        # README included): once per distribution, not twice per entry point.
-        if dist not in dists:
-            meta = dist.metadata
-            dists[dist] = (meta["Name"], meta["Version"])
-        dist_name, version = dists[dist]
+def _load_entry_point(pm: pluggy.PluginManager, ep: entrypoints.EntryPoint,
+                      blocked: set[str], dists: dict[str, tuple[str, str]]) -> PluginInfo:
+    if ep.path not in dists:  # once per distribution, not per entry point
+        dists[ep.path] = entrypoints.distribution(ep)
+    dist_name, version = dists[ep.path]
     info = PluginInfo(
         name=ep.name,
         module=ep.value,

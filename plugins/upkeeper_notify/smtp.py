@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
 from typing import TYPE_CHECKING, Any
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
@@ -15,6 +12,7 @@ from .common import DeliveryError, tls_context
 
 if TYPE_CHECKING:
     import smtplib
+    from email.message import EmailMessage
 
 
 class EmailParams(Params):
@@ -60,6 +58,10 @@ class EmailNotifier(Notifier):
         self.p = params
 
     def build(self, n: Notification) -> EmailMessage:
+        # The email package only when a message is sent (start-up: README "Speed").
+        from email.message import EmailMessage
+        from email.utils import formatdate, make_msgid
+
         msg = EmailMessage()
         subject = " ".join(f"{self.p.subject_prefix} {n.subject}".split())
         msg["Subject"] = subject[:250]
@@ -109,6 +111,6 @@ class EmailNotifier(Notifier):
             raise DeliveryError(f"{where}: server said {exc.smtp_code}",
                                 retryable=400 <= exc.smtp_code < 500) from None
         except (OSError, smtplib.SMTPException) as exc:
-            reason = "timed out" if isinstance(exc, socket.timeout) else str(exc) or type(
+            reason = "timed out" if isinstance(exc, TimeoutError) else str(exc) or type(
                 exc).__name__
             raise DeliveryError(f"{where}: {reason}") from None

@@ -7,9 +7,12 @@ marker, then the caller's own stdin.
 
 Plain commands cost no extra process: the login shell prints its PID (the session's
 process group, since sshd starts every session with setsid), reads the env block with
-builtins and execs ``/bin/sh -c COMMAND``. On a timeout the client kills that process
-group through a second channel. Under sudo the user cannot signal root's processes, so
-the root-side wrapper runs the command under ``timeout`` instead.
+builtins and execs ``/bin/sh -c COMMAND``; a command that is only words (a program and
+its arguments, as ``shlex.join`` writes an argv list) it execs itself, which saves
+starting ``/bin/sh`` once per command (about 5% of a fleet run, measured in bench/). On
+a timeout the client kills that process group through a second channel. Under sudo the
+user cannot signal root's processes, so the root-side wrapper runs the command under
+``timeout`` instead.
 """
 
 from __future__ import annotations
@@ -54,6 +57,32 @@ class RemoteCommand:
     reports_pid: bool = False
 
 
+#: Words a shell runs itself, or reads as syntax: ``exec WORD`` would differ from
+#: ``/bin/sh -c`` (or fail), so commands starting with one keep the /bin/sh layer.
+_SHELL_WORDS = frozenset({
+    "!", ".", ":", "[", "[[", "alias", "bg", "break", "case", "cd", "command", "continue",
+    "coproc", "declare", "do", "done", "echo", "elif", "else", "esac", "eval", "exec",
+    "exit", "export", "false", "fc", "fg", "fi", "for", "function", "getopts", "hash",
+    "if", "jobs", "kill", "let", "local", "printf", "pwd", "read", "readonly", "return",
+    "select", "set", "shift", "source", "test", "then", "time", "times", "trap", "true",
+    "type", "typeset", "ulimit", "umask", "unalias", "unset", "until", "wait", "while",
+    "{", "}",
+})
+
+
+def runs_as_words(command: str) -> bool:
+    """True when ``command`` is nothing but words in ``shlex.join``'s quoting (no
+    operators, expansions, globs, redirections or assignments) and its first word names a
+    program, not a shell builtin: the login shell then runs it exactly as ``/bin/sh -c``
+    would, and can ``exec`` it itself."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return False
+    return (bool(words) and shlex.join(words) == command and "=" not in words[0]
+            and not words[0].startswith("-") and words[0] not in _SHELL_WORDS)
+
+
 def new_token() -> str:
     return secrets.token_hex(8)
 
@@ -85,8 +114,8 @@ def build(command: str, *, timeout: float | None, env: Mapping[str, str] | None,
     block = env_block(env, end_marker) if env else b""
     if not sudo_user:
         read_env = read_env_sh(end_marker) + "; " if env else ""
-        line = (f"printf '{PID_PREFIX}%s\\n' \"$$\" >&2; {read_env}"
-                f"exec /bin/sh -c {shlex.quote(command)}")
+        run = command if runs_as_words(command) else f"/bin/sh -c {shlex.quote(command)}"
+        line = f"printf '{PID_PREFIX}%s\\n' \"$$\" >&2; {read_env}exec {run}"
         return RemoteCommand(line=line, env_block=block, ready_marker="", prompt="",
                              reports_pid=True)
     ready = f"@@upkeeper-ready-{token}" if sudo_password else ""

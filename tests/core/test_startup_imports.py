@@ -19,7 +19,8 @@ runpy.run_module("upkeeper", run_name="__main__")
 """
 
 #: Imported only by playbooks that need them (a report, notify channels, a schedule,
-#: the checks of other plugins, a regex in system.command) or by notifiers when they send.
+#: the checks of other plugins, a regex in system.command), by notifiers when they send,
+#: or never by a run.
 NOT_FOR_A_PLAIN_RUN = (
     "jinja2", "smtplib", "urllib.request", "http.client", "rich", "re2",
     "upkeeper.after_run.report", "upkeeper.after_run.report_config",
@@ -27,6 +28,10 @@ NOT_FOR_A_PLAIN_RUN = (
     "upkeeper.schedule.specs",
     "upkeeper_backup.restic", "upkeeper_backup.borg", "upkeeper_backup.files",
     "upkeeper_backup.wbadmin", "upkeeper_disk.smart", "upkeeper_disk.usage",
+    # Plugins are found without importlib.metadata (upkeeper.entrypoints), pydantic's
+    # plugin loader is not imported while its plugins are off (upkeeper.cli.entry), and
+    # the email package is the e-mail notifier's only when it sends.
+    "importlib.metadata", "email", "email.message", "zipfile", "shutil",
 )
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from upkeeper import gcpolicy
 from upkeeper.cli.common import AppState
 
 
@@ -49,6 +50,7 @@ def worker(app: AppState, site: str, hub_url: str, creds: str | None, ca_file: s
                options=WorkerOptions(concurrency=concurrency, heartbeat=heartbeat))
 
     async def main() -> None:
+        gcpolicy.settle()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

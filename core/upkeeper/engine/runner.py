@@ -23,6 +23,7 @@ from datetime import datetime
 from types import FrameType
 from typing import Any, Protocol
 
+from upkeeper import gcpolicy
 from upkeeper.engine.guard import HUNG
 from upkeeper.engine.hostrun import HostFinished, RunState, TransportSlot, run_host
 from upkeeper.engine.playbook import Playbook
@@ -162,6 +163,7 @@ class Runner:
 
     def execute(self, hosts: Sequence[Host], forks: int, run: RunRecord) -> RunRecord:
         self.run, self.run_id = run, run.run_id
+        gcpolicy.settle()  # start-up is over: hosts from here on
         run.hosts = {h.name: h for h in hosts}
         run.meta["clients"] = {h.name: str(h.vars["client"]) for h in hosts
                                if h.vars.get("client") is not None}

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from upkeeper import gcpolicy
 from upkeeper.schedule.dispatch import SlotDispatcher
 from upkeeper.schedule.instance import InstanceLock, ProcessIdentity
 from upkeeper.schedule.reaper import ChildRecord, reap, start_sentinel
@@ -249,6 +250,7 @@ class Daemon(SlotDispatcher):
         :returns: runs abandoned after the grace period (see :meth:`shutdown`).
         """
         self.start()
+        gcpolicy.settle()
         deadline = time.monotonic() + max_runtime if max_runtime else None
         try:
             while True:

@@ -8,7 +8,6 @@ whose message names the file, says what happened and what to do.
 from __future__ import annotations
 
 import os
-import shutil
 import sqlite3
 
 #: Where the recovery steps are documented (named in messages about a damaged file).
@@ -46,6 +45,8 @@ def _code(exc: sqlite3.Error) -> str:
 
 
 def _no_space(path: str) -> bool:
+    import shutil  # only on a failed write: shutil is not cheap to import
+
     try:
         return shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free == 0
     except OSError:

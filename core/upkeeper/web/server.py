@@ -13,6 +13,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from upkeeper import gcpolicy
 from upkeeper.store.history import History
 from upkeeper.web.auth import Users
 from upkeeper.web.site import WebConfig
@@ -120,6 +121,7 @@ class WebServer:
 
     def run(self) -> None:
         """Serve in the foreground until SIGINT/SIGTERM."""
+        gcpolicy.settle()
         self.server.run(sockets=[self.socket])
 
     def start(self) -> None:

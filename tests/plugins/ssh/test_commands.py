@@ -138,3 +138,19 @@ def test_noisy_rc_file_does_not_break_timeouts(transport: SSHTransport, sshd: SS
     finally:
         rc.unlink()
     assert not transport._running
+
+
+def test_a_program_and_its_words_is_execed_by_the_login_shell_and_killed_on_timeout(
+        transport: SSHTransport) -> None:
+    """A plain argv (no /bin/sh layer: one process start fewer per command) still reports
+    its PID, gets its env and stdin, and is killed on the host when it times out."""
+    res = transport.run(["sh", "-c", 'printf "%s|%s|" "$A" "$1"; cat', "zero", "it's one"],
+                        env={"A": "x y"}, stdin="in")
+    assert (res.exit_code, res.stdout, res.stderr) == (0, "x y|it's one|in", "")
+    marker = f"upk-words-{os.getpid()}"
+    res = transport.run(["sh", "-c", "sleep 30; true", marker], timeout=1)
+    assert res.timed_out
+    left = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout
+    assert left == ""
+    missing = transport.run(["no-such-program-upk"])
+    assert missing.exit_code == 127

@@ -15,7 +15,7 @@ from upkeeper_ssh.config import (
     parse_jump_hosts,
     settings_from_host,
 )
-from upkeeper_ssh.remote import build, env_block, remote_timeout
+from upkeeper_ssh.remote import build, env_block, remote_timeout, runs_as_words
 
 
 def test_settings_from_ansible_vars() -> None:
@@ -106,6 +106,39 @@ def test_plain_command_line_runs_in_sh() -> None:
     assert proc.stdout == b"x y|/bin/sh|in"
     first, _, rest = proc.stderr.partition(b"\n")
     assert first.startswith(b"@@upk ") and int(first[6:]) > 1 and rest == b""
+
+
+@pytest.mark.parametrize(("command", "direct"), [
+    ("cat /proc/uptime", True),
+    (shlex.join(["df", "-P", "--", "/mnt/it's a disk", ""]), True),
+    (shlex.join(["/usr/bin/env"]), True),
+    ("df -P | tail -1", False),             # operators
+    ("cat /etc/*release", False),           # a glob
+    ("echo $HOME", False),                  # an expansion (and a builtin)
+    ("cat </etc/hostname", False),          # a redirection
+    ("FOO=1 env", False),                   # an assignment
+    ('cat "/etc/os-release"', False),       # quoting other than shlex.join's
+    ("cd /tmp", False), ("printf x", False), ("test -e /x", False),  # builtins
+    ("-l", False), ("", False), ("cat 'unbalanced", False),
+])
+def test_only_plain_words_skip_the_sh_layer(command: str, direct: bool) -> None:
+    assert runs_as_words(command) is direct
+    if command and direct:
+        remote = build(command, timeout=5, env=None, sudo_user=None, sudo_password=False,
+                       prompt_token="t")
+        assert remote.line.endswith(f"exec {command}") and remote.reports_pid
+
+
+def test_plain_words_run_in_the_login_shell_with_env_and_stdin() -> None:
+    command = shlex.join(["sh", "-c", 'printf "%s|%s|" "$A" "$1"; cat', "zero", "it's one"])
+    remote = build(command, timeout=5, env={"A": "x y"}, sudo_user=None,
+                   sudo_password=False, prompt_token="t")
+    assert "/bin/sh -c" not in remote.line
+    proc = subprocess.run(["sh", "-c", remote.line], input=remote.env_block + b"in",
+                          capture_output=True, check=True)
+    assert proc.stdout == b"x y|it's one|in"
+    first, _, rest = proc.stderr.partition(b"\n")
+    assert first.startswith(b"@@upk ") and rest == b""
 
 
 def test_sudo_wrapper_has_remote_timeout() -> None:
