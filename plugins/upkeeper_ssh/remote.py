@@ -79,8 +79,10 @@ def runs_as_words(command: str) -> bool:
         words = shlex.split(command)
     except ValueError:
         return False
+    # zsh expands an unquoted word starting with "=" (=cmd is cmd's path).
     return (bool(words) and shlex.join(words) == command and "=" not in words[0]
-            and not words[0].startswith("-") and words[0] not in _SHELL_WORDS)
+            and not words[0].startswith("-") and words[0] not in _SHELL_WORDS
+            and not any(w.startswith("=") for w in words))
 
 
 def new_token() -> str:

@@ -117,6 +117,7 @@ def test_plain_command_line_runs_in_sh() -> None:
     ("echo $HOME", False),                  # an expansion (and a builtin)
     ("cat </etc/hostname", False),          # a redirection
     ("FOO=1 env", False),                   # an assignment
+    ("ls =ls", False),                      # zsh's =cmd expansion
     ('cat "/etc/os-release"', False),       # quoting other than shlex.join's
     ("cd /tmp", False), ("printf x", False), ("test -e /x", False),  # builtins
     ("-l", False), ("", False), ("cat 'unbalanced", False),
