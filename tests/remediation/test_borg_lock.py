@@ -8,7 +8,6 @@ import os
 import shutil
 import signal
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,15 +15,12 @@ from typing import Any
 
 import pytest
 
+from tests.remediation.realcheck import fix_after_real_check
 from tests.waiting import wait_for
-from upkeeper.engine.hostrun import FinishedHost
-from upkeeper.engine.secrets import Redactor
-from upkeeper.models import Host, Result, Status
+from upkeeper.models import Host, Status
 from upkeeper.remediation.audit import AuditLog
 from upkeeper.remediation.engine import FixPass
-from upkeeper.remediation.spec import Binding, FixSpec
 from upkeeper.store.history import History
-from upkeeper.testing import run_check
 from upkeeper.transport.local import LocalTransport
 from upkeeper_backup.borg import BorgCheck, BorgParams
 from upkeeper_backup.borgfix import BorgBreakLock
@@ -100,27 +96,13 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _template: Path) -> It
 
 def _pass(tmp_path: Path, repo: Repo, *, check_mode: bool = False,
           check: dict[str, Any] | None = None) -> tuple[FixPass, History]:
-    history = History(tmp_path / "h.sqlite3")
-    spec = FixSpec.model_validate({"fix": BorgBreakLock.name, "tier": "auto"})
-    fix_pass = FixPass(history, [Binding(0, spec, BorgBreakLock,
-                                         BorgBreakLock.Params.model_validate({}))],
-                       actor="test")
-    host = Host("localhost", vars={"ansible_connection": "local"})
-    transport = LocalTransport(host)
-    params = repo.params(**(check or {}))
-
-    def rerun(index: int) -> list[Result]:
-        out = run_check(BorgCheck, params, host=host, transport=transport)
-        for r in out:
-            r.host, r.check, r.name = host.name, BorgCheck.name, BorgCheck.name
-        return out
-
-    [failing] = rerun(0)
+    transport = LocalTransport(Host("localhost", vars={"ansible_connection": "local"}))
+    fix_pass, history, failing = fix_after_real_check(
+        tmp_path / "h.sqlite3", {"fix": BorgBreakLock.name, "tier": "auto"}, BorgBreakLock,
+        BorgBreakLock.Params.model_validate({}), BorgCheck, repo.params(**(check or {})),
+        transport, check_mode=check_mode)
     assert failing.status is Status.WARN and "repository is locked" in failing.summary, \
         failing.summary
-    fix_pass(FinishedHost(host, [(0, None, [failing])],  # type: ignore[list-item]
-                          lambda: transport, rerun, check_mode, "run-1", Redactor(),
-                          threading.Event(), None, lambda i: params))
     return fix_pass, history
 
 

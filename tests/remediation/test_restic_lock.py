@@ -9,21 +9,18 @@ import os
 import shutil
 import signal
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.remediation.realcheck import fix_after_real_check
 from tests.waiting import wait_for
-from upkeeper.engine.hostrun import FinishedHost
-from upkeeper.engine.secrets import Redactor
-from upkeeper.models import Host, Result, Status
+from upkeeper.models import Host, Status
 from upkeeper.remediation.audit import AuditLog
-from upkeeper.remediation.spec import Binding, FixSpec
+from upkeeper.remediation.engine import FixPass
 from upkeeper.store.history import History
-from upkeeper.testing import run_check
 from upkeeper.transport.local import LocalTransport
 from upkeeper_backup.lockfix import ResticUnlock
 from upkeeper_backup.restic import ResticCheck, ResticParams
@@ -112,29 +109,15 @@ def three_locks(repo: Repo) -> tuple[str, str, str]:
 
 
 def _pass(tmp_path: Path, repo: Repo, check_mode: bool = False,
-          check: dict[str, Any] | None = None):
-    from upkeeper.remediation.engine import FixPass
-
-    history = History(tmp_path / "h.sqlite3")
-    spec = FixSpec.model_validate({"fix": ResticUnlock.name, "tier": "auto"})
-    fix_pass = FixPass(history, [Binding(0, spec, ResticUnlock,
-                                         ResticUnlock.Params.model_validate({}))],
-                       actor="test")
-    host = Host("localhost", vars={"ansible_connection": "local", "client": "acme"})
-    transport = LocalTransport(host)
-    params = repo.params(**(check or {}))
-
-    def rerun(index: int) -> list[Result]:
-        out = run_check(ResticCheck, params, host=host, transport=transport)
-        for r in out:
-            r.host, r.check, r.name = host.name, ResticCheck.name, ResticCheck.name
-        return out
-
-    [failing] = rerun(0)  # the real check, failing on the locks (restic check locks)
+          check: dict[str, Any] | None = None) -> tuple[FixPass, History]:
+    transport = LocalTransport(Host("localhost", vars={"ansible_connection": "local",
+                                                       "client": "acme"}))
+    fix_pass, history, failing = fix_after_real_check(
+        tmp_path / "h.sqlite3", {"fix": ResticUnlock.name, "tier": "auto"}, ResticUnlock,
+        ResticUnlock.Params.model_validate({}), ResticCheck, repo.params(**(check or {})),
+        transport, check_mode=check_mode)
+    # the real check, failing on the locks (restic check locks)
     assert failing.status is Status.WARN and "repository is locked" in failing.summary
-    fix_pass(FinishedHost(host, [(0, None, [failing])],  # type: ignore[list-item]
-                          lambda: transport, rerun, check_mode, "run-1", Redactor(),
-                          threading.Event(), None, lambda i: params))
     return fix_pass, history
 
 

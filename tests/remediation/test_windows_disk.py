@@ -7,20 +7,15 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from tests.remediation.realcheck import fix_after_real_check
 from upkeeper import Host
-from upkeeper.engine.hostrun import FinishedHost
-from upkeeper.engine.secrets import Redactor
-from upkeeper.models import Result, Status
+from upkeeper.models import Status
 from upkeeper.remediation.engine import FixPass
-from upkeeper.remediation.spec import Binding, FixSpec
-from upkeeper.store.history import History
-from upkeeper.testing import run_check
 from upkeeper_disk.cleanup import DiskCleanup
 from upkeeper_disk.usage import DiskUsage
 from upkeeper_disk.wincleanup import parse_analyze
@@ -87,24 +82,12 @@ def test_parse_analyze():
 
 
 def _pass(tmp_path, transport, check_mode=False) -> FixPass:
-    spec = FixSpec.model_validate({"fix": DiskCleanup.name, "tier": "auto"})
-    params = DiskCleanup.Params.model_validate({"windows_temp": True,
-                                                "component_store": True})
-    fix_pass = FixPass(History(tmp_path / "h.sqlite3"),
-                       [Binding(0, spec, DiskCleanup, params)], actor="test")
-    usage = {"forecast": False, "mounts": {"C:": {"warn_pct": 90, "crit_pct": 93}}}
-
-    def rerun(index: int) -> list[Result]:
-        out = run_check(DiskUsage, usage, host=transport.host, transport=transport)
-        for r in out:
-            r.host, r.check, r.name = transport.host.name, DiskUsage.name, DiskUsage.name
-        return out
-
-    [failing] = rerun(0)
+    fix_pass, _history, failing = fix_after_real_check(
+        tmp_path / "h.sqlite3", {"fix": DiskCleanup.name, "tier": "auto"}, DiskCleanup,
+        DiskCleanup.Params.model_validate({"windows_temp": True, "component_store": True}),
+        DiskUsage, {"forecast": False, "mounts": {"C:": {"warn_pct": 90, "crit_pct": 93}}},
+        transport, check_mode=check_mode, fix_sees_check_params=False)
     assert failing.status is Status.CRIT, failing.summary
-    fix_pass(FinishedHost(transport.host, [(0, None, [failing])],  # type: ignore[list-item]
-                          lambda: transport, rerun, check_mode, "run-1", Redactor(),
-                          threading.Event(), None, lambda i: None))
     return fix_pass
 
 

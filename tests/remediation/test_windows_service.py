@@ -4,21 +4,17 @@ endpoint (a stand-in service manager answers Get-Service and Start-Service)."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from tests.remediation.realcheck import fix_after_real_check
 from upkeeper import Host
-from upkeeper.engine.hostrun import FinishedHost
-from upkeeper.engine.secrets import Redactor
-from upkeeper.models import Result, Status
+from upkeeper.models import Status
 from upkeeper.remediation.audit import AuditLog
 from upkeeper.remediation.engine import FixPass
-from upkeeper.remediation.spec import Binding, FixSpec
 from upkeeper.store.history import History
-from upkeeper.testing import run_check
 from upkeeper_system.service import ServiceCheck, ServiceParams, ServiceRestart
 from upkeeper_winrm import WinRMTransport
 from upkeeper_winrm.testserver import Execution, WSManServer
@@ -53,24 +49,12 @@ def win() -> Iterator[tuple[ServiceManager, WinRMTransport]]:
 
 
 def _pass(tmp_path, transport, *, check_mode: bool = False) -> tuple[FixPass, History]:
-    history = History(tmp_path / "h.sqlite3")
-    spec = FixSpec.model_validate({"fix": ServiceRestart.name, "safe_anytime": True})
-    fix_pass = FixPass(history, [Binding(0, spec, ServiceRestart,
-                                         ServiceRestart.Params.model_validate({}))],
-                       actor="test")
-    params = ServiceParams(service="Spooler")
-
-    def rerun(index: int) -> list[Result]:
-        out = run_check(ServiceCheck, params, host=transport.host, transport=transport)
-        for r in out:
-            r.host, r.check, r.name = transport.host.name, ServiceCheck.name, "spooler"
-        return out
-
-    [failing] = rerun(0)
+    fix_pass, history, failing = fix_after_real_check(
+        tmp_path / "h.sqlite3", {"fix": ServiceRestart.name, "safe_anytime": True},
+        ServiceRestart, ServiceRestart.Params.model_validate({}), ServiceCheck,
+        ServiceParams(service="Spooler"), transport, check_mode=check_mode,
+        result_name="spooler")
     assert failing.status is Status.CRIT and failing.summary == "Spooler is stopped"
-    fix_pass(FinishedHost(transport.host, [(0, None, [failing])],  # type: ignore[list-item]
-                          lambda: transport, rerun, check_mode, "run-1", Redactor(),
-                          threading.Event(), None, lambda i: params))
     return fix_pass, history
 
 
