@@ -173,9 +173,8 @@ def get_plugin_manager(
     _register(pm, core, CorePlugin())
     infos.append(core)
     if load_entrypoints:
-        dists: dict[str, tuple[str, str]] = {}
         for ep in sorted(entrypoints.entry_points(ENTRY_POINT_GROUP), key=lambda e: e.name):
-            infos.append(_load_entry_point(pm, ep, blocked, dists))
+            infos.append(_load_entry_point(pm, ep, blocked))
     for name, obj in extra_plugins:
         info = PluginInfo(name=name, module=getattr(obj, "__name__", type(obj).__name__))
         if name in blocked:
@@ -190,10 +189,8 @@ def get_plugin_manager(
 
 
 def _load_entry_point(pm: pluggy.PluginManager, ep: entrypoints.EntryPoint,
-                      blocked: set[str], dists: dict[str, tuple[str, str]]) -> PluginInfo:
-    if ep.path not in dists:  # once per distribution, not per entry point
-        dists[ep.path] = entrypoints.distribution(ep)
-    dist_name, version = dists[ep.path]
+                      blocked: set[str]) -> PluginInfo:
+    dist_name, version = entrypoints.distribution(ep)  # METADATA's headers only
     info = PluginInfo(
         name=ep.name,
         module=ep.value,

@@ -75,3 +75,21 @@ def test_a_zip_on_the_path_is_left_to_importlib_metadata(tmp_path, monkeypatch):
     found = {e.name: e for e in entrypoints.entry_points("upkeeper")}
     assert "zipped" in found and "system" in found
     assert entrypoints.distribution(found["zipped"]) == ("zipped", "9")
+
+
+def test_plugins_name_each_distribution_when_importlib_metadata_answers(tmp_path,
+                                                                        monkeypatch):
+    """With an egg on the path (importlib.metadata's lookup), each plugin still reports
+    its own distribution and version, not the first one seen."""
+    from upkeeper.plugins import get_plugin_manager
+
+    egg = tmp_path / "zipped.egg"
+    with zipfile.ZipFile(egg, "w") as zf:
+        zf.writestr("EGG-INFO/entry_points.txt", "[upkeeper]\nzipped = zipped_mod\n")
+        zf.writestr("EGG-INFO/PKG-INFO", "Metadata-Version: 1.0\nName: zipped\nVersion: 9\n")
+        zf.writestr("zipped_mod.py", "")
+    monkeypatch.syspath_prepend(str(egg))
+    infos = {i.name: i for i in get_plugin_manager().plugins}
+    assert (infos["zipped"].distribution, infos["zipped"].version) == ("zipped", "9")
+    assert (infos["system"].distribution, infos["system"].version) == (
+        md.metadata("upkeeper")["Name"], md.version("upkeeper"))
