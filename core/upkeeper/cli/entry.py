@@ -1,13 +1,15 @@
 """The ``upkeeper`` command (console script and ``python -m upkeeper``).
 
 Kept apart from :mod:`upkeeper.cli.main` so that the process's start-up policy is in place
-before any of the command line's imports run:
+before any of the command line's imports run: the cycle collector runs rarely until the
+first run starts (:mod:`upkeeper.gcpolicy`).
 
-- the cycle collector runs rarely until the first run starts (:mod:`upkeeper.gcpolicy`);
-- pydantic plugins are off unless the user set ``PYDANTIC_DISABLE_PLUGINS`` (pydantic
-  otherwise reads the entry points of every installed distribution on the first model it
-  builds), and then pydantic's plugin loader is not even imported: it imports
-  ``importlib.metadata`` (the ``email`` package, ``zipfile`` ...) for nothing.
+It also holds the command line's pydantic policy (:func:`pydantic_plugins_off`, called by
+the group for the real command line): pydantic plugins are off unless the user set
+``PYDANTIC_DISABLE_PLUGINS`` (pydantic otherwise reads the entry points of every
+installed distribution on the first model it builds), and then pydantic's plugin loader
+is not even imported: it imports ``importlib.metadata`` (the ``email`` package,
+``zipfile`` ...) for nothing.
 """
 
 from __future__ import annotations
@@ -53,7 +55,11 @@ class _PydanticPluginsOff(types.ModuleType):
             return importlib.import_module(_PYDANTIC_LOADER)
 
 
-def _pydantic_plugins_off() -> None:
+def pydantic_plugins_off() -> None:
+    """Unless the user chose (README "Speed"): no pydantic plugins, and no plugin loader.
+
+    Called by the command line's group for the real command line (not for a caller
+    embedding the group), before pydantic builds its first model."""
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     if (os.environ["PYDANTIC_DISABLE_PLUGINS"] in _PLUGINS_OFF
             and _PYDANTIC_LOADER not in sys.modules):
@@ -62,7 +68,6 @@ def _pydantic_plugins_off() -> None:
 
 def main(*args: Any, **kwargs: Any) -> Any:
     gcpolicy.startup()
-    _pydantic_plugins_off()
     from upkeeper.cli.main import main as group
 
     return group(*args, **kwargs)

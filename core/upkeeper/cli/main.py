@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -22,6 +21,7 @@ from upkeeper.cli.common import (
     select_or_fail,
     validate_extras,
 )
+from upkeeper.cli.entry import pydantic_plugins_off
 from upkeeper.cli.output import RunDisplay, print_run, to_json
 from upkeeper.cli.state import with_state_dir
 from upkeeper.store.history import STATE_DIR_ENV
@@ -126,9 +126,7 @@ class LazyGroup(click.Group):
 
     def main(self, args: Sequence[str] | None = None, *rest: Any, **kw: Any) -> Any:
         if args is None:  # the real command line, not a caller embedding the group
-            # pydantic otherwise reads the entry points of every installed distribution
-            # on the first model it builds, looking for pydantic plugins (README "Speed").
-            os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+            pydantic_plugins_off()
         self._raw_args = list(sys.argv[1:] if args is None else args)
         return super().main(self._raw_args, *rest, **kw)
 
