@@ -67,7 +67,8 @@ def entry_points(group: str, path: Iterable[str] | None = None) -> list[EntryPoi
                 continue
             seen.add(dist)
             try:
-                with open(os.path.join(meta, "entry_points.txt"), encoding="utf-8") as fh:
+                with open(os.path.join(meta, "entry_points.txt"), encoding="utf-8",
+                          errors="replace") as fh:  # a broken file must not stop the rest
                     text = fh.read()
             except OSError:
                 continue
@@ -83,7 +84,8 @@ def distribution(ep: EntryPoint) -> tuple[str, str]:
     headers: dict[str, str] = {}
     for fname in ("METADATA", "PKG-INFO"):
         try:
-            with open(os.path.join(ep.path, fname), encoding="utf-8") as fh:
+            with open(os.path.join(ep.path, fname), encoding="utf-8",
+                      errors="replace") as fh:
                 for line in fh:
                     if not line.strip():
                         break

@@ -93,3 +93,16 @@ def test_plugins_name_each_distribution_when_importlib_metadata_answers(tmp_path
     assert (infos["zipped"].distribution, infos["zipped"].version) == ("zipped", "9")
     assert (infos["system"].distribution, infos["system"].version) == (
         md.metadata("upkeeper")["Name"], md.version("upkeeper"))
+
+
+def test_a_distribution_with_undecodable_metadata_does_not_stop_the_lookup(tmp_path):
+    site = tmp_path / "site"
+    bad = _dist(site, "broken-1.0.dist-info", "")
+    (bad / "entry_points.txt").write_bytes(b"[upkeeper]\nbroken = broken_mod\n\xff\xfe = x\n")
+    (bad / "METADATA").write_bytes(b"Metadata-Version: 2.1\nName: broken\xff\nVersion: 1.0\n")
+    _dist(site, "good-2.0.dist-info", "[upkeeper]\ngood = good_mod\n",
+          "Metadata-Version: 2.1\nName: good\nVersion: 2.0\n")
+    found = {e.name: e for e in entrypoints.entry_points("upkeeper", [str(site)])}
+    assert found["broken"].value == "broken_mod" and found["good"].value == "good_mod"
+    assert entrypoints.distribution(found["broken"])[1] == "1.0"
+    assert entrypoints.distribution(found["good"]) == ("good", "2.0")
