@@ -21,8 +21,8 @@ from upkeeper.cli.common import (
     select_or_fail,
     validate_extras,
 )
-from upkeeper.cli.entry import pydantic_plugins_off
 from upkeeper.cli.output import RunDisplay, print_run, to_json
+from upkeeper.cli.pydantic_policy import pydantic_plugins_off
 from upkeeper.cli.state import with_state_dir
 from upkeeper.store.history import STATE_DIR_ENV
 
